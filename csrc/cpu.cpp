@@ -1,0 +1,102 @@
+// Run-time CPU feature detection and the forced-path switch. See cpu.h.
+#include "cpu.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace nnlite {
+
+static bool cpu_has(Simd s) {
+    if (s == Simd::Scalar) return true;
+#if NNLITE_X86 && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (s == Simd::AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (s == Simd::AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("fma");
+#endif
+    return false;
+}
+
+bool simd_supported(Simd s) { return cpu_has(s); }
+
+Simd best_simd() {
+    static const Simd best = cpu_has(Simd::AVX512) ? Simd::AVX512
+                           : cpu_has(Simd::AVX2)   ? Simd::AVX2
+                                                   : Simd::Scalar;
+    return best;
+}
+
+const char* simd_name(Simd s) {
+    switch (s) {
+        case Simd::AVX512: return "avx512";
+        case Simd::AVX2: return "avx2";
+        default: return "scalar";
+    }
+}
+
+Simd simd_from_name(const std::string& name) {
+    if (name == "scalar" || name == "portable") return Simd::Scalar;
+    if (name == "avx2") return Simd::AVX2;
+    if (name == "avx512") return Simd::AVX512;
+    throw std::invalid_argument("unknown SIMD path '" + name + "': expected scalar, avx2 or avx512");
+}
+
+static std::atomic<int> g_forced{-1};
+
+static Simd initial_path() {
+    const char* env = std::getenv("NNLITE_SIMD");
+    if (env && *env) {
+        try {
+            Simd s = simd_from_name(env);
+            if (cpu_has(s)) return s;
+        } catch (const std::invalid_argument&) {
+        }
+        // An unusable request falls back to the best path; Python warns about it.
+    }
+    return best_simd();
+}
+
+Simd simd_path() {
+    int f = g_forced.load(std::memory_order_relaxed);
+    if (f >= 0) return static_cast<Simd>(f);
+    static const Simd init = initial_path();
+    return init;
+}
+
+void set_simd_path(Simd s) {
+    if (!cpu_has(s))
+        throw std::invalid_argument(std::string("SIMD path '") + simd_name(s) +
+                                    "' is not supported by this CPU");
+    g_forced.store(static_cast<int>(s), std::memory_order_relaxed);
+}
+
+bool has_openmp() {
+#ifdef NNLITE_OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+int num_threads() {
+#ifdef NNLITE_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void set_num_threads(int n) {
+    if (n < 1) throw std::invalid_argument("number of threads must be >= 1");
+#ifdef NNLITE_OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+}  // namespace nnlite

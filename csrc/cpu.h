@@ -1,0 +1,61 @@
+// Run-time CPU features shared by every kernel family.
+//
+//   simd_path()      the SIMD path kernels use: the best this CPU has, unless forced by
+//                    NNLITE_SIMD=scalar|avx2|avx512 or set_simd_path() (tests force each path)
+//   FtzScope         flush subnormals to zero (FTZ) and treat subnormal inputs as zero (DAZ)
+//                    for the life of the scope, on the calling thread. Put one at the top of
+//                    every kernel *and* inside every OpenMP parallel region: MXCSR is per thread.
+//                    Why: Adam's second moments decay into subnormals and x87/SSE microcode
+//                    assists make plain float32 code several times slower on them.
+//   num_threads()    OpenMP threads a kernel may use (1 without OpenMP)
+#pragma once
+#include <cstdint>
+#include <string>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#define NNLITE_X86 1
+#include <immintrin.h>
+#else
+#define NNLITE_X86 0
+#endif
+
+#ifdef NNLITE_OPENMP
+#include <omp.h>
+#endif
+
+namespace nnlite {
+
+enum class Simd : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
+
+Simd simd_path();                       // current path (detected, or forced)
+Simd best_simd();                       // best path this CPU supports
+bool simd_supported(Simd s);
+void set_simd_path(Simd s);             // throws std::invalid_argument if unsupported
+const char* simd_name(Simd s);
+Simd simd_from_name(const std::string& name);  // throws std::invalid_argument on unknown names
+
+int num_threads();
+void set_num_threads(int n);
+bool has_openmp();
+
+struct FtzScope {
+#if NNLITE_X86
+    unsigned int saved;
+    FtzScope() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }  // FTZ (bit 15) | DAZ (bit 6)
+    ~FtzScope() { _mm_setcsr(saved); }
+#elif defined(__aarch64__)
+    uint64_t saved;
+    FtzScope() {
+        __asm__ __volatile__("mrs %0, fpcr" : "=r"(saved));
+        uint64_t v = saved | (1ull << 24);                            // FZ bit
+        __asm__ __volatile__("msr fpcr, %0" : : "r"(v));
+    }
+    ~FtzScope() { __asm__ __volatile__("msr fpcr, %0" : : "r"(saved)); }
+#else
+    FtzScope() {}
+#endif
+    FtzScope(const FtzScope&) = delete;
+    FtzScope& operator=(const FtzScope&) = delete;
+};
+
+}  // namespace nnlite

@@ -1,0 +1,39 @@
+"""``nl.show_config()`` / ``python -m nnlite``: what this build of nnlite can do."""
+import platform
+import sys
+
+import numpy as np
+
+
+def config():
+    """A dict describing the build: version, kernels compiled, SIMD path, threads."""
+    from . import __version__, ops
+    return {
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "backend": ops.BACKEND,
+        "simd_path": ops.simd_path(),
+        "simd_paths": ops.simd_paths(),
+        "openmp": ops.has_openmp(),
+        "threads": ops.num_threads(),
+        "kernels": ops.compiled_kernels(),
+    }
+
+
+def show_config(file=None):
+    """Print the version, which kernels are compiled, the chosen ISA path and thread count."""
+    c = config()
+    out = file or sys.stdout
+    p = lambda *a: print(*a, file=out)  # noqa: E731
+    p(f"nnlite {c['version']}  (python {c['python']}, numpy {c['numpy']}, {c['machine']})")
+    p(f"  backend    : {c['backend']}  (NNLITE_BACKEND=numpy runs everything on the numpy twins)")
+    p(f"  SIMD path  : {c['simd_path']}  (this CPU can run: {', '.join(c['simd_paths']) or '-'};"
+      f" NNLITE_SIMD forces one)")
+    p(f"  OpenMP     : {'yes' if c['openmp'] else 'no'}, {c['threads']} thread(s)"
+      f"  (OMP_NUM_THREADS or nl.ops.set_num_threads)")
+    p("  kernels    :")
+    for op, status in c["kernels"].items():
+        mark = "✓" if status == "compiled" else "✗"
+        p(f"    {mark} {op:<22} {status}")

@@ -1,0 +1,97 @@
+"""The Layer base class: the contract every layer keeps.
+
+A layer is a small object with
+
+* ``forward(x, training=True)`` → y, caching exactly what ``backward`` needs;
+* ``backward(grad_out)`` → the gradient of the loss w.r.t. ``x``. It *adds* parameter
+  gradients into ``self.grads`` (so a layer used twice, or gradients accumulated over
+  micro-batches, sum correctly; ``zero_grad()`` resets them) and never writes into
+  ``grad_out`` (it may be shared, e.g. by a residual connection);
+* ``params`` and ``grads``: dicts with the same keys, arrays of the same shapes, side by side;
+* ``get_config()``: the constructor arguments as JSON-able values, so a model can be saved
+  as architecture JSON + weights and rebuilt by ``Layer.from_config``.
+
+Layers register themselves by class name (``Layer.registry``) for loading saved models.
+"""
+import numpy as np
+
+
+def shape_str(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+class Layer:
+    """Base class of all layers. Subclasses override ``forward``/``backward`` and, when they
+    have constructor arguments, ``get_config``; layers that change the shape override
+    ``output_shape``."""
+
+    registry = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Layer.registry[cls.__name__] = cls
+
+    def __init__(self, name=None):
+        self.params = {}
+        self.grads = {}
+        self.training = True
+        self.name = name
+        # False when nothing upstream needs d(loss)/d(input): Sequential sets it on its first
+        # trainable layer so e.g. the 784-wide input gradient of an MNIST MLP is never computed.
+        self.needs_input_grad = True
+
+    # -- the contract -------------------------------------------------------------------
+    def forward(self, x, training=True):
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, grad_out):
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def __call__(self, x, training=True):
+        return self.forward(x, training=training)
+
+    def output_shape(self, input_shape):
+        """Output shape for an input shape (batch dim included, may be None)."""
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {"name": self.name} if self.name else {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # -- conveniences ----------------------------------------------------------------------
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    def train(self):
+        self.training = True
+        return self
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def num_params(self):
+        return int(sum(p.size for p in self.params.values()))
+
+    @property
+    def dtype(self):
+        for p in self.params.values():
+            return p.dtype
+        return None
+
+    def astype(self, dtype):
+        """Cast parameters (and zero their gradients) to ``dtype``, e.g. float64 for grad checks."""
+        for k in list(self.params):
+            self.params[k] = np.ascontiguousarray(self.params[k], dtype=dtype)
+            self.grads[k] = np.zeros_like(self.params[k])
+        return self
+
+    def __repr__(self):
+        cfg = self.get_config()
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,246 @@
+"""Plain-numpy twins of every compiled kernel in :mod:`nnlite.ops`.
+
+Same names, same signatures, same errors. They define what each kernel computes; the
+tests compare the compiled versions against them, and ``NNLITE_BACKEND=numpy`` runs the
+whole library on them. Each twin is written for clarity, not speed.
+"""
+import numpy as np
+
+from . import _checks as C
+
+SQRT_2_OVER_PI = 0.7978845608028654
+GELU_C = 0.044715
+
+# ----------------------------------------------------------------------------- GEMM
+
+
+def _gemm(op, a, b, trans_a, trans_b, out, accumulate):
+    a = C.as_float_array(op, "a", a)
+    b = C.as_float_array(op, "b", b)
+    dtype = C.same_dtype(op, a=a, b=b)
+    m, n, _ = C.gemm_shapes(op, a, b, trans_a, trans_b)
+    C.check_out(op, out, (m, n), dtype)
+    if accumulate and out is None:
+        raise ValueError(f"{op}: accumulate=True needs an out array to add into")
+    r = (a.T if trans_a else a) @ (b.T if trans_b else b)
+    if out is None:
+        return r.astype(dtype, copy=False)
+    if accumulate:
+        out += r
+    else:
+        out[...] = r
+    return out
+
+
+def gemm(a, b, out=None, accumulate=False):
+    """C = A·B for A (M, K), B (K, N). With ``out``: written there (``accumulate``: out += A·B)."""
+    return _gemm("gemm", a, b, False, False, out, accumulate)
+
+
+def gemm_nt(a, b, out=None, accumulate=False):
+    """C = A·Bᵀ for A (M, K), B (N, K): the input gradient of a Linear layer, dX = dY·Wᵀ."""
+    return _gemm("gemm_nt", a, b, False, True, out, accumulate)
+
+
+def gemm_tn(a, b, out=None, accumulate=False):
+    """C = Aᵀ·B for A (K, M), B (K, N): the weight gradient of a Linear layer, dW = Xᵀ·dY."""
+    return _gemm("gemm_tn", a, b, True, False, out, accumulate)
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def _act(x, act, alpha):
+    if act == "none":
+        return x.copy()
+    if act == "relu":
+        return np.maximum(x, 0)
+    if act == "leaky_relu":
+        return np.where(x > 0, x, x * x.dtype.type(alpha))
+    if act == "tanh":
+        return np.tanh(x)
+    if act == "sigmoid":
+        # split by sign so exp never overflows
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    if act == "gelu":  # tanh approximation (GPT-2, nanoGPT)
+        u = SQRT_2_OVER_PI * (x + GELU_C * x ** 3)
+        return (0.5 * x * (1 + np.tanh(u))).astype(x.dtype, copy=False)
+    raise AssertionError(act)
+
+
+def bias_act(x, b, act="none", alpha=0.01, out=None):
+    """y = act(x + b) for x (..., F) and b (F,). ``act`` in none|relu|leaky_relu|tanh|sigmoid|gelu."""
+    op = "bias_act"
+    x = C.as_float_array(op, "x", x)
+    b = C.as_float_array(op, "b", b)
+    C.same_dtype(op, x=x, b=b)
+    C.check_act(op, act)
+    if b.ndim != 1 or x.ndim < 1 or x.shape[-1] != b.shape[0]:
+        raise ValueError(f"{op}: b must have shape ({x.shape[-1] if x.ndim else '?'},) to match "
+                         f"x {x.shape}, got {b.shape}")
+    C.check_out(op, out, x.shape, x.dtype)
+    y = _act(x + b, act, alpha)
+    if out is None:
+        return y
+    out[...] = y
+    return out
+
+
+def act_forward(x, act, alpha=0.01):
+    """y = act(x), elementwise."""
+    x = C.as_float_array("act_forward", "x", x)
+    C.check_act("act_forward", act)
+    return _act(x, act, alpha)
+
+
+def act_backward(grad, x, y, act, alpha=0.01):
+    """dx = grad · act'(x), using whichever of the forward input x and output y is cheaper.
+
+    relu: x > 0 · leaky_relu: x > 0 ? 1 : alpha · tanh: 1 - y² · sigmoid: y(1 - y) ·
+    gelu: 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) √(2/π)(1 + 3c x²), u = √(2/π)(x + c x³)
+    """
+    op = "act_backward"
+    C.check_act(op, act)
+    grad = C.as_float_array(op, "grad", grad)
+    x = C.as_float_array(op, "x", x)
+    y = C.as_float_array(op, "y", y)
+    C.same_dtype(op, grad=grad, x=x, y=y)
+    if not (grad.shape == x.shape == y.shape):
+        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and y {y.shape} must have one shape")
+    t = x.dtype.type
+    if act == "none":
+        return grad.copy()
+    if act == "relu":
+        return grad * (x > 0)
+    if act == "leaky_relu":
+        return grad * np.where(x > 0, t(1), t(alpha))
+    if act == "tanh":
+        return grad * (1 - y * y)
+    if act == "sigmoid":
+        return grad * y * (1 - y)
+    if act == "gelu":
+        th = np.tanh(SQRT_2_OVER_PI * (x + GELU_C * x ** 3))
+        d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x)
+        return (grad * d).astype(x.dtype, copy=False)
+    raise AssertionError(act)
+
+
+# ----------------------------------------------------------------------------- softmax
+
+
+def softmax(x):
+    """Row-wise softmax over the last axis: y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)."""
+    x = C.as_float_array("softmax", "x", x)
+    if x.ndim < 1:
+        raise ValueError(f"softmax: x must have at least 1 dimension, got shape {x.shape}")
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(grad, y):
+    """dx = y ⊙ (g - Σ_j g_j y_j), row-wise over the last axis."""
+    grad = C.as_float_array("softmax_backward", "grad", grad)
+    y = C.as_float_array("softmax_backward", "y", y)
+    C.same_dtype("softmax_backward", grad=grad, y=y)
+    if grad.shape != y.shape:
+        raise ValueError(f"softmax_backward: grad {grad.shape} and y {y.shape} must have one shape")
+    return y * (grad - (grad * y).sum(axis=-1, keepdims=True))
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
+
+    loss = -(1/N) Σ_n log softmax(z_n)[t_n],   dz = (softmax(z) - onehot(t)) / N
+
+    Parameters
+    ----------
+    logits : ndarray of shape (N, C), float32 or float64
+    labels : integer ndarray of shape (N,), values in [0, C)
+
+    Returns
+    -------
+    loss : float
+    dlogits : ndarray of shape (N, C), same dtype as logits
+    """
+    op = "softmax_cross_entropy"
+    z = C.as_float_array(op, "logits", logits)
+    C.check_ndim(op, "logits", z, 2)
+    n, c = z.shape
+    t = C.check_labels(op, labels, n, c)
+    if n == 0:
+        raise ValueError(f"{op}: logits has no rows, shape {z.shape}")
+    zmax = z.max(axis=1, keepdims=True)
+    e = np.exp(z - zmax)
+    s = e.sum(axis=1, keepdims=True)
+    logp = (z - zmax) - np.log(s)
+    loss = float(-logp[np.arange(n), t].astype(np.float64).sum() / n)
+    d = e / s
+    d[np.arange(n), t] -= 1
+    d /= n
+    return loss, d.astype(z.dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------- optimizer steps
+# All update ``param`` (and the state arrays) in place and return None. Same formulas as
+# PyTorch's torch.optim, so results can be compared step for step.
+
+
+def _opt_arrays(op, **arrays):
+    for k, v in arrays.items():
+        if not isinstance(v, np.ndarray) or v.dtype not in C.FLOAT_DTYPES:
+            raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got "
+                            f"{getattr(v, 'dtype', type(v).__name__)}")
+    shapes = {k: v.shape for k, v in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"{op}: arrays must have one shape, got {shapes}")
+    C.same_dtype(op, **arrays)
+
+
+def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False,
+               weight_decay=0.0):
+    """g ← g + λp;  v ← μv + g;  p ← p - lr·(nesterov ? g + μv : v)   (plain SGD when μ = 0)."""
+    arrays = dict(param=param, grad=grad)
+    if momentum:
+        if velocity is None:
+            raise ValueError("sgd_update: momentum needs a velocity array")
+        arrays["velocity"] = velocity
+    _opt_arrays("sgd_update", **arrays)
+    g = grad + weight_decay * param if weight_decay else grad
+    if momentum:
+        velocity *= momentum
+        velocity += g
+        g = g + momentum * velocity if nesterov else velocity
+    param -= (lr * g).astype(param.dtype, copy=False)
+
+
+def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.0, step=1, decoupled=False):
+    """Adam (decoupled=False, L2 added to g) or AdamW (decoupled=True, p ← p(1 - lr·λ)).
+
+    m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;  p ← p - lr · (m/(1-β₁ᵗ)) / (√(v/(1-β₂ᵗ)) + ε)
+    """
+    _opt_arrays("adam_update", param=param, grad=grad, m=m, v=v)
+    if step < 1:
+        raise ValueError(f"adam_update: step counts from 1, got {step}")
+    g = grad
+    if weight_decay and not decoupled:
+        g = grad + weight_decay * param
+    if weight_decay and decoupled:
+        param *= param.dtype.type(1 - lr * weight_decay)
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    bc1 = 1 - beta1 ** step
+    bc2 = 1 - beta2 ** step
+    param -= (lr * (m / bc1) / (np.sqrt(v / bc2) + eps)).astype(param.dtype, copy=False)
+
+
+def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    """g ← g + λp;  s ← αs + (1-α)g²;  p ← p - lr·g/(√s + ε)."""
+    _opt_arrays("rmsprop_update", param=param, grad=grad, sq=sq)
+    g = grad + weight_decay * param if weight_decay else grad
+    sq *= alpha
+    sq += (1 - alpha) * g * g
+    param -= (lr * g / (np.sqrt(sq) + eps)).astype(param.dtype, copy=False)
