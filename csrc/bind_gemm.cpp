@@ -1,5 +1,116 @@
+// Python bindings of the GEMM kernels: nnlite.ops._gemm. The public functions (argument
+// checks with the twins' errors) are in nnlite/ops/native_gemm.py; this layer only reads
+// shapes and strides, allocates `out` when needed, and releases the GIL around the compute.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
 #include "bind_common.h"
+#include "cpu.h"
+#include "gemm.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// [lo, hi) byte range an array's elements span, for the aliasing check.
+void byte_extent(const py::array& x, uintptr_t& lo, uintptr_t& hi) {
+    intptr_t l = 0, h = 0;
+    for (py::ssize_t d = 0; d < x.ndim(); d++) {
+        if (x.shape(d) == 0) {
+            lo = hi = 0;
+            return;
+        }
+        intptr_t span = (intptr_t)x.strides(d) * (intptr_t)(x.shape(d) - 1);
+        (span < 0 ? l : h) += span;
+    }
+    uintptr_t base = reinterpret_cast<uintptr_t>(x.data());
+    lo = base + l;
+    hi = base + h + x.itemsize();
+}
+
+bool overlaps(const py::array& x, const py::array& y) {
+    uintptr_t xl, xh, yl, yh;
+    byte_extent(x, xl, xh);
+    byte_extent(y, yl, yh);
+    return xl < xh && yl < yh && xl < yh && yl < xh;
+}
+
+// Strides in elements; a view whose byte strides are not whole elements (from a structured or
+// raw byte buffer) is copied first: the kernels address elements.
+template <typename T>
+py::array element_addressable(const py::array& x) {
+    for (py::ssize_t d = 0; d < x.ndim(); d++)
+        if (x.strides(d) % (py::ssize_t)sizeof(T) != 0)
+            return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(x);
+    return x;
+}
+
+template <typename T>
+py::array run(const std::string& op, py::array a, py::array b, bool ta, bool tb,
+              py::object out_obj, bool accumulate) {
+    a = element_addressable<T>(a);
+    b = element_addressable<T>(b);
+    const int64_t M = ta ? a.shape(1) : a.shape(0);
+    const int64_t K = ta ? a.shape(0) : a.shape(1);
+    const int64_t N = tb ? b.shape(0) : b.shape(1);
+    const int64_t es = sizeof(T);
+    const int64_t sa0 = a.strides(0) / es, sa1 = a.strides(1) / es;
+    const int64_t sb0 = b.strides(0) / es, sb1 = b.strides(1) / es;
+
+    py::array out;
+    if (out_obj.is_none()) {
+        out = py::array_t<T>({(py::ssize_t)M, (py::ssize_t)N});
+    } else {
+        out = py::reinterpret_borrow<py::array>(out_obj);
+        if (!out.writeable())
+            throw py::value_error(op + ": out is read-only");
+    }
+    // out sharing memory with an input (gemm(a, b, out=a)): compute into a fresh array first,
+    // as the numpy twin does, then copy/add it in.
+    py::array target = out;
+    bool via_tmp = !out_obj.is_none() &&
+                   (overlaps(out, a) || overlaps(out, b) || out.strides(1) % es != 0 ||
+                    out.strides(0) % es != 0);
+    if (via_tmp) target = py::array_t<T>({(py::ssize_t)M, (py::ssize_t)N});
+
+    const T* pa = static_cast<const T*>(a.data());
+    const T* pb = static_cast<const T*>(b.data());
+    T* pc = static_cast<T*>(target.mutable_data());
+    const int64_t rc = target.strides(0) / es, cc = target.strides(1) / es;
+    {
+        py::gil_scoped_release release;
+        nnlite::gemm_strided<T>(M, N, K, pa, ta ? sa1 : sa0, ta ? sa0 : sa1, pb, tb ? sb1 : sb0,
+                                tb ? sb0 : sb1, pc, rc, cc, accumulate && !via_tmp);
+    }
+    if (via_tmp) {
+        if (accumulate)
+            out.attr("__iadd__")(target);
+        else
+            out.attr("__setitem__")(py::ellipsis(), target);
+    }
+    return out;
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_gemm, m) {
-    m.doc() = "nnlite gemm kernels (placeholder)";
+    m.doc() = "nnlite GEMM kernels: C = op(A) @ op(B) (+ C), float32/float64, any strides";
     nnlite::bind_runtime(m);
+    // _gemm(op, a, b, trans_a, trans_b, out, accumulate): inputs already checked by
+    // native_gemm.py (2-D, same float dtype, matching inner size, out shape/dtype).
+    m.def(
+        "_gemm",
+        [](const std::string& op, py::array a, py::array b, bool ta, bool tb, py::object out,
+           bool accumulate) -> py::array {
+            if (a.dtype().equal(py::dtype::of<float>()))
+                return run<float>(op, a, b, ta, tb, out, accumulate);
+            if (a.dtype().equal(py::dtype::of<double>()))
+                return run<double>(op, a, b, ta, tb, out, accumulate);
+            throw py::type_error(op + ": a must be float32 or float64");
+        },
+        py::arg("op"), py::arg("a"), py::arg("b"), py::arg("trans_a"), py::arg("trans_b"),
+        py::arg("out"), py::arg("accumulate"));
 }

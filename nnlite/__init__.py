@@ -11,3 +11,4 @@ from . import layers, losses, optim, callbacks, data, datasets, io, models  # no
 from .layers import *  # noqa: E402,F401,F403
 from .config import show_config  # noqa: E402
 # -- top-level names added by each part (keep one line per part) --
+from .models import Sequential, load_model  # noqa: E402

@@ -1,2 +1,10 @@
 """Layers: each a small class with forward/backward and params/grads side by side."""
 from .base import Layer
+from .flatten import Flatten
+from .linear import Linear, FC
+from .activations import ReLU, LeakyReLU, Tanh, Sigmoid, GELU, Identity, Activation
+from .softmax import Softmax
+from .dropout import Dropout
+
+__all__ = ["Layer", "Flatten", "Linear", "FC", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU",
+           "Identity", "Activation", "Softmax", "Dropout"]

@@ -1,0 +1,194 @@
+"""MNIST and Fashion-MNIST loaders (see the package docstring for lookup order and checks)."""
+import os
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from . import _download
+from ._errors import DataFileError, DatasetNotFoundError
+from ._idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from ._paths import ENV_VAR, candidate_dirs, get_data_home
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str        # for messages
+    subdir: str      # folder name under $NNLITE_DATA and the cache
+    files: dict      # role -> (file name, md5, size in bytes); roles: train/test _images/_labels
+    mirrors: tuple   # base URLs, tried in order
+
+
+MNIST = _Spec(
+    name="MNIST",
+    subdir="mnist",
+    files={
+        "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9912422),
+        "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", 28881),
+        "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", 1648877),
+        "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", 4542),
+    },
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+)
+
+FASHION_MNIST = _Spec(
+    name="Fashion-MNIST",
+    subdir="fashion-mnist",
+    files={
+        "train_images": ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
+        "train_labels": ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe", 29515),
+        "test_images": ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", 4422102),
+        "test_labels": ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", 5148),
+    },
+    mirrors=(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    ),
+)
+
+SAMPLE_FILE = "mnist_sample.npz"
+SAMPLE_SIZE = 1000
+SAMPLE_WARNING = (
+    "MNIST files not found and not downloadable: using the bundled 1000/1000 sample (the first "
+    "1000 training and 1000 test images); expect ~85-90 % test accuracy rather than 98 %. "
+    f"To use the full set, set ${ENV_VAR} to a folder holding mnist/*.gz, pass data_dir=, or allow "
+    "the download.")
+
+
+def _load_split(folder, spec, split, verify=True):
+    files = spec.files
+    img_name, img_md5, _ = files[f"{split}_images"]
+    lab_name, lab_md5, _ = files[f"{split}_labels"]
+    img_path, lab_path = os.path.join(folder, img_name), os.path.join(folder, lab_name)
+    images = read_idx(img_path, IMAGES_MAGIC, img_md5 if verify else None)
+    labels = read_idx(lab_path, LABELS_MAGIC, lab_md5 if verify else None)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataFileError(f"{img_path}: images have shape {images.shape}, expected (N, 28, 28)")
+    if labels.ndim != 1:
+        raise DataFileError(f"{lab_path}: labels have shape {labels.shape}, expected (N,)")
+    if len(images) != len(labels):
+        raise DataFileError(f"{folder}: {len(images)} {split} images ({img_name}) but "
+                            f"{len(labels)} labels ({lab_name})")
+    if labels.size and labels.max() > 9:
+        raise DataFileError(f"{lab_path}: labels must be in 0..9, found {int(labels.max())}")
+    return images, labels.astype(np.int64)
+
+
+def _load_dir(folder, spec, verify=True):
+    """Load both splits from the four files in ``folder``; ``verify=False`` skips the MD5s
+    (for home-made test files only)."""
+    return (_load_split(folder, spec, "train", verify), _load_split(folder, spec, "test", verify))
+
+
+def _missing(folder, spec):
+    return [name for name, _, _ in spec.files.values()
+            if not os.path.isfile(os.path.join(folder, name))]
+
+
+def _find(spec, data_dir):
+    """The first folder holding all four files, and the list of places searched."""
+    searched = []
+    for folder, origin in candidate_dirs(spec.subdir, data_dir):
+        missing = _missing(folder, spec)
+        if not missing:
+            return str(folder), searched
+        n = len(spec.files) - len(missing)
+        note = "" if not n else f" (has {n} of {len(spec.files)} files)"
+        searched.append(f"{folder}  [{origin}]{note}")
+    return None, searched
+
+
+def _download_missing(spec, quiet=False):
+    """Fetch the missing files into the cache; returns (folder, failures)."""
+    folder = get_data_home() / spec.subdir
+    failures = []
+    for name, md5, size in spec.files.values():
+        dest = folder / name
+        if dest.is_file():
+            continue
+        errors = _download.fetch_from_mirrors(spec.mirrors, name, dest, md5, size, quiet=quiet)
+        if errors:
+            failures += errors
+            break  # a file no mirror has: the others would fail alike
+    return str(folder), failures
+
+
+def _load(spec, data_dir, download, allow_sample):
+    folder, searched = _find(spec, data_dir)
+    failures = []
+    if folder is None and download:
+        folder, failures = _download_missing(spec)
+        if failures:
+            folder = None
+    if folder is not None:
+        return _load_dir(folder, spec)
+
+    lines = [f"{spec.name} files not found. Looked for "
+             f"{', '.join(f for f, _, _ in spec.files.values())} in:"]
+    lines += [f"  {s}" for s in searched]
+    if not download:
+        lines.append("Download disabled (download=False).")
+    elif failures:
+        lines.append(f"Download into {get_data_home() / spec.subdir} failed:")
+        lines += [f"  {url}: {type(e).__name__}: {e}" for url, e in failures]
+    lines.append(f"Fix: set {ENV_VAR} to a folder holding {spec.subdir}/*.gz, pass "
+                 f"data_dir=<folder with the .gz files>, or allow the download (network access).")
+    message = "\n".join(lines)
+    if allow_sample:
+        warnings.warn(SAMPLE_WARNING + "\n" + message, UserWarning, stacklevel=3)
+        return load_mnist_sample()
+    raise DatasetNotFoundError(message)
+
+
+def load_mnist(data_dir=None, *, download=True, allow_sample=False):
+    """MNIST handwritten digits: ``(x_train, y_train), (x_test, y_test)``.
+
+    Images are uint8 arrays of shape (N, 28, 28) (0 = background, 255 = ink), labels int64 in
+    0..9; 60 000 training and 10 000 test images. ``data_dir``: a folder holding the four
+    original ``.gz`` files (directly or in ``mnist/``). Otherwise ``$NNLITE_DATA/mnist``, then
+    the user cache (``get_data_home()``), then a download into the cache (``download=True``).
+    If all fails: ``DatasetNotFoundError``, or with ``allow_sample=True`` a warning and the
+    bundled 1000 + 1000-image sample (``load_mnist_sample()``).
+    """
+    return _load(MNIST, data_dir, download, allow_sample)
+
+
+def load_fashion_mnist(data_dir=None, *, download=True):
+    """Fashion-MNIST (Zalando): like ``load_mnist`` -- uint8 (N, 28, 28) images, int64 labels
+    0..9 (T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle
+    boot), 60 000 + 10 000 -- looked for in ``data_dir`` (or its ``fashion-mnist/``),
+    ``$NNLITE_DATA/fashion-mnist``, the user cache, then downloaded. No sample is bundled.
+    """
+    return _load(FASHION_MNIST, data_dir, download, allow_sample=False)
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def load_mnist_sample():
+    """The bundled sample: the first 1000 training and the first 1000 test images of MNIST,
+    as ``(x_train, y_train), (x_test, y_test)`` (uint8 (1000, 28, 28), int64 labels)."""
+    try:
+        with resources.files(__package__).joinpath(SAMPLE_FILE).open("rb") as f:
+            with np.load(f) as z:
+                arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, KeyError, ValueError) as e:
+        raise DataFileError(f"the bundled MNIST sample ({SAMPLE_FILE}) is missing or "
+                            f"corrupt: {type(e).__name__}: {e}") from None
+    out = []
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or x.shape != (SAMPLE_SIZE, 28, 28):
+            raise DataFileError(f"bundled sample: x_{split} is {x.dtype} {x.shape}, "
+                                f"expected uint8 ({SAMPLE_SIZE}, 28, 28)")
+        if y.shape != (SAMPLE_SIZE,) or y.dtype.kind not in "iu" or y.min() < 0 or y.max() > 9:
+            raise DataFileError(f"bundled sample: y_{split} is {y.dtype} {y.shape}, expected "
+                                f"{SAMPLE_SIZE} integer labels in 0..9")
+        out.append((x, y.astype(np.int64)))
+    return tuple(out)

@@ -1,0 +1,69 @@
+"""Input checks shared by the layers: each error names the layer and the shapes involved."""
+import numpy as np
+
+from .base import shape_str
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def describe(layer):
+    """How errors name a layer: ``Linear(784 → 256)``, ``ReLU 'act1'``."""
+    d = getattr(layer, "_describe", None)
+    s = d() if d is not None else type(layer).__name__
+    return f"{s} '{layer.name}'" if getattr(layer, "name", None) else s
+
+
+def as_input(layer, x, dtype=None):
+    """``x`` as a float ndarray of ``dtype``.
+
+    Integer/bool inputs are cast; float inputs are cast to ``dtype`` when given (the layer's
+    parameter dtype decides, so float64 data entering a float32 layer becomes float32).
+    Parameter-free layers pass ``dtype=None``: they keep float32/float64 as they come.
+    """
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as e:   # ragged nested lists
+            raise TypeError(f"{describe(layer)}: expected a numeric array, got "
+                            f"{type(x).__name__} that numpy cannot turn into one") from e
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{describe(layer)}: expected a numeric array, got dtype {x.dtype} "
+                        f"with shape {shape_str(x.shape)}")
+    if dtype is None:
+        dtype = x.dtype if x.dtype in FLOATS else np.float32
+    return x.astype(dtype, copy=False)
+
+
+def check_min_ndim(layer, x, ndim, layout):
+    """At least ``ndim`` dimensions; ``layout`` describes them, e.g. ``"(batch, 784)"``."""
+    if x.ndim < ndim:
+        hint = " (a single sample? add a batch axis: x[None])" if x.ndim == ndim - 1 else ""
+        raise ValueError(f"{describe(layer)}: expected input of shape {layout} with at least "
+                         f"{ndim} dimensions, got shape {shape_str(x.shape)}{hint}")
+
+
+def check_last_dim(layer, x, n):
+    if x.shape[-1] != n:
+        raise ValueError(f"{describe(layer)}: expected input with last dimension {n}, "
+                         f"got shape {shape_str(x.shape)}")
+
+
+def check_forward_called(layer, cache):
+    if cache is None:
+        raise RuntimeError(f"{describe(layer)}: backward() called before forward(); run "
+                           f"forward(x) first, it caches what backward needs")
+
+
+def as_grad(layer, grad, shape, dtype):
+    """The upstream gradient, checked against the shape of the last forward output."""
+    grad = as_input(layer, grad, dtype)
+    if grad.shape != tuple(shape):
+        raise ValueError(f"{describe(layer)}: backward() got a gradient of shape "
+                         f"{shape_str(grad.shape)}, expected {shape_str(shape)} (the shape "
+                         f"of the last forward output)")
+    return grad
+
+
+def dtype_name(dtype):
+    """JSON-able name of a dtype, for get_config."""
+    return np.dtype(dtype).name

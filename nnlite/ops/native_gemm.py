@@ -1,0 +1,59 @@
+"""Compiled GEMM (csrc/gemm.cpp): ``gemm``, ``gemm_nt``, ``gemm_tn``, twins of the same names in
+:mod:`nnlite.ops.reference` (same signatures, same results up to rounding, same errors).
+
+The wrappers are kept thin because an MLP training step calls them with small matrices, where
+a few microseconds of Python overhead are a visible fraction of the work: the common case (two
+2-D float arrays of one dtype) is recognised with a handful of attribute reads and goes straight
+to C++; anything else takes the shared checks of :mod:`nnlite.ops._checks`, so errors match the
+numpy twin's word for word.
+"""
+import numpy as np
+
+from . import _checks as C
+from ._gemm import _gemm as _native
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_ndarray = np.ndarray
+
+
+def _slow(op, a, b, trans_a, trans_b, out, accumulate):
+    a = C.as_float_array(op, "a", a)
+    b = C.as_float_array(op, "b", b)
+    dtype = C.same_dtype(op, a=a, b=b)
+    m, n, _ = C.gemm_shapes(op, a, b, trans_a, trans_b)
+    C.check_out(op, out, (m, n), dtype)
+    if accumulate and out is None:
+        raise ValueError(f"{op}: accumulate=True needs an out array to add into")
+    return _native(op, a, b, trans_a, trans_b, out, accumulate)
+
+
+def _run(op, a, b, trans_a, trans_b, out, accumulate):
+    # Fast path: exactly the cases where every check in _slow() passes.
+    if type(a) is _ndarray and type(b) is _ndarray and a.ndim == 2 and b.ndim == 2:
+        dt = a.dtype
+        if (dt is b.dtype or dt == b.dtype) and (dt == _F32 or dt == _F64):
+            sa, sb = a.shape, b.shape
+            if sa[0 if trans_a else 1] == sb[1 if trans_b else 0]:
+                if out is None:
+                    if not accumulate:
+                        return _native(op, a, b, trans_a, trans_b, None, False)
+                elif type(out) is _ndarray and out.dtype == dt and \
+                        out.shape == (sa[1 if trans_a else 0], sb[0 if trans_b else 1]):
+                    return _native(op, a, b, trans_a, trans_b, out, bool(accumulate))
+    return _slow(op, a, b, trans_a, trans_b, out, accumulate)
+
+
+def gemm(a, b, out=None, accumulate=False):
+    """C = A·B for A (M, K), B (K, N). With ``out``: written there (``accumulate``: out += A·B)."""
+    return _run("gemm", a, b, False, False, out, accumulate)
+
+
+def gemm_nt(a, b, out=None, accumulate=False):
+    """C = A·Bᵀ for A (M, K), B (N, K): the input gradient of a Linear layer, dX = dY·Wᵀ."""
+    return _run("gemm_nt", a, b, False, True, out, accumulate)
+
+
+def gemm_tn(a, b, out=None, accumulate=False):
+    """C = Aᵀ·B for A (K, M), B (K, N): the weight gradient of a Linear layer, dW = Xᵀ·dY."""
+    return _run("gemm_tn", a, b, True, False, out, accumulate)

@@ -1,0 +1,264 @@
+r"""Optimizers: ``opt.step([(param, grad), ...])`` updates each param in place.
+
+Every update is one fused, in-place kernel call (``ops.sgd_update`` / ``adam_update`` /
+``rmsprop_update``), with the same formulas as ``torch.optim`` so runs can be compared.
+Per-parameter state (momentum, Adam moments) is a list ordered like the pairs passed to
+``step``, so it saves as plain arrays (``state_dict``) and loads back in the same order.
+"""
+import numpy as np
+
+from .. import ops
+from .clip import clip_grad_norm
+from . import schedules as _schedules
+
+
+class Optimizer:
+    """Base class.
+
+    Parameters
+    ----------
+    lr : float or callable
+        The learning rate, or a schedule ``lr(step) -> float`` (see :mod:`.schedules`),
+        called with the number of steps taken so far (0 on the first step).
+    clipnorm : float, optional
+        When set, gradients are clipped to this global norm before each step
+        (:func:`clip_grad_norm`); the norm before clipping is kept in ``last_grad_norm``.
+    """
+
+    registry = {}
+    state_keys = ()         # names of the per-parameter state arrays
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Optimizer.registry[cls.__name__] = cls
+
+    def __init__(self, lr, clipnorm=None):
+        if not callable(lr) and float(lr) < 0:
+            raise ValueError(f"{type(self).__name__}: lr must be >= 0, got {lr}")
+        if clipnorm is not None and clipnorm <= 0:
+            raise ValueError(f"{type(self).__name__}: clipnorm must be > 0, got {clipnorm}")
+        self.lr = lr
+        self.clipnorm = clipnorm
+        self.iterations = 0         # steps taken
+        self.state = []             # one dict of arrays per parameter, in step() order
+        self.last_grad_norm = None
+
+    def get_lr(self):
+        """The learning rate the next step will use."""
+        return float(self.lr(self.iterations)) if callable(self.lr) else float(self.lr)
+
+    def step(self, params_and_grads):
+        """Update every ``param`` in place from its ``grad``.
+
+        Parameters
+        ----------
+        params_and_grads : list of (ndarray, ndarray)
+            The same parameters, in the same order, at every call.
+        """
+        pairs = list(params_and_grads)
+        if self.clipnorm is not None:
+            self.last_grad_norm = clip_grad_norm([g for _, g in pairs], self.clipnorm)
+        if not self.state:
+            self.state = [{k: np.zeros_like(p) for k in self.state_keys} for p, _ in pairs]
+        elif len(self.state) != len(pairs):
+            raise ValueError(f"{type(self).__name__}: step() got {len(pairs)} parameters but "
+                             f"its state holds {len(self.state)}; one optimizer per model, "
+                             f"parameters always in the same order")
+        lr = self.get_lr()
+        for i, (p, g) in enumerate(pairs):
+            st = self.state[i]
+            for k, a in st.items():
+                if a.shape != p.shape or a.dtype != p.dtype:
+                    raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} "
+                                     f"({p.dtype}) but its state {k!r} has {a.shape} ({a.dtype})")
+            self._update(p, g, st, lr)
+        self.iterations += 1
+
+    def _update(self, p, g, state, lr):
+        raise NotImplementedError
+
+    # -- saving ----------------------------------------------------------------------------
+    def state_dict(self):
+        """A flat dict: ``"iterations"`` and ``"state.<i>.<key>"`` arrays (copies).
+
+        Flat so ``np.savez(path, **opt.state_dict())`` stores it as is.
+        """
+        d = {"iterations": int(self.iterations)}
+        for i, st in enumerate(self.state):
+            for k, a in st.items():
+                d[f"state.{i}.{k}"] = a.copy()
+        return d
+
+    def load_state_dict(self, d):
+        self.iterations = int(d["iterations"])
+        state = {}
+        for key, a in d.items():
+            if key.startswith("state."):
+                _, i, k = key.split(".", 2)
+                state.setdefault(int(i), {})[k] = np.array(a)    # own copy
+        n = len(state)
+        if sorted(state) != list(range(n)):
+            raise ValueError(f"{type(self).__name__}: state indices {sorted(state)} "
+                             f"are not 0..{n - 1}")
+        self.state = [state[i] for i in range(n)]   # empty: recreated by the next step()
+
+    def get_config(self):
+        lr = _schedules.serialize(self.lr) if isinstance(self.lr, _schedules.Schedule) else self.lr
+        cfg = {"lr": lr}
+        if self.clipnorm is not None:
+            cfg["clipnorm"] = self.clipnorm
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        cfg = dict(config)
+        if isinstance(cfg.get("lr"), dict):
+            cfg["lr"] = _schedules.deserialize(cfg["lr"])
+        return cls(**cfg)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, with optional momentum, Nesterov and L2 weight decay.
+
+    .. math::
+
+        g \leftarrow g + \lambda p, \qquad v \leftarrow \mu v + g, \qquad
+        p \leftarrow p - \eta\,(g + \mu v \text{ if nesterov else } v)
+
+    (plain :math:`p \leftarrow p - \eta g` when :math:`\mu = 0`; PyTorch's formulation).
+
+    Parameters
+    ----------
+    lr : float or schedule, default 0.01
+    momentum : float, default 0.0
+    nesterov : bool, default False
+    weight_decay : float, default 0.0
+    clipnorm : float, optional
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clipnorm=None):
+        super().__init__(lr, clipnorm)
+        if nesterov and momentum <= 0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.weight_decay = float(weight_decay)
+        self.state_keys = ("velocity",) if self.momentum else ()
+
+    def _update(self, p, g, state, lr):
+        ops.sgd_update(p, g, state.get("velocity"), lr=lr, momentum=self.momentum,
+                       nesterov=self.nesterov, weight_decay=self.weight_decay)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), with L2 weight decay added to the gradient.
+
+    .. math::
+
+        g \leftarrow g + \lambda p, \quad
+        m \leftarrow \beta_1 m + (1-\beta_1) g, \quad
+        v \leftarrow \beta_2 v + (1-\beta_2) g^2
+
+        p \leftarrow p - \eta\,\frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
+
+    Parameters
+    ----------
+    lr : float or schedule, default 1e-3
+    beta1, beta2 : float, default 0.9, 0.999
+    eps : float, default 1e-8
+    weight_decay : float, default 0.0
+    clipnorm : float, optional
+    """
+
+    state_keys = ("m", "v")
+    decoupled = False
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 clipnorm=None):
+        super().__init__(lr, clipnorm)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.weight_decay = float(weight_decay)
+
+    def _update(self, p, g, state, lr):
+        ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta1, beta2=self.beta2,
+                        eps=self.eps, weight_decay=self.weight_decay, step=self.iterations + 1,
+                        decoupled=self.decoupled)
+
+    def get_config(self):
+        return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2,
+                "eps": self.eps, "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    The decay shrinks the weights directly instead of entering the moments:
+
+    .. math:: p \leftarrow p\,(1 - \eta\lambda), \quad\text{then the Adam step with } g
+
+    Same parameters as :class:`Adam`, but ``weight_decay`` defaults to 0.01.
+    """
+
+    decoupled = True
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                 clipnorm=None):
+        super().__init__(lr, beta1, beta2, eps, weight_decay, clipnorm)
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop (Hinton), PyTorch's defaults and formulation.
+
+    .. math::
+
+        g \leftarrow g + \lambda p, \qquad s \leftarrow \alpha s + (1-\alpha) g^2, \qquad
+        p \leftarrow p - \eta\,\frac{g}{\sqrt{s} + \epsilon}
+
+    Parameters
+    ----------
+    lr : float or schedule, default 1e-2
+    alpha : float, default 0.99
+    eps : float, default 1e-8
+    weight_decay : float, default 0.0
+    clipnorm : float, optional
+    """
+
+    state_keys = ("sq",)
+
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, clipnorm=None):
+        super().__init__(lr, clipnorm)
+        self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
+
+    def _update(self, p, g, state, lr):
+        ops.rmsprop_update(p, g, state["sq"], lr=lr, alpha=self.alpha, eps=self.eps,
+                           weight_decay=self.weight_decay)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay}
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+
+
+def get(name_or_obj):
+    """An optimizer from a name ("sgd", "adam", "adamw", "rmsprop"; default settings),
+    an Optimizer class, or an instance (returned as is)."""
+    if isinstance(name_or_obj, Optimizer):
+        return name_or_obj
+    if isinstance(name_or_obj, type) and issubclass(name_or_obj, Optimizer):
+        return name_or_obj()
+    if isinstance(name_or_obj, str):
+        cls = _BY_NAME.get(name_or_obj.lower())
+        if cls is None:
+            raise ValueError(f"unknown optimizer {name_or_obj!r}; expected one of "
+                             f"{sorted(_BY_NAME)} or an Optimizer instance")
+        return cls()
+    raise TypeError(f"optimizer must be a name or an Optimizer, got {type(name_or_obj).__name__}")

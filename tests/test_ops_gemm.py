@@ -1,0 +1,294 @@
+"""GEMM kernels (csrc/gemm.cpp) against the numpy twins, on every SIMD path this CPU has."""
+import os
+
+import numpy as np
+import pytest
+
+import nnlite.ops as ops
+from nnlite.ops import reference as ref
+
+OPS = ("gemm", "gemm_nt", "gemm_tn")
+PATHS = ops.simd_paths() or [None]
+DTYPES = (np.float32, np.float64)
+NATIVE = ops.compiled_kernels()["gemm"] == "compiled"
+
+# (M, K, N): edges around the tile sizes (1, 7, 63/64/65), odd sizes, one big dimension each
+SHAPES = [
+    (1, 1, 1), (1, 7, 1), (7, 1, 7), (7, 63, 65), (64, 64, 64), (65, 65, 63), (63, 257, 7),
+    (257, 64, 65), (64, 1000, 1), (1, 1000, 64), (1000, 7, 63), (65, 1000, 257),
+    (64, 784, 256), (128, 64, 10), (64, 10, 128),
+]
+
+
+def simd(path):
+    return ops.force_simd(path) if path else _null()
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def operands(op, m, k, n, dtype, rng):
+    """Inputs of op that give an (m, n) result with inner size k."""
+    a_shape = (k, m) if op == "gemm_tn" else (m, k)
+    b_shape = (n, k) if op == "gemm_nt" else (k, n)
+    return (rng.standard_normal(a_shape).astype(dtype),
+            rng.standard_normal(b_shape).astype(dtype))
+
+
+def expected(op, a, b):
+    return getattr(ref, op)(a.astype(np.float64), b.astype(np.float64))
+
+
+def assert_close(got, want, k, dtype):
+    """Error bound of a length-k dot product, with a safety factor: eps * sqrt(k) * scale."""
+    assert got.shape == want.shape
+    assert got.dtype == dtype
+    eps = np.finfo(dtype).eps
+    scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
+    tol = 8 * eps * np.sqrt(max(k, 1)) * scale
+    err = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
+    assert err <= tol, f"max error {err:.3g} > {tol:.3g}"
+
+
+def test_compiled_version_is_used():
+    if os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy":
+        pytest.skip("NNLITE_BACKEND=numpy runs the twins")
+    assert ops.compiled_kernels()["gemm"] == "compiled", ops.compiled_kernels()["gemm"]
+    assert ops.compiled_kernels()["gemm_nt"] == "compiled"
+    assert ops.compiled_kernels()["gemm_tn"] == "compiled"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_matches_reference(op, dtype, path, rng):
+    with simd(path):
+        for m, k, n in SHAPES:
+            a, b = operands(op, m, k, n, dtype, rng)
+            assert_close(getattr(ops, op)(a, b), expected(op, a, b), k, dtype)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_blocked(dtype, path, rng):
+    """Big enough for several K, M and N blocks, packed A and threads."""
+    m, k, n = (300, 1100, 600) if path != "scalar" else (130, 600, 90)
+    with simd(path):
+        for op in OPS:
+            a, b = operands(op, m, k, n, dtype, rng)
+            assert_close(getattr(ops, op)(a, b), expected(op, a, b), k, dtype)
+
+
+def _layouts(x):
+    """The same matrix as several non-contiguous views (values equal to x)."""
+    big = np.zeros((x.shape[0] * 2, x.shape[1] * 3), x.dtype)
+    big[::2, ::3] = x
+    rev = np.ascontiguousarray(x[::-1, ::-1])[::-1, ::-1]
+    return {
+        "contiguous": x,
+        "fortran": np.asfortranarray(x),
+        "strided": big[::2, ::3],
+        "transposed-view": np.ascontiguousarray(x.T).T,
+        "negative": rev,
+        "rows-reversed": np.ascontiguousarray(x[::-1])[::-1],
+        "column-slice": np.concatenate([x, x], axis=1)[:, : x.shape[1]],
+    }
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_non_contiguous_inputs(op, dtype, path, rng):
+    m, k, n = 37, 70, 45
+    a, b = operands(op, m, k, n, dtype, rng)
+    want = expected(op, a, b)
+    with simd(path):
+        for la, av in _layouts(a).items():
+            for lb, bv in _layouts(b).items():
+                np.testing.assert_array_equal(av, a)
+                got = getattr(ops, op)(av, bv)
+                try:
+                    assert_close(got, want, k, dtype)
+                except AssertionError as e:
+                    raise AssertionError(f"a {la}, b {lb}: {e}") from None
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_out_and_accumulate(op, dtype, path, rng):
+    with simd(path):
+        for m, k, n in [(7, 63, 65), (64, 256, 128), (130, 700, 300), (64, 128, 10)]:
+            a, b = operands(op, m, k, n, dtype, rng)
+            want = expected(op, a, b)
+            out = np.full((m, n), np.nan, dtype)
+            r = getattr(ops, op)(a, b, out=out)
+            assert r is out
+            assert_close(out, want, k, dtype)
+            base = rng.standard_normal((m, n)).astype(dtype)
+            out = base.copy()
+            r = getattr(ops, op)(a, b, out=out, accumulate=True)
+            assert r is out
+            assert_close(out, want + base, k, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_non_contiguous_and_aliased(dtype, rng):
+    a, b = operands("gemm", 20, 30, 20, dtype, rng)
+    want = expected("gemm", a, b)
+    # out as a strided view and as a transposed (Fortran) view
+    big = np.zeros((40, 60), dtype)
+    r = ops.gemm(a, b, out=big[::2, ::3])
+    assert_close(big[::2, ::3], want, 30, dtype)
+    assert np.all(big[1::2] == 0)
+    f = np.zeros((20, 20), dtype, order="F")
+    ops.gemm(a, b, out=f, accumulate=True)
+    assert_close(f, want, 30, dtype)
+    # out aliasing an input: must behave as numpy's "compute, then assign"
+    sq_a = a[:, :20].copy()
+    sq_b = b.copy()[:20]
+    want_sq = expected("gemm", sq_a, sq_b)
+    r = ops.gemm(sq_a, sq_b, out=sq_a)
+    assert r is sq_a
+    assert_close(sq_a, want_sq, 20, dtype)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_dimensions(op, dtype, rng):
+    # K == 0: zeros, or out unchanged when accumulating
+    a, b = operands(op, 5, 0, 4, dtype, rng)
+    r = getattr(ops, op)(a, b)
+    assert r.shape == (5, 4) and r.dtype == dtype and np.all(r == 0)
+    out = np.ones((5, 4), dtype)
+    getattr(ops, op)(a, b, out=out, accumulate=True)
+    assert np.all(out == 1)
+    getattr(ops, op)(a, b, out=out)
+    assert np.all(out == 0)
+    # M == 0 or N == 0: empty results
+    for m, n in [(0, 4), (5, 0), (0, 0)]:
+        a, b = operands(op, m, 3, n, dtype, rng)
+        r = getattr(ops, op)(a, b)
+        assert r.shape == (m, n) and r.dtype == dtype
+
+
+def test_integer_and_list_inputs_convert_like_the_twin():
+    a = np.arange(6).reshape(2, 3)
+    b = np.arange(12).reshape(3, 4)
+    for op, x, y in [("gemm", a, b), ("gemm_nt", a, b.T), ("gemm_tn", a.T, b)]:
+        got = getattr(ops, op)(x, y)
+        want = getattr(ref, op)(x, y)
+        assert got.dtype == want.dtype == np.float64
+        np.testing.assert_allclose(got, want)
+    got = ops.gemm([[1.0, 2.0]], [[3.0], [4.0]])
+    np.testing.assert_allclose(got, [[11.0]])
+
+
+def _error(fn, *args, **kw):
+    with pytest.raises(Exception) as e:
+        fn(*args, **kw)
+    return type(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_errors_match_the_twin(op):
+    f32 = np.ones((3, 4), np.float32)
+    cases = [
+        ((f32, f32.astype(np.float64)), {}),                                  # dtypes differ
+        ((np.ones((3, 4), np.float32), np.ones((5, 6), np.float32)), {}),     # inner sizes
+        ((np.ones(3, np.float32), np.ones((3, 3), np.float32)), {}),          # 1-D
+        ((np.ones((3, 3), np.complex64), np.ones((3, 3), np.complex64)), {}),  # complex
+        ((np.ones((3, 3), np.float32), np.ones((3, 3), np.float32)),
+         {"out": np.ones((3, 4), np.float32)}),                               # out shape
+        ((np.ones((3, 3), np.float32), np.ones((3, 3), np.float32)),
+         {"out": np.ones((3, 3), np.float64)}),                               # out dtype
+        ((np.ones((3, 3), np.float32), np.ones((3, 3), np.float32)), {"accumulate": True}),
+    ]
+    for args, kw in cases:
+        got = _error(getattr(ops, op), *args, **kw)
+        want = _error(getattr(ref, op), *args, **kw)
+        assert got == want
+        assert got[1].startswith(op + ":"), got
+    # shape errors name the shapes
+    t, msg = _error(getattr(ops, op), np.ones((3, 4)), np.ones((5, 6)))
+    assert t is ValueError and "(3, 4)" in msg and "(5, 6)" in msg
+    t, msg = _error(getattr(ops, op), np.ones((3, 3), np.float32), np.ones((3, 3)))
+    assert t is TypeError and "float32" in msg and "float64" in msg
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_subnormals_flush_to_zero(dtype, path, rng):
+    """FTZ/DAZ: subnormal inputs act as zero and never produce garbage (NaN/inf)."""
+    tiny = np.finfo(dtype).tiny
+    m, k, n = 33, 80, 40
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    sub = (rng.random((m, k)) < 0.3)
+    a[sub] = (tiny / 4) * np.sign(rng.standard_normal(sub.sum())).astype(dtype)
+    b_sub = b.copy()
+    b_sub[:, :5] = tiny / 8  # whole columns of subnormals
+    with simd(path):
+        got = ops.gemm(a, b_sub)
+    assert np.all(np.isfinite(got))
+    a_ftz = np.where(np.abs(a) < tiny, 0, a)
+    b_ftz = np.where(np.abs(b_sub) < tiny, 0, b_sub)
+    assert_close(got, expected("gemm", a_ftz, b_ftz), k, dtype)
+    if not NATIVE:
+        return  # the numpy twin computes subnormals exactly; the rest is about FTZ/DAZ
+    assert np.all(got[:, :5] == 0)  # products of subnormals flush to exactly zero
+    # products that would underflow into subnormals flush too
+    x = np.full((4, 16), np.sqrt(tiny) / 4, dtype)
+    with simd(path):
+        y = ops.gemm_nt(x, x)
+    assert np.all(y == 0)
+
+
+@pytest.mark.skipif(not ops.has_openmp(), reason="built without OpenMP")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_thread_count_does_not_change_results(dtype, rng):
+    old = ops.num_threads()
+    try:
+        # (64, 300, 400): A read in place, barrier-free driver; (150, 1100, 300): packed A
+        for op in OPS:
+            for m, k, n in [(64, 300, 400), (150, 1100, 300), (20, 100, 9)]:
+                a, b = operands(op, m, k, n, dtype, rng)
+                ops.set_num_threads(2)
+                r2 = getattr(ops, op)(a, b)
+                ops.set_num_threads(1)
+                r1 = getattr(ops, op)(a, b)
+                # same blocking, same summation order per element: bitwise equal
+                np.testing.assert_array_equal(r1, r2)
+                assert_close(r1, expected(op, a, b), k, dtype)
+    finally:
+        ops.set_num_threads(old)
+
+
+def test_paths_agree_with_each_other(rng):
+    if len(PATHS) < 2:
+        pytest.skip("only one SIMD path on this CPU")
+    a, b = operands("gemm", 50, 90, 70, np.float64, rng)
+    results = []
+    for p in PATHS:
+        with ops.force_simd(p):
+            results.append(ops.gemm(a, b))
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], rtol=1e-12, atol=1e-12)
+
+
+def test_broadcast_and_readonly(rng):
+    """Zero strides (np.broadcast_to) are valid inputs; a read-only out is refused."""
+    row = rng.standard_normal((1, 50)).astype(np.float32)
+    a = np.broadcast_to(row, (40, 50))          # every row the same, row stride 0
+    b = np.broadcast_to(rng.standard_normal((50, 1)).astype(np.float32), (50, 70))
+    for op, x, y in [("gemm", a, b), ("gemm_nt", a, b.T), ("gemm_tn", a.T, b)]:
+        assert_close(getattr(ops, op)(x, y), expected(op, x, y), 50, np.float32)
+    out = np.zeros((40, 70), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError):
+        ops.gemm(a, b, out=out)

@@ -1,0 +1,277 @@
+"""Compiled activations / softmax / cross-entropy vs their numpy twins, on every SIMD path."""
+import os
+
+import numpy as np
+import pytest
+
+from nnlite import ops
+from nnlite.ops import reference as ref
+
+ACTS = ("none", "relu", "leaky_relu", "tanh", "sigmoid", "gelu")
+DTYPES = (np.float32, np.float64)
+# (rows, features): every size in {1, 7, 63, 65, 257, 1000} appears on both axes; 63/65 straddle
+# the 16-lane tails, (257, 1000) is big enough for the OpenMP path
+SHAPES = [(1, 1), (1, 1000), (7, 63), (63, 7), (65, 65), (1000, 7), (257, 1000)]
+OPS = ("bias_act", "act_forward", "act_backward", "softmax", "softmax_backward",
+       "softmax_cross_entropy")
+
+
+def twin(fn, *args, **kwargs):
+    """The numpy twin's result. float32 inputs are run through the twin in float64 and the
+    result rounded back: the float32 twin itself loses ~1e-6 absolute in places (gelu's
+    1 + tanh(u) for x < 0), and the kernels are meant to be close to the true values."""
+    def up(a):
+        return a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else a
+    dtypes = [a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    r = fn(*map(up, args), **{k: up(v) for k, v in kwargs.items()})
+    def down(a):
+        return a.astype(dtypes[0]) if dtypes and isinstance(a, np.ndarray) else a
+    return tuple(map(down, r)) if isinstance(r, tuple) else down(r)
+
+
+def tol(dtype):
+    # float32: SIMD exp/tanh are ~1-4 ulp; the absolute term covers results near 0. Under
+    # NNLITE_BACKEND=numpy the float32 twin itself is tested, and its gelu' loses ~1e-5.
+    if dtype == np.float32:
+        return dict(rtol=2e-5, atol=2e-5 if ops.BACKEND == "numpy" else 2e-6)
+    return dict(rtol=1e-12, atol=1e-14)
+
+
+@pytest.fixture(params=ops.simd_paths() or [None])
+def simd(request):
+    if request.param is None:
+        yield None
+    else:
+        with ops.force_simd(request.param):
+            yield request.param
+
+
+def same_error(native, twin, *args, **kwargs):
+    with pytest.raises(Exception) as e_native:
+        native(*args, **kwargs)
+    with pytest.raises(Exception) as e_twin:
+        twin(*args, **kwargs)
+    assert type(e_native.value) is type(e_twin.value)
+    assert str(e_native.value) == str(e_twin.value)
+
+
+@pytest.mark.skipif(os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy",
+                    reason="NNLITE_BACKEND=numpy runs the twins")
+@pytest.mark.parametrize("op", OPS)
+def test_compiled(op):
+    assert ops.compiled_kernels()[op] == "compiled"
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_bias_act(simd, rng, shape, dtype, act):
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    b = rng.standard_normal(shape[1]).astype(dtype)
+    y = ops.bias_act(x, b, act, alpha=0.1)
+    assert y.dtype == dtype and y.shape == x.shape
+    np.testing.assert_allclose(y, twin(ref.bias_act, x, b, act, alpha=0.1), **tol(dtype))
+
+
+@pytest.mark.parametrize("shape", SHAPES[::2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_act_forward_backward(simd, rng, shape, dtype, act):
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    y = ops.act_forward(x, act, 0.2)
+    np.testing.assert_allclose(y, twin(ref.act_forward, x, act, 0.2), **tol(dtype))
+    yr = twin(ref.act_forward, x, act, 0.2)
+    dx = ops.act_backward(g, x, yr, act, 0.2)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, twin(ref.act_backward, g, x, yr, act, 0.2), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_act_non_contiguous_and_nd(simd, rng, dtype, act):
+    base = (rng.standard_normal((6, 40, 34)) * 2).astype(dtype)
+    x = base[:, ::2, 1:-1]                                  # (6, 20, 32), strided
+    b = rng.standard_normal(64).astype(dtype)[::2]          # (32,), strided
+    np.testing.assert_allclose(ops.bias_act(x, b, act), twin(ref.bias_act, x, b, act),
+                               **tol(dtype))
+    xt = base[0].T                                          # transposed
+    np.testing.assert_allclose(ops.act_forward(xt, act), twin(ref.act_forward, xt, act),
+                               **tol(dtype))
+    g = base[1].T
+    y = twin(ref.act_forward, xt, act)
+    np.testing.assert_allclose(ops.act_backward(g, xt, y, act),
+                               twin(ref.act_backward, g, xt, y, act), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_act_extreme_values(simd, dtype, act):
+    x = np.array([-1000, -80, -20, -1e-3, -1e-6, 0, 1e-6, 1e-3, 20, 80, 1000] * 3, dtype=dtype)
+    y = ops.act_forward(x, act)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y, twin(ref.act_forward, x, act), **tol(dtype))
+    g = np.ones_like(x)
+    yr = twin(ref.act_forward, x, act)
+    dx = ops.act_backward(g, x, yr, act)
+    assert np.all(np.isfinite(dx))
+    np.testing.assert_allclose(dx, twin(ref.act_backward, g, x, yr, act), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_act_nan_propagates(simd, dtype, act):
+    x = np.zeros(37, dtype)
+    x[[0, 17, 36]] = np.nan
+    y = ops.act_forward(x, act)
+    assert np.isnan(y[[0, 17, 36]]).all() and not np.isnan(np.delete(y, [0, 17, 36])).any()
+    y = ops.bias_act(x.reshape(1, -1), np.zeros(37, dtype), act)
+    assert np.isnan(y[0, [0, 17, 36]]).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ("relu", "gelu"))
+def test_bias_act_out(simd, rng, dtype, act):
+    x = rng.standard_normal((65, 63)).astype(dtype)
+    b = rng.standard_normal(63).astype(dtype)
+    expect = twin(ref.bias_act, x, b, act)
+    out = np.empty_like(x)
+    assert ops.bias_act(x, b, act, out=out) is out
+    np.testing.assert_allclose(out, expect, **tol(dtype))
+    xi = x.copy()                                           # in place
+    assert ops.bias_act(xi, b, act, out=xi) is xi
+    np.testing.assert_allclose(xi, expect, **tol(dtype))
+    big = np.zeros((65, 126), dtype)                        # non-contiguous out
+    outs = big[:, ::2]
+    assert ops.bias_act(x, b, act, out=outs) is outs
+    np.testing.assert_allclose(outs, expect, **tol(dtype))
+    buf = np.concatenate([x.ravel(), [0]]).astype(dtype)    # out overlaps x, shifted by one
+    xs, os_ = buf[1:].reshape(x.shape), buf[:-1].reshape(x.shape)
+    expect_s = twin(ref.bias_act, xs, b, act)
+    ops.bias_act(xs, b, act, out=os_)
+    np.testing.assert_allclose(os_, expect_s, **tol(dtype))
+
+
+def test_act_errors_match_twin(rng):
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    b = np.zeros(3, np.float32)
+    same_error(ops.bias_act, ref.bias_act, x, b, "swish")
+    same_error(ops.bias_act, ref.bias_act, x, np.zeros(4, np.float32))
+    same_error(ops.bias_act, ref.bias_act, x, b.astype(np.float64))
+    same_error(ops.bias_act, ref.bias_act, x, b, out=np.empty((4, 3)))
+    same_error(ops.bias_act, ref.bias_act, x.astype(complex), b)
+    same_error(ops.act_forward, ref.act_forward, x, "elu")
+    same_error(ops.act_backward, ref.act_backward, x, x, x[:2], "relu")
+    same_error(ops.act_backward, ref.act_backward, x, x.astype(np.float64), x, "tanh")
+
+
+def test_act_int_and_empty_inputs():
+    xi = np.arange(-3, 4).reshape(1, 7)
+    y = ops.bias_act(xi, np.ones(7, np.int32), "relu")
+    assert y.dtype == np.float64
+    np.testing.assert_array_equal(y, twin(ref.bias_act, xi, np.ones(7, np.int32), "relu"))
+    e = np.zeros((0, 5), np.float32)
+    assert ops.bias_act(e, np.zeros(5, np.float32), "gelu").shape == (0, 5)
+    assert ops.act_forward(np.float32(2.0), "tanh") == ref.act_forward(np.float32(2.0), "tanh")
+
+
+# ----------------------------------------------------------------------------- softmax
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(1000,), (3, 5, 65)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax(simd, rng, shape, dtype):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    y = ops.softmax(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    np.testing.assert_allclose(y, twin(ref.softmax, x), **tol(dtype))
+    g = rng.standard_normal(shape).astype(dtype)
+    np.testing.assert_allclose(ops.softmax_backward(g, y), twin(ref.softmax_backward, g, y),
+                               **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_extreme_and_non_contiguous(simd, rng, dtype):
+    x = rng.choice(np.array([-1000, -80, 0, 80, 1000], dtype), size=(63, 130))
+    x[5] = -1000                                            # a constant row
+    x[6, ::3] = 1000                                        # ties at the max
+    for xi in (x, x[:, ::2], x.T):
+        y = ops.softmax(xi)
+        assert np.all(np.isfinite(y))
+        np.testing.assert_allclose(y, twin(ref.softmax, xi), **tol(dtype))
+        np.testing.assert_allclose(y.sum(-1), 1, rtol=1e-5)
+        g = np.ones_like(xi)
+        np.testing.assert_allclose(ops.softmax_backward(g[:, ::-1], y),
+                                   twin(ref.softmax_backward, g[:, ::-1], y), **tol(dtype))
+
+
+def test_softmax_nan_row(simd):
+    x = np.zeros((3, 40), np.float32)
+    x[1, 33] = np.nan
+    y = ops.softmax(x)
+    assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
+
+
+def test_softmax_errors_match_twin():
+    same_error(ops.softmax, ref.softmax, np.float32(1))
+    same_error(ops.softmax_backward, ref.softmax_backward, np.zeros((2, 3)), np.zeros((3, 2)))
+    same_error(ops.softmax_backward, ref.softmax_backward, np.zeros(3, np.float32), np.zeros(3))
+
+
+# ----------------------------------------------------------------------------- cross-entropy
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy(simd, rng, shape, dtype):
+    z = (rng.standard_normal(shape) * 3).astype(dtype)
+    t = rng.integers(0, shape[1], shape[0])
+    loss, d = ops.softmax_cross_entropy(z, t)
+    rloss, rd = twin(ref.softmax_cross_entropy, z, t)
+    assert isinstance(loss, float) and d.dtype == dtype and d.shape == z.shape
+    assert loss == pytest.approx(rloss, rel=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(d, rd, rtol=tol(dtype)["rtol"], atol=tol(dtype)["atol"] / shape[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_xent_extreme_and_non_contiguous(simd, rng, dtype):
+    z = rng.choice(np.array([-1000, -80, 0, 80, 1000], dtype), size=(65, 14))
+    t = rng.integers(0, 7, 65)
+    for zi in (z[:, ::2], np.asfortranarray(z[:, :7])):
+        loss, d = ops.softmax_cross_entropy(zi, t.astype(np.int32))
+        rloss, rd = twin(ref.softmax_cross_entropy, zi, t)
+        assert np.isfinite(loss) and np.all(np.isfinite(d))
+        assert loss == pytest.approx(rloss, rel=1e-6)
+        np.testing.assert_allclose(d, rd, **tol(dtype))
+    # float labels holding integers are accepted, like the twin
+    assert ops.softmax_cross_entropy(z, t.astype(np.float64))[0] == \
+        pytest.approx(twin(ref.softmax_cross_entropy, z, t)[0], rel=1e-6)
+
+
+def test_xent_errors_match_twin(rng):
+    z = rng.standard_normal((5, 4)).astype(np.float32)
+    f = (ops.softmax_cross_entropy, ref.softmax_cross_entropy)
+    same_error(*f, z, np.array([0, 1, 2, 3, 4]))            # label >= C
+    same_error(*f, z, np.array([0, -1, 2, 3, 0]))           # negative
+    same_error(*f, z, np.array([0, 1, 2]))                  # wrong length
+    same_error(*f, z, np.zeros((5, 1), np.int64))           # wrong shape
+    same_error(*f, z, np.array([0, 1.5, 2, 3, 0]))          # non-integer floats
+    same_error(*f, z, np.array([0, np.nan, 2, 3, 0]))
+    same_error(*f, z[0], np.array([0]))                     # 1-D logits
+    same_error(*f, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+
+
+# ----------------------------------------------------------------------------- FTZ hygiene
+
+
+def test_caller_float_mode_restored(rng):
+    """Kernels flush subnormals internally but must restore the caller's MXCSR."""
+    x = rng.standard_normal((300, 300)).astype(np.float32)  # > 32k: the OpenMP path as well
+    ops.softmax(x)
+    ops.bias_act(x, x[0], "gelu")
+    ops.softmax_cross_entropy(x, np.zeros(300, np.int64))
+    tiny = np.array([1e-38], np.float32) / np.float32(8)
+    assert tiny[0] > 0                                      # still a subnormal, not flushed
