@@ -98,7 +98,7 @@ def full(args):
     (x, y), (x_test, y_test) = load(args)
     epochs, lr = args.epochs or 10, args.lr or 1e-3
     nl.random.seed(args.seed)
-    model = nl.Sequential([
+    model = nl.Sequential(input_shape=(28, 28), layers=[
         nl.Flatten(),
         nl.Linear(784, 256), nl.ReLU(),
         nl.Linear(256, 128), nl.ReLU(),

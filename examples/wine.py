@@ -46,7 +46,7 @@ def main(argv=None):
     history = model.fit(x, y, batch_size=16, epochs=args.epochs, verbose=args.verbose,
                         seed=args.seed)
     result = model.evaluate(x_test, y_test)
-    print(f"wine: {len(x)} training / {len(x_test)} test samples, classes {list(names)}")
+    print(f"wine: {len(x)} training / {len(x_test)} test samples, classes {[str(n) for n in names]}")
     print(f"train loss {history.history['loss'][-1]:.4f}  test loss {result['loss']:.4f}  "
           f"test accuracy {result['accuracy']:.4f}")
     return result

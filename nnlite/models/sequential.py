@@ -11,6 +11,7 @@ A Sequential is itself a Layer: it nests, and its ``params`` are keyed ``"<index
 (``"0.W"``, ``"2.b"``, ``"1.0.W"`` when nested), the keys of a saved model file.
 """
 import math
+import re
 
 import numpy as np
 
@@ -81,8 +82,8 @@ def _auto_names(layers):
         if layer.name:
             names.append(layer.name)
             continue
-        base = "".join("_" + c.lower() if c.isupper() and i and not type(layer).__name__[i - 1]
-                       .isupper() else c.lower() for i, c in enumerate(type(layer).__name__))
+        # LeakyReLU -> leaky_relu, MultiHeadAttention -> multi_head_attention
+        base = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", type(layer).__name__).lower()
         n = counts.get(base, 0)
         counts[base] = n + 1
         names.append(base if n == 0 else f"{base}_{n}")
