@@ -4,6 +4,8 @@ Extensions (one per kernel family, so each can be rebuilt and tested on its own)
 
     nnlite.ops._gemm        csrc/gemm.cpp       + csrc/bind_gemm.cpp       (pybind11)
     nnlite.ops._pointwise   csrc/pointwise.cpp, csrc/softmax.cpp + csrc/bind_pointwise.cpp
+    nnlite.ops._attention   csrc/attention.cpp  + csrc/bind_attention.cpp  (flash-style attention)
+    nnlite.ops._nn          csrc/layernorm.cpp, embedding.cpp, adam_many.cpp + csrc/bind_nn.cpp
     nnlite.ops._optim_kernels  nnlite/ops/_optim_kernels.pyx                (Cython)
 
 Every C++ extension also compiles csrc/cpu.cpp (run-time SIMD choice, FTZ/DAZ, threads).
@@ -28,6 +30,8 @@ from setuptools.command.build_ext import build_ext
 CPP_FAMILIES = {
     "gemm": ["csrc/gemm.cpp", "csrc/bind_gemm.cpp"],
     "pointwise": ["csrc/pointwise.cpp", "csrc/softmax.cpp", "csrc/bind_pointwise.cpp"],
+    "attention": ["csrc/attention.cpp", "csrc/bind_attention.cpp"],
+    "nn": ["csrc/layernorm.cpp", "csrc/embedding.cpp", "csrc/adam_many.cpp", "csrc/bind_nn.cpp"],
 }
 CYTHON_FAMILIES = {
     "optim_kernels": ["nnlite/ops/_optim_kernels.pyx"],

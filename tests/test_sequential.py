@@ -311,7 +311,7 @@ def test_summary_table(capsys):
     assert 'Model: "sequential"' in out
     for row in [r"flatten \(Flatten\)\s+\(None, 784\)\s+0",
                 r"linear \(Linear\)\s+\(None, 128\)\s+100,480",
-                r"re_lu \(ReLU\)\s+\(None, 128\)\s+0",
+                r"relu \(ReLU\)\s+\(None, 128\)\s+0",
                 r"linear_1 \(Linear\)\s+\(None, 10\)\s+1,290",
                 r"Total params: 101,770 \(397\.54 KB\)", r"Trainable params: 101,770"]:
         assert re.search(row, out), row

@@ -31,9 +31,13 @@ _NATIVE = {
     "act_backward": "native_pointwise", "softmax": "native_pointwise",
     "softmax_backward": "native_pointwise", "softmax_cross_entropy": "native_pointwise",
     "sgd_update": "native_optim", "adam_update": "native_optim", "rmsprop_update": "native_optim",
+    "attention": "native_attention", "attention_backward": "native_attention",
+    "layernorm": "native_nn", "layernorm_backward": "native_nn",
+    "embedding": "native_nn", "embedding_backward": "native_nn",
+    "adam_update_many": "native_nn",
 }
 # compiled extension modules, for the runtime switches (SIMD path, threads)
-_EXTENSIONS = ("_gemm", "_pointwise")
+_EXTENSIONS = ("_gemm", "_pointwise", "_attention", "_nn")
 
 OPS = tuple(_NATIVE)
 BACKEND = os.environ.get("NNLITE_BACKEND", "native").strip().lower() or "native"

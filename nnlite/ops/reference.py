@@ -244,3 +244,170 @@ def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=
     sq *= alpha
     sq += (1 - alpha) * g * g
     param -= (lr * g / (np.sqrt(sq) + eps)).astype(param.dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------- transformer ops
+
+
+def _check_qkv(op, q, k, v):
+    q = C.as_float_array(op, "q", q)
+    k = C.as_float_array(op, "k", k)
+    v = C.as_float_array(op, "v", v)
+    C.same_dtype(op, q=q, k=k, v=v)
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        C.check_ndim(op, name, a, 4)
+    if not (q.shape == k.shape == v.shape):
+        raise ValueError(f"{op}: q, k and v must have one shape (B, H, T, D), got q {q.shape}, "
+                         f"k {k.shape}, v {v.shape}")
+    if q.shape[2] == 0 or q.shape[3] == 0:
+        raise ValueError(f"{op}: T and D must be >= 1, got shape {q.shape}")
+    return q, k, v
+
+
+def _attention_probs(q, k, causal, scale):
+    """P = softmax(Q Kᵀ · scale + mask) of shape (B, H, T, T), and the row log-sum-exp."""
+    T = q.shape[2]
+    s = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
+    if causal:
+        s = np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+    m = s.max(axis=-1, keepdims=True)
+    e = np.exp(s - m)
+    z = e.sum(axis=-1, keepdims=True)
+    return e / z, (m + np.log(z))[..., 0]
+
+
+def attention(q, k, v, causal=True, scale=None, return_lse=False):
+    """Scaled dot-product attention over (B, H, T, D) arrays.
+
+    out = softmax(Q Kᵀ / √D + mask) V, where the causal mask is -inf above the diagonal
+    (query t sees keys 0..t). ``scale`` defaults to 1/√D. With ``return_lse`` also returns
+    the row log-sum-exp L (B, H, T) of the scaled, masked scores, which the backward reuses.
+    """
+    q, k, v = _check_qkv("attention", q, k, v)
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    p, lse = _attention_probs(q, k, causal, scale)
+    out = (p @ v).astype(q.dtype, copy=False)
+    return (out, lse.astype(q.dtype, copy=False)) if return_lse else out
+
+
+def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None):
+    """Gradients (dq, dk, dv) of attention for the upstream gradient dO.
+
+    With P = softmax(S), S = Q Kᵀ · scale (+ mask):
+    dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP - rowsum(dO ⊙ O)),  dQ = dS K · scale,
+    dK = dSᵀ Q · scale. ``lse`` (from the forward) may be given; the twin recomputes P anyway.
+    """
+    op = "attention_backward"
+    q, k, v = _check_qkv(op, q, k, v)
+    out = C.as_float_array(op, "out", out)
+    grad_out = C.as_float_array(op, "grad_out", grad_out)
+    C.same_dtype(op, q=q, out=out, grad_out=grad_out)
+    if out.shape != q.shape or grad_out.shape != q.shape:
+        raise ValueError(f"{op}: out {out.shape} and grad_out {grad_out.shape} must have the "
+                         f"shape of q {q.shape}")
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    p, _ = _attention_probs(q, k, causal, scale)
+    dv = np.swapaxes(p, -1, -2) @ grad_out
+    dp = grad_out @ np.swapaxes(v, -1, -2)
+    delta = (grad_out * out).sum(axis=-1, keepdims=True)
+    ds = p * (dp - delta)
+    dq = (ds @ k) * scale
+    dk = (np.swapaxes(ds, -1, -2) @ q) * scale
+    t = q.dtype
+    return dq.astype(t, copy=False), dk.astype(t, copy=False), dv.astype(t, copy=False)
+
+
+def layernorm(x, gamma, beta, eps=1e-5):
+    """LayerNorm over the last axis: y = (x - μ) · rstd · γ + β, rstd = 1/√(σ² + ε).
+
+    Returns (y, mean, rstd); mean and rstd have shape x.shape[:-1] (the backward needs them,
+    not the normalised x: cheaper to keep, as in llm.c).
+    """
+    op = "layernorm"
+    x = C.as_float_array(op, "x", x)
+    gamma = C.as_float_array(op, "gamma", gamma)
+    beta = C.as_float_array(op, "beta", beta)
+    C.same_dtype(op, x=x, gamma=gamma, beta=beta)
+    if x.ndim < 1 or gamma.shape != (x.shape[-1],) or beta.shape != (x.shape[-1],):
+        raise ValueError(f"{op}: gamma {gamma.shape} and beta {beta.shape} must have shape "
+                         f"({x.shape[-1] if x.ndim else '?'},) to match x {x.shape}")
+    mean = x.mean(axis=-1)
+    var = ((x - mean[..., None]) ** 2).mean(axis=-1)
+    rstd = 1 / np.sqrt(var + eps)
+    y = (x - mean[..., None]) * rstd[..., None] * gamma + beta
+    t = x.dtype
+    return y.astype(t, copy=False), mean.astype(t, copy=False), rstd.astype(t, copy=False)
+
+
+def layernorm_backward(grad, x, gamma, mean, rstd):
+    """(dx, dgamma, dbeta) of LayerNorm, with x̂ = (x - μ)·rstd and dx̂ = g ⊙ γ:
+
+    dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)),  dγ = Σ g ⊙ x̂,  dβ = Σ g
+    (sums over every axis but the last).
+    """
+    op = "layernorm_backward"
+    grad = C.as_float_array(op, "grad", grad)
+    x = C.as_float_array(op, "x", x)
+    gamma = C.as_float_array(op, "gamma", gamma)
+    C.same_dtype(op, grad=grad, x=x, gamma=gamma)
+    if grad.shape != x.shape or gamma.shape != (x.shape[-1],):
+        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and gamma {gamma.shape} "
+                         f"do not match")
+    xhat = (x - mean[..., None]) * rstd[..., None]
+    dxhat = grad * gamma
+    dx = rstd[..., None] * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                            - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    axes = tuple(range(x.ndim - 1))
+    t = x.dtype
+    return (dx.astype(t, copy=False), (grad * xhat).sum(axis=axes).astype(t, copy=False),
+            grad.sum(axis=axes).astype(t, copy=False))
+
+
+def _check_ids(op, ids, vocab):
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{op}: ids must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        raise ValueError(f"{op}: ids must lie in [0, {vocab}), got values in "
+                         f"[{ids.min()}, {ids.max()}]")
+    return ids
+
+
+def embedding(ids, table):
+    """Gather rows: out[..., :] = table[ids[...], :] for integer ids of any shape."""
+    table = C.as_float_array("embedding", "table", table)
+    C.check_ndim("embedding", "table", table, 2)
+    ids = _check_ids("embedding", ids, table.shape[0])
+    return table[ids]
+
+
+def embedding_backward(ids, grad, dtable):
+    """Scatter-add: dtable[ids[...], :] += grad[..., :] (repeated ids add up). In place."""
+    op = "embedding_backward"
+    grad = C.as_float_array(op, "grad", grad)
+    if not isinstance(dtable, np.ndarray) or dtable.ndim != 2:
+        raise TypeError(f"{op}: dtable must be a 2-D ndarray")
+    C.same_dtype(op, grad=grad, dtable=dtable)
+    ids = _check_ids(op, ids, dtable.shape[0])
+    if grad.shape != ids.shape + (dtable.shape[1],):
+        raise ValueError(f"{op}: grad must have shape {ids.shape + (dtable.shape[1],)} for ids "
+                         f"{ids.shape} and dtable {dtable.shape}, got {grad.shape}")
+    np.add.at(dtable, ids.reshape(-1), grad.reshape(-1, dtable.shape[1]))
+
+
+def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                     weight_decays=0.0, step=1, decoupled=True):
+    """One Adam/AdamW step over many parameters at once (lists of arrays, updated in place).
+
+    ``weight_decays`` is one float for all or a list with one per parameter (GPT training
+    decays matrices only). Each parameter gets exactly :func:`adam_update`.
+    """
+    n = len(params)
+    if not (len(grads) == len(ms) == len(vs) == n):
+        raise ValueError(f"adam_update_many: got {n} params, {len(grads)} grads, {len(ms)} m "
+                         f"and {len(vs)} v arrays")
+    wds = [float(weight_decays)] * n if np.isscalar(weight_decays) else list(weight_decays)
+    if len(wds) != n:
+        raise ValueError(f"adam_update_many: {len(wds)} weight decays for {n} params")
+    for p, g, m, v, wd in zip(params, grads, ms, vs, wds):
+        adam_update(p, g, m, v, lr, beta1, beta2, eps, wd, step, decoupled)
