@@ -15,6 +15,11 @@ ward, softmax_cross_
 entropy
 sgd_update, adam_up-   nnlite/ops/_optim_kernels   nnlite/ops/native_optim.py
 date, rmsprop_update   .pyx (Cython)
+attention, attention_  csrc/attention.cpp          nnlite/ops/native_attention.py
+backward
+layernorm(_backward),  csrc/layernorm.cpp,         nnlite/ops/native_nn.py
+embedding(_backward),  embedding.cpp,
+adam_update_many       adam_many.cpp
 =====================  ==========================  ============================
 """
 import contextlib
