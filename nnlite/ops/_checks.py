@@ -86,3 +86,16 @@ ACTIVATIONS = ("none", "relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 def check_act(op, act):
     if act not in ACTIVATIONS:
         raise ValueError(f"{op}: unknown activation {act!r}; expected one of {ACTIVATIONS}")
+
+
+def bias_act_args(op, x, b, act, out):
+    """Validated (x, b) for y = act(x + b): x (..., F), b (F,), one dtype, a known act."""
+    x = as_float_array(op, "x", x)
+    b = as_float_array(op, "b", b)
+    same_dtype(op, x=x, b=b)
+    check_act(op, act)
+    if b.ndim != 1 or x.ndim < 1 or x.shape[-1] != b.shape[0]:
+        raise ValueError(f"{op}: b must have shape ({x.shape[-1] if x.ndim else '?'},) to match "
+                         f"x {x.shape}, got {b.shape}")
+    check_out(op, out, x.shape, x.dtype)
+    return x, b

@@ -71,15 +71,7 @@ def _act(x, act, alpha):
 
 def bias_act(x, b, act="none", alpha=0.01, out=None):
     """y = act(x + b) for x (..., F) and b (F,). ``act`` in none|relu|leaky_relu|tanh|sigmoid|gelu."""
-    op = "bias_act"
-    x = C.as_float_array(op, "x", x)
-    b = C.as_float_array(op, "b", b)
-    C.same_dtype(op, x=x, b=b)
-    C.check_act(op, act)
-    if b.ndim != 1 or x.ndim < 1 or x.shape[-1] != b.shape[0]:
-        raise ValueError(f"{op}: b must have shape ({x.shape[-1] if x.ndim else '?'},) to match "
-                         f"x {x.shape}, got {b.shape}")
-    C.check_out(op, out, x.shape, x.dtype)
+    x, b = C.bias_act_args("bias_act", x, b, act, out)
     y = _act(x + b, act, alpha)
     if out is None:
         return y
