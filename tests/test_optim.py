@@ -205,3 +205,106 @@ def test_solves_linear_regression(rng, make):
         opt.step([(layer.params[k], layer.grads[k]) for k in layer.params])
     assert loss(layer(X), y) < 1e-3
     np.testing.assert_allclose(layer.params["b"], [0.3], atol=0.03)
+
+
+# ----------------------------------------------------------------------------- fused Adam, decay_filter
+
+def _adam_by_hand(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled):
+    if decoupled:
+        p = p * (1 - lr * wd)
+    else:
+        g = g + wd * p
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    return p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps), m, v
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+@pytest.mark.parametrize("decay_filter", [None, "matrices", lambda p: p.size > 4])
+def test_adam_many_params_decay_filter(rng, cls, decay_filter):
+    """A matrix, a bias and a LayerNorm-like gain, three steps, hand-computed per parameter."""
+    shapes = [(3, 4), (4,), (2, 2, 2), (5,)]
+    p0 = [rng.standard_normal(s) for s in shapes]
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(3)]
+    lr, b1, b2, eps, wd = 0.01, 0.8, 0.99, 1e-6, 0.1
+    if decay_filter is None:
+        decayed = [True, True, True, True]
+    elif decay_filter == "matrices":
+        decayed = [True, False, True, False]
+    else:
+        decayed = [True, False, True, True]
+    want = []
+    for i, p in enumerate(p0):
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        for t, gs in enumerate(grads, start=1):
+            p, m, v = _adam_by_hand(p, gs[i], m, v, t, lr, b1, b2, eps,
+                                    wd if decayed[i] else 0.0, cls is optim.AdamW)
+        want.append(p)
+    opt = cls(lr, beta1=b1, beta2=b2, eps=eps, weight_decay=wd, decay_filter=decay_filter)
+    got = [p.copy() for p in p0]
+    for gs in grads:
+        opt.step([(p, g.copy()) for p, g in zip(got, gs)])
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_adam_step_is_one_fused_call(rng, monkeypatch):
+    calls = []
+    real = optim.optimizers.ops.adam_update_many
+
+    def spy(params, *args, **kwargs):
+        calls.append((len(params), kwargs["weight_decays"]))
+        return real(params, *args, **kwargs)
+
+    monkeypatch.setattr(optim.optimizers.ops, "adam_update_many", spy)
+    opt = optim.AdamW(weight_decay=0.1, decay_filter="matrices")
+    ps = [rng.standard_normal((3, 4)).astype(np.float32), np.zeros(4, np.float32)]
+    opt.step([(p, np.ones_like(p)) for p in ps])
+    assert calls == [(2, [0.1, 0.0])]
+
+
+def test_adam_fused_matches_per_parameter_kernel(rng):
+    """float32, mixed shapes, clipping: the fused step equals ops.adam_update per parameter."""
+    from nnlite import ops
+    shapes = [(64, 32), (32,), (7,), (5, 3, 3)]
+    ps = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    ref = [p.copy() for p in ps]
+    st = [(np.zeros_like(p), np.zeros_like(p)) for p in ps]
+    opt = optim.AdamW(0.01, weight_decay=0.05, decay_filter="matrices", clipnorm=1.0)
+    for t in range(1, 4):
+        gs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        opt.step([(p, g.copy()) for p, g in zip(ps, gs)])
+        optim.clip_grad_norm(gs, 1.0)
+        for p, g, (m, v) in zip(ref, gs, st):
+            ops.adam_update(p, g, m, v, lr=0.01, weight_decay=0.05 if p.ndim >= 2 else 0.0,
+                            step=t, decoupled=True)
+    for a, b in zip(ps, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("cls", [optim.SGD, optim.RMSprop])
+def test_decay_filter_per_parameter_optimizers(cls):
+    """SGD / RMSprop: a (2, 2) matrix is decayed, a (2,) bias is not (zero gradients, lr 0.5)."""
+    w, b = np.ones((2, 2)), np.ones(2)
+    opt = cls(0.5, weight_decay=0.1, decay_filter="matrices")
+    opt.step([(w, np.zeros((2, 2))), (b, np.zeros(2))])
+    np.testing.assert_array_equal(b, np.ones(2))       # gradient 0, no decay: unchanged
+    if cls is optim.SGD:
+        np.testing.assert_allclose(w, 1 - 0.5 * 0.1)   # p - lr·λp
+    else:                                               # g = λp = 0.1, s = 0.01·g², p - lr·g/√s
+        np.testing.assert_allclose(w, 1 - 0.5 * 0.1 / (np.sqrt(0.01 * 0.01) + 1e-8))
+
+
+def test_decay_filter_config_and_errors():
+    opt = optim.AdamW(weight_decay=0.1, decay_filter="matrices")
+    cfg = opt.get_config()
+    assert cfg["decay_filter"] == "matrices"
+    clone = optim.AdamW.from_config(json.loads(json.dumps(cfg)))
+    assert clone.decay_filter == "matrices" and repr(clone) == repr(opt)
+    assert "decay_filter" not in optim.Adam().get_config()    # default: decay everything
+    f = lambda p: p.ndim == 2  # noqa: E731
+    assert optim.SGD(decay_filter=f).get_config()["decay_filter"] is f
+    assert optim.RMSprop.from_config(optim.RMSprop(decay_filter=f).get_config()).decay_filter is f
+    for cls in (optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop):
+        with pytest.raises(ValueError, match="decay_filter must be None"):
+            cls(decay_filter="biases")

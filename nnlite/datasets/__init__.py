@@ -1,4 +1,6 @@
-"""Standard data sets: MNIST and Fashion-MNIST, read from the original IDX ``.gz`` files.
+"""Standard data sets: MNIST and Fashion-MNIST, read from the original IDX ``.gz`` files, and
+Tiny Shakespeare (``load_tiny_shakespeare()``: the text as a str; same lookup, checks and
+download, with a complete copy bundled as a last resort -- see ``shakespeare.py``).
 
 >>> (x, y), (x_test, y_test) = nnlite.datasets.load_mnist()   # uint8 (N, 28, 28), int64 labels
 
@@ -27,6 +29,8 @@ directly. Expect ~85-90 % test accuracy from it rather than the full set's ~98 %
 from ._errors import DataFileError, DatasetNotFoundError
 from ._paths import get_data_home
 from .mnist import FASHION_CLASSES, load_fashion_mnist, load_mnist, load_mnist_sample
+from .shakespeare import load_tiny_shakespeare
 
-__all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_sample", "get_data_home",
+__all__ = ["load_mnist", "load_fashion_mnist", "load_mnist_sample", "load_tiny_shakespeare",
+           "get_data_home",
            "DatasetNotFoundError", "DataFileError", "FASHION_CLASSES"]

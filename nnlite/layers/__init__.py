@@ -5,6 +5,11 @@ from .linear import Linear, FC
 from .activations import ReLU, LeakyReLU, Tanh, Sigmoid, GELU, Identity, Activation
 from .softmax import Softmax
 from .dropout import Dropout
+from .embedding import Embedding, PositionalEmbedding
+from .normalization import LayerNorm
+from .attention import MultiHeadAttention
+from .residual import Residual
 
 __all__ = ["Layer", "Flatten", "Linear", "FC", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU",
-           "Identity", "Activation", "Softmax", "Dropout"]
+           "Identity", "Activation", "Softmax", "Dropout", "Embedding", "PositionalEmbedding",
+           "LayerNorm", "MultiHeadAttention", "Residual"]

@@ -1,7 +1,11 @@
 r"""Optimizers: ``opt.step([(param, grad), ...])`` updates each param in place.
 
-Every update is one fused, in-place kernel call (``ops.sgd_update`` / ``adam_update`` /
-``rmsprop_update``), with the same formulas as ``torch.optim`` so runs can be compared.
+Every update is one fused, in-place kernel call (``ops.sgd_update`` / ``rmsprop_update`` per
+parameter; Adam/AdamW update *all* parameters in one ``ops.adam_update_many`` call), with the
+same formulas as ``torch.optim`` so runs can be compared.
+Optimizers with weight decay take ``decay_filter``: ``None`` decays every parameter (PyTorch),
+``"matrices"`` only those with ndim >= 2 (nanoGPT: no decay on biases and LayerNorm gains), or a
+callable ``f(param) -> bool``.
 Per-parameter state (momentum, Adam moments) is a list ordered like the pairs passed to
 ``step``, so it saves as plain arrays (``state_dict``) and loads back in the same order.
 """
@@ -10,6 +14,14 @@ import numpy as np
 from .. import ops
 from .clip import clip_grad_norm
 from . import schedules as _schedules
+
+
+def _check_decay_filter(owner, decay_filter):
+    if decay_filter is None or decay_filter == "matrices" or callable(decay_filter):
+        return decay_filter
+    raise ValueError(f"{owner}: decay_filter must be None (decay every parameter), 'matrices' "
+                     f"(only parameters with ndim >= 2) or a callable f(param) -> bool, "
+                     f"got {decay_filter!r}")
 
 
 class Optimizer:
@@ -65,17 +77,34 @@ class Optimizer:
                              f"its state holds {len(self.state)}; one optimizer per model, "
                              f"parameters always in the same order")
         lr = self.get_lr()
-        for i, (p, g) in enumerate(pairs):
-            st = self.state[i]
-            for k, a in st.items():
+        for i, (p, _) in enumerate(pairs):
+            for k, a in self.state[i].items():
                 if a.shape != p.shape or a.dtype != p.dtype:
                     raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} "
                                      f"({p.dtype}) but its state {k!r} has {a.shape} ({a.dtype})")
-            self._update(p, g, st, lr)
+        self._update_all(pairs, lr)
         self.iterations += 1
+
+    def _update_all(self, pairs, lr):
+        """Update every parameter; one kernel call per parameter unless a subclass fuses them."""
+        for (p, g), st in zip(pairs, self.state):
+            self._update(p, g, st, lr)
 
     def _update(self, p, g, state, lr):
         raise NotImplementedError
+
+    # -- weight decay (subclasses that have it set self.weight_decay and self.decay_filter) --
+    def _decay(self, p):
+        """The weight decay for parameter ``p``: ``weight_decay`` unless ``decay_filter`` excludes it."""
+        f = getattr(self, "decay_filter", None)
+        if not self.weight_decay or f is None:
+            return self.weight_decay
+        keep = p.ndim >= 2 if f == "matrices" else bool(f(p))
+        return self.weight_decay if keep else 0.0
+
+    def _decay_config(self):
+        f = getattr(self, "decay_filter", None)
+        return {} if f is None else {"decay_filter": f}
 
     # -- saving ----------------------------------------------------------------------------
     def state_dict(self):
@@ -138,23 +167,28 @@ class SGD(Optimizer):
     nesterov : bool, default False
     weight_decay : float, default 0.0
     clipnorm : float, optional
+    decay_filter : None, "matrices" or callable, optional
+        Which parameters ``weight_decay`` applies to: all (None), those with ndim >= 2
+        ("matrices"), or those for which ``decay_filter(param)`` is true.
     """
 
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clipnorm=None):
+    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clipnorm=None,
+                 decay_filter=None):
         super().__init__(lr, clipnorm)
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.weight_decay = float(weight_decay)
+        self.decay_filter = _check_decay_filter("SGD", decay_filter)
         self.state_keys = ("velocity",) if self.momentum else ()
 
     def _update(self, p, g, state, lr):
         ops.sgd_update(p, g, state.get("velocity"), lr=lr, momentum=self.momentum,
-                       nesterov=self.nesterov, weight_decay=self.weight_decay)
+                       nesterov=self.nesterov, weight_decay=self._decay(p))
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, **self._decay_config()}
 
 
 class Adam(Optimizer):
@@ -175,25 +209,39 @@ class Adam(Optimizer):
     eps : float, default 1e-8
     weight_decay : float, default 0.0
     clipnorm : float, optional
+    decay_filter : None, "matrices" or callable, optional
+        Which parameters ``weight_decay`` applies to: all (None), those with ndim >= 2
+        ("matrices", as nanoGPT), or those for which ``decay_filter(param)`` is true.
+
+    All parameters are updated in one ``ops.adam_update_many`` call per step (one OpenMP
+    region over every element; clipping, when set, happens before).
     """
 
     state_keys = ("m", "v")
     decoupled = False
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 clipnorm=None):
+                 clipnorm=None, decay_filter=None):
         super().__init__(lr, clipnorm)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.weight_decay = float(weight_decay)
+        self.decay_filter = _check_decay_filter(type(self).__name__, decay_filter)
+
+    def _update_all(self, pairs, lr):
+        ops.adam_update_many([p for p, _ in pairs], [g for _, g in pairs],
+                             [st["m"] for st in self.state], [st["v"] for st in self.state],
+                             lr=lr, beta1=self.beta1, beta2=self.beta2, eps=self.eps,
+                             weight_decays=[self._decay(p) for p, _ in pairs],
+                             step=self.iterations + 1, decoupled=self.decoupled)
 
     def _update(self, p, g, state, lr):
         ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta1, beta2=self.beta2,
-                        eps=self.eps, weight_decay=self.weight_decay, step=self.iterations + 1,
+                        eps=self.eps, weight_decay=self._decay(p), step=self.iterations + 1,
                         decoupled=self.decoupled)
 
     def get_config(self):
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2,
-                "eps": self.eps, "weight_decay": self.weight_decay}
+                "eps": self.eps, "weight_decay": self.weight_decay, **self._decay_config()}
 
 
 class AdamW(Adam):
@@ -209,8 +257,8 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                 clipnorm=None):
-        super().__init__(lr, beta1, beta2, eps, weight_decay, clipnorm)
+                 clipnorm=None, decay_filter=None):
+        super().__init__(lr, beta1, beta2, eps, weight_decay, clipnorm, decay_filter)
 
 
 class RMSprop(Optimizer):
@@ -228,21 +276,25 @@ class RMSprop(Optimizer):
     eps : float, default 1e-8
     weight_decay : float, default 0.0
     clipnorm : float, optional
+    decay_filter : None, "matrices" or callable, optional
+        Which parameters ``weight_decay`` applies to (see :class:`SGD`).
     """
 
     state_keys = ("sq",)
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, clipnorm=None):
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, clipnorm=None,
+                 decay_filter=None):
         super().__init__(lr, clipnorm)
         self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
+        self.decay_filter = _check_decay_filter("RMSprop", decay_filter)
 
     def _update(self, p, g, state, lr):
         ops.rmsprop_update(p, g, state["sq"], lr=lr, alpha=self.alpha, eps=self.eps,
-                           weight_decay=self.weight_decay)
+                           weight_decay=self._decay(p))
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "eps": self.eps,
-                "weight_decay": self.weight_decay}
+                "weight_decay": self.weight_decay, **self._decay_config()}
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}

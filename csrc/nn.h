@@ -1,0 +1,83 @@
+// Transformer kernels: LayerNorm, token embedding, many-tensor Adam/AdamW.
+// Legend (llm.c): B batch, T time, C channels, V vocab; "rows" = B·T.
+//
+//   layernorm_forward   y = (x - μ)·rstd·γ + β per row; caches mean, rstd (rows,)
+//   layernorm_backward  dx (one pass per row), dγ += Σ g·x̂, dβ += Σ g over rows
+//                       (per-thread partial sums, reduced in thread order: deterministic)
+//   embedding_forward   out[r, :] = table[ids[r], :]                 (gather, memcpy)
+//   embedding_backward  dtable[ids[r], :] += grad[r, :] in r order    (threads own columns:
+//                       no races, and each element sums in the same order as np.add.at)
+//   adam_many           one Adam/AdamW step over a list of tensors (OpenMP over the total
+//                       element count, ranges cut across tensor boundaries)
+//
+// All take C-contiguous arrays (the Python wrapper, nnlite/ops/native_nn.py, makes them so).
+// float32 has AVX-512 and AVX2/FMA paths picked at run time by simd_path(); float64 and
+// "scalar" run plain loops. Every kernel and every parallel region opens an FtzScope.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu.h"
+
+namespace nnlite {
+
+// Below this many scalar operations a kernel stays on the calling thread (waking the pool
+// costs a few microseconds, about 32k simple float ops).
+constexpr int64_t kNnOmpMinWork = 32768;
+
+template <typename T>
+void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
+                       int64_t rows, int64_t C, double eps);
+template <typename T>
+void layernorm_backward(const T* g, const T* x, const T* gamma, const T* mean, const T* rstd,
+                        T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t C);
+template <typename T>
+void embedding_forward(const int64_t* ids, const T* table, T* out, int64_t rows, int64_t C);
+template <typename T>
+void embedding_backward(const int64_t* ids, const T* grad, T* dtable, int64_t rows, int64_t C);
+
+// One tensor of an adam_many call: flat, C-contiguous, n elements each.
+template <typename T>
+struct AdamTensor {
+    T* p;
+    const T* g;
+    T* m;
+    T* v;
+    int64_t n;
+    double weight_decay;
+};
+template <typename T>
+void adam_many(std::vector<AdamTensor<T>>& ts, double lr, double beta1, double beta2, double eps,
+               int64_t step, bool decoupled);
+
+// fn(lo, hi) over [0, n) split evenly across the OpenMP threads when n·cost is big enough;
+// each thread sets its own FTZ/DAZ (MXCSR is per thread).
+template <typename Fn>
+inline void nn_parallel_range(int64_t n, int64_t cost_per_item, Fn&& fn) {
+#ifdef NNLITE_OPENMP
+    if (n > 1 && n * cost_per_item > kNnOmpMinWork && num_threads() > 1) {
+#pragma omp parallel
+        {
+            FtzScope ftz;
+            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+            if (lo < hi) fn(lo, hi);
+        }
+        return;
+    }
+#endif
+    (void)cost_per_item;
+    fn(int64_t(0), n);
+}
+
+#if NNLITE_X86 && !defined(NNLITE_TARGET_AVX512)
+#if defined(_MSC_VER) && !defined(__clang__)
+#define NNLITE_TARGET_AVX512
+#define NNLITE_TARGET_AVX2
+#else
+#define NNLITE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#define NNLITE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
+#endif
+
+}  // namespace nnlite

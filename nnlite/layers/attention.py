@@ -1,0 +1,161 @@
+r"""Multi-head self-attention (Vaswani et al. 2017), the GPT-2 / nanoGPT ``CausalSelfAttention``.
+
+Legend (llm.c): B batch, T time, C channels, nh = n_head heads, hs = C / nh head size.
+"""
+import numpy as np
+
+from .. import ops
+from ..random import get_rng
+from . import _checks as C
+from .base import Layer, shape_str
+
+INIT_STD = 0.02     # GPT-2 / nanoGPT: weights N(0, 0.02²), biases 0
+
+
+class MultiHeadAttention(Layer):
+    r"""Multi-head scaled dot-product self-attention with a fused QKV projection.
+
+    .. math::
+
+        [Q\ K\ V] = x W_{qkv} + b_{qkv}, \quad\text{split into } n_h \text{ heads of size }
+        d = C / n_h
+
+        A_h = \mathrm{softmax}\!\Big(\frac{Q_h K_h^\top}{\sqrt d} + M\Big) V_h, \qquad
+        y = [A_1 \cdots A_{n_h}]\, W_o + b_o
+
+    where :math:`M_{ts} = -\infty` for :math:`s > t` when ``causal`` (position t sees
+    0..t), else 0. The attention itself is ``ops.attention`` (a flash-attention kernel: the
+    (T, T) probabilities are never stored; it returns the row log-sum-exp, which
+    ``ops.attention_backward`` reuses). The projections' gradients are plain GEMMs:
+    :math:`\partial W_o = A^\top g`, :math:`\partial A = g W_o^\top`,
+    :math:`\partial W_{qkv} = x^\top \partial[Q\,K\,V]`,
+    :math:`\partial x = \partial[Q\,K\,V]\, W_{qkv}^\top`.
+
+    Parameters
+    ----------
+    dim : int
+        :math:`C`, the channels of the input and output; must be divisible by ``n_head``.
+    n_head : int
+    causal : bool, default True
+        Mask future positions (a decoder, as GPT).
+    dropout : float in [0, 1), default 0.0
+        *Residual* dropout on the output :math:`y` while training (nanoGPT's
+        ``resid_dropout``). Dropout on the attention probabilities (nanoGPT's
+        ``attn_dropout``) is not supported: the flash kernel never forms them.
+    rng : numpy.random.Generator or int, optional
+        For the initial weights, :math:`N(0, 0.02^2)` as GPT-2 (biases zero; GPT-2's extra
+        :math:`1/\sqrt{2 n_\text{layer}}` on :math:`W_o` is left to the model builder), and
+        for the dropout masks (default the library-wide generator, looked up at each call).
+    dtype : numpy dtype, default float32
+    name : str, optional
+
+    Attributes
+    ----------
+    params : {"W_qkv": (C, 3C), "b_qkv": (3C,), "W_o": (C, C), "b_o": (C,)}
+        Columns of ``W_qkv``: Q, K, V, each split into heads ``[h * hs:(h + 1) * hs]``.
+    grads : same keys and shapes, accumulated by ``backward``
+    """
+
+    def __init__(self, dim, n_head, causal=True, dropout=0.0, rng=None, dtype=np.float32,
+                 name=None):
+        super().__init__(name=name)
+        self.dim, self.n_head = int(dim), int(n_head)
+        if self.dim < 1 or self.n_head < 1:
+            raise ValueError(f"MultiHeadAttention: dim and n_head must be >= 1, got {dim} "
+                             f"and {n_head}")
+        if self.dim % self.n_head != 0:
+            raise ValueError(f"MultiHeadAttention: dim {self.dim} is not divisible by n_head "
+                             f"{self.n_head} (each head gets dim / n_head channels)")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
+        self.causal, self.dropout = bool(causal), float(dropout)
+        self._rng = None if rng is None else get_rng(rng)   # an int seed becomes one Generator
+        init_rng = get_rng(self._rng)
+        Cd = self.dim
+        self.params["W_qkv"] = np.ascontiguousarray(
+            init_rng.standard_normal((Cd, 3 * Cd)) * INIT_STD, dtype=dtype)
+        self.params["b_qkv"] = np.zeros(3 * Cd, dtype=dtype)
+        self.params["W_o"] = np.ascontiguousarray(
+            init_rng.standard_normal((Cd, Cd)) * INIT_STD, dtype=dtype)
+        self.params["b_o"] = np.zeros(Cd, dtype=dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        # caches for backward
+        self._x2 = None         # input as (B*T, C), for dW_qkv
+        self._qkv = None        # (3, B, nh, T, hs): q, k, v are its contiguous slices
+        self._out = None        # (B, nh, T, hs) attention output, and its
+        self._lse = None        # (B, nh, T) row log-sum-exp
+        self._mask = None       # residual dropout: scaled mask m/(1-p), or None
+
+    def _describe(self):
+        return f"MultiHeadAttention(dim={self.dim}, n_head={self.n_head})"
+
+    def _check_shape(self, shape):
+        if len(shape) != 3:
+            raise ValueError(f"{C.describe(self)}: expected input of shape (batch, T, "
+                             f"{self.dim}), got {shape_str(shape)}")
+        if shape[-1] is not None and shape[-1] != self.dim:
+            raise ValueError(f"{C.describe(self)}: expected input with last dimension "
+                             f"{self.dim}, got shape {shape_str(shape)}")
+
+    def forward(self, x, training=True):
+        p = self.params
+        x = C.as_input(self, x, p["W_qkv"].dtype)
+        self._check_shape(x.shape)
+        B, T, Cd = x.shape
+        nh, hs = self.n_head, Cd // self.n_head
+        x2 = np.ascontiguousarray(x).reshape(B * T, Cd)             # (B*T, C)
+        qkv = ops.gemm(x2, p["W_qkv"])                              # (B*T, 3C)
+        qkv += p["b_qkv"]
+        qkv = np.ascontiguousarray(
+            qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4))  # (3, B, nh, T, hs)
+        q, k, v = qkv[0], qkv[1], qkv[2]                            # each (B, nh, T, hs)
+        out, lse = ops.attention(q, k, v, causal=self.causal, return_lse=True)
+        a2 = out.transpose(0, 2, 1, 3).reshape(B * T, Cd)           # (B, T, nh, hs) -> (B*T, C)
+        y = ops.gemm(a2, p["W_o"])                                  # (B*T, C)
+        y += p["b_o"]
+        y = y.reshape(B, T, Cd)
+        self._x2, self._qkv, self._out, self._lse = x2, qkv, out, lse
+        self._mask = None
+        if training and self.training and self.dropout > 0.0:       # residual dropout
+            keep = get_rng(self._rng).random(y.shape, dtype=np.float32) >= self.dropout
+            self._mask = keep.astype(y.dtype) * y.dtype.type(1.0 / (1.0 - self.dropout))
+            y *= self._mask
+        return y
+
+    def backward(self, grad_out):
+        C.check_forward_called(self, self._out)
+        p, gr = self.params, self.grads
+        B, nh, T, hs = self._out.shape
+        Cd = nh * hs
+        g = C.as_grad(self, grad_out, (B, T, Cd), p["W_o"].dtype)
+        if self._mask is not None:
+            g = g * self._mask                                      # a new array: g untouched
+        g2 = np.ascontiguousarray(g).reshape(B * T, Cd)             # (B*T, C)
+        # in the forward pass this was y = a2 W_o + b_o
+        a2 = self._out.transpose(0, 2, 1, 3).reshape(B * T, Cd)     # (B*T, C)
+        ops.gemm_tn(a2, g2, out=gr["W_o"], accumulate=True)         # dW_o += a2ᵀ g
+        gr["b_o"] += g2.sum(axis=0)
+        da = ops.gemm_nt(g2, p["W_o"])                              # (B*T, C) = g W_oᵀ
+        dout = np.ascontiguousarray(
+            da.reshape(B, T, nh, hs).transpose(0, 2, 1, 3))         # (B, nh, T, hs)
+        q, k, v = self._qkv
+        dq, dk, dv = ops.attention_backward(q, k, v, self._out, dout, lse=self._lse,
+                                            causal=self.causal)
+        # in the forward pass this was qkv = x2 W_qkv + b_qkv, then split into heads
+        dqkv = np.stack([dq, dk, dv])                               # (3, B, nh, T, hs)
+        dqkv = np.ascontiguousarray(
+            dqkv.transpose(1, 3, 0, 2, 4)).reshape(B * T, 3 * Cd)   # (B*T, 3C)
+        ops.gemm_tn(self._x2, dqkv, out=gr["W_qkv"], accumulate=True)  # dW_qkv += xᵀ dqkv
+        gr["b_qkv"] += dqkv.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
+        return ops.gemm_nt(dqkv, p["W_qkv"]).reshape(B, T, Cd)      # dx = dqkv W_qkvᵀ
+
+    def output_shape(self, input_shape):
+        self._check_shape(tuple(input_shape))
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {"dim": self.dim, "n_head": self.n_head, "causal": self.causal,
+                "dropout": self.dropout, "dtype": C.dtype_name(self.dtype),
+                **super().get_config()}

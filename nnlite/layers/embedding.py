@@ -1,0 +1,169 @@
+r"""Token and learned positional embeddings (GPT-2's ``wte`` and ``wpe``).
+
+Legend (llm.c): B batch, T time (sequence length), C = dim channels, V vocabulary size.
+"""
+import numpy as np
+
+from .. import ops
+from ..random import get_rng
+from . import _checks as C
+from .base import Layer, shape_str
+
+INIT_STD = 0.02     # GPT-2 / nanoGPT: N(0, 0.02²) for both tables
+
+
+def _normal(shape, rng, dtype):
+    return np.ascontiguousarray(get_rng(rng).standard_normal(shape) * INIT_STD, dtype=dtype)
+
+
+class Embedding(Layer):
+    r"""Look up a learned vector per integer id: the token embedding of a GPT.
+
+    .. math::
+
+        y_{\ldots,:} = W_{\mathrm{ids}_{\ldots},:}, \qquad
+        \frac{\partial L}{\partial W_{v,:}} = \sum_{n:\ \mathrm{ids}_n = v} g_{n,:}
+
+    Repeated ids add up (a scatter-add). The ids are discrete: they have no gradient,
+    so ``backward`` returns ``None`` (put this layer first).
+
+    Parameters
+    ----------
+    num_embeddings : int
+        :math:`V`, the vocabulary size; ids must lie in ``[0, V)``.
+    embedding_dim : int
+        :math:`C`, the size of each vector.
+    rng : numpy.random.Generator or int, optional
+        For the initial table, :math:`W \sim N(0, 0.02^2)` (GPT-2).
+    dtype : numpy dtype, default float32
+    name : str, optional
+
+    Attributes
+    ----------
+    params : {"W": ndarray of shape (num_embeddings, embedding_dim)}
+    grads : same key and shape, accumulated by ``backward``
+    input_dtype : int64
+        What ``Sequential`` converts its inputs to when this layer comes first.
+    """
+
+    input_dtype = np.dtype(np.int64)
+
+    def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=np.float32, name=None):
+        super().__init__(name=name)
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        if self.num_embeddings < 1 or self.embedding_dim < 1:
+            raise ValueError(f"Embedding: num_embeddings and embedding_dim must be >= 1, got "
+                             f"{num_embeddings} and {embedding_dim}")
+        self.params["W"] = _normal((self.num_embeddings, self.embedding_dim), rng, dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._ids = None                    # cache: the ids, for the scatter-add
+
+    def _describe(self):
+        return f"Embedding({self.num_embeddings} → {self.embedding_dim})"
+
+    def _check_ids(self, ids):
+        ids = np.asarray(ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"{C.describe(self)}: expected integer ids, got dtype {ids.dtype} "
+                            f"with shape {shape_str(ids.shape)}")
+        bad = (ids < 0) | (ids >= self.num_embeddings)
+        if bad.any():
+            vals = np.unique(ids[bad])
+            shown = ", ".join(str(v) for v in vals[:10]) + (", ..." if vals.size > 10 else "")
+            raise ValueError(f"{C.describe(self)}: ids must lie in [0, {self.num_embeddings}) "
+                             f"(vocabulary size {self.num_embeddings}), got {int(bad.sum())} "
+                             f"out of range: {shown}")
+        return np.ascontiguousarray(ids)
+
+    def forward(self, ids, training=True):
+        ids = self._check_ids(ids)
+        self._ids = ids
+        return ops.embedding(ids, self.params["W"])         # (..., C), e.g. (B, T, C)
+
+    def backward(self, grad_out):
+        C.check_forward_called(self, self._ids)
+        W = self.params["W"]
+        g = C.as_grad(self, grad_out, (*self._ids.shape, self.embedding_dim), W.dtype)
+        ops.embedding_backward(self._ids, np.ascontiguousarray(g), self.grads["W"])  # dW[ids] += g
+        return None                                         # ids have no gradient
+
+    def output_shape(self, input_shape):
+        return (*input_shape, self.embedding_dim)
+
+    def get_config(self):
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
+                "dtype": C.dtype_name(self.dtype), **super().get_config()}
+
+
+class PositionalEmbedding(Layer):
+    r"""Add a learned vector per position: :math:`y_{b,t,:} = x_{b,t,:} + P_{t,:}`.
+
+    .. math::
+
+        \frac{\partial L}{\partial x} = g, \qquad
+        \frac{\partial L}{\partial P_{t,:}} = \sum_b g_{b,t,:} \quad (t < T)
+
+    A sequence may be shorter than ``block_size``; rows ``P[T:]`` then get no gradient.
+
+    Parameters
+    ----------
+    block_size : int
+        The longest sequence (context length) the table covers.
+    dim : int
+        :math:`C`, the channels of ``x``.
+    rng : numpy.random.Generator or int, optional
+        For the initial table, :math:`P \sim N(0, 0.02^2)` (nanoGPT).
+    dtype : numpy dtype, default float32
+    name : str, optional
+
+    Attributes
+    ----------
+    params : {"P": ndarray of shape (block_size, dim)}
+    grads : same key and shape
+    """
+
+    def __init__(self, block_size, dim, rng=None, dtype=np.float32, name=None):
+        super().__init__(name=name)
+        self.block_size, self.dim = int(block_size), int(dim)
+        if self.block_size < 1 or self.dim < 1:
+            raise ValueError(f"PositionalEmbedding: block_size and dim must be >= 1, got "
+                             f"{block_size} and {dim}")
+        self.params["P"] = _normal((self.block_size, self.dim), rng, dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._shape = None                  # cache: the input shape (B, T, C)
+
+    def _describe(self):
+        return f"PositionalEmbedding({self.block_size}, {self.dim})"
+
+    def _check_shape(self, shape):
+        if len(shape) != 3:
+            raise ValueError(f"{C.describe(self)}: expected input of shape (batch, T, "
+                             f"{self.dim}), got {shape_str(shape)}")
+        if shape[-1] is not None and shape[-1] != self.dim:
+            raise ValueError(f"{C.describe(self)}: expected input with last dimension "
+                             f"{self.dim}, got shape {shape_str(shape)}")
+        if shape[1] is not None and shape[1] > self.block_size:
+            raise ValueError(f"{C.describe(self)}: sequence length {shape[1]} exceeds "
+                             f"block_size {self.block_size} (input shape {shape_str(shape)})")
+
+    def forward(self, x, training=True):
+        P = self.params["P"]
+        x = C.as_input(self, x, P.dtype)
+        self._check_shape(x.shape)
+        self._shape = x.shape
+        return x + P[:x.shape[1]]                           # (B, T, C) + (T, C)
+
+    def backward(self, grad_out):
+        C.check_forward_called(self, self._shape)
+        P = self.params["P"]
+        g = C.as_grad(self, grad_out, self._shape, P.dtype)
+        self.grads["P"][:self._shape[1]] += g.sum(axis=0)   # dP[:T] += Σ_b g
+        return g if self.needs_input_grad else None         # dx = g (not written into)
+
+    def output_shape(self, input_shape):
+        self._check_shape(tuple(input_shape))
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {"block_size": self.block_size, "dim": self.dim,
+                "dtype": C.dtype_name(self.dtype), **super().get_config()}

@@ -1,0 +1,127 @@
+r"""Residual connection: y = x + f(x), the skip around each block of a transformer."""
+import numpy as np
+
+from . import _checks as C
+from .base import Layer, shape_str
+
+
+class Residual(Layer):
+    r"""Add a layer's output to its input: :math:`y = x + f(x)`.
+
+    .. math:: \frac{\partial L}{\partial x} = g + \Big(\frac{\partial f}{\partial x}\Big)^{\!\top} g
+
+    The upstream gradient :math:`g` is shared by both paths; neither writes into it.
+    A pre-norm GPT block is ``Residual(Sequential([LayerNorm(C), MultiHeadAttention(C, nh)]))``
+    followed by ``Residual(Sequential([LayerNorm(C), Linear(C, 4C), GELU(), Linear(4C, C)]))``.
+
+    Parameters
+    ----------
+    inner : Layer
+        :math:`f`, any layer (typically a :class:`~nnlite.Sequential`) whose output has the
+        shape of its input.
+    name : str, optional
+
+    Attributes
+    ----------
+    inner : Layer
+    params, grads : dict
+        Views of the inner layer's, keyed ``"0.<inner key>"`` like a one-layer Sequential's,
+        so a model's keys read ``"3.0.1.W_qkv"``: layer 3 of the model, its inner layer, that
+        layer's layer 1, parameter ``W_qkv``. Optimizers and save/load use them unchanged.
+    """
+
+    def __init__(self, inner, name=None):
+        if not isinstance(inner, Layer):
+            what = "a class: call it, e.g. nl.Linear(64, 64)" if isinstance(inner, type) else \
+                type(inner).__name__
+            raise TypeError(f"Residual expects a Layer instance, got {what}")
+        # Layer.__init__ would assign self.params; here params/grads are views of the inner's
+        self.inner = inner
+        self.name = name
+        self.training = True
+        # the inner layer always computes its input gradient (it is half of ours); ours can be
+        # switched off (Sequential does so when nothing upstream uses it)
+        self.needs_input_grad = True
+        self._shape = None                  # cache: the input shape
+
+    def _describe(self):
+        return f"Residual({type(self.inner).__name__})"
+
+    @property
+    def params(self):
+        return {f"0.{k}": v for k, v in self.inner.params.items()}
+
+    @property
+    def grads(self):
+        return {f"0.{k}": v for k, v in self.inner.grads.items()}
+
+    def forward(self, x, training=True):
+        x = C.as_input(self, x, self.inner.dtype)
+        fx = self.inner.forward(x, training=training and self.training)   # eval() sticks
+        if np.shape(fx) != x.shape:
+            raise ValueError(f"{C.describe(self)}: the inner layer maps input of shape "
+                             f"{shape_str(x.shape)} to {shape_str(np.shape(fx))}; a residual "
+                             f"connection needs the same shape")
+        self._shape = x.shape
+        return x + fx
+
+    def backward(self, grad_out):
+        C.check_forward_called(self, self._shape)
+        g = C.as_grad(self, grad_out, self._shape, None)
+        dfx = self.inner.backward(g)        # the inner layer adds its params' grads
+        if not self.needs_input_grad:
+            return None
+        if dfx is None:
+            raise RuntimeError(f"{C.describe(self)}: the inner layer returned no input "
+                               f"gradient (needs_input_grad=False on it?); a residual "
+                               f"connection needs it")
+        return g + dfx                      # a new array: g is left as it came
+
+    def zero_grad(self):
+        self.inner.zero_grad()
+
+    def train(self):
+        self.training = True
+        self.inner.train()
+        return self
+
+    def eval(self):
+        self.training = False
+        self.inner.eval()
+        return self
+
+    def astype(self, dtype):
+        self.inner.astype(dtype)
+        return self
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        inner = tuple(self.inner.output_shape(shape))
+        if len(inner) != len(shape) or any(a is not None and b is not None and a != b
+                                           for a, b in zip(shape, inner)):
+            raise ValueError(f"{C.describe(self)}: the inner layer maps input of shape "
+                             f"{shape_str(shape)} to {shape_str(inner)}; a residual "
+                             f"connection needs the same shape")
+        return shape
+
+    def get_config(self):
+        cfg = {"inner": {"class_name": type(self.inner).__name__,
+                         "config": self.inner.get_config()}}
+        if self.name:
+            cfg["name"] = self.name
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        spec = config["inner"]
+        klass = Layer.registry.get(spec["class_name"])
+        if klass is None:
+            raise ValueError(f"unknown layer class {spec['class_name']!r}; known layers: "
+                             f"{', '.join(sorted(Layer.registry))}. A custom layer must be "
+                             f"defined (its module imported) before loading")
+        return cls(klass.from_config(spec.get("config", {})), name=config.get("name"))
+
+    def __repr__(self):
+        inner = repr(self.inner).replace("\n", "\n  ")
+        extra = f", name={self.name!r}" if self.name else ""
+        return f"Residual({inner}{extra})"
