@@ -5,13 +5,22 @@
 >>> history = model.fit(x, y, epochs=5, validation_split=0.1)
 >>> model.evaluate(x_test, y_test)                  # {'loss': ..., 'accuracy': ...}
 
-One training step (``fit``): zero the grads, forward (training=True), loss forward and
-backward, backward through the layers in reverse, ``optimizer.step(pairs)``.
+One training step (:meth:`Sequential.train_step`, which ``fit`` calls): zero the grads,
+forward (training=True), loss forward, a check that it is finite, loss backward, backward
+through the layers in reverse, ``optimizer.step(pairs)`` (which clips by global norm first when
+the optimizer has ``clipnorm``).
+
+``fit`` takes arrays ``(x, y)`` or an iterable of ``(xb, yb)`` batches (a ``DataLoader``, a
+``RandomWindowSampler``, a generator) with ``steps_per_epoch``:
+
+>>> model.fit(sampler, steps_per_epoch=250, epochs=8, validation_data=val_sampler,
+...           validation_steps=200)
 A Sequential is itself a Layer: it nests, and its ``params`` are keyed ``"<index>.<name>"``
 (``"0.W"``, ``"2.b"``, ``"1.0.W"`` when nested), the keys of a saved model file.
 """
 import math
 import re
+import warnings
 
 import numpy as np
 
@@ -95,6 +104,106 @@ def _fmt_bytes(n):
         if n < 1024 or unit == "GB":
             return f"{n:.2f} {unit}"
         n /= 1024
+
+
+# -- batches from iterables ------------------------------------------------------------------
+class _NonFiniteLoss(FloatingPointError):
+    """Raised by the step; ``fit``/``train_step`` turn it into a message that says where."""
+
+    def __init__(self, loss):
+        super().__init__(f"loss became {loss}")
+        self.loss = loss
+
+
+def _is_batch_iterable(x):
+    """An iterable of batches (DataLoader, sampler, generator), not an array or a sequence of
+    numbers that ``np.asarray`` would take as data."""
+    if isinstance(x, (np.ndarray, list, tuple, str, bytes, dict)) or np.isscalar(x):
+        return False
+    return hasattr(x, "__iter__") or hasattr(x, "__next__")
+
+
+def _check_count(value, what):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _unpack(batch, what):
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        got = f"a {type(batch).__name__} of length {len(batch)}" if isinstance(
+            batch, (tuple, list)) else f"a {type(batch).__name__}"
+        raise TypeError(f"{what} must yield (xb, yb) batches, got {got}")
+    return batch
+
+
+class _Stream:
+    """Batches from an iterable, ``steps`` per epoch.
+
+    With ``steps`` None the iterable needs ``len()`` and each epoch is one fresh pass. With
+    ``steps`` set, one iterator is kept across epochs (``per_epoch_iterator=False``: training,
+    so an endless sampler continues) or taken anew each epoch (validation: a DataLoader
+    restarts, a generator continues); an iterator that runs out is restarted when the
+    iterable can be iterated again.
+    """
+
+    def __init__(self, data, what, steps, per_epoch_iterator, arg="steps_per_epoch"):
+        self.data, self.what = data, what
+        self.steps = _check_count(steps, arg)
+        self.full_pass = self.steps is None
+        if self.full_pass:
+            try:
+                self.steps = len(data)
+            except TypeError:
+                raise ValueError(f"{what} is an iterable of type {type(data).__name__} without "
+                                 f"len(): pass {arg}=N (batches per epoch)") from None
+        self.per_epoch_iterator = per_epoch_iterator
+        self.reiterable = not hasattr(data, "__next__")     # an iterator is its own iter()
+        self._it = None
+
+    def _fresh(self):
+        return iter(self.data)
+
+    def epoch(self):
+        """A generator of this epoch's (xb, yb) batches; draws lazily (no batch is taken
+        that training does not use)."""
+        if self.full_pass or self.per_epoch_iterator or self._it is None:
+            self._it = self._fresh()
+        restarted = False
+        n = 0
+        while n < self.steps:
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                if self.full_pass or restarted or not self.reiterable:
+                    return          # exhausted (a generator cannot start again)
+                self._it, restarted = self._fresh(), True
+                continue
+            restarted = False
+            n += 1
+            yield _unpack(batch, self.what)
+
+
+def _validation_source(model, data, steps):
+    """A function returning the validation logs, or None."""
+    if data is None:
+        if steps is not None:
+            raise ValueError("validation_steps given without validation_data")
+        return None
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2:
+            raise ValueError("validation_data must be a tuple (x_val, y_val) or an iterable of "
+                             "(xb, yb) batches")
+        xv, yv = model._prepare(*data, what="x_val")
+        return lambda: model._evaluate(xv, yv, batch_size=256)
+    if not _is_batch_iterable(data):
+        raise ValueError(f"validation_data must be a tuple (x_val, y_val) or an iterable of "
+                         f"(xb, yb) batches, got {type(data).__name__}")
+    stream = _Stream(data, "validation_data", steps, per_epoch_iterator=True,
+                     arg="validation_steps")
+    return lambda: model._evaluate_batches(model._batch(*b) for b in stream.epoch())
 
 
 class Sequential(Layer):
@@ -325,19 +434,86 @@ class Sequential(Layer):
         params, grads = self.params, self.grads
         return [(params[k], grads[k]) for k in params]
 
-    def fit(self, x, y, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
-            shuffle=True, callbacks=None, verbose=1, seed=None):
-        """Train for ``epochs`` passes over ``(x, y)``.
+    def _batch(self, xb, yb):
+        """A batch from an iterable, typed as ``fit`` types arrays: float inputs and targets in
+        the parameters' dtype, integer ids and labels left as they are."""
+        xb, yb = np.asarray(xb), np.asarray(yb)
+        want = np.dtype(self._input_dtype())
+        # float models take any numbers; an Embedding first (int64) takes integers only, so
+        # float "ids" reach it unchanged and it says so
+        if xb.dtype != want and (want.kind == "f" or xb.dtype.kind in "iub"):
+            xb = np.ascontiguousarray(xb, dtype=want)
+        if yb.dtype.kind in "fb":
+            yb = np.ascontiguousarray(yb, dtype=xb.dtype if xb.dtype.kind == "f" else np.float32)
+        return xb, yb
+
+    def _train_batch(self, xb, yb, pairs):
+        """The step itself; returns ``(loss, output)``. Raises before the update if the loss is
+        not finite, so the weights stay usable."""
+        self.zero_grad()
+        out = self.forward(xb, training=True)
+        loss = self.loss.forward(out, yb)
+        if not math.isfinite(loss):
+            raise _NonFiniteLoss(loss)
+        self.backward(self.loss.backward())
+        self.optimizer.step(pairs)          # clips first when the optimizer has clipnorm
+        return loss, out
+
+    def _nonfinite_message(self, loss, where):
+        return (f"loss became {loss}{where}; try a lower learning rate (optimizer: "
+                f"{self.optimizer!r}) or gradient clipping (clipnorm=...)")
+
+    def train_step(self, xb, yb):
+        """One optimisation step on the batch ``(xb, yb)``: zero the grads, forward
+        (training=True), loss, a finiteness check, backward, ``optimizer.step``.
+
+        ``fit`` calls it for every batch; call it yourself for a hand-written loop.
+
+        Returns
+        -------
+        float
+            The batch's loss (before the update).
+
+        Raises
+        ------
+        FloatingPointError
+            If the loss is NaN or inf; the weights are left as they were.
+        """
+        self._check_compiled("train_step")
+        saved = _freeze_input_grads(self.layers)
+        try:
+            return self._train_batch(*self._batch(xb, yb), self._pairs())[0]
+        except _NonFiniteLoss as e:
+            raise FloatingPointError(self._nonfinite_message(e.loss, "")) from None
+        finally:
+            for layer, flag in saved:
+                layer.needs_input_grad = flag
+
+    def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
+            shuffle=True, callbacks=None, verbose=1, seed=None, steps_per_epoch=None,
+            validation_steps=None):
+        """Train for ``epochs`` passes over ``(x, y)``, or over batches drawn from ``x``.
 
         Parameters
         ----------
-        x : ndarray of shape (N, ...)
-            Converted once to the parameters' dtype (float32 unless the model was cast).
-        y : ndarray of shape (N, ...)
-            Integer labels or float targets, as the loss expects.
+        x : ndarray of shape (N, ...), or an iterable of (xb, yb) batches
+            Arrays are converted once to the parameters' dtype (float32 unless the model was
+            cast). An iterable (``DataLoader``, ``RandomWindowSampler``, generator) gives the
+            batches itself; then leave ``y`` None, and ``batch_size``, ``shuffle``, ``seed``
+            and ``validation_split`` do not apply.
+        y : ndarray of shape (N, ...), optional
+            Integer labels or float targets, as the loss expects (arrays only).
         batch_size, epochs : int
-        validation_data : (x_val, y_val), optional
+        steps_per_epoch : int, optional
+            Iterable input only: batches per epoch. Required when the iterable has no
+            ``len()`` (e.g. an endless sampler); one iterator is then kept across epochs, so
+            epoch 2 continues where epoch 1 stopped (restarted if it runs out). Default: one
+            full pass, ``len(x)`` batches.
+        validation_data : (x_val, y_val) or an iterable of batches, optional
             Evaluated after each epoch (``val_loss``, ``val_<metric>``).
+        validation_steps : int, optional
+            For an iterable ``validation_data``: average over this many batches (required
+            when it has no ``len()``); default a full pass.
         validation_split : float
             Fraction of the data held out for validation: the *last* samples, taken before
             shuffling (as Keras). Ignored when ``validation_data`` is given.
@@ -361,30 +537,56 @@ class Sequential(Layer):
             are left as they were before that step.
         """
         self._check_compiled("fit")
-        x, y = self._prepare(x, y)
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            val = self._prepare(*validation_data, what="x_val")
-        elif validation_split:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-            split_at = int(math.ceil(len(x) * (1.0 - validation_split)))
-            if split_at in (0, len(x)):
-                raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
-                                 f"leaves an empty training or validation set")
-            x, y, val = x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
-        n, batch_size = len(x), int(batch_size)
-        if n == 0:
-            raise ValueError("fit() got 0 training samples")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if self.input_shape is None:
-            self.input_shape = tuple(x.shape[1:])
+        if y is None and _is_batch_iterable(x):
+            if validation_split:
+                raise ValueError("validation_split needs arrays (x, y); with batches from an "
+                                 "iterable pass validation_data=<iterable> (and validation_steps)")
+            train = _Stream(x, "x", steps_per_epoch, per_epoch_iterator=False)
+            steps, epoch_batches = train.steps, train.epoch
+            val = _validation_source(self, validation_data, validation_steps)
+        else:
+            if y is None:
+                raise ValueError(f"fit() needs targets y for x of type {type(x).__name__}; or pass "
+                                 f"an iterable of (xb, yb) batches as x (with y=None)")
+            if steps_per_epoch is not None:
+                raise ValueError("steps_per_epoch applies to an iterable x (batches); with "
+                                 "arrays an epoch is one pass, set batch_size instead")
+            x, y = self._prepare(x, y)
+            val = None
+            if validation_data is not None and not (
+                    isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                val = _validation_source(self, validation_data, validation_steps)
+            elif validation_data is not None:
+                xv, yv = self._prepare(*validation_data, what="x_val")
+                val = lambda: self._evaluate(xv, yv, batch_size=max(batch_size, 256))  # noqa: E731
+            elif validation_split:
+                if not 0.0 < validation_split < 1.0:
+                    raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+                split_at = int(math.ceil(len(x) * (1.0 - validation_split)))
+                if split_at in (0, len(x)):
+                    raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
+                                     f"leaves an empty training or validation set")
+                x, y, xv, yv = x[:split_at], y[:split_at], x[split_at:], y[split_at:]
+                val = lambda: self._evaluate(xv, yv, batch_size=max(batch_size, 256))  # noqa: E731
+            n, batch_size = len(x), int(batch_size)
+            if n == 0:
+                raise ValueError("fit() got 0 training samples")
+            if batch_size < 1:
+                raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            if self.input_shape is None:
+                self.input_shape = tuple(x.shape[1:])
+            steps = -(-n // batch_size)
+            rng = np.random.default_rng(seed) if seed is not None else _random.get_rng()
 
-        steps = -(-n // batch_size)
-        rng = np.random.default_rng(seed) if seed is not None else _random.get_rng()
+            def epoch_batches():
+                order = rng.permutation(n) if shuffle else None
+                for lo in range(0, n, batch_size):
+                    if order is None:
+                        yield x[lo:lo + batch_size], y[lo:lo + batch_size]
+                    else:
+                        idx = order[lo:lo + batch_size]
+                        yield x[idx], y[idx]
+
         history = _callbacks.History()
         # History last (as Keras): it records what the user's callbacks add to the logs
         cbs = _callbacks.CallbackList([*(callbacks or []), history], model=self)
@@ -400,40 +602,37 @@ class Sequential(Layer):
                 if verbose:
                     print(f"Epoch {epoch + 1}/{epochs}")
                 bar = Progbar(steps, verbose=verbose)
-                order = rng.permutation(n) if shuffle else None
-                sums, seen, step = np.zeros(len(names)), 0, 0
-                for step in range(steps):
-                    lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-                    if order is None:
-                        xb, yb = x[lo:hi], y[lo:hi]
-                    else:
-                        idx = order[lo:hi]
-                        xb, yb = x[idx], y[idx]
+                sums, seen, done = np.zeros(len(names)), 0, 0
+                for step, (xb, yb) in enumerate(epoch_batches()):
+                    if y is None:
+                        xb, yb = self._batch(xb, yb)
+                        if self.input_shape is None:
+                            self.input_shape = tuple(xb.shape[1:])
                     cbs.on_batch_begin(step, logs)
-                    self.zero_grad()
-                    out = self.forward(xb, training=True)
-                    loss = self.loss.forward(out, yb)
-                    if not math.isfinite(loss):     # before the update: weights stay usable
-                        raise FloatingPointError(
-                            f"loss became {loss} at epoch {epoch + 1}, step {step + 1}/{steps}; "
-                            f"try a lower learning rate (optimizer: {self.optimizer!r}) or "
-                            f"gradient clipping (clipnorm=...)")
-                    self.backward(self.loss.backward())
-                    self.optimizer.step(pairs)
-                    m = hi - lo
+                    try:
+                        loss, out = self._train_batch(xb, yb, pairs)
+                    except _NonFiniteLoss as e:
+                        raise FloatingPointError(self._nonfinite_message(
+                            e.loss, f" at epoch {epoch + 1}, step {step + 1}/{steps}")) from None
+                    m = len(xb)
                     sums[0] += loss * m
                     for j, (_, fn) in enumerate(self._metrics, 1):
                         sums[j] += fn(out, yb) * m
                     seen += m
+                    done = step + 1
                     logs = {k: float(s / seen) for k, s in zip(names, sums)}
-                    bar.update(step + 1, logs)
+                    bar.update(done, logs)
                     cbs.on_batch_end(step, logs)
                     if self.stop_training:
                         break
+                if done == 0:           # an iterable that ran dry: nothing more to train on
+                    warnings.warn(f"fit: the input ran out of batches at epoch {epoch + 1}; "
+                                  f"training stops (give an endless or re-iterable x, or fewer "
+                                  f"steps_per_epoch * epochs)", stacklevel=2)
+                    break
                 if val is not None:
-                    vlogs = self._evaluate(*val, batch_size=max(batch_size, 256))
-                    logs.update({"val_" + k: v for k, v in vlogs.items()})
-                bar.update(step + 1, logs, finalize=True)
+                    logs.update({"val_" + k: v for k, v in val().items()})
+                bar.update(done, logs, finalize=True)
                 cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
@@ -445,18 +644,26 @@ class Sequential(Layer):
 
     # -- inference -------------------------------------------------------------------------
     def _evaluate(self, x, y, batch_size):
+        return self._evaluate_batches((x[lo:lo + batch_size], y[lo:lo + batch_size])
+                                      for lo in range(0, len(x), batch_size))
+
+    def _evaluate_batches(self, batches):
+        """Loss and metrics (training=False) averaged over the samples of ``batches``."""
         names = ["loss", *self.metrics_names]
-        sums = np.zeros(len(names))
-        for lo in range(0, len(x), batch_size):
-            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+        sums, n = np.zeros(len(names)), 0
+        for xb, yb in batches:
             out = self.forward(xb, training=False)
             sums[0] += self.loss.forward(out, yb) * len(xb)
             for j, (_, fn) in enumerate(self._metrics, 1):
                 sums[j] += fn(out, yb) * len(xb)
-        return {k: float(s / max(len(x), 1)) for k, s in zip(names, sums)}
+            n += len(xb)
+        return {k: float(s / max(n, 1)) for k, s in zip(names, sums)}
 
-    def evaluate(self, x, y, batch_size=256, verbose=0):
+    def evaluate(self, x, y=None, batch_size=256, verbose=0, steps=None):
         """Loss and metrics on ``(x, y)`` (training=False), averaged over samples.
+
+        ``x`` may instead be an iterable of ``(xb, yb)`` batches (``y`` None): ``steps`` of
+        them, or one full pass when it has ``len()``.
 
         Returns
         -------
@@ -464,6 +671,15 @@ class Sequential(Layer):
             ``{'loss': ..., '<metric>': ...}``
         """
         self._check_compiled("evaluate")
+        if y is None and _is_batch_iterable(x):
+            stream = _Stream(x, "x", steps, per_epoch_iterator=True, arg="steps")
+            logs = self._evaluate_batches(self._batch(*b) for b in stream.epoch())
+            if verbose:
+                Progbar(stream.steps, verbose=2).update(stream.steps, logs, finalize=True)
+            return logs
+        if y is None:
+            raise ValueError(f"evaluate() needs targets y for x of type {type(x).__name__}; or "
+                             f"pass an iterable of (xb, yb) batches as x")
         x, y = self._prepare(x, y, check=False)
         logs = self._evaluate(x, y, int(batch_size))
         if verbose:

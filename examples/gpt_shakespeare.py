@@ -1,0 +1,363 @@
+"""A character-level GPT on Tiny Shakespeare (nanoGPT's shakespeare-char, on the CPU).
+
+Default: the ``baby`` preset, nanoGPT's CPU "baby GPT" (4 layers, 4 heads, n_embd 128, block
+64, batch 12, 2000 iterations, lr 1e-3 → 1e-4 cosine); nanoGPT reports val loss ~1.88. It
+trains, evaluates train/val loss every ``--eval-interval`` iterations on ``--eval-iters``
+random batches (a line ``step 250: train loss 2.0132, val loss 2.0821``), checkpoints to
+``--out-dir`` after each evaluation, then prints a sample.
+
+    python examples/gpt_shakespeare.py                          # baby, ~2 min of CPU per 1000 it
+    python examples/gpt_shakespeare.py --config course-base     # the course notes' first run
+    python examples/gpt_shakespeare.py --resume                 # continue an interrupted run
+    python examples/gpt_shakespeare.py --sample --prompt "ROMEO:" --max-new-tokens 300
+
+Presets (every value can be overridden by its flag):
+
+=============  =======  ======  ======  =====  =====  ==========  =======  ====  ===========
+config         n_layer  n_head  n_embd  block  batch  lr          dropout  iter  reported
+=============  =======  ======  ======  =====  =====  ==========  =======  ====  ===========
+baby           4        4       128     64     12     1e-3→1e-4   0.0      2000  val 1.88 [1]
+course-base    4        4       64      32     16     1e-3→1e-4   0.0      5000  val 1.8286 [2]
+course-best    8        8       128     256    32     3e-3→3e-4   0.2      5000  val 1.4798 [2]
+=============  =======  ======  ======  =====  =====  ==========  =======  ====  ===========
+
+[1] nanoGPT's README (its CPU run, 2000 iterations). [2] The course notes' PyTorch mini-GPT
+(Karpathy's "Let's build GPT" ``gpt.py``, constant lr, AdamW defaults); here the same
+model sizes are trained with the recipe below, so the numbers are a reference, not a target.
+
+Training, as nanoGPT's ``train.py``: AdamW (betas 0.9/0.99, weight decay 0.1 on matrices
+only), linear warm-up then cosine decay to ``--min-lr`` over ``--max-iters``, gradient
+clipping at global norm 1.0, all through ``model.fit`` on a ``RandomWindowSampler``; the
+evaluation and checkpoints are a callback. A checkpoint is a model file (``model.save``:
+weights, optimizer state, schedule) and ``ckpt.json`` (settings, tokenizer, iteration, sampler
+and ``nl.random`` states, losses so far), written atomically, the JSON last; ``--resume``
+continues so that the run is the one an uninterrupted run would have been, loss for loss.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+try:
+    import nnlite as nl
+except ImportError:             # run from a checkout without installing: use the repo's nnlite
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import nnlite as nl
+
+PRESETS = {
+    # nanoGPT README, "baby GPT" on a CPU: --block_size=64 --batch_size=12 --n_layer=4
+    # --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0
+    "baby": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
+                 lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, eval_interval=250,
+                 eval_iters=200),
+    # the course notes' two runs (seed 003): model sizes, batch, lr, dropout and iterations
+    "course-base": dict(n_layer=4, n_head=4, n_embd=64, block_size=32, batch_size=16,
+                        dropout=0.0, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=5000,
+                        eval_interval=500, eval_iters=200),
+    "course-best": dict(n_layer=8, n_head=8, n_embd=128, block_size=256, batch_size=32,
+                        dropout=0.2, lr=3e-3, min_lr=3e-4, warmup_iters=100, max_iters=5000,
+                        eval_interval=500, eval_iters=200),
+}
+COMMON = dict(weight_decay=0.1, grad_clip=1.0, seed=1337)   # nanoGPT's
+HYPER = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout", "lr", "min_lr",
+         "warmup_iters", "max_iters", "weight_decay", "grad_clip", "eval_interval", "eval_iters",
+         "seed")
+CKPT = "ckpt.json"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", choices=sorted(PRESETS), default="baby",
+                   help="preset; the flags below override its values")
+    g = p.add_argument_group("model and training (default: the preset's)")
+    g.add_argument("--n-layer", type=int)
+    g.add_argument("--n-head", type=int)
+    g.add_argument("--n-embd", type=int)
+    g.add_argument("--block-size", type=int, help="context length")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--lr", type=float, help="peak learning rate (after warm-up)")
+    g.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay")
+    g.add_argument("--warmup-iters", type=int)
+    g.add_argument("--max-iters", type=int)
+    g.add_argument("--weight-decay", type=float, help=f"default {COMMON['weight_decay']}")
+    g.add_argument("--grad-clip", type=float,
+                   help=f"clip gradients to this global norm, 0 = off; default {COMMON['grad_clip']}")
+    g.add_argument("--eval-interval", type=int, help="evaluate and checkpoint every N iterations")
+    g.add_argument("--eval-iters", type=int, help="batches per loss estimate")
+    g.add_argument("--seed", type=int, help=f"default {COMMON['seed']}")
+    g = p.add_argument_group("files")
+    g.add_argument("--out-dir", default="out-shakespeare-char", help="checkpoints go here")
+    g.add_argument("--data-dir", default=None, help="folder with tinyshakespeare/input.txt "
+                   "(default: $NNLITE_DATA, the cache, a download, then the bundled copy)")
+    g.add_argument("--text-file", default=None,
+                   help="train on this UTF-8 text file instead of Tiny Shakespeare")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run checkpointed in --out-dir (with its settings)")
+    g.add_argument("--stop-after", type=int, default=None,
+                   help="stop after this iteration (a multiple of --eval-interval), as if "
+                        "interrupted; --resume continues")
+    g.add_argument("--plot", action="store_true",
+                   help="save the loss curve to OUT_DIR/loss.png (needs matplotlib)")
+    g = p.add_argument_group("sampling")
+    g.add_argument("--sample", action="store_true",
+                   help="only load the checkpoint from --out-dir and print generated text")
+    g.add_argument("--prompt", default="\n", help="text to continue")
+    g.add_argument("--max-new-tokens", type=int, default=500)
+    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    g.add_argument("--top-k", type=int, default=200)
+    g.add_argument("--verbose", type=int, default=1, help="0 quiet, 1 progress bar, 2 lines")
+    args = p.parse_args(argv)
+    hp = {**COMMON, **PRESETS[args.config]}
+    for k in HYPER:                         # a flag given wins over the preset
+        if getattr(args, k) is None:
+            setattr(args, k, hp[k])
+    return args
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+def _plain(obj):
+    """JSON-able copy (numpy scalars and arrays become Python numbers and lists)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def write_json_atomic(path, obj):
+    """Write to a temporary file in the same folder, flush it to disk, then rename over
+    ``path``: a reader sees the old file or the new one, never half of one."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(_plain(obj), f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run):
+    """The model file first (its own atomic write), then ``ckpt.json`` naming it: the JSON is
+    the commit point, so a crash in between leaves the previous checkpoint intact."""
+    it = run.model.optimizer.iterations
+    model_file = f"model-{it:06d}.nnl"
+    run.model.save(os.path.join(run.out_dir, model_file), include_optimizer=True)
+    state = {"format": "nnlite-gpt-checkpoint", "version": 1, "model_file": model_file,
+             "iteration": it, "args": {k: getattr(run.args, k) for k in HYPER},
+             "tokenizer": run.tok.get_config(),
+             "samplers": {k: s.state_dict() for k, s in run.samplers.items()},
+             "random_state": nl.random.get_rng().bit_generator.state,
+             "best_val_loss": run.best_val_loss, "evals": run.evals}
+    write_json_atomic(os.path.join(run.out_dir, CKPT), state)
+    for old in glob.glob(os.path.join(run.out_dir, "model-*.nnl")):    # superseded files
+        if os.path.basename(old) != model_file:
+            os.remove(old)
+
+
+def load_checkpoint(out_dir):
+    """``(state dict, model)`` from ``out_dir``; FileNotFoundError saying what to do."""
+    path = os.path.join(out_dir, CKPT)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint in {out_dir!r} ({CKPT} missing): train first, "
+                                f"or point --out-dir at a training run's folder")
+    with open(path, encoding="utf-8") as f:
+        state = json.load(f)
+    model = nl.load_model(os.path.join(out_dir, state["model_file"]))
+    return state, model
+
+
+# -- evaluation + checkpointing, as a callback ------------------------------------------------
+class EvalCheckpoint(nl.callbacks.Callback):
+    """Every ``eval_interval`` iterations (at the end of each ``fit`` epoch): estimate the
+    train and val loss, print nanoGPT's line, add ``val_loss``/``train_eval_loss`` to the
+    logs, save a checkpoint. Also evaluates at iteration 0 and stops ``fit`` at
+    ``max_iters`` (or ``--stop-after``)."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+        self.eval_seconds = 0.0
+
+    def _evaluate(self):
+        t0 = time.perf_counter()
+        r, it = self.run, self.model.optimizer.iterations
+        train = self.model.evaluate(r.samplers["eval_train"], steps=r.args.eval_iters)["loss"]
+        val = self.model.evaluate(r.samplers["eval_val"], steps=r.args.eval_iters)["loss"]
+        r.evals.append({"iter": it, "train_loss": train, "val_loss": val})
+        r.best_val_loss = min(r.best_val_loss, val)
+        if r.args.verbose:
+            print(f"step {it}: train loss {train:.4f}, val loss {val:.4f}", flush=True)
+        self.eval_seconds += time.perf_counter() - t0
+        return train, val
+
+    def on_train_begin(self, logs=None):
+        if not self.run.evals:                  # a fresh run: the loss before training
+            self._evaluate()
+
+    def on_batch_end(self, batch, logs=None):
+        if self.model.optimizer.iterations >= self.run.last_iter:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        train, val = self._evaluate()
+        logs.update(train_eval_loss=train, val_loss=val)
+        t0 = time.perf_counter()
+        save_checkpoint(self.run)
+        self.eval_seconds += time.perf_counter() - t0
+
+
+class Run:
+    """What a training run holds: settings, tokenizer, samplers, model, losses so far."""
+
+    def __init__(self, args):
+        self.args, self.out_dir = args, args.out_dir
+        self.evals, self.best_val_loss = [], math.inf
+
+
+def load_text(args):
+    if args.text_file:
+        with open(args.text_file, encoding="utf-8") as f:
+            return f.read()
+    return nl.datasets.load_tiny_shakespeare(args.data_dir)
+
+
+def make_optimizer(args):
+    schedule = nl.optim.CosineDecay(args.lr, total_steps=args.max_iters,
+                                    warmup_steps=min(args.warmup_iters, args.max_iters - 1),
+                                    min_lr=args.min_lr)
+    return nl.optim.AdamW(lr=schedule, beta1=0.9, beta2=0.99, weight_decay=args.weight_decay,
+                          clipnorm=args.grad_clip or None, decay_filter="matrices")
+
+
+def train(args):
+    run = Run(args)
+    os.makedirs(args.out_dir, exist_ok=True)
+    state = model = None
+    if args.resume:
+        state, model = load_checkpoint(args.out_dir)
+        for k, v in state["args"].items():      # the run's own settings, not the flags'
+            setattr(args, k, v)
+        run.tok = nl.data.CharTokenizer.from_config(state["tokenizer"])
+        run.evals, run.best_val_loss = state["evals"], state["best_val_loss"]
+    text = load_text(args)
+    if state is None:
+        run.tok = nl.data.CharTokenizer.from_text(text)
+    train_ids, val_ids = nl.data.train_val_split(run.tok.encode(text), 0.9)
+
+    nl.random.seed(args.seed)                   # weights, dropout masks
+    B, T = args.batch_size, args.block_size
+    run.samplers = {"train": nl.data.RandomWindowSampler(train_ids, T, B, seed=args.seed),
+                    "eval_train": nl.data.RandomWindowSampler(train_ids, T, B, seed=args.seed + 1),
+                    "eval_val": nl.data.RandomWindowSampler(val_ids, T, B, seed=args.seed + 2)}
+    if state is None:
+        model = nl.models.GPT(run.tok.vocab_size, T, args.n_layer, args.n_head, args.n_embd,
+                              dropout=args.dropout)
+        model.compile(optimizer=make_optimizer(args), loss="cross_entropy")
+        if args.verbose:
+            print(f"{len(text):,} characters, vocabulary {run.tok.vocab_size}; "
+                  f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
+            print(f"{model!r}")
+    else:
+        for k, s in run.samplers.items():
+            s.load_state_dict(state["samplers"][k])
+        nl.random.get_rng().bit_generator.state = state["random_state"]
+        if args.verbose:
+            print(f"resuming {args.out_dir} at iteration {state['iteration']} "
+                  f"(settings from the checkpoint)")
+    run.model = model
+
+    start = model.optimizer.iterations
+    run.last_iter = args.max_iters
+    if args.stop_after is not None:
+        if args.stop_after % args.eval_interval:
+            raise ValueError(f"--stop-after {args.stop_after} must be a multiple of "
+                             f"--eval-interval {args.eval_interval} (checkpoints are taken there)")
+        run.last_iter = min(run.last_iter, args.stop_after)
+    epochs = -(-(run.last_iter - start) // args.eval_interval)
+    cb = EvalCheckpoint(run)
+    t0 = time.perf_counter()
+    if epochs > 0:
+        model.fit(run.samplers["train"], steps_per_epoch=args.eval_interval, epochs=epochs,
+                  callbacks=[cb], verbose=args.verbose)
+    seconds = time.perf_counter() - t0
+    done = model.optimizer.iterations - start
+    last = run.evals[-1] if run.evals else {}
+    result = {"train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
+              "best_val_loss": run.best_val_loss, "iterations": model.optimizer.iterations,
+              "seconds": seconds,
+              "ms_per_iter": 1e3 * (seconds - cb.eval_seconds) / max(done, 1),
+              "evals": run.evals}
+    if args.verbose:
+        print(f"{done} iterations in {seconds:.1f}s ({result['ms_per_iter']:.1f} ms/iter "
+              f"training, {cb.eval_seconds:.1f}s evaluating and checkpointing)")
+    if args.plot:
+        plot(run.evals, os.path.join(args.out_dir, "loss.png"))
+    if model.optimizer.iterations >= args.max_iters and args.max_new_tokens > 0:
+        result["sample"] = sample_text(model, run.tok, args)
+        print(result["sample"])
+    return result
+
+
+# -- sampling and plotting -----------------------------------------------------------------
+def sample_text(model, tok, args):
+    prompt = tok.encode(args.prompt)            # unknown characters: ValueError naming them
+    ids = model.generate(prompt, args.max_new_tokens, temperature=args.temperature,
+                         top_k=args.top_k, seed=args.seed)
+    return tok.decode(ids)
+
+
+def sample(args):
+    state, model = load_checkpoint(args.out_dir)
+    tok = nl.data.CharTokenizer.from_config(state["tokenizer"])
+    if args.seed is None:
+        args.seed = state["args"]["seed"]
+    text = sample_text(model, tok, args)
+    print(text)
+    return {"text": text, "iteration": state["iteration"]}
+
+
+def plot(evals, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot: matplotlib is not installed (pip install matplotlib); no plot")
+        return None
+    its = [e["iter"] for e in evals]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(its, [e["train_loss"] for e in evals], label="train")
+    ax.plot(its, [e["val_loss"] for e in evals], label="val")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("cross-entropy loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"loss curve saved to {path}")
+    return path
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return sample(args) if args.sample else train(args)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"{os.path.basename(__file__)}: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted; the last checkpoint is kept: continue with --resume")

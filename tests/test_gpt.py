@@ -1,0 +1,314 @@
+"""GPT (nnlite.models.GPT), fit on batch iterables, and examples/gpt_shakespeare.py:
+overfitting, sampling, checkpoints and exact resumption."""
+import importlib.util
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnlite as nl
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+        "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. "
+        "resolved.\n\nFirst Citizen:\nFirst, you know Caius Marcius is chief enemy.")[:200]
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("example_gpt_shakespeare",
+                                                  REPO / "examples" / "gpt_shakespeare.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tiny_gpt(vocab=20, block=8, dropout=0.0, seed=0):
+    return nl.models.GPT(vocab, block, n_layer=2, n_head=2, n_embd=16, dropout=dropout, rng=seed)
+
+
+# -- the model -------------------------------------------------------------------------------
+def test_gpt_is_a_sequential_of_residual_blocks():
+    m = tiny_gpt()
+    assert isinstance(m, nl.Sequential)
+    kinds = [type(layer).__name__ for layer in m.layers]
+    assert kinds == ["Embedding", "PositionalEmbedding", "Dropout"] + ["Residual"] * 4 + \
+        ["LayerNorm", "Linear"]
+    assert "3.0.1.W_qkv" in m.params and "4.0.3.W" in m.params
+    out = m.forward(np.zeros((3, 5), np.int64), training=False)
+    assert out.shape == (3, 5, 20) and out.dtype == np.float32
+
+
+def test_gpt2_initialisation():
+    m = nl.models.GPT(50, 16, n_layer=8, n_head=4, n_embd=64, rng=0)
+    p = m.params
+    assert abs(p["3.0.1.W_qkv"].std() - 0.02) < 0.002
+    assert abs(p["0.W"].std() - 0.02) < 0.002
+    proj = 0.02 / np.sqrt(2 * 8)                 # residual projections scaled down
+    assert abs(p["3.0.1.W_o"].std() - proj) < 0.1 * proj
+    assert abs(p["4.0.3.W"].std() - proj) < 0.1 * proj
+    assert not p["3.0.1.b_qkv"].any() and (p["3.0.0.gamma"] == 1).all()
+    # initial loss ~ ln(V): the logits start near uniform
+    m.compile("adam", "cross_entropy")
+    ids = np.random.default_rng(0).integers(0, 50, (4, 16))
+    assert abs(m.evaluate(ids, ids)["loss"] - np.log(50)) < 0.1
+    # same rng, same weights
+    q = nl.models.GPT(50, 16, n_layer=8, n_head=4, n_embd=64, rng=0).params
+    assert all(np.array_equal(p[k], q[k]) for k in p)
+
+
+def test_gpt_bad_hyper_parameters():
+    with pytest.raises(ValueError, match="n_embd 30 is not divisible by n_head 4"):
+        nl.models.GPT(10, 8, 1, 4, 30)
+    with pytest.raises(ValueError, match="block_size must be a positive int"):
+        nl.models.GPT(10, 0, 1, 1, 8)
+
+
+def test_overfits_a_200_character_text():
+    tok = nl.data.CharTokenizer.from_text(TEXT)
+    ids = tok.encode(TEXT)
+    nl.random.seed(0)
+    block = 64          # long windows: only the first few positions of each lack context
+    model = nl.models.GPT(tok.vocab_size, block, n_layer=2, n_head=2, n_embd=32)
+    model.compile(nl.optim.AdamW(lr=3e-3, weight_decay=0.0), "cross_entropy")
+    sampler = nl.data.RandomWindowSampler(ids, block, 16, seed=0)
+    hist = model.fit(sampler, steps_per_epoch=50, epochs=8, verbose=0)
+    windows = np.lib.stride_tricks.sliding_window_view(ids, block + 1)[::8]
+    loss = model.evaluate(windows[:, :-1], windows[:, 1:])["loss"]
+    assert loss < 0.1, (loss, hist.history["loss"])
+    # and it recites: greedy decoding from a prompt that occurs once in the text
+    out = model.generate(ids[:20], 8, temperature=0)
+    assert tok.decode(out) == TEXT[:28]
+
+
+# -- generate ------------------------------------------------------------------------------
+def test_generate_is_reproducible_with_a_seed():
+    m = tiny_gpt()
+    a = m.generate([1, 2, 3], 30, seed=1)
+    assert a.dtype == np.int64 and a.shape == (33,) and (a[:3] == [1, 2, 3]).all()
+    assert np.array_equal(a, m.generate([1, 2, 3], 30, seed=1))
+    assert not np.array_equal(a, m.generate([1, 2, 3], 30, seed=2))
+    nl.random.seed(5)                          # no seed: nl.random's generator
+    b = m.generate([1, 2, 3], 30)
+    nl.random.seed(5)
+    assert np.array_equal(b, m.generate([1, 2, 3], 30))
+    # top_k=1 and temperature 0 are both greedy
+    assert np.array_equal(m.generate([1], 20, top_k=1, seed=0), m.generate([1], 20, temperature=0))
+    assert ((m.generate([1], 50, top_k=3, temperature=2.0, seed=0) >= 0)).all()
+
+
+def test_generate_batch_of_prompts():
+    m = tiny_gpt()
+    out = m.generate(np.array([[1, 2], [3, 4]]), 5, seed=0)
+    assert out.shape == (2, 7)
+
+
+def test_generate_crops_the_context_to_block_size():
+    m = tiny_gpt(block=8)
+    prompt = np.arange(20) % 20                  # longer than block_size: must not fail
+    out = m.generate(prompt, 10, seed=3)
+    assert out.shape == (30,) and np.array_equal(out[:20], prompt)
+    # only the last block_size tokens matter
+    short = m.generate(prompt[-8:], 10, seed=3)
+    assert np.array_equal(out[20:], short[8:])
+
+
+def test_generate_errors():
+    m = tiny_gpt()
+    with pytest.raises(ValueError, match="at least one token"):
+        m.generate([], 5)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 20\).*\[20, 99\]"):
+        m.generate([1, 20, 99], 5)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        m.generate([1], 5, temperature=-1)
+    with pytest.raises(ValueError, match="top_k"):
+        m.generate([1], 5, top_k=0)
+    with pytest.raises(TypeError, match="integers"):
+        m.generate([1.5], 5)
+
+
+def test_unknown_prompt_character_is_a_tokenizer_error():
+    tok = nl.data.CharTokenizer.from_text(TEXT)
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.encode("Zebra €")
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+def test_save_load_round_trip(tmp_path):
+    nl.random.seed(0)
+    m = tiny_gpt(dropout=0.1)
+    m.compile(nl.optim.AdamW(nl.optim.CosineDecay(1e-3, 100, 10), decay_filter="matrices",
+                             clipnorm=1.0), "cross_entropy")
+    ids = np.random.default_rng(0).integers(0, 20, (4, 9))
+    for _ in range(3):
+        m.train_step(ids[:, :-1], ids[:, 1:])
+    m.save(tmp_path / "m.nnl")
+    r = nl.load_model(tmp_path / "m.nnl")
+    assert type(r) is nl.models.GPT and r.get_config() == m.get_config()
+    np.testing.assert_array_equal(r.forward(ids[:, :8], training=False),
+                                  m.forward(ids[:, :8], training=False))
+    assert r.optimizer.iterations == 3 and r.optimizer.get_config() == m.optimizer.get_config()
+    # the next step is the same step
+    nl.random.seed(1)
+    a = m.train_step(ids[:, :-1], ids[:, 1:])
+    nl.random.seed(1)
+    b = r.train_step(ids[:, :-1], ids[:, 1:])
+    assert a == b
+    assert all(np.array_equal(v, r.params[k]) for k, v in m.params.items())
+
+
+TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
+        "--batch-size", "4", "--max-iters", "24", "--eval-interval", "6", "--eval-iters", "3",
+        "--warmup-iters", "4", "--dropout", "0.1", "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "text.txt"
+    path.write_text((TEXT + "\n") * 30, encoding="utf-8")
+    return str(path)
+
+
+def test_example_resume_is_exact(tmp_path, text_file):
+    ex = load_example()
+    args = TINY + ["--text-file", text_file, "--max-new-tokens", "0"]
+    straight = ex.main(args + ["--out-dir", str(tmp_path / "a")])
+    half = ex.main(args + ["--out-dir", str(tmp_path / "b"), "--stop-after", "12"])
+    assert half["iterations"] == 12 and [e["iter"] for e in half["evals"]] == [0, 6, 12]
+    resumed = ex.main(["--resume", "--out-dir", str(tmp_path / "b"), "--text-file", text_file,
+                       "--verbose", "0", "--max-new-tokens", "0"])
+    assert resumed["iterations"] == straight["iterations"] == 24
+    assert resumed["evals"] == straight["evals"]            # identical losses, to the bit
+    a = json.loads((tmp_path / "a" / "ckpt.json").read_text())
+    b = json.loads((tmp_path / "b" / "ckpt.json").read_text())
+    ma = nl.load_model(tmp_path / "a" / a["model_file"])
+    mb = nl.load_model(tmp_path / "b" / b["model_file"])
+    assert all(np.array_equal(v, mb.params[k]) for k, v in ma.params.items())
+    assert a["samplers"] == b["samplers"] and a["random_state"] == b["random_state"]
+    # one model file per folder: superseded ones are removed, no temporary files left
+    assert sorted(os.listdir(tmp_path / "b")) == ["ckpt.json", "model-000024.nnl"]
+    with pytest.raises(ValueError, match="multiple of --eval-interval"):
+        ex.main(args + ["--out-dir", str(tmp_path / "c"), "--stop-after", "5"])
+
+
+def test_example_trains_samples_and_restores_the_tokenizer(tmp_path, text_file, capsys):
+    ex = load_example()
+    out = str(tmp_path / "run")
+    r = ex.main(TINY + ["--text-file", text_file, "--out-dir", out, "--max-new-tokens", "20"])
+    assert r["val_loss"] < r["evals"][0]["val_loss"] and r["ms_per_iter"] > 0
+    assert len(r["sample"]) == 1 + 20                       # prompt "\n" + 20 characters
+    state = json.loads((Path(out) / "ckpt.json").read_text())
+    tok = nl.data.CharTokenizer.from_config(state["tokenizer"])
+    assert tok == nl.data.CharTokenizer.from_text((TEXT + "\n") * 30)
+    assert state["iteration"] == 24 and state["best_val_loss"] == min(
+        e["val_loss"] for e in r["evals"])
+    s = ex.main(["--sample", "--out-dir", out, "--prompt", "First", "--max-new-tokens", "30"])
+    assert s["text"].startswith("First") and len(s["text"]) == 35
+    assert s["text"] == ex.main(["--sample", "--out-dir", out, "--prompt", "First",
+                                 "--max-new-tokens", "30"])["text"]          # seeded
+    with pytest.raises(ValueError, match="'€' at position 3 is not in the vocabulary"):
+        ex.main(["--sample", "--out-dir", out, "--prompt", "Fir€"])
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        ex.main(["--sample", "--out-dir", str(tmp_path / "nothing")])
+
+
+def test_example_presets_and_flags():
+    ex = load_example()
+    a = ex.parse_args([])
+    assert (a.n_layer, a.n_head, a.n_embd, a.block_size, a.batch_size, a.max_iters, a.lr,
+            a.min_lr, a.dropout, a.eval_interval, a.eval_iters) == \
+        (4, 4, 128, 64, 12, 2000, 1e-3, 1e-4, 0.0, 250, 200)
+    b = ex.parse_args(["--config", "course-best", "--lr", "1e-4"])
+    assert (b.n_layer, b.n_head, b.n_embd, b.block_size, b.batch_size, b.dropout, b.lr) == \
+        (8, 8, 128, 256, 32, 0.2, 1e-4)
+    c = ex.parse_args(["--config", "course-base"])
+    assert (c.n_layer, c.n_embd, c.block_size, c.batch_size, c.max_iters) == (4, 64, 32, 16, 5000)
+
+
+# -- fit on iterables ------------------------------------------------------------------------
+def _blobs(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.standard_normal((n, 4)).astype(np.float32) + 3 * np.eye(3, 4, dtype=np.float32)[y]
+    return x, y
+
+
+def _mlp():
+    nl.random.seed(0)
+    m = nl.Sequential([nl.Linear(4, 16), nl.ReLU(), nl.Linear(16, 3)])
+    m.compile(nl.optim.Adam(1e-2), "cross_entropy", metrics=["accuracy"])
+    return m
+
+
+def test_fit_on_a_generator_with_steps_per_epoch():
+    x, y = _blobs()
+
+    def batches():                       # endless: steps_per_epoch bounds each epoch
+        rng = np.random.default_rng(0)
+        while True:
+            idx = rng.integers(0, len(x), 16)
+            yield x[idx], y[idx]
+
+    m = _mlp()
+    h = m.fit(batches(), steps_per_epoch=5, epochs=4, validation_data=batches(),
+              validation_steps=2, verbose=0)
+    assert m.optimizer.iterations == 20 and len(h.history["loss"]) == 4
+    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert m.evaluate(batches(), steps=3)["accuracy"] > 0.8
+
+
+def test_fit_on_a_dataloader_is_one_pass_per_epoch():
+    x, y = _blobs()
+    m = _mlp()
+    loader = nl.data.DataLoader((x, y), batch_size=16, shuffle=True, seed=0)
+    h = m.fit(loader, epochs=3, validation_data=nl.data.DataLoader((x, y), batch_size=32),
+              verbose=0)
+    assert m.optimizer.iterations == 12 and len(h.history["val_loss"]) == 3
+    # steps_per_epoch longer than the loader: it restarts
+    m.fit(loader, steps_per_epoch=6, epochs=1, verbose=0)
+    assert m.optimizer.iterations == 18
+
+
+def test_fit_on_iterables_errors_and_exhaustion():
+    x, y = _blobs()
+    m = _mlp()
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        m.fit(iter([(x, y)]), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="needs targets y"):
+        m.fit(x, verbose=0)
+    with pytest.raises(TypeError, match=r"must yield \(xb, yb\) batches"):
+        m.fit(iter([x, x]), steps_per_epoch=1, verbose=0)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        h = m.fit((b for b in [(x, y)] * 3), steps_per_epoch=2, epochs=5, verbose=0)
+    assert len(h.history["loss"]) == 2 and any("ran out" in str(e.message) for e in w)
+
+
+def test_train_step_returns_the_loss_and_refuses_nan():
+    x, y = _blobs()
+    m = _mlp()
+    before = m.get_weights()
+    loss = m.train_step(x, y)
+    assert isinstance(loss, float) and loss > 0 and m.optimizer.iterations == 1
+    assert not np.array_equal(before["0.W"], m.params["0.W"])
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    w = m.get_weights()
+    with pytest.raises(FloatingPointError, match="loss became nan; try a lower"):
+        m.train_step(bad, y)
+    assert all(np.array_equal(w[k], v) for k, v in m.params.items())
+
+
+# -- the README run, partly ----------------------------------------------------------------
+@pytest.mark.slow
+def test_baby_config_learns(tmp_path):
+    """The first 500 of the ``baby`` preset's 2000 iterations (same schedule): ~1 min."""
+    ex = load_example()
+    data = os.environ.get("NNLITE_DATA") or str(REPO.parent / "shared" / "data")
+    r = ex.main(["--config", "baby", "--stop-after", "500", "--eval-iters", "50",
+                 "--out-dir", str(tmp_path), "--data-dir", data, "--verbose", "0"])
+    assert r["iterations"] == 500
+    assert r["val_loss"] < 2.4, r["evals"]       # the full run: 2.28 at 500 (1.90 at 2000)
