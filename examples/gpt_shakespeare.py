@@ -93,7 +93,8 @@ def parse_args(argv=None):
     g.add_argument("--eval-iters", type=int, help="batches per loss estimate")
     g.add_argument("--seed", type=int, help=f"default {COMMON['seed']}")
     g = p.add_argument_group("files")
-    g.add_argument("--out-dir", default="out-shakespeare-char", help="checkpoints go here")
+    g.add_argument("--out-dir", default=None,
+                   help="checkpoints go here (default: out-<config>, e.g. out-baby)")
     g.add_argument("--data-dir", default=None, help="folder with tinyshakespeare/input.txt "
                    "(default: $NNLITE_DATA, the cache, a download, then the bundled copy)")
     g.add_argument("--text-file", default=None,
@@ -118,6 +119,8 @@ def parse_args(argv=None):
     for k in HYPER:                         # a flag given wins over the preset
         if getattr(args, k) is None:
             setattr(args, k, hp[k])
+    if args.out_dir is None:
+        args.out_dir = f"out-{args.config}"
     return args
 
 
