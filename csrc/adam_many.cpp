@@ -137,7 +137,7 @@ void adam_many(std::vector<AdamTensor<T>>& ts, double lr, double beta1, double b
         dk[i] = {T(wd), T(1.0 - lr * wd), wd != 0.0 && !decoupled, wd != 0.0 && decoupled};
         start[i + 1] = start[i] + ts[i].n;
     }
-    nn_parallel_range(start[nt], 4, [&](int64_t lo, int64_t hi) {
+    parallel_range(start[nt], 4, [&](int64_t lo, int64_t hi) {
         // first tensor ending after lo
         size_t i = size_t(std::upper_bound(start.begin(), start.end(), lo) - start.begin()) - 1;
         for (; i < nt && start[i] < hi; i++) {

@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -20,6 +21,26 @@ inline std::string shape_str(const py::array& a) {
     if (a.ndim() == 1) s << ",";
     s << ")";
     return s.str();
+}
+
+// True when ``a`` is a C-contiguous array of T (the kernels take raw row-major pointers).
+template <typename T>
+inline bool is_c_array_of(const py::array& a) {
+    return py::isinstance<py::array_t<T, py::array::c_style>>(a);
+}
+
+// dtype of the first array; every other one must match it and be C-contiguous. The Python
+// wrappers already checked this with a user-facing message, so failing here is internal.
+inline bool is_float32(const char* op, std::initializer_list<const py::array*> arrays) {
+    const py::array& first = **arrays.begin();
+    const bool f32 = is_c_array_of<float>(first);
+    for (const py::array* a : arrays) {
+        if (f32 ? !is_c_array_of<float>(*a) : !is_c_array_of<double>(*a))
+            throw py::type_error(std::string(op) +
+                                 ": internal: arrays must be C-contiguous and all float32 or "
+                                 "all float64 (got " + shape_str(*a) + ")");
+    }
+    return f32;
 }
 
 // _simd_path(), _set_simd_path(name), _simd_supported(name), _num_threads(),

@@ -13,25 +13,10 @@
 
 namespace py = pybind11;
 
+using nnlite::is_c_array_of;
+using nnlite::is_float32;
+
 namespace {
-
-template <typename T>
-bool is_c_array_of(const py::array& a) {
-    return py::isinstance<py::array_t<T, py::array::c_style>>(a);
-}
-
-// dtype of the first array; every other one must match it and be C-contiguous
-bool is_float32(const char* op, std::initializer_list<const py::array*> arrays) {
-    const py::array& first = **arrays.begin();
-    const bool f32 = is_c_array_of<float>(first);
-    for (const py::array* a : arrays) {
-        if (f32 ? !is_c_array_of<float>(*a) : !is_c_array_of<double>(*a))
-            throw py::type_error(std::string(op) +
-                                 ": internal: arrays must be C-contiguous and all float32 or "
-                                 "all float64 (got " + nnlite::shape_str(*a) + ")");
-    }
-    return f32;
-}
 
 void check_size(const char* op, const char* name, const py::array& a, py::ssize_t size,
                 bool writable = false) {

@@ -58,4 +58,28 @@ struct FtzScope {
     FtzScope& operator=(const FtzScope&) = delete;
 };
 
+// Work below this many "element operations" runs on the calling thread: starting the OpenMP
+// team costs more than it saves.
+constexpr int64_t kOmpMinWork = 32768;
+
+// fn(lo, hi) over [0, n), split evenly across the OpenMP threads when n·cost is big enough.
+// Each thread sets its own FTZ/DAZ (MXCSR is per thread); the caller has set the calling one.
+template <typename Fn>
+inline void parallel_range(int64_t n, int64_t cost_per_item, Fn&& fn) {
+#ifdef NNLITE_OPENMP
+    if (n > 1 && n * cost_per_item > kOmpMinWork && num_threads() > 1) {
+#pragma omp parallel
+        {
+            FtzScope ftz;
+            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+            if (lo < hi) fn(lo, hi);
+        }
+        return;
+    }
+#endif
+    (void)cost_per_item;
+    fn(int64_t(0), n);
+}
+
 }  // namespace nnlite

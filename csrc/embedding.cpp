@@ -48,7 +48,7 @@ NNLITE_TARGET_AVX2 static void add_row_avx2(float* d, const float* s, int64_t n)
 template <typename T>
 void embedding_forward(const int64_t* ids, const T* table, T* out, int64_t rows, int64_t C) {
     FtzScope ftz;
-    nn_parallel_range(rows, C, [&](int64_t lo, int64_t hi) {
+    parallel_range(rows, C, [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; r++)
             std::memcpy(out + r * C, table + ids[r] * C, sizeof(T) * size_t(C));
     });
@@ -67,7 +67,7 @@ void embedding_backward(const int64_t* ids, const T* grad, T* dtable, int64_t ro
     // column blocks of 16 (one cache line of float32), split among threads
     constexpr int64_t kBlock = 16;
     const int64_t nblocks = (C + kBlock - 1) / kBlock;
-    nn_parallel_range(nblocks, rows * kBlock, [&](int64_t lo, int64_t hi) {
+    parallel_range(nblocks, rows * kBlock, [&](int64_t lo, int64_t hi) {
         const int64_t c0 = lo * kBlock, c1 = std::min(C, hi * kBlock);
         for (int64_t r = 0; r < rows; r++)
             add(dtable + ids[r] * C + c0, grad + r * C + c0, c1 - c0);

@@ -261,7 +261,7 @@ void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean,
     FtzScope ftz;
     const LnFwdRow<T> row = pick_fwd<T>();
     const T e = T(eps);
-    nn_parallel_range(rows, 4 * C, [&](int64_t lo, int64_t hi) {
+    parallel_range(rows, 4 * C, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; i++)
             row(x + i * C, gamma, beta, y + i * C, mean + i, rstd + i, C, e);
     });
@@ -274,7 +274,7 @@ void layernorm_backward(const T* g, const T* x, const T* gamma, const T* mean, c
     const LnBwdRow<T> row = pick_bwd<T>();
     int nt = 1;
 #ifdef NNLITE_OPENMP
-    const bool par = rows > 1 && rows * C * 8 > kNnOmpMinWork && num_threads() > 1;
+    const bool par = rows > 1 && rows * C * 8 > kOmpMinWork && num_threads() > 1;
     if (par) nt = num_threads();
 #endif
     // part[t] = (dγ, dβ) partial sums of thread t: 2·C each

@@ -23,7 +23,6 @@ namespace nnlite {
 
 // Below this many scalar operations a kernel stays on the calling thread (waking the pool
 // costs a few microseconds, about 32k simple float ops).
-constexpr int64_t kNnOmpMinWork = 32768;
 
 template <typename T>
 void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
@@ -50,25 +49,6 @@ template <typename T>
 void adam_many(std::vector<AdamTensor<T>>& ts, double lr, double beta1, double beta2, double eps,
                int64_t step, bool decoupled);
 
-// fn(lo, hi) over [0, n) split evenly across the OpenMP threads when n·cost is big enough;
-// each thread sets its own FTZ/DAZ (MXCSR is per thread).
-template <typename Fn>
-inline void nn_parallel_range(int64_t n, int64_t cost_per_item, Fn&& fn) {
-#ifdef NNLITE_OPENMP
-    if (n > 1 && n * cost_per_item > kNnOmpMinWork && num_threads() > 1) {
-#pragma omp parallel
-        {
-            FtzScope ftz;
-            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
-            if (lo < hi) fn(lo, hi);
-        }
-        return;
-    }
-#endif
-    (void)cost_per_item;
-    fn(int64_t(0), n);
-}
 
 #if NNLITE_X86 && !defined(NNLITE_TARGET_AVX512)
 #if defined(_MSC_VER) && !defined(__clang__)

@@ -28,7 +28,6 @@ constexpr double kSqrt2OverPi = 0.7978845608028654;
 constexpr double kGeluC = 0.044715;
 // Below this many scalar operations a kernel runs on the calling thread: waking the pool costs
 // a few microseconds, about what 32k simple float ops take on one core.
-constexpr int64_t kOmpMinWork = 32768;
 
 template <typename T>
 void bias_act(const T* x, const T* b, T* y, int64_t rows, int64_t F, Act act, T alpha);
@@ -41,25 +40,6 @@ void softmax_backward(const T* g, const T* y, T* dx, int64_t rows, int64_t C);
 template <typename T>
 double softmax_xent(const T* z, const int64_t* labels, T* dz, int64_t N, int64_t C);
 
-// fn(lo, hi) over [0, n), split evenly across the OpenMP threads when n·cost is big enough.
-// Each thread sets its own FTZ/DAZ (MXCSR is per thread); the caller has set the calling one.
-template <typename Fn>
-inline void parallel_range(int64_t n, int64_t cost_per_item, Fn&& fn) {
-#ifdef NNLITE_OPENMP
-    if (n > 1 && n * cost_per_item > kOmpMinWork && num_threads() > 1) {
-#pragma omp parallel
-        {
-            FtzScope ftz;
-            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
-            if (lo < hi) fn(lo, hi);
-        }
-        return;
-    }
-#endif
-    (void)cost_per_item;
-    fn(int64_t(0), n);
-}
 
 #if NNLITE_X86
 #if defined(_MSC_VER) && !defined(__clang__)
