@@ -10,7 +10,6 @@ import gzip
 import hashlib
 import http.server
 import importlib.util
-import io
 import os
 import shutil
 import threading
@@ -20,48 +19,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _offline import DATA, REPO, REQUIRE, Opener, isolate
 from nnlite import datasets
 from nnlite.datasets import (DataFileError, DatasetNotFoundError, get_data_home,
                              load_fashion_mnist, load_mnist, load_mnist_sample)
 from nnlite.datasets import _download, _idx, mnist
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NNLITE_DATA") or REPO.parent / "shared" / "data")
 HAVE_MNIST = all((DATA / "mnist" / f).is_file() for f, _, _ in mnist.MNIST.files.values())
 HAVE_FASHION = all((DATA / "fashion-mnist" / f).is_file()
                    for f, _, _ in mnist.FASHION_MNIST.files.values())
-# CI sets NNLITE_REQUIRE_DATA=1: there a missing data set fails these tests instead of skipping
-REQUIRE = os.environ.get("NNLITE_REQUIRE_DATA") == "1"
 needs_mnist = pytest.mark.skipif(not (HAVE_MNIST or REQUIRE),
                                  reason=f"MNIST files not in {DATA}/mnist")
 needs_fashion = pytest.mark.skipif(not (HAVE_FASHION or REQUIRE),
                                    reason=f"Fashion-MNIST files not in {DATA}/fashion-mnist")
 
 
-class Opener:
-    """A fake urlopen: serves bytes from a dict {url: bytes | Exception}; records calls."""
-
-    def __init__(self, table=None, default=None):
-        self.table, self.default, self.calls = table or {}, default, []
-
-    def __call__(self, url, timeout=None):
-        self.calls.append(url)
-        got = self.table.get(url, self.default)
-        if got is None:
-            raise OSError(f"no network (fake opener): {url}")
-        if isinstance(got, Exception):
-            raise got
-        return io.BytesIO(got)
-
-
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Cache in tmp_path, no $NNLITE_DATA, and no network unless a test installs an opener."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("NNLITE_DATA", raising=False)
-    opener = Opener()
-    monkeypatch.setattr(_download, "_urlopen", opener)
-    return opener
+    return isolate(tmp_path, monkeypatch)
 
 
 def cache_dir(name="mnist"):

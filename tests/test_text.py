@@ -8,7 +8,6 @@ replaced by a fake that fails unless a test installs its own; the user cache is 
 import gzip
 import hashlib
 import importlib.util
-import io
 import itertools
 import json
 import os
@@ -17,45 +16,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _offline import DATA, REPO, REQUIRE, Opener, isolate
 from nnlite import datasets
 from nnlite.data import CharTokenizer, RandomWindowSampler, train_val_split
 from nnlite.datasets import DataFileError, get_data_home, load_tiny_shakespeare
 from nnlite.datasets import _download, shakespeare
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NNLITE_DATA") or REPO.parent / "shared" / "data")
 REAL = DATA / "tinyshakespeare" / "input.txt"
-REQUIRE = os.environ.get("NNLITE_REQUIRE_DATA") == "1"
 needs_text = pytest.mark.skipif(not (REAL.is_file() or REQUIRE),
                                 reason=f"Tiny Shakespeare not in {DATA}/tinyshakespeare")
 URL = shakespeare.MIRRORS[0] + shakespeare.FILENAME
 BUNDLED = Path(shakespeare.__file__).with_name(shakespeare.BUNDLED_FILE)
 
 
-class Opener:
-    """A fake urlopen: serves bytes from a dict {url: bytes | Exception}; records calls."""
-
-    def __init__(self, table=None, default=None):
-        self.table, self.default, self.calls = table or {}, default, []
-
-    def __call__(self, url, timeout=None):
-        self.calls.append(url)
-        got = self.table.get(url, self.default)
-        if got is None:
-            raise OSError(f"no network (fake opener): {url}")
-        if isinstance(got, Exception):
-            raise got
-        return io.BytesIO(got)
-
-
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Cache in tmp_path, no $NNLITE_DATA, and no network unless a test installs an opener."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("NNLITE_DATA", raising=False)
-    opener = Opener()
-    monkeypatch.setattr(_download, "_urlopen", opener)
-    return opener
+    return isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")
