@@ -75,6 +75,14 @@ def _load():
 
 
 globals().update(_load())
+if _import_errors:
+    # Typically a source checkout imported without building (python run from the repo root):
+    # everything still works, on the slow numpy twins, so say so instead of failing.
+    warnings.warn(f"nnlite: {len(_import_errors)} compiled kernels are unavailable and run on "
+                  f"their numpy twins (first: {next(iter(_import_errors.values()))}). Build them "
+                  f"with `pip install .`, or `python setup.py build_ext --inplace` in a checkout; "
+                  f"NNLITE_BACKEND=numpy selects the twins on purpose.", RuntimeWarning,
+                  stacklevel=2)
 
 
 def _extensions():
