@@ -90,6 +90,8 @@ class BuildExt(build_ext):
         else:
             openmp = _probe_flags(cc, omp_c, omp_l, OPENMP_PROBE)
             why = "" if openmp else "the compiler cannot build and link -fopenmp"
+        if not openmp and not is_msvc:
+            base.append("-Wno-unknown-pragmas")     # the omp pragmas are simply ignored then
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args or []) + base
             if openmp:
