@@ -1,0 +1,140 @@
+"""Is nnlite's GPT training the same computation as PyTorch's? One run answers it.
+
+Builds nnlite's GPT and the same network in torch.nn, copies nnlite's weights into torch, then
+(1) compares the loss and every parameter gradient on one batch, and (2) trains both for
+--steps steps on the same batches with the same recipe (AdamW betas 0.9/0.99, weight decay 0.1
+on matrices, clipping at 1.0, warm-up + cosine) and prints both losses side by side.
+
+    python benchmarks/check_gpt_vs_torch.py --n-layer 2 --steps 300     # needs torch==2.13.0
+"""
+import argparse
+import math
+
+import numpy as np
+import torch
+import torch.nn as tnn
+import torch.nn.functional as F
+
+import nnlite as nl
+
+p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+p.add_argument("--n-layer", type=int, default=2)
+p.add_argument("--n-head", type=int, default=4)
+p.add_argument("--n-embd", type=int, default=128)
+p.add_argument("--block-size", type=int, default=64)
+p.add_argument("--batch-size", type=int, default=12)
+p.add_argument("--steps", type=int, default=300)
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--data-dir", default=None)
+args = p.parse_args()
+torch.set_num_threads(args.threads)
+nl.ops.set_num_threads(args.threads)
+C, nh, L, T, B = args.n_embd, args.n_head, args.n_layer, args.block_size, args.batch_size
+
+text = nl.datasets.load_tiny_shakespeare(args.data_dir)
+tok = nl.data.CharTokenizer.from_text(text)
+train, _ = nl.data.train_val_split(tok.encode(text), 0.9)
+V = tok.vocab_size
+
+
+class Attention(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.proj = tnn.Linear(C, 3 * C), tnn.Linear(C, C)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        q, k, v = (z.view(b, t, nh, C // nh).transpose(1, 2) for z in self.qkv(x).split(C, 2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (B, nh, T, hs)
+        return self.proj(y.transpose(1, 2).reshape(b, t, C))
+
+
+class Block(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln1, self.attn, self.ln2 = tnn.LayerNorm(C), Attention(), tnn.LayerNorm(C)
+        self.fc, self.out = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+
+class TorchGPT(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte, self.wpe = tnn.Embedding(V, C), tnn.Embedding(T, C)
+        self.blocks = tnn.Sequential(*[Block() for _ in range(L)])
+        self.ln_f, self.head = tnn.LayerNorm(C), tnn.Linear(C, V)
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        return self.head(self.ln_f(self.blocks(x)))
+
+
+def pairs(tm):
+    """(torch parameter, nnlite key, transpose?) for every parameter: nnlite's Linear keeps
+    W as (in, out), torch's as (out, in)."""
+    out = [(tm.wte.weight, "0.W", False), (tm.wpe.weight, "1.P", False)]
+    for i, blk in enumerate(tm.blocks):
+        a, m = f"{3 + 2 * i}.0.", f"{4 + 2 * i}.0."
+        out += [(blk.ln1.weight, a + "0.gamma", False), (blk.ln1.bias, a + "0.beta", False),
+                (blk.attn.qkv.weight, a + "1.W_qkv", True), (blk.attn.qkv.bias, a + "1.b_qkv", False),
+                (blk.attn.proj.weight, a + "1.W_o", True), (blk.attn.proj.bias, a + "1.b_o", False),
+                (blk.ln2.weight, m + "0.gamma", False), (blk.ln2.bias, m + "0.beta", False),
+                (blk.fc.weight, m + "1.W", True), (blk.fc.bias, m + "1.b", False),
+                (blk.out.weight, m + "3.W", True), (blk.out.bias, m + "3.b", False)]
+    n = 3 + 2 * L
+    return out + [(tm.ln_f.weight, f"{n}.gamma", False), (tm.ln_f.bias, f"{n}.beta", False),
+                  (tm.head.weight, f"{n + 1}.W", True), (tm.head.bias, f"{n + 1}.b", False)]
+
+
+nl.random.seed(0)
+ours, tm = nl.models.GPT(V, T, L, nh, C), TorchGPT()
+rng = np.random.default_rng(0)
+for k, v in ours.params.items():            # non-zero biases, so their gradients are tested too
+    if v.ndim == 1 and not k.endswith("gamma"):
+        v[...] = rng.normal(0, 0.02, v.shape)
+with torch.no_grad():
+    for t, k, tr in pairs(tm):
+        t.copy_(torch.from_numpy(np.ascontiguousarray(ours.params[k].T if tr else ours.params[k])))
+
+# (1) one batch: loss and gradients
+sampler = nl.data.RandomWindowSampler(train, T, B, seed=5)
+x, y = sampler.get_batch()
+ours.compile(optimizer="sgd", loss="cross_entropy")
+ours.zero_grad()
+loss = ours.loss.forward(ours.forward(x), y)
+ours.backward(ours.loss.backward())
+tloss = F.cross_entropy(tm(torch.from_numpy(x)).view(-1, V), torch.from_numpy(y).view(-1))
+tloss.backward()
+worst = max(np.abs(t.grad.numpy() - (ours.grads[k].T if tr else ours.grads[k])).max()
+            / (np.abs(t.grad.numpy()).max() + 1e-12) for t, k, tr in pairs(tm))
+print(f"one batch: loss nnlite {loss:.6f} torch {tloss.item():.6f}; "
+      f"largest relative gradient difference over {len(pairs(tm))} parameters {worst:.1e}")
+
+# (2) training on the same batches with the same recipe
+schedule = nl.optim.CosineDecay(1e-3, total_steps=2000, warmup_steps=100, min_lr=1e-4)
+ours.compile(optimizer=nl.optim.AdamW(lr=schedule, beta1=0.9, beta2=0.99, weight_decay=0.1,
+                                      clipnorm=1.0, decay_filter="matrices"),
+             loss="cross_entropy")
+opt = torch.optim.AdamW([{"params": [q for q in tm.parameters() if q.dim() >= 2], "weight_decay": 0.1},
+                         {"params": [q for q in tm.parameters() if q.dim() < 2], "weight_decay": 0.0}],
+                        lr=1e-3, betas=(0.9, 0.99))
+sampler = nl.data.RandomWindowSampler(train, T, B, seed=7)
+worst = 0.0
+for it in range(args.steps):
+    x, y = sampler.get_batch()
+    lo = ours.train_step(x, y)
+    for g in opt.param_groups:
+        g["lr"] = schedule(it)
+    tl = F.cross_entropy(tm(torch.from_numpy(x)).view(-1, V), torch.from_numpy(y).view(-1))
+    opt.zero_grad()
+    tl.backward()
+    torch.nn.utils.clip_grad_norm_(tm.parameters(), 1.0)
+    opt.step()
+    worst = max(worst, abs(lo - tl.item()))
+    if it % max(1, args.steps // 10) == 0 or it == args.steps - 1:
+        print(f"step {it:4d}: loss nnlite {lo:.5f}  torch {tl.item():.5f}")
+print(f"largest loss difference over {args.steps} steps: {worst:.1e}")
+assert math.isfinite(worst)
