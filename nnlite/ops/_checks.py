@@ -99,3 +99,54 @@ def bias_act_args(op, x, b, act, out):
                          f"x {x.shape}, got {b.shape}")
     check_out(op, out, x.shape, x.dtype)
     return x, b
+
+
+def layernorm_args(x, gamma, beta):
+    """Validated (x, gamma, beta) for LayerNorm over the last axis of x."""
+    op = "layernorm"
+    x = as_float_array(op, "x", x)
+    gamma = as_float_array(op, "gamma", gamma)
+    beta = as_float_array(op, "beta", beta)
+    same_dtype(op, x=x, gamma=gamma, beta=beta)
+    if x.ndim < 1 or gamma.shape != (x.shape[-1],) or beta.shape != (x.shape[-1],):
+        raise ValueError(f"{op}: gamma {gamma.shape} and beta {beta.shape} must have shape "
+                         f"({x.shape[-1] if x.ndim else '?'},) to match x {x.shape}")
+    return x, gamma, beta
+
+
+def layernorm_backward_args(grad, x, gamma):
+    """Validated (grad, x, gamma) for the LayerNorm backward."""
+    op = "layernorm_backward"
+    grad = as_float_array(op, "grad", grad)
+    x = as_float_array(op, "x", x)
+    gamma = as_float_array(op, "gamma", gamma)
+    same_dtype(op, grad=grad, x=x, gamma=gamma)
+    if grad.shape != x.shape or gamma.shape != (x.shape[-1],):
+        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and gamma {gamma.shape} "
+                         f"do not match")
+    return grad, x, gamma
+
+
+def check_ids(op, ids, vocab):
+    """Integer ids (any shape) with every value in [0, vocab)."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{op}: ids must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        raise ValueError(f"{op}: ids must lie in [0, {vocab}), got values in "
+                         f"[{ids.min()}, {ids.max()}]")
+    return ids
+
+
+def embedding_backward_args(ids, grad, dtable):
+    """Validated (ids, grad) for dtable[ids] += grad, with dtable a 2-D float array."""
+    op = "embedding_backward"
+    grad = as_float_array(op, "grad", grad)
+    if not isinstance(dtable, np.ndarray) or dtable.ndim != 2:
+        raise TypeError(f"{op}: dtable must be a 2-D ndarray")
+    same_dtype(op, grad=grad, dtable=dtable)
+    ids = check_ids(op, ids, dtable.shape[0])
+    if grad.shape != ids.shape + (dtable.shape[1],):
+        raise ValueError(f"{op}: grad must have shape {ids.shape + (dtable.shape[1],)} for ids "
+                         f"{ids.shape} and dtable {dtable.shape}, got {grad.shape}")
+    return ids, grad

@@ -10,7 +10,7 @@ import numpy as np
 from . import _checks as C
 from . import _nn
 from . import reference
-from .reference import _check_ids, _opt_arrays
+from .reference import _opt_arrays
 
 
 def _ids64(ids):
@@ -22,14 +22,7 @@ def layernorm(x, gamma, beta, eps=1e-5):
 
     Returns (y, mean, rstd); mean and rstd have shape x.shape[:-1].
     """
-    op = "layernorm"
-    x = C.as_float_array(op, "x", x)
-    gamma = C.as_float_array(op, "gamma", gamma)
-    beta = C.as_float_array(op, "beta", beta)
-    C.same_dtype(op, x=x, gamma=gamma, beta=beta)
-    if x.ndim < 1 or gamma.shape != (x.shape[-1],) or beta.shape != (x.shape[-1],):
-        raise ValueError(f"{op}: gamma {gamma.shape} and beta {beta.shape} must have shape "
-                         f"({x.shape[-1] if x.ndim else '?'},) to match x {x.shape}")
+    x, gamma, beta = C.layernorm_args(x, gamma, beta)
     if x.size == 0:
         return reference.layernorm(x, gamma, beta, eps)
     y = np.empty(x.shape, x.dtype)
@@ -46,14 +39,7 @@ def layernorm_backward(grad, x, gamma, mean, rstd):
     dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)),  dγ = Σ g ⊙ x̂,  dβ = Σ g
     (sums over every axis but the last).
     """
-    op = "layernorm_backward"
-    grad = C.as_float_array(op, "grad", grad)
-    x = C.as_float_array(op, "x", x)
-    gamma = C.as_float_array(op, "gamma", gamma)
-    C.same_dtype(op, grad=grad, x=x, gamma=gamma)
-    if grad.shape != x.shape or gamma.shape != (x.shape[-1],):
-        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and gamma {gamma.shape} "
-                         f"do not match")
+    grad, x, gamma = C.layernorm_backward_args(grad, x, gamma)
     mean_a, rstd_a = np.asarray(mean), np.asarray(rstd)
     if (x.size == 0 or mean_a.shape != x.shape[:-1] or rstd_a.shape != x.shape[:-1]
             or mean_a.dtype.kind != "f" or rstd_a.dtype.kind != "f"):
@@ -73,7 +59,7 @@ def embedding(ids, table):
     """Gather rows: out[..., :] = table[ids[...], :] for integer ids of any shape."""
     table = C.as_float_array("embedding", "table", table)
     C.check_ndim("embedding", "table", table, 2)
-    ids = _check_ids("embedding", ids, table.shape[0])
+    ids = C.check_ids("embedding", ids, table.shape[0])
     if ids.size == 0 or table.shape[1] == 0:
         return reference.embedding(ids, table)
     out = np.empty(ids.shape + (table.shape[1],), table.dtype)
@@ -83,15 +69,7 @@ def embedding(ids, table):
 
 def embedding_backward(ids, grad, dtable):
     """Scatter-add: dtable[ids[...], :] += grad[..., :] (repeated ids add up). In place."""
-    op = "embedding_backward"
-    grad = C.as_float_array(op, "grad", grad)
-    if not isinstance(dtable, np.ndarray) or dtable.ndim != 2:
-        raise TypeError(f"{op}: dtable must be a 2-D ndarray")
-    C.same_dtype(op, grad=grad, dtable=dtable)
-    ids = _check_ids(op, ids, dtable.shape[0])
-    if grad.shape != ids.shape + (dtable.shape[1],):
-        raise ValueError(f"{op}: grad must have shape {ids.shape + (dtable.shape[1],)} for ids "
-                         f"{ids.shape} and dtable {dtable.shape}, got {grad.shape}")
+    ids, grad = C.embedding_backward_args(ids, grad, dtable)
     if ids.size == 0 or dtable.size == 0 or not dtable.flags.writeable:
         return reference.embedding_backward(ids, grad, dtable)
     direct = dtable.flags.c_contiguous

@@ -315,14 +315,7 @@ def layernorm(x, gamma, beta, eps=1e-5):
     Returns (y, mean, rstd); mean and rstd have shape x.shape[:-1] (the backward needs them,
     not the normalised x: cheaper to keep, as in llm.c).
     """
-    op = "layernorm"
-    x = C.as_float_array(op, "x", x)
-    gamma = C.as_float_array(op, "gamma", gamma)
-    beta = C.as_float_array(op, "beta", beta)
-    C.same_dtype(op, x=x, gamma=gamma, beta=beta)
-    if x.ndim < 1 or gamma.shape != (x.shape[-1],) or beta.shape != (x.shape[-1],):
-        raise ValueError(f"{op}: gamma {gamma.shape} and beta {beta.shape} must have shape "
-                         f"({x.shape[-1] if x.ndim else '?'},) to match x {x.shape}")
+    x, gamma, beta = C.layernorm_args(x, gamma, beta)
     mean = x.mean(axis=-1)
     var = ((x - mean[..., None]) ** 2).mean(axis=-1)
     rstd = 1 / np.sqrt(var + eps)
@@ -337,14 +330,7 @@ def layernorm_backward(grad, x, gamma, mean, rstd):
     dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)),  dγ = Σ g ⊙ x̂,  dβ = Σ g
     (sums over every axis but the last).
     """
-    op = "layernorm_backward"
-    grad = C.as_float_array(op, "grad", grad)
-    x = C.as_float_array(op, "x", x)
-    gamma = C.as_float_array(op, "gamma", gamma)
-    C.same_dtype(op, grad=grad, x=x, gamma=gamma)
-    if grad.shape != x.shape or gamma.shape != (x.shape[-1],):
-        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and gamma {gamma.shape} "
-                         f"do not match")
+    grad, x, gamma = C.layernorm_backward_args(grad, x, gamma)
     xhat = (x - mean[..., None]) * rstd[..., None]
     dxhat = grad * gamma
     dx = rstd[..., None] * (dxhat - dxhat.mean(axis=-1, keepdims=True)
@@ -355,35 +341,17 @@ def layernorm_backward(grad, x, gamma, mean, rstd):
             grad.sum(axis=axes).astype(t, copy=False))
 
 
-def _check_ids(op, ids, vocab):
-    ids = np.asarray(ids)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"{op}: ids must be integers, got dtype {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
-        raise ValueError(f"{op}: ids must lie in [0, {vocab}), got values in "
-                         f"[{ids.min()}, {ids.max()}]")
-    return ids
-
-
 def embedding(ids, table):
     """Gather rows: out[..., :] = table[ids[...], :] for integer ids of any shape."""
     table = C.as_float_array("embedding", "table", table)
     C.check_ndim("embedding", "table", table, 2)
-    ids = _check_ids("embedding", ids, table.shape[0])
+    ids = C.check_ids("embedding", ids, table.shape[0])
     return table[ids]
 
 
 def embedding_backward(ids, grad, dtable):
     """Scatter-add: dtable[ids[...], :] += grad[..., :] (repeated ids add up). In place."""
-    op = "embedding_backward"
-    grad = C.as_float_array(op, "grad", grad)
-    if not isinstance(dtable, np.ndarray) or dtable.ndim != 2:
-        raise TypeError(f"{op}: dtable must be a 2-D ndarray")
-    C.same_dtype(op, grad=grad, dtable=dtable)
-    ids = _check_ids(op, ids, dtable.shape[0])
-    if grad.shape != ids.shape + (dtable.shape[1],):
-        raise ValueError(f"{op}: grad must have shape {ids.shape + (dtable.shape[1],)} for ids "
-                         f"{ids.shape} and dtable {dtable.shape}, got {grad.shape}")
+    ids, grad = C.embedding_backward_args(ids, grad, dtable)
     np.add.at(dtable, ids.reshape(-1), grad.reshape(-1, dtable.shape[1]))
 
 
