@@ -312,3 +312,17 @@ def test_baby_config_learns(tmp_path):
                  "--out-dir", str(tmp_path), "--data-dir", data, "--verbose", "0"])
     assert r["iterations"] == 500
     assert r["val_loss"] < 2.4, r["evals"]       # the full run: 2.28 at 500 (1.90 at 2000)
+
+
+def test_example_plot_flag(tmp_path, text_file, capsys):
+    """--plot draws the loss curve with matplotlib, or says how to get it; never fails the run."""
+    ex = load_example()
+    out = tmp_path / "run"
+    ex.main(TINY + ["--text-file", text_file, "--out-dir", str(out), "--max-new-tokens", "0",
+                    "--plot"])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed" in capsys.readouterr().out
+    else:
+        assert (out / "loss.png").stat().st_size > 1000
