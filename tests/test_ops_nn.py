@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from _kernels import same_error
 from nnlite import ops
 from nnlite.ops import reference as ref
 
@@ -30,24 +31,6 @@ def tol(dtype, n_sum=1):
     if dtype == np.float32:
         return dict(rtol=2e-5, atol=2e-6 * max(1, n_sum) ** 0.5 + 1e-6)
     return dict(rtol=1e-11, atol=1e-13 * max(1, n_sum))
-
-
-@pytest.fixture(params=ops.simd_paths() or [None])
-def simd(request):
-    if request.param is None:
-        yield None
-    else:
-        with ops.force_simd(request.param):
-            yield request.param
-
-
-def same_error(native, twin_fn, *args, **kwargs):
-    with pytest.raises(Exception) as e_native:
-        native(*args, **kwargs)
-    with pytest.raises(Exception) as e_twin:
-        twin_fn(*args, **kwargs)
-    assert type(e_native.value) is type(e_twin.value)
-    assert str(e_native.value) == str(e_twin.value)
 
 
 @pytest.mark.skipif(os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy",

@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from _kernels import same_error
 from nnlite import ops
 from nnlite.ops import reference as ref
 
@@ -14,15 +15,6 @@ SHAPES = [(1,), (7,), (63, 65), (70000,)]
 
 def tol(dtype):
     return dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-15)
-
-
-def same_error(native, twin, *args, **kwargs):
-    with pytest.raises(Exception) as e_native:
-        native(*args, **kwargs)
-    with pytest.raises(Exception) as e_twin:
-        twin(*args, **kwargs)
-    assert type(e_native.value) is type(e_twin.value)
-    assert str(e_native.value) == str(e_twin.value)
 
 
 def run_both(name, rng, shape, dtype, n_state, steps=4, **kw):

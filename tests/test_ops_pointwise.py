@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from _kernels import same_error
 from nnlite import ops
 from nnlite.ops import reference as ref
 
@@ -35,24 +36,6 @@ def tol(dtype):
     if dtype == np.float32:
         return dict(rtol=2e-5, atol=2e-5 if ops.BACKEND == "numpy" else 2e-6)
     return dict(rtol=1e-12, atol=1e-14)
-
-
-@pytest.fixture(params=ops.simd_paths() or [None])
-def simd(request):
-    if request.param is None:
-        yield None
-    else:
-        with ops.force_simd(request.param):
-            yield request.param
-
-
-def same_error(native, twin, *args, **kwargs):
-    with pytest.raises(Exception) as e_native:
-        native(*args, **kwargs)
-    with pytest.raises(Exception) as e_twin:
-        twin(*args, **kwargs)
-    assert type(e_native.value) is type(e_twin.value)
-    assert str(e_native.value) == str(e_twin.value)
 
 
 @pytest.mark.skipif(os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy",
