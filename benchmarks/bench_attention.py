@@ -23,16 +23,14 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import _common
 
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shapes", default="12x4x64x32,32x8x256x16",
                    help="comma-separated BxHxTxD for the timings")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=7, help="rounds; the best one counts")
-    p.add_argument("--simd", default=None, help="force nnlite's SIMD path (scalar|avx2|avx512)")
+    _common.add_run_args(p, repeat=7)
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-memory", action="store_true")
@@ -43,12 +41,11 @@ def parse():
 
 
 args = parse()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(args.threads)
+_common.set_threads(args.threads)  # before numpy starts its thread pool
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(HERE, ".."))
+_common.repo_nnlite()
 
 
 def _status_kib(field):
@@ -89,9 +86,8 @@ def mem_child(lib, B, H, T, D):
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal(shape, dtype=np.float32) for _ in range(3))
     if lib == "torch":
-        import torch
-        import torch.nn.functional as F
-        torch.set_num_threads(args.threads)
+        torch = _common.import_torch(args.threads, optional=False)
+        F = torch.nn.functional
         tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
         with torch.no_grad():  # warm up on a tiny problem: code paths, thread pool
             F.scaled_dot_product_attention(tq[:1, :1, :8], tk[:1, :1, :8], tv[:1, :1, :8],
@@ -117,31 +113,12 @@ if args._mem:
 
 from nnlite import ops  # noqa: E402
 
-torch = None
-if not args.no_torch:
-    try:
-        import torch
-        import torch.nn.functional as F
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
+torch = None if args.no_torch else _common.import_torch(args.threads)
+F = torch.nn.functional if torch is not None else None
 if args.threads:
     ops.set_num_threads(args.threads)
 if args.simd:
     ops.set_simd_path(args.simd)
-
-
-def mean_time(fn, budget=0.03):
-    """Mean seconds per call over a loop of about ``budget`` seconds."""
-    n, t = 1, 0.0
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        t = time.perf_counter() - t0
-        if t >= budget or n >= 1 << 14:
-            return t / n
-        n = max(n * 2, int(n * budget / max(t, 1e-9)))
 
 
 def bench(fns, repeat):
@@ -152,7 +129,9 @@ def bench(fns, repeat):
     for _ in range(repeat):
         for name, fn in fns.items():
             time.sleep(0.02)
-            best[name] = min(best[name], mean_time(fn))
+            # ~30 ms loops, no warm-up of their own: the loop above did it
+            best[name] = min(best[name], _common.timeit(fn, budget=0.03, max_n=1 << 14,
+                                                        warmup=False))
     return best
 
 

@@ -16,9 +16,10 @@ after each call, and on a 2-core machine a spinning pool of one library would ot
 the cores of the next one. Ratios > 1 mean nnlite is faster.
 """
 import argparse
-import os
 import sys
 import time
+
+import _common
 
 MLP_SHAPES = [  # (op, M, K, N) of one training step of a 784-256-128-10 MLP, batch 64
     ("gemm", 64, 784, 256), ("gemm", 64, 256, 128), ("gemm", 64, 128, 10),
@@ -43,23 +44,14 @@ def parse():
 
 
 args = parse()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(args.threads)
-if "numpy" in sys.modules:  # only possible if this file is imported, not run
-    print("warning: numpy was imported before the thread count was set", file=sys.stderr)
+_common.set_threads(args.threads)  # before numpy starts its thread pool
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+_common.repo_nnlite()
 import nnlite.ops as ops  # noqa: E402
 
-torch = None
-if not args.no_torch:
-    try:
-        import torch  # noqa: E402
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        pass
+torch = None if args.no_torch else _common.import_torch(args.threads)
 
 
 def operands(op, m, k, n, dtype, rng):

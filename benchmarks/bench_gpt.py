@@ -17,10 +17,10 @@ nnlite's GPT). Thread counts must be set before numpy/torch start their pools, s
 re-executes itself with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS set.
 """
 import argparse
-import os
 import statistics
-import sys
 import time
+
+import _common
 
 
 def parse_args():
@@ -28,11 +28,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=50, help="timed iterations (median reported)")
     p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--n-layer", type=int, default=4)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--n-embd", type=int, default=128)
-    p.add_argument("--block-size", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=12)
+    _common.add_gpt_args(p, n_layer=4)
     p.add_argument("--vocab-size", type=int, default=65)
     p.add_argument("--only", default="nnlite,torch", help="comma-separated subset")
     p.add_argument("--profile", action="store_true",
@@ -41,18 +37,12 @@ def parse_args():
 
 
 ARGS = parse_args()
-_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-if os.environ.get("_NNLITE_BENCH_CHILD") != "1":
-    env = dict(os.environ, _NNLITE_BENCH_CHILD="1", **{k: str(ARGS.threads) for k in _ENV})
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+_common.reexec_with_threads(ARGS.threads)  # numpy and torch then start with that many threads
 
 import numpy as np  # noqa: E402
 
-try:
-    import nnlite as nl
-except ImportError:             # run from a checkout without installing: use the repo's nnlite
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import nnlite as nl
+_common.repo_nnlite(only_if_missing=True)
+import nnlite as nl  # noqa: E402
 
 
 def batches(args, n):
@@ -110,10 +100,8 @@ def profile_nnlite(args, data):
 
 
 def torch_step(args):
-    import torch
-    import torch.nn as tnn
-    import torch.nn.functional as F
-    torch.set_num_threads(args.threads)
+    torch = _common.import_torch(args.threads, optional=False)
+    tnn, F = torch.nn, torch.nn.functional
     torch.manual_seed(0)
     C, nh = args.n_embd, args.n_head
 

@@ -10,9 +10,9 @@ Thread counts must be set before numpy/torch start their pools, so this script r
 itself with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS set.
 """
 import argparse
-import os
-import sys
 import time
+
+import _common
 
 
 def parse_args():
@@ -27,13 +27,11 @@ def parse_args():
 
 
 ARGS = parse_args()
-_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-if os.environ.get("_NNLITE_BENCH_CHILD") != "1":
-    env = dict(os.environ, _NNLITE_BENCH_CHILD="1", **{k: str(ARGS.threads) for k in _ENV})
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+_common.reexec_with_threads(ARGS.threads)  # numpy and torch then start with that many threads
 
 import numpy as np  # noqa: E402
 
+_common.repo_nnlite(only_if_missing=True)
 import nnlite as nl  # noqa: E402
 
 
@@ -57,8 +55,7 @@ def bench_nnlite(x, y, args):
 
 
 def bench_torch(x, y, args):
-    import torch
-    torch.set_num_threads(args.threads)
+    torch = _common.import_torch(args.threads, optional=False)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
                                 torch.nn.Linear(256, 128), torch.nn.ReLU(),

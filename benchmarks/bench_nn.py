@@ -10,53 +10,31 @@ short sleep. Ratios > 1 mean nnlite is faster. PyTorch rows: F.layer_norm (+ aut
 backward), F.embedding (+ backward into a dense grad), torch.optim.AdamW foreach and fused.
 """
 import argparse
-import os
 import sys
-import time
+
+import _common
 
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=5, help="rounds; the best one counts")
-    p.add_argument("--simd", default=None, help="force nnlite's SIMD path (scalar|avx2|avx512)")
+    _common.add_run_args(p, repeat=5)
     p.add_argument("--no-torch", action="store_true")
     return p.parse_args()
 
 
 args = parse()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(args.threads)
+_common.set_threads(args.threads)  # before numpy starts its thread pool
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+_common.repo_nnlite()
 from nnlite import ops  # noqa: E402
 from nnlite.ops import reference as ref  # noqa: E402
 
-torch = None
-if not args.no_torch:
-    try:
-        import torch
-        import torch.nn.functional as F
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
+torch = None if args.no_torch else _common.import_torch(args.threads)
+F = torch.nn.functional if torch is not None else None
 
 B, T, C, V, N_LAYER = 12, 64, 128, 65, 4
-
-
-def timeit(fn, budget=0.02):
-    fn()                                            # warm up (allocations, thread pool)
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        t = time.perf_counter() - t0
-        if t >= budget or n >= 1 << 16:
-            return t / n
-        n = max(n * 2, int(n * budget / max(t, 1e-9)))
 
 
 def gpt_shapes():
@@ -186,19 +164,9 @@ def main():
           f"in {len(gpt_shapes())} tensors")
     print("(last row: 'numpy' column = nnlite's per-parameter compiled adam_update loop)")
     print()
-    print(f"{'op':<22} {'nnlite':>10} {'numpy':>10} {'torch':>10} {'numpy/nnlite':>13} "
-          f"{'torch/nnlite':>13}")
+    print(f"{'op':<22} {_common.VS_HEAD}")
     for name, f_nn, f_np, f_t in rows:
-        best = {"nnlite": 1e9, "numpy": 1e9, "torch": 1e9}
-        for _ in range(args.repeat):
-            for lib, fn in (("nnlite", f_nn), ("numpy", f_np), ("torch", f_t)):
-                if fn:
-                    best[lib] = min(best[lib], timeit(fn))
-                    time.sleep(0.01)
-        us = {k: (f"{v * 1e6:9.1f}u" if v < 1e9 else f"{'-':>10}") for k, v in best.items()}
-        r_np = best["numpy"] / best["nnlite"]
-        r_t = f"{best['torch'] / best['nnlite']:12.2f}x" if f_t else f"{'-':>13}"
-        print(f"{name:<22} {us['nnlite']} {us['numpy']} {us['torch']} {r_np:12.2f}x {r_t}")
+        print(f"{name:<22} {_common.vs_columns(f_nn, f_np, f_t, args.repeat)}")
         sys.stdout.flush()
 
 

@@ -11,23 +11,20 @@ import argparse
 import math
 
 import numpy as np
-import torch
-import torch.nn as tnn
-import torch.nn.functional as F
 
-import nnlite as nl
+import _common
+
+_common.repo_nnlite(only_if_missing=True)
+import nnlite as nl  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-p.add_argument("--n-layer", type=int, default=2)
-p.add_argument("--n-head", type=int, default=4)
-p.add_argument("--n-embd", type=int, default=128)
-p.add_argument("--block-size", type=int, default=64)
-p.add_argument("--batch-size", type=int, default=12)
+_common.add_gpt_args(p, n_layer=2)
 p.add_argument("--steps", type=int, default=300)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--data-dir", default=None)
 args = p.parse_args()
-torch.set_num_threads(args.threads)
+torch = _common.import_torch(args.threads, optional=False)
+tnn, F = torch.nn, torch.nn.functional
 nl.ops.set_num_threads(args.threads)
 C, nh, L, T, B = args.n_embd, args.n_head, args.n_layer, args.block_size, args.batch_size
 

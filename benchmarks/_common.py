@@ -1,0 +1,135 @@
+"""Helpers shared by the benchmark scripts in this folder.
+
+A script imports this module with a plain ``import _common``: Python puts a script's own
+folder first on ``sys.path``, so that works from the repository root and from ``benchmarks/``.
+
+This module imports nothing but the standard library, on purpose: the thread helpers below
+must run before numpy (or torch) is imported, because OpenBLAS, OpenMP and MKL read their
+thread counts from the environment once, when they load.
+"""
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_threads(n):
+    """Set the BLAS / OpenMP thread variables to ``n`` in this process.
+
+    Call it before numpy is imported; later, the pools are already sized and this does nothing.
+    """
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    if "numpy" in sys.modules:  # only possible if a script is imported, not run
+        print("warning: numpy was imported before the thread count was set", file=sys.stderr)
+
+
+def reexec_with_threads(n):
+    """Run this script again, from the start, with the thread variables set to ``n``.
+
+    Stronger than ``set_threads``: the new interpreter has them from its first instruction.
+    Returns only in the re-executed child (marked by ``_NNLITE_BENCH_CHILD=1``), so that the
+    script runs once.
+    """
+    if os.environ.get("_NNLITE_BENCH_CHILD") != "1":
+        env = dict(os.environ, _NNLITE_BENCH_CHILD="1", **{k: str(n) for k in THREAD_VARS})
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+def repo_nnlite(only_if_missing=False):
+    """Make ``import nnlite`` find this checkout's nnlite, so the scripts run without installing.
+
+    The checkout goes first on ``sys.path`` (it then wins over an installed nnlite). With
+    ``only_if_missing``, an importable nnlite is left in charge and the checkout is added only
+    when there is none.
+    """
+    if only_if_missing:
+        try:
+            import nnlite  # noqa: F401
+            return
+        except ImportError:
+            pass
+    sys.path.insert(0, REPO)
+
+
+def import_torch(threads, optional=True):
+    """``torch`` with ``threads`` intra-op threads, or None where it is not installed.
+
+    Parameters
+    ----------
+    threads : int
+        Passed to ``torch.set_num_threads``, so torch uses as many cores as the others.
+    optional : bool
+        False: let the ImportError through (the caller reports it, or needs torch).
+    """
+    try:
+        import torch
+        import torch.nn.functional  # noqa: F401  (the scripts use it as ``torch.nn.functional``)
+        torch.set_num_threads(threads)
+    except ImportError:
+        if not optional:
+            raise
+        return None
+    return torch
+
+
+def add_run_args(p, repeat):
+    """Add ``--threads``, ``--repeat`` and ``--simd`` to the argparse parser ``p``."""
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=repeat, help="rounds; the best one counts")
+    p.add_argument("--simd", default=None, help="force nnlite's SIMD path (scalar|avx2|avx512)")
+
+
+def add_gpt_args(p, n_layer):
+    """Add the GPT size arguments (nanoGPT's CPU "baby GPT" defaults) to the parser ``p``."""
+    p.add_argument("--n-layer", type=int, default=n_layer)
+    p.add_argument("--n-head", type=int, default=4)
+    p.add_argument("--n-embd", type=int, default=128)
+    p.add_argument("--block-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=12)
+
+
+def timeit(fn, budget=0.02, max_n=1 << 16, warmup=True):
+    """Mean seconds per ``fn()`` call over a loop of about ``budget`` seconds.
+
+    The loop count grows until one loop takes ``budget`` (or reaches ``max_n`` calls), so fast
+    functions are timed over many calls and the timer's own cost does not show.
+    ``warmup`` makes one untimed call first (allocations, thread pool start-up).
+    """
+    if warmup:
+        fn()
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        t = time.perf_counter() - t0
+        if t >= budget or n >= max_n:
+            return t / n
+        n = max(n * 2, int(n * budget / max(t, 1e-9)))
+
+
+# columns of vs_columns, for a table's header
+VS_HEAD = f"{'nnlite':>10} {'numpy':>10} {'torch':>10} {'numpy/nnlite':>13} {'torch/nnlite':>13}"
+
+
+def vs_columns(f_nn, f_np, f_t, repeat):
+    """Time nnlite, its numpy twin and torch (``f_t`` may be None) on one op; format the row.
+
+    Each is ``timeit``, best of ``repeat`` rounds, the three taking turns with a short sleep:
+    on a small machine one library's spinning OpenMP pool would otherwise steal the cores of
+    the next. Returns the ``VS_HEAD`` columns: microseconds, then numpy/nnlite and
+    torch/nnlite (> 1: nnlite faster); '-' for torch where it is not timed.
+    """
+    best = {"nnlite": 1e9, "numpy": 1e9, "torch": 1e9}
+    for _ in range(repeat):
+        for lib, fn in (("nnlite", f_nn), ("numpy", f_np), ("torch", f_t)):
+            if fn:
+                best[lib] = min(best[lib], timeit(fn))
+                time.sleep(0.01)
+    us = {k: (f"{v * 1e6:9.1f}u" if v < 1e9 else f"{'-':>10}") for k, v in best.items()}
+    r_np = best["numpy"] / best["nnlite"]
+    r_t = f"{best['torch'] / best['nnlite']:12.2f}x" if f_t else f"{'-':>13}"
+    return f"{us['nnlite']} {us['numpy']} {us['torch']} {r_np:12.2f}x {r_t}"
