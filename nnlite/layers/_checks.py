@@ -48,6 +48,16 @@ def check_last_dim(layer, x, n):
                          f"got shape {shape_str(x.shape)}")
 
 
+def check_sequence_shape(layer, shape, dim):
+    """A (batch, T, dim) shape, as sequence layers take; ``None`` sizes (unknown) pass."""
+    if len(shape) != 3:
+        raise ValueError(f"{describe(layer)}: expected input of shape (batch, T, "
+                         f"{dim}), got {shape_str(shape)}")
+    if shape[-1] is not None and shape[-1] != dim:
+        raise ValueError(f"{describe(layer)}: expected input with last dimension "
+                         f"{dim}, got shape {shape_str(shape)}")
+
+
 def check_forward_called(layer, cache):
     if cache is None:
         raise RuntimeError(f"{describe(layer)}: backward() called before forward(); run "

@@ -7,7 +7,7 @@ import numpy as np
 from .. import ops
 from ..random import get_rng
 from . import _checks as C
-from .base import Layer, shape_str
+from .base import Layer
 
 INIT_STD = 0.02     # GPT-2 / nanoGPT: weights N(0, 0.02²), biases 0
 
@@ -89,18 +89,10 @@ class MultiHeadAttention(Layer):
     def _describe(self):
         return f"MultiHeadAttention(dim={self.dim}, n_head={self.n_head})"
 
-    def _check_shape(self, shape):
-        if len(shape) != 3:
-            raise ValueError(f"{C.describe(self)}: expected input of shape (batch, T, "
-                             f"{self.dim}), got {shape_str(shape)}")
-        if shape[-1] is not None and shape[-1] != self.dim:
-            raise ValueError(f"{C.describe(self)}: expected input with last dimension "
-                             f"{self.dim}, got shape {shape_str(shape)}")
-
     def forward(self, x, training=True):
         p = self.params
         x = C.as_input(self, x, p["W_qkv"].dtype)
-        self._check_shape(x.shape)
+        C.check_sequence_shape(self, x.shape, self.dim)
         B, T, Cd = x.shape
         nh, hs = self.n_head, Cd // self.n_head
         x2 = np.ascontiguousarray(x).reshape(B * T, Cd)             # (B*T, C)
@@ -152,7 +144,7 @@ class MultiHeadAttention(Layer):
         return ops.gemm_nt(dqkv, p["W_qkv"]).reshape(B, T, Cd)      # dx = dqkv W_qkvᵀ
 
     def output_shape(self, input_shape):
-        self._check_shape(tuple(input_shape))
+        C.check_sequence_shape(self, tuple(input_shape), self.dim)
         return tuple(input_shape)
 
     def get_config(self):

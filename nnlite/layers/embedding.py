@@ -136,12 +136,7 @@ class PositionalEmbedding(Layer):
         return f"PositionalEmbedding({self.block_size}, {self.dim})"
 
     def _check_shape(self, shape):
-        if len(shape) != 3:
-            raise ValueError(f"{C.describe(self)}: expected input of shape (batch, T, "
-                             f"{self.dim}), got {shape_str(shape)}")
-        if shape[-1] is not None and shape[-1] != self.dim:
-            raise ValueError(f"{C.describe(self)}: expected input with last dimension "
-                             f"{self.dim}, got shape {shape_str(shape)}")
+        C.check_sequence_shape(self, shape, self.dim)
         if shape[1] is not None and shape[1] > self.block_size:
             raise ValueError(f"{C.describe(self)}: sequence length {shape[1]} exceeds "
                              f"block_size {self.block_size} (input shape {shape_str(shape)})")

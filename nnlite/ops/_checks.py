@@ -51,6 +51,18 @@ def gemm_shapes(op, a, b, trans_a, trans_b):
     return m, n, ka
 
 
+def gemm_args(op, a, b, trans_a, trans_b, out, accumulate):
+    """Validated (a, b) for op(a) @ op(b): 2-D, one float dtype, matching ``out`` if given."""
+    a = as_float_array(op, "a", a)
+    b = as_float_array(op, "b", b)
+    dtype = same_dtype(op, a=a, b=b)
+    m, n, _ = gemm_shapes(op, a, b, trans_a, trans_b)
+    check_out(op, out, (m, n), dtype)
+    if accumulate and out is None:
+        raise ValueError(f"{op}: accumulate=True needs an out array to add into")
+    return a, b
+
+
 def check_out(op, out, shape, dtype):
     if out is None:
         return
@@ -99,6 +111,119 @@ def bias_act_args(op, x, b, act, out):
                          f"x {x.shape}, got {b.shape}")
     check_out(op, out, x.shape, x.dtype)
     return x, b
+
+
+def act_backward_args(grad, x, y, act):
+    """Validated (grad, x, y) for act_backward: a known act, one dtype, one shape."""
+    op = "act_backward"
+    check_act(op, act)
+    grad = as_float_array(op, "grad", grad)
+    x = as_float_array(op, "x", x)
+    y = as_float_array(op, "y", y)
+    same_dtype(op, grad=grad, x=x, y=y)
+    if not (grad.shape == x.shape == y.shape):
+        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and y {y.shape} must have one shape")
+    return grad, x, y
+
+
+def softmax_args(x):
+    """Validated x for a softmax over its last axis (at least 1-D)."""
+    x = as_float_array("softmax", "x", x)
+    if x.ndim < 1:
+        raise ValueError(f"softmax: x must have at least 1 dimension, got shape {x.shape}")
+    return x
+
+
+def softmax_backward_args(grad, y):
+    """Validated (grad, y) for the softmax backward: one dtype, one shape."""
+    grad = as_float_array("softmax_backward", "grad", grad)
+    y = as_float_array("softmax_backward", "y", y)
+    same_dtype("softmax_backward", grad=grad, y=y)
+    if grad.shape != y.shape:
+        raise ValueError(f"softmax_backward: grad {grad.shape} and y {y.shape} must have one shape")
+    return grad, y
+
+
+def softmax_cross_entropy_args(logits, labels):
+    """Validated (logits, labels): logits (N, C) with N >= 1, int64 labels (N,) in [0, C)."""
+    op = "softmax_cross_entropy"
+    z = as_float_array(op, "logits", logits)
+    check_ndim(op, "logits", z, 2)
+    n, c = z.shape
+    t = check_labels(op, labels, n, c)
+    if n == 0:
+        raise ValueError(f"{op}: logits has no rows, shape {z.shape}")
+    return z, t
+
+
+def opt_arrays(op, **arrays):
+    """Optimizer arrays, updated in place: float32/float64 ndarrays of one shape and dtype."""
+    for k, v in arrays.items():
+        if not isinstance(v, np.ndarray) or v.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got "
+                            f"{getattr(v, 'dtype', type(v).__name__)}")
+    shapes = {k: v.shape for k, v in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"{op}: arrays must have one shape, got {shapes}")
+    same_dtype(op, **arrays)
+
+
+def sgd_update_args(param, grad, velocity, momentum):
+    """Checks for sgd_update: a velocity array exactly when momentum is used."""
+    arrays = dict(param=param, grad=grad)
+    if momentum:
+        if velocity is None:
+            raise ValueError("sgd_update: momentum needs a velocity array")
+        arrays["velocity"] = velocity
+    opt_arrays("sgd_update", **arrays)
+
+
+def adam_update_args(param, grad, m, v, step):
+    """Checks for one adam_update: the four arrays, and a step counting from 1."""
+    opt_arrays("adam_update", param=param, grad=grad, m=m, v=v)
+    if step < 1:
+        raise ValueError(f"adam_update: step counts from 1, got {step}")
+
+
+def adam_update_many_args(params, grads, ms, vs, weight_decays):
+    """Checked list lengths for adam_update_many; returns the weight decays, one per param."""
+    n = len(params)
+    if not (len(grads) == len(ms) == len(vs) == n):
+        raise ValueError(f"adam_update_many: got {n} params, {len(grads)} grads, {len(ms)} m "
+                         f"and {len(vs)} v arrays")
+    wds = [float(weight_decays)] * n if np.isscalar(weight_decays) else list(weight_decays)
+    if len(wds) != n:
+        raise ValueError(f"adam_update_many: {len(wds)} weight decays for {n} params")
+    return wds
+
+
+def qkv_args(op, q, k, v):
+    """Validated (q, k, v) for attention: one float dtype, one 4-D shape (B, H, T, D), T, D >= 1."""
+    q = as_float_array(op, "q", q)
+    k = as_float_array(op, "k", k)
+    v = as_float_array(op, "v", v)
+    same_dtype(op, q=q, k=k, v=v)
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        check_ndim(op, name, a, 4)
+    if not (q.shape == k.shape == v.shape):
+        raise ValueError(f"{op}: q, k and v must have one shape (B, H, T, D), got q {q.shape}, "
+                         f"k {k.shape}, v {v.shape}")
+    if q.shape[2] == 0 or q.shape[3] == 0:
+        raise ValueError(f"{op}: T and D must be >= 1, got shape {q.shape}")
+    return q, k, v
+
+
+def attention_backward_args(q, k, v, out, grad_out):
+    """Validated (q, k, v, out, grad_out) for attention_backward: out and grad_out like q."""
+    op = "attention_backward"
+    q, k, v = qkv_args(op, q, k, v)
+    out = as_float_array(op, "out", out)
+    grad_out = as_float_array(op, "grad_out", grad_out)
+    same_dtype(op, q=q, out=out, grad_out=grad_out)
+    if out.shape != q.shape or grad_out.shape != q.shape:
+        raise ValueError(f"{op}: out {out.shape} and grad_out {grad_out.shape} must have the "
+                         f"shape of q {q.shape}")
+    return q, k, v, out, grad_out
 
 
 def layernorm_args(x, gamma, beta):

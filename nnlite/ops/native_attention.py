@@ -2,16 +2,16 @@
 twins of the same names in :mod:`nnlite.ops.reference` (same signatures, same results up to
 rounding, same errors).
 
-Thin wrappers: arguments go through the twin's own checks (``reference._check_qkv`` and the
-:mod:`nnlite.ops._checks` calls), inputs are made C-contiguous (a (B, T, H, D) array viewed as
-(B, H, T, D) is copied once), then ``nnlite.ops._attention`` does the work without the GIL.
+Thin wrappers: arguments go through the twin's own checks (``qkv_args`` and
+``attention_backward_args`` in :mod:`nnlite.ops._checks`), inputs are made C-contiguous (a
+(B, T, H, D) array viewed as (B, H, T, D) is copied once), then ``nnlite.ops._attention`` does
+the work without the GIL.
 Unlike the twin, no (B, H, T, T) array is ever built: memory is O(T·D) per thread.
 """
 import numpy as np
 
 from . import _attention as _native
 from . import _checks as C
-from .reference import _check_qkv
 
 _c = np.ascontiguousarray
 
@@ -27,7 +27,7 @@ def attention(q, k, v, causal=True, scale=None, return_lse=False):
     (query t sees keys 0..t). ``scale`` defaults to 1/√D. With ``return_lse`` also returns
     the row log-sum-exp L (B, H, T) of the scaled, masked scores, which the backward reuses.
     """
-    q, k, v = _check_qkv("attention", q, k, v)
+    q, k, v = C.qkv_args("attention", q, k, v)
     out, lse = _native.forward(_c(q), _c(k), _c(v), bool(causal), _scale(q, scale), True)
     return (out, lse) if return_lse else out
 
@@ -41,13 +41,7 @@ def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None
     over Q Kᵀ; without it the row statistics are recomputed first (no P·V).
     """
     op = "attention_backward"
-    q, k, v = _check_qkv(op, q, k, v)
-    out = C.as_float_array(op, "out", out)
-    grad_out = C.as_float_array(op, "grad_out", grad_out)
-    C.same_dtype(op, q=q, out=out, grad_out=grad_out)
-    if out.shape != q.shape or grad_out.shape != q.shape:
-        raise ValueError(f"{op}: out {out.shape} and grad_out {grad_out.shape} must have the "
-                         f"shape of q {q.shape}")
+    q, k, v, out, grad_out = C.attention_backward_args(q, k, v, out, grad_out)
     s = _scale(q, scale)
     q, k, v = _c(q), _c(k), _c(v)
     if lse is None:

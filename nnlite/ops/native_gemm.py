@@ -18,13 +18,7 @@ _ndarray = np.ndarray
 
 
 def _slow(op, a, b, trans_a, trans_b, out, accumulate):
-    a = C.as_float_array(op, "a", a)
-    b = C.as_float_array(op, "b", b)
-    dtype = C.same_dtype(op, a=a, b=b)
-    m, n, _ = C.gemm_shapes(op, a, b, trans_a, trans_b)
-    C.check_out(op, out, (m, n), dtype)
-    if accumulate and out is None:
-        raise ValueError(f"{op}: accumulate=True needs an out array to add into")
+    a, b = C.gemm_args(op, a, b, trans_a, trans_b, out, accumulate)
     return _native(op, a, b, trans_a, trans_b, out, accumulate)
 
 

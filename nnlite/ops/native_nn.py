@@ -10,7 +10,6 @@ import numpy as np
 from . import _checks as C
 from . import _nn
 from . import reference
-from .reference import _opt_arrays
 
 
 def _ids64(ids):
@@ -91,17 +90,9 @@ def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps
     C-contiguous and writable are updated by the twin (the kernel writes through flat views).
     """
     params, grads, ms, vs = list(params), list(grads), list(ms), list(vs)
-    n = len(params)
-    if not (len(grads) == len(ms) == len(vs) == n):
-        raise ValueError(f"adam_update_many: got {n} params, {len(grads)} grads, {len(ms)} m "
-                         f"and {len(vs)} v arrays")
-    wds = [float(weight_decays)] * n if np.isscalar(weight_decays) else list(weight_decays)
-    if len(wds) != n:
-        raise ValueError(f"adam_update_many: {len(wds)} weight decays for {n} params")
+    wds = C.adam_update_many_args(params, grads, ms, vs, weight_decays)
     for p, g, m, v in zip(params, grads, ms, vs):
-        _opt_arrays("adam_update", param=p, grad=g, m=m, v=v)
-        if step < 1:
-            raise ValueError(f"adam_update: step counts from 1, got {step}")
+        C.adam_update_args(p, g, m, v, step)
     groups = {}                      # dtype -> lists for one kernel call
     slow = []
     for p, g, m, v, wd in zip(params, grads, ms, vs, wds):

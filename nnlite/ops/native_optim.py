@@ -7,8 +7,8 @@ so any layout is accepted (a non-contiguous one is copied).
 """
 import numpy as np
 
+from . import _checks as C  # the twins' checks: identical errors
 from . import _optim_kernels as _k
-from .reference import _opt_arrays  # the twins' checks: identical errors
 
 
 def _flat_inplace(op, **arrays):
@@ -33,12 +33,7 @@ def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False
                weight_decay=0.0):
     """g ← g + λp;  v ← μv + g;  p ← p - lr·(nesterov ? g + μv : v)   (plain SGD when μ = 0)."""
     op = "sgd_update"
-    arrays = dict(param=param, grad=grad)
-    if momentum:
-        if velocity is None:
-            raise ValueError("sgd_update: momentum needs a velocity array")
-        arrays["velocity"] = velocity
-    _opt_arrays(op, **arrays)
+    C.sgd_update_args(param, grad, velocity, momentum)
     if momentum:
         p, v = _flat_inplace(op, param=param, velocity=velocity)
     else:
@@ -55,9 +50,7 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
     m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;  p ← p - lr · (m/(1-β₁ᵗ)) / (√(v/(1-β₂ᵗ)) + ε)
     """
     op = "adam_update"
-    _opt_arrays(op, param=param, grad=grad, m=m, v=v)
-    if step < 1:
-        raise ValueError(f"adam_update: step counts from 1, got {step}")
+    C.adam_update_args(param, grad, m, v, step)
     p, mf, vf = _flat_inplace(op, param=param, m=m, v=v)
     _k.adam_update(p, _flat_grad(grad), mf, vf, float(lr), float(beta1), float(beta2),
                    float(eps), float(weight_decay), int(step), bool(decoupled))
@@ -66,7 +59,7 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
 def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     """g ← g + λp;  s ← αs + (1-α)g²;  p ← p - lr·g/(√s + ε)."""
     op = "rmsprop_update"
-    _opt_arrays(op, param=param, grad=grad, sq=sq)
+    C.opt_arrays(op, param=param, grad=grad, sq=sq)
     p, s = _flat_inplace(op, param=param, sq=sq)
     _k.rmsprop_update(p, _flat_grad(grad), s, float(lr), float(alpha), float(eps),
                       float(weight_decay))

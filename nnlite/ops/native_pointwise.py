@@ -68,14 +68,7 @@ def act_forward(x, act, alpha=0.01):
 
 def act_backward(grad, x, y, act, alpha=0.01):
     """dx = grad · act'(x), using whichever of the forward input x and output y is cheaper."""
-    op = "act_backward"
-    C.check_act(op, act)
-    grad = C.as_float_array(op, "grad", grad)
-    x = C.as_float_array(op, "x", x)
-    y = C.as_float_array(op, "y", y)
-    C.same_dtype(op, grad=grad, x=x, y=y)
-    if not (grad.shape == x.shape == y.shape):
-        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and y {y.shape} must have one shape")
+    grad, x, y = C.act_backward_args(grad, x, y, act)
     if x.size == 0 or x.ndim == 0:
         return reference.act_backward(grad, x, y, act, alpha)
     dx = np.empty(x.shape, x.dtype)
@@ -86,9 +79,7 @@ def act_backward(grad, x, y, act, alpha=0.01):
 
 def softmax(x):
     """Row-wise softmax over the last axis: y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)."""
-    x = C.as_float_array("softmax", "x", x)
-    if x.ndim < 1:
-        raise ValueError(f"softmax: x must have at least 1 dimension, got shape {x.shape}")
+    x = C.softmax_args(x)
     if x.size == 0:
         return reference.softmax(x)
     y = np.empty(x.shape, x.dtype)
@@ -98,11 +89,7 @@ def softmax(x):
 
 def softmax_backward(grad, y):
     """dx = y ⊙ (g - Σ_j g_j y_j), row-wise over the last axis."""
-    grad = C.as_float_array("softmax_backward", "grad", grad)
-    y = C.as_float_array("softmax_backward", "y", y)
-    C.same_dtype("softmax_backward", grad=grad, y=y)
-    if grad.shape != y.shape:
-        raise ValueError(f"softmax_backward: grad {grad.shape} and y {y.shape} must have one shape")
+    grad, y = C.softmax_backward_args(grad, y)
     if grad.size == 0 or grad.ndim == 0:
         return reference.softmax_backward(grad, y)
     dx = np.empty(y.shape, y.dtype)
@@ -116,14 +103,8 @@ def softmax_cross_entropy(logits, labels):
     loss = -(1/N) Σ_n log softmax(z_n)[t_n],   dz = (softmax(z) - onehot(t)) / N
     Returns (loss as a Python float, dlogits (N, C) in the logits' dtype).
     """
-    op = "softmax_cross_entropy"
-    z = C.as_float_array(op, "logits", logits)
-    C.check_ndim(op, "logits", z, 2)
-    n, c = z.shape
-    t = C.check_labels(op, labels, n, c)
-    if n == 0:
-        raise ValueError(f"{op}: logits has no rows, shape {z.shape}")
-    if c == 0:
+    z, t = C.softmax_cross_entropy_args(logits, labels)
+    if z.shape[1] == 0:
         return reference.softmax_cross_entropy(z, t)
     d = np.empty(z.shape, z.dtype)
     loss = _pw.softmax_cross_entropy(np.ascontiguousarray(z), np.ascontiguousarray(t, np.int64), d)

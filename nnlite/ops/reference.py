@@ -15,16 +15,10 @@ GELU_C = 0.044715
 
 
 def _gemm(op, a, b, trans_a, trans_b, out, accumulate):
-    a = C.as_float_array(op, "a", a)
-    b = C.as_float_array(op, "b", b)
-    dtype = C.same_dtype(op, a=a, b=b)
-    m, n, _ = C.gemm_shapes(op, a, b, trans_a, trans_b)
-    C.check_out(op, out, (m, n), dtype)
-    if accumulate and out is None:
-        raise ValueError(f"{op}: accumulate=True needs an out array to add into")
+    a, b = C.gemm_args(op, a, b, trans_a, trans_b, out, accumulate)
     r = (a.T if trans_a else a) @ (b.T if trans_b else b)
     if out is None:
-        return r.astype(dtype, copy=False)
+        return r.astype(a.dtype, copy=False)
     if accumulate:
         out += r
     else:
@@ -92,14 +86,7 @@ def act_backward(grad, x, y, act, alpha=0.01):
     relu: x > 0 · leaky_relu: x > 0 ? 1 : alpha · tanh: 1 - y² · sigmoid: y(1 - y) ·
     gelu: 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) √(2/π)(1 + 3c x²), u = √(2/π)(x + c x³)
     """
-    op = "act_backward"
-    C.check_act(op, act)
-    grad = C.as_float_array(op, "grad", grad)
-    x = C.as_float_array(op, "x", x)
-    y = C.as_float_array(op, "y", y)
-    C.same_dtype(op, grad=grad, x=x, y=y)
-    if not (grad.shape == x.shape == y.shape):
-        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and y {y.shape} must have one shape")
+    grad, x, y = C.act_backward_args(grad, x, y, act)
     t = x.dtype.type
     if act == "none":
         return grad.copy()
@@ -123,20 +110,14 @@ def act_backward(grad, x, y, act, alpha=0.01):
 
 def softmax(x):
     """Row-wise softmax over the last axis: y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)."""
-    x = C.as_float_array("softmax", "x", x)
-    if x.ndim < 1:
-        raise ValueError(f"softmax: x must have at least 1 dimension, got shape {x.shape}")
+    x = C.softmax_args(x)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
 def softmax_backward(grad, y):
     """dx = y ⊙ (g - Σ_j g_j y_j), row-wise over the last axis."""
-    grad = C.as_float_array("softmax_backward", "grad", grad)
-    y = C.as_float_array("softmax_backward", "y", y)
-    C.same_dtype("softmax_backward", grad=grad, y=y)
-    if grad.shape != y.shape:
-        raise ValueError(f"softmax_backward: grad {grad.shape} and y {y.shape} must have one shape")
+    grad, y = C.softmax_backward_args(grad, y)
     return y * (grad - (grad * y).sum(axis=-1, keepdims=True))
 
 
@@ -155,13 +136,8 @@ def softmax_cross_entropy(logits, labels):
     loss : float
     dlogits : ndarray of shape (N, C), same dtype as logits
     """
-    op = "softmax_cross_entropy"
-    z = C.as_float_array(op, "logits", logits)
-    C.check_ndim(op, "logits", z, 2)
-    n, c = z.shape
-    t = C.check_labels(op, labels, n, c)
-    if n == 0:
-        raise ValueError(f"{op}: logits has no rows, shape {z.shape}")
+    z, t = C.softmax_cross_entropy_args(logits, labels)
+    n = z.shape[0]
     zmax = z.max(axis=1, keepdims=True)
     e = np.exp(z - zmax)
     s = e.sum(axis=1, keepdims=True)
@@ -178,26 +154,10 @@ def softmax_cross_entropy(logits, labels):
 # PyTorch's torch.optim, so results can be compared step for step.
 
 
-def _opt_arrays(op, **arrays):
-    for k, v in arrays.items():
-        if not isinstance(v, np.ndarray) or v.dtype not in C.FLOAT_DTYPES:
-            raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got "
-                            f"{getattr(v, 'dtype', type(v).__name__)}")
-    shapes = {k: v.shape for k, v in arrays.items()}
-    if len(set(shapes.values())) > 1:
-        raise ValueError(f"{op}: arrays must have one shape, got {shapes}")
-    C.same_dtype(op, **arrays)
-
-
 def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False,
                weight_decay=0.0):
     """g ← g + λp;  v ← μv + g;  p ← p - lr·(nesterov ? g + μv : v)   (plain SGD when μ = 0)."""
-    arrays = dict(param=param, grad=grad)
-    if momentum:
-        if velocity is None:
-            raise ValueError("sgd_update: momentum needs a velocity array")
-        arrays["velocity"] = velocity
-    _opt_arrays("sgd_update", **arrays)
+    C.sgd_update_args(param, grad, velocity, momentum)
     g = grad + weight_decay * param if weight_decay else grad
     if momentum:
         velocity *= momentum
@@ -212,9 +172,7 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
 
     m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;  p ← p - lr · (m/(1-β₁ᵗ)) / (√(v/(1-β₂ᵗ)) + ε)
     """
-    _opt_arrays("adam_update", param=param, grad=grad, m=m, v=v)
-    if step < 1:
-        raise ValueError(f"adam_update: step counts from 1, got {step}")
+    C.adam_update_args(param, grad, m, v, step)
     g = grad
     if weight_decay and not decoupled:
         g = grad + weight_decay * param
@@ -231,7 +189,7 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
 
 def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     """g ← g + λp;  s ← αs + (1-α)g²;  p ← p - lr·g/(√s + ε)."""
-    _opt_arrays("rmsprop_update", param=param, grad=grad, sq=sq)
+    C.opt_arrays("rmsprop_update", param=param, grad=grad, sq=sq)
     g = grad + weight_decay * param if weight_decay else grad
     sq *= alpha
     sq += (1 - alpha) * g * g
@@ -239,21 +197,6 @@ def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=
 
 
 # ----------------------------------------------------------------------------- transformer ops
-
-
-def _check_qkv(op, q, k, v):
-    q = C.as_float_array(op, "q", q)
-    k = C.as_float_array(op, "k", k)
-    v = C.as_float_array(op, "v", v)
-    C.same_dtype(op, q=q, k=k, v=v)
-    for name, a in (("q", q), ("k", k), ("v", v)):
-        C.check_ndim(op, name, a, 4)
-    if not (q.shape == k.shape == v.shape):
-        raise ValueError(f"{op}: q, k and v must have one shape (B, H, T, D), got q {q.shape}, "
-                         f"k {k.shape}, v {v.shape}")
-    if q.shape[2] == 0 or q.shape[3] == 0:
-        raise ValueError(f"{op}: T and D must be >= 1, got shape {q.shape}")
-    return q, k, v
 
 
 def _attention_probs(q, k, causal, scale):
@@ -275,7 +218,7 @@ def attention(q, k, v, causal=True, scale=None, return_lse=False):
     (query t sees keys 0..t). ``scale`` defaults to 1/√D. With ``return_lse`` also returns
     the row log-sum-exp L (B, H, T) of the scaled, masked scores, which the backward reuses.
     """
-    q, k, v = _check_qkv("attention", q, k, v)
+    q, k, v = C.qkv_args("attention", q, k, v)
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
     p, lse = _attention_probs(q, k, causal, scale)
     out = (p @ v).astype(q.dtype, copy=False)
@@ -289,14 +232,7 @@ def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None
     dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP - rowsum(dO ⊙ O)),  dQ = dS K · scale,
     dK = dSᵀ Q · scale. ``lse`` (from the forward) may be given; the twin recomputes P anyway.
     """
-    op = "attention_backward"
-    q, k, v = _check_qkv(op, q, k, v)
-    out = C.as_float_array(op, "out", out)
-    grad_out = C.as_float_array(op, "grad_out", grad_out)
-    C.same_dtype(op, q=q, out=out, grad_out=grad_out)
-    if out.shape != q.shape or grad_out.shape != q.shape:
-        raise ValueError(f"{op}: out {out.shape} and grad_out {grad_out.shape} must have the "
-                         f"shape of q {q.shape}")
+    q, k, v, out, grad_out = C.attention_backward_args(q, k, v, out, grad_out)
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
     p, _ = _attention_probs(q, k, causal, scale)
     dv = np.swapaxes(p, -1, -2) @ grad_out
@@ -362,12 +298,6 @@ def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps
     ``weight_decays`` is one float for all or a list with one per parameter (GPT training
     decays matrices only). Each parameter gets exactly :func:`adam_update`.
     """
-    n = len(params)
-    if not (len(grads) == len(ms) == len(vs) == n):
-        raise ValueError(f"adam_update_many: got {n} params, {len(grads)} grads, {len(ms)} m "
-                         f"and {len(vs)} v arrays")
-    wds = [float(weight_decays)] * n if np.isscalar(weight_decays) else list(weight_decays)
-    if len(wds) != n:
-        raise ValueError(f"adam_update_many: {len(wds)} weight decays for {n} params")
+    wds = C.adam_update_many_args(params, grads, ms, vs, weight_decays)
     for p, g, m, v, wd in zip(params, grads, ms, vs, wds):
         adam_update(p, g, m, v, lr, beta1, beta2, eps, wd, step, decoupled)
