@@ -10,12 +10,7 @@ on matrices, clipping at 1.0, warm-up + cosine) and prints both losses side by s
 import argparse
 import math
 
-import numpy as np
-
 import _common
-
-_common.repo_nnlite(only_if_missing=True)
-import nnlite as nl  # noqa: E402
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 _common.add_gpt_args(p, n_layer=2)
@@ -23,6 +18,13 @@ p.add_argument("--steps", type=int, default=300)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--data-dir", default=None)
 args = p.parse_args()
+_common.set_threads(args.threads)           # before numpy loads OpenBLAS
+
+import numpy as np  # noqa: E402
+
+_common.repo_nnlite(only_if_missing=True)
+import nnlite as nl  # noqa: E402
+
 torch = _common.import_torch(args.threads, optional=False)
 tnn, F = torch.nn, torch.nn.functional
 nl.ops.set_num_threads(args.threads)
