@@ -17,6 +17,7 @@ Switches (environment variables):
 No -march=native: the AVX2/FMA and AVX-512 paths are compiled with per-function target
 attributes and picked at run time by cpuid, so one wheel runs on any x86-64 (or ARM) CPU.
 """
+import glob
 import os
 import sys
 import tempfile
@@ -33,6 +34,7 @@ CPP_FAMILIES = {
     "attention": ["csrc/attention.cpp", "csrc/bind_attention.cpp"],
     "nn": ["csrc/layernorm.cpp", "csrc/embedding.cpp", "csrc/adam_many.cpp", "csrc/bind_nn.cpp"],
 }
+HEADERS = sorted(glob.glob("csrc/*.h"))
 CYTHON_FAMILIES = {
     "optim_kernels": ["nnlite/ops/_optim_kernels.pyx"],
 }
@@ -113,6 +115,7 @@ def extensions():
         exts.append(Pybind11Extension(
             f"nnlite.ops._{family}",
             sources=sources + ["csrc/cpu.cpp"],
+            depends=HEADERS,            # an edited header rebuilds the family (not only a .cpp)
             include_dirs=["csrc"],
             cxx_std=17,
         ))

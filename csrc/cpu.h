@@ -15,6 +15,15 @@
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define NNLITE_X86 1
 #include <immintrin.h>
+// Compile one function for an ISA the build flags do not enable (no -march): the callers pick
+// it at run time from simd_path(). MSVC has no such attribute (its intrinsics need none).
+#if defined(_MSC_VER) && !defined(__clang__)
+#define NNLITE_TARGET_AVX512
+#define NNLITE_TARGET_AVX2
+#else
+#define NNLITE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
+#define NNLITE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
 #else
 #define NNLITE_X86 0
 #endif

@@ -130,8 +130,6 @@ static void ukr_scalar(int64_t kc, const T* A, int64_t rs_a, int64_t cs_a, const
 }
 
 #if NNLITE_GEMM_SIMD
-#define NNLITE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
-#define NNLITE_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 // One traits struct per (ISA, type) so a single kernel template serves float and double.
 template <typename T> struct V512;

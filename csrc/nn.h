@@ -49,15 +49,4 @@ template <typename T>
 void adam_many(std::vector<AdamTensor<T>>& ts, double lr, double beta1, double beta2, double eps,
                int64_t step, bool decoupled);
 
-
-#if NNLITE_X86 && !defined(NNLITE_TARGET_AVX512)
-#if defined(_MSC_VER) && !defined(__clang__)
-#define NNLITE_TARGET_AVX512
-#define NNLITE_TARGET_AVX2
-#else
-#define NNLITE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
-#define NNLITE_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#endif
-#endif
-
 }  // namespace nnlite

@@ -42,13 +42,6 @@ double softmax_xent(const T* z, const int64_t* labels, T* dz, int64_t N, int64_t
 
 
 #if NNLITE_X86
-#if defined(_MSC_VER) && !defined(__clang__)
-#define NNLITE_TARGET_AVX512
-#define NNLITE_TARGET_AVX2
-#else
-#define NNLITE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
-#define NNLITE_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#endif
 
 // exp(x) for 8/16 floats, ~1 ulp (Cephes expf polynomial):
 //   n = round(x·log2 e),  r = x - n·ln2  (ln2 split in hi + lo so r is exact),  |r| ≤ ln2/2
