@@ -7,7 +7,7 @@
 __version__ = "0.1.0"
 
 from . import ops, random  # noqa: E402  (kernels first: everything else builds on them)
-from . import layers, losses, optim, callbacks, data, datasets, io, models  # noqa: E402
+from . import layers, losses, optim, training, callbacks, data, datasets, io, models  # noqa: E402
 from .layers import *  # noqa: E402,F401,F403
 from .config import show_config  # noqa: E402
 # -- top-level names added by each part (keep one line per part) --

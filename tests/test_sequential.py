@@ -12,7 +12,7 @@ import nnlite as nl
 from nnlite.callbacks import (Callback, EarlyStopping, LambdaCallback, LearningRateScheduler,
                               ModelCheckpoint)
 from nnlite.layers import Layer
-from nnlite.models.progbar import Progbar
+from nnlite.training.progress import Progbar
 
 
 def blobs(n=240, d=6, k=3, seed=0):

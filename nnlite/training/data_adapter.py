@@ -1,0 +1,287 @@
+"""Data adapters: what ``fit``/``evaluate`` take as data, turned into per-epoch batch iterators.
+
+Keras' ``trainers/data_adapters`` and ``epoch_iterator.py``, in small. An adapter has
+``steps`` (batches per epoch, the progress bar's target) and ``epoch()``, a generator of that
+epoch's ``(xb, yb)`` batches, already typed for the model:
+
+* :class:`ArrayAdapter`: arrays ``(x, y)``, converted once to the model's input dtype, cut
+  into ``batch_size`` slices, reshuffled each epoch when asked;
+* :class:`IterableAdapter`: any iterable of ``(xb, yb)`` batches (a ``DataLoader``, a
+  ``RandomWindowSampler``, a generator), ``steps`` of them per epoch, each batch typed as it
+  arrives.
+
+:func:`fit_adapters` and :func:`evaluate_adapter` pick one from the arguments of ``fit`` and
+``evaluate`` and check them; ``fit``'s validation data (``validation_data`` arrays or batches,
+or the ``validation_split`` tail) comes back as one more adapter.
+
+>>> train, val = fit_adapters(x, y, np.float32, batch_size=32, shuffle=True, seed=0,
+...                           validation_split=0.1)
+>>> for xb, yb in train.epoch(): ...
+"""
+import math
+
+import numpy as np
+
+from .. import random as _random
+
+VALIDATION_BATCH_SIZE = 256     # evaluation holds no gradients: larger batches, fewer calls
+
+
+# -- typing the data -------------------------------------------------------------------------
+def as_x(x, dtype, what="x"):
+    """``x`` converted once to ``dtype`` (so no layer casts it per batch)."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be a numeric array, got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise ValueError(f"{what} must have a batch axis, got a scalar")
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def prepare(x, y, dtype, what="x", check=True):
+    """Arrays ``(x, y)`` checked and typed: ``x`` in ``dtype``, float targets in ``x``'s float
+    dtype, integer labels left as they are.
+
+    Parameters
+    ----------
+    what : str
+        The name of ``x`` in messages (``"x"``, ``"x_val"``); ``y`` is named after it.
+    check : bool
+        Refuse NaN/inf, naming the first bad sample (``fit``: training on them ruins the
+        weights; ``evaluate`` skips the pass over the data).
+    """
+    x = as_x(x, dtype, what)
+    y = np.asarray(y)
+    ywhat = "y" if what == "x" else f"{what} targets"
+    if y.ndim == 0:
+        raise ValueError(f"{ywhat} must have a batch axis, got a scalar")
+    if len(x) != len(y):
+        raise ValueError(f"{what} and {ywhat} must have the same number of samples: "
+                         f"{what} has {len(x)}, {ywhat} has {len(y)}")
+    if y.dtype.kind in "fb":        # float targets in the model's dtype; labels stay ints
+        y = np.ascontiguousarray(y, dtype=x.dtype if x.dtype.kind == "f" else np.float32)
+    if check:
+        for name, a in ((what, x), (ywhat, y)):
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+                i = int(np.flatnonzero(bad)[0])
+                kind = "NaN" if np.isnan(a[i]).any() else "inf"
+                raise ValueError(f"{name} contains {kind} at sample {i} "
+                                 f"({int(bad.sum())} sample(s) affected); clean or drop them "
+                                 f"before training")
+    return x, y
+
+
+def cast_batch(xb, yb, dtype):
+    """A batch from an iterable, typed as :func:`prepare` types arrays: float inputs and
+    targets in ``dtype``, integer ids and labels left as they are."""
+    xb, yb = np.asarray(xb), np.asarray(yb)
+    want = np.dtype(dtype)
+    # float models take any numbers; an Embedding first (int64) takes integers only, so
+    # float "ids" reach it unchanged and it says so
+    if xb.dtype != want and (want.kind == "f" or xb.dtype.kind in "iub"):
+        xb = np.ascontiguousarray(xb, dtype=want)
+    if yb.dtype.kind in "fb":
+        yb = np.ascontiguousarray(yb, dtype=xb.dtype if xb.dtype.kind == "f" else np.float32)
+    return xb, yb
+
+
+# -- checks ----------------------------------------------------------------------------------
+def is_batch_iterable(x):
+    """An iterable of batches (DataLoader, sampler, generator), not an array or a sequence of
+    numbers that ``np.asarray`` would take as data."""
+    if isinstance(x, (np.ndarray, list, tuple, str, bytes, dict)) or np.isscalar(x):
+        return False
+    return hasattr(x, "__iter__") or hasattr(x, "__next__")
+
+
+def check_count(value, what):
+    """``value`` as an int >= 1, or None; ``what`` names the argument in the error."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def unpack(batch, what):
+    """``batch`` if it is an ``(xb, yb)`` pair; else a TypeError saying what came instead."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        got = f"a {type(batch).__name__} of length {len(batch)}" if isinstance(
+            batch, (tuple, list)) else f"a {type(batch).__name__}"
+        raise TypeError(f"{what} must yield (xb, yb) batches, got {got}")
+    return batch
+
+
+# -- adapters --------------------------------------------------------------------------------
+class ArrayAdapter:
+    """Batches of ``batch_size`` samples (the last one shorter) from typed arrays.
+
+    Parameters
+    ----------
+    x, y : ndarray of shape (N, ...)
+        As :func:`prepare` returns them; batches are views (in order) or fancy-indexed
+        copies (shuffled), never cast again.
+    batch_size : int >= 1
+    shuffle : bool
+        A new permutation from ``rng`` each epoch, drawn when the epoch starts.
+    rng : numpy.random.Generator, optional
+        Needed when ``shuffle``.
+    """
+
+    def __init__(self, x, y, batch_size, shuffle=False, rng=None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.x, self.y, self.batch_size = x, y, int(batch_size)
+        self.shuffle, self.rng = shuffle, rng
+        self.steps = -(-len(x) // self.batch_size)
+
+    def epoch(self):
+        """A generator of this epoch's (xb, yb) batches."""
+        x, y, n, size = self.x, self.y, len(self.x), self.batch_size
+        order = self.rng.permutation(n) if self.shuffle else None
+        for lo in range(0, n, size):
+            if order is None:
+                yield x[lo:lo + size], y[lo:lo + size]
+            else:
+                idx = order[lo:lo + size]
+                yield x[idx], y[idx]
+
+
+class IterableAdapter:
+    """Batches from an iterable, ``steps`` per epoch, each typed by :func:`cast_batch`.
+
+    With ``steps`` None the iterable needs ``len()`` and each epoch is one fresh pass. With
+    ``steps`` set, one iterator is kept across epochs (``per_epoch_iterator=False``: training,
+    so an endless sampler continues) or taken anew each epoch (validation: a DataLoader
+    restarts, a generator continues); an iterator that runs out is restarted when the
+    iterable can be iterated again.
+
+    Parameters
+    ----------
+    data : iterable of (xb, yb)
+    dtype : numpy dtype
+        The model's input dtype.
+    what : str
+        The argument's name in messages (``"x"``, ``"validation_data"``).
+    steps : int, optional
+        Batches per epoch.
+    per_epoch_iterator : bool
+    arg : str
+        The name of the ``steps`` argument in messages.
+    """
+
+    def __init__(self, data, dtype, what, steps, per_epoch_iterator, arg="steps_per_epoch"):
+        self.data, self.dtype, self.what = data, dtype, what
+        self.steps = check_count(steps, arg)
+        self.full_pass = self.steps is None
+        if self.full_pass:
+            try:
+                self.steps = len(data)
+            except TypeError:
+                raise ValueError(f"{what} is an iterable of type {type(data).__name__} without "
+                                 f"len(): pass {arg}=N (batches per epoch)") from None
+        self.per_epoch_iterator = per_epoch_iterator
+        self.reiterable = not hasattr(data, "__next__")     # an iterator is its own iter()
+        self._it = None
+
+    def epoch(self):
+        """A generator of this epoch's (xb, yb) batches; draws lazily (no batch is taken
+        that training does not use). Fewer than ``steps`` when the data runs out."""
+        if self.full_pass or self.per_epoch_iterator or self._it is None:
+            self._it = iter(self.data)
+        restarted = False
+        n = 0
+        while n < self.steps:
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                if self.full_pass or restarted or not self.reiterable:
+                    return          # exhausted (a generator cannot start again)
+                self._it, restarted = iter(self.data), True
+                continue
+            restarted = False
+            n += 1
+            yield cast_batch(*unpack(batch, self.what), self.dtype)
+
+
+# -- choosing the adapter --------------------------------------------------------------------
+def split_validation(x, y, validation_split):
+    """``(x, y, x_val, y_val)``: the *last* ``validation_split`` of the samples held out, taken
+    before any shuffling (as Keras)."""
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+    split_at = int(math.ceil(len(x) * (1.0 - validation_split)))
+    if split_at in (0, len(x)):
+        raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
+                         f"leaves an empty training or validation set")
+    return x[:split_at], y[:split_at], x[split_at:], y[split_at:]
+
+
+def validation_adapter(data, steps, dtype, batch_size):
+    """The adapter of ``fit``'s ``validation_data`` (None without), batches of ``batch_size``
+    for arrays, ``steps`` batches (default a full pass) for an iterable."""
+    if data is None:
+        if steps is not None:
+            raise ValueError("validation_steps given without validation_data")
+        return None
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2:
+            raise ValueError("validation_data must be a tuple (x_val, y_val) or an iterable of "
+                             "(xb, yb) batches")
+        return ArrayAdapter(*prepare(*data, dtype, what="x_val"), batch_size)
+    if not is_batch_iterable(data):
+        raise ValueError(f"validation_data must be a tuple (x_val, y_val) or an iterable of "
+                         f"(xb, yb) batches, got {type(data).__name__}")
+    return IterableAdapter(data, dtype, "validation_data", steps, per_epoch_iterator=True,
+                           arg="validation_steps")
+
+
+def fit_adapters(x, y, dtype, batch_size=32, shuffle=True, seed=None, steps_per_epoch=None,
+                 validation_data=None, validation_split=0.0, validation_steps=None):
+    """``(train, val)``: the adapters of ``fit``'s training and validation data (``val`` None
+    without validation), the arguments checked as ``fit`` documents them.
+
+    Arrays ``(x, y)`` are typed once (:func:`prepare`), split when ``validation_split`` and no
+    ``validation_data``, and shuffled with ``np.random.default_rng(seed)`` (``nl.random``'s
+    generator when ``seed`` is None). An iterable ``x`` (``y`` None) brings its own batches:
+    ``batch_size``, ``shuffle``, ``seed`` do not apply and ``validation_split`` is refused.
+    Validation arrays are evaluated in batches of at least :data:`VALIDATION_BATCH_SIZE`.
+    """
+    if y is None and is_batch_iterable(x):
+        if validation_split:
+            raise ValueError("validation_split needs arrays (x, y); with batches from an "
+                             "iterable pass validation_data=<iterable> (and validation_steps)")
+        train = IterableAdapter(x, dtype, "x", steps_per_epoch, per_epoch_iterator=False)
+        return train, validation_adapter(validation_data, validation_steps, dtype,
+                                         VALIDATION_BATCH_SIZE)
+    if y is None:
+        raise ValueError(f"fit() needs targets y for x of type {type(x).__name__}; or pass "
+                         f"an iterable of (xb, yb) batches as x (with y=None)")
+    if steps_per_epoch is not None:
+        raise ValueError("steps_per_epoch applies to an iterable x (batches); with "
+                         "arrays an epoch is one pass, set batch_size instead")
+    x, y = prepare(x, y, dtype)
+    batch_size = int(batch_size)
+    eval_size = max(batch_size, VALIDATION_BATCH_SIZE)
+    if validation_data is None and validation_split:
+        x, y, xv, yv = split_validation(x, y, validation_split)
+        val = ArrayAdapter(xv, yv, eval_size)       # typed and checked with x already
+    else:
+        val = validation_adapter(validation_data, validation_steps, dtype, eval_size)
+    if len(x) == 0:
+        raise ValueError("fit() got 0 training samples")
+    rng = np.random.default_rng(seed) if seed is not None else _random.get_rng()
+    return ArrayAdapter(x, y, batch_size, shuffle, rng), val
+
+
+def evaluate_adapter(x, y, dtype, batch_size=256, steps=None):
+    """The adapter of ``evaluate``'s data: arrays in batches of ``batch_size`` (not checked for
+    NaN), or ``steps`` batches of an iterable ``x`` (default one full pass)."""
+    if y is None and is_batch_iterable(x):
+        return IterableAdapter(x, dtype, "x", steps, per_epoch_iterator=True, arg="steps")
+    if y is None:
+        raise ValueError(f"evaluate() needs targets y for x of type {type(x).__name__}; or "
+                         f"pass an iterable of (xb, yb) batches as x")
+    x, y = prepare(x, y, dtype, check=False)
+    return ArrayAdapter(x, y, int(batch_size))

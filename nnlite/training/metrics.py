@@ -1,0 +1,69 @@
+"""Metrics: functions ``f(y_pred, y_true) -> float`` that ``fit``/``evaluate`` average over the
+samples of an epoch (weighted by batch size), and :func:`get`, which ``compile`` uses to turn
+``metrics=["accuracy", "mae", my_fn]`` into named functions.
+
+>>> name, fn = get("accuracy", loss)        # ('accuracy', <function accuracy>)
+>>> fn(logits, labels)                      # 0.9375
+"""
+import numpy as np
+
+from .. import losses as _losses
+
+
+def accuracy_for(loss):
+    """The accuracy function fitting ``loss``.
+
+    Multi-class outputs (last axis > 1) compare the argmax with integer labels (or with the
+    argmax of one-hot targets). One output column is binary: ``BinaryCrossEntropy`` takes
+    logits, so the threshold is 0; any other loss is taken to output probabilities (0.5).
+    """
+    threshold = 0.0 if isinstance(loss, _losses.BinaryCrossEntropy) else 0.5
+
+    def accuracy(y_pred, y_true):
+        if y_pred.ndim >= 2 and y_pred.shape[-1] > 1:      # multi-class logits: argmax
+            pred = y_pred.argmax(axis=-1)
+            true = y_true.argmax(axis=-1) if y_true.shape == y_pred.shape else y_true
+            return float(np.mean(pred == true.reshape(pred.shape)))
+        pred = y_pred.reshape(-1) > threshold
+        return float(np.mean(pred == (np.asarray(y_true).reshape(-1) > 0.5)))
+    return accuracy
+
+
+def mae(y_pred, y_true):
+    """Mean absolute error, accumulated in float64."""
+    return float(np.mean(np.abs(y_pred - y_true.reshape(y_pred.shape)), dtype=np.float64))
+
+
+def mse(y_pred, y_true):
+    """Mean squared error, accumulated in float64."""
+    return float(np.mean(np.square(y_pred - y_true.reshape(y_pred.shape)), dtype=np.float64))
+
+
+def get(metric, loss):
+    """``(name, fn(y_pred, y_true) -> float)`` from a name or a function.
+
+    Parameters
+    ----------
+    metric : str or callable
+        ``"accuracy"``/``"acc"``, ``"mae"``/``"mean_absolute_error"``,
+        ``"mse"``/``"mean_squared_error"`` (any case), or a function, named by its
+        ``__name__``. A name is kept as given: it is the key in the logs.
+    loss : Loss
+        The compiled loss (accuracy's threshold depends on it).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the known ones.
+    """
+    if callable(metric):
+        return getattr(metric, "__name__", "metric"), metric
+    key = str(metric).lower()
+    if key in ("accuracy", "acc"):
+        return metric, accuracy_for(loss)
+    if key in ("mae", "mean_absolute_error"):
+        return metric, mae
+    if key in ("mse", "mean_squared_error"):
+        return metric, mse
+    raise ValueError(f"unknown metric {metric!r}; expected 'accuracy' (or 'acc'), 'mae', 'mse' "
+                     f"or a function f(y_pred, y_true) -> float")

@@ -1,0 +1,340 @@
+"""The Trainer: Keras' ``compile`` / ``fit`` / ``evaluate`` / ``predict`` as a mixin.
+
+:class:`~nnlite.Sequential` inherits it (as ``keras.Model`` inherits
+``keras/src/trainers/trainer.py``); the model supplies the layers and the arithmetic, the
+trainer the loop:
+
+>>> model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
+>>> history = model.fit(x, y, epochs=5, validation_split=0.1)
+>>> model.evaluate(x_test, y_test)                  # {'loss': ..., 'accuracy': ...}
+
+One training step (:meth:`Trainer.train_step`, which ``fit`` calls): zero the grads, forward
+(training=True), loss forward, a check that it is finite, loss backward, backward through the
+layers in reverse, ``optimizer.step(pairs)`` (which clips by global norm first when the
+optimizer has ``clipnorm``).
+
+``fit`` takes arrays ``(x, y)`` or an iterable of ``(xb, yb)`` batches (a ``DataLoader``, a
+``RandomWindowSampler``, a generator) with ``steps_per_epoch``; :mod:`.data_adapter` turns
+either into per-epoch batch iterators:
+
+>>> model.fit(sampler, steps_per_epoch=250, epochs=8, validation_data=val_sampler,
+...           validation_steps=200)
+
+What the model must have (duck typing; nothing here imports :mod:`nnlite.models`):
+``layers`` (to skip the input gradient below the first trainable layer and to find the input
+dtype), ``params``/``grads`` (dicts with the same keys; the optimizer gets them as pairs),
+``forward(x, training)``, ``backward(grad)``, ``zero_grad()``, ``dtype``, ``input_shape``,
+and ``get_weights``/``set_weights``/``save`` for the callbacks that use them.
+"""
+import math
+import warnings
+
+import numpy as np
+
+from .. import losses as _losses
+from .. import optim as _optim
+from . import data_adapter
+from . import metrics as _metrics
+from .callbacks import CallbackList, History
+from .progress import Progbar
+
+
+class _NonFiniteLoss(FloatingPointError):
+    """Raised by the step; ``fit``/``train_step`` turn it into a message that says where."""
+
+    def __init__(self, loss):
+        super().__init__(f"loss became {loss}")
+        self.loss = loss
+
+
+def _freeze_input_grads(layers):
+    """Turn off d(loss)/d(input) up to and including the first layer with parameters (nothing
+    upstream uses it); return the old flags for :func:`_restore_input_grads`."""
+    saved = []
+    for layer in layers:
+        saved.append((layer, layer.needs_input_grad))
+        layer.needs_input_grad = False
+        if hasattr(layer, "layers"):        # a nested stack: its first layers too
+            saved += _freeze_input_grads(layer.layers)
+        if layer.num_params() > 0:
+            break
+    return saved
+
+
+def _restore_input_grads(saved):
+    for layer, flag in saved:
+        layer.needs_input_grad = flag
+
+
+class Trainer:
+    """Mixin giving a model ``compile``, ``train_step``, ``fit``, ``evaluate``, ``predict``.
+
+    A subclass calls ``Trainer.__init__(self)`` in its own ``__init__``.
+
+    Attributes
+    ----------
+    optimizer, loss : set by :meth:`compile`
+    metrics_names : list of str
+        The compiled metrics, in the order of the logs.
+    history : the :class:`~nnlite.callbacks.History` of the last ``fit``
+    stop_training : bool
+        Set by a callback to end ``fit`` after the current batch.
+    """
+
+    def __init__(self):
+        self.optimizer = self.loss = None
+        self.metrics_names, self._metrics, self._compile_args = [], [], {}
+        self.history = None
+        self.stop_training = False
+
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        """Choose the optimizer, loss and metrics.
+
+        Parameters
+        ----------
+        optimizer : str or Optimizer
+            ``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adamw"`` or an instance.
+        loss : str or Loss
+            ``"cross_entropy"`` (logits + integer labels), ``"mse"``, ``"bce"``, ... or an instance.
+        metrics : list of str or callables, optional
+            ``"accuracy"``/``"acc"``, ``"mae"``, ``"mse"`` or ``f(y_pred, y_true) -> float``.
+        """
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='cross_entropy' for "
+                             "classification (logits, integer labels) or loss='mse'")
+        self._compile_args = {"optimizer": optimizer, "loss": loss}
+        self.optimizer = _optim.get(optimizer)
+        self.loss = _losses.get(loss)
+        if isinstance(metrics, (str, bytes)) or callable(metrics):
+            metrics = [metrics]
+        self._metrics = [_metrics.get(m, self.loss) for m in (metrics or [])]
+        self.metrics_names = [name for name, _ in self._metrics]
+        return self
+
+    def _check_compiled(self, what):
+        if self.loss is None:
+            raise RuntimeError(f"{what}() needs a compiled model: call model.compile("
+                               f"optimizer='adam', loss='cross_entropy', metrics=['accuracy']) "
+                               f"first")
+
+    def _input_dtype(self):
+        """What the data is converted to: the first layer's ``input_dtype`` (an Embedding
+        takes int64 ids), else the parameters' dtype, else float32."""
+        dtype = getattr(self.layers[0], "input_dtype", None) if self.layers else None
+        if dtype is None:       # (np.dtype is falsy: it has len 0, so no `or` chains here)
+            dtype = self.dtype
+        return np.float32 if dtype is None else dtype
+
+    def _pairs(self):
+        """``[(param, grad), ...]`` for the optimizer, from ``params``/``grads`` (the model's
+        own keys, whatever they are)."""
+        params, grads = self.params, self.grads
+        return [(params[k], grads[k]) for k in params]
+
+    # -- training ------------------------------------------------------------------------
+    def _train_batch(self, xb, yb, pairs):
+        """The step itself; returns ``(loss, output)``. Raises before the update if the loss is
+        not finite, so the weights stay usable."""
+        self.zero_grad()
+        out = self.forward(xb, training=True)
+        loss = self.loss.forward(out, yb)
+        if not math.isfinite(loss):
+            raise _NonFiniteLoss(loss)
+        self.backward(self.loss.backward())
+        self.optimizer.step(pairs)          # clips first when the optimizer has clipnorm
+        return loss, out
+
+    def _nonfinite_message(self, loss, where):
+        return (f"loss became {loss}{where}; try a lower learning rate (optimizer: "
+                f"{self.optimizer!r}) or gradient clipping (clipnorm=...)")
+
+    def train_step(self, xb, yb):
+        """One optimisation step on the batch ``(xb, yb)``: zero the grads, forward
+        (training=True), loss, a finiteness check, backward, ``optimizer.step``.
+
+        ``fit`` calls it for every batch; call it yourself for a hand-written loop.
+
+        Returns
+        -------
+        float
+            The batch's loss (before the update).
+
+        Raises
+        ------
+        FloatingPointError
+            If the loss is NaN or inf; the weights are left as they were.
+        """
+        self._check_compiled("train_step")
+        saved = _freeze_input_grads(self.layers)
+        try:
+            xb, yb = data_adapter.cast_batch(xb, yb, self._input_dtype())
+            return self._train_batch(xb, yb, self._pairs())[0]
+        except _NonFiniteLoss as e:
+            raise FloatingPointError(self._nonfinite_message(e.loss, "")) from None
+        finally:
+            _restore_input_grads(saved)
+
+    def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
+            shuffle=True, callbacks=None, verbose=1, seed=None, steps_per_epoch=None,
+            validation_steps=None):
+        """Train for ``epochs`` passes over ``(x, y)``, or over batches drawn from ``x``.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, ...), or an iterable of (xb, yb) batches
+            Arrays are converted once to the parameters' dtype (float32 unless the model was
+            cast). An iterable (``DataLoader``, ``RandomWindowSampler``, generator) gives the
+            batches itself; then leave ``y`` None, and ``batch_size``, ``shuffle``, ``seed``
+            and ``validation_split`` do not apply.
+        y : ndarray of shape (N, ...), optional
+            Integer labels or float targets, as the loss expects (arrays only).
+        batch_size, epochs : int
+        steps_per_epoch : int, optional
+            Iterable input only: batches per epoch. Required when the iterable has no
+            ``len()`` (e.g. an endless sampler); one iterator is then kept across epochs, so
+            epoch 2 continues where epoch 1 stopped (restarted if it runs out). Default: one
+            full pass, ``len(x)`` batches.
+        validation_data : (x_val, y_val) or an iterable of batches, optional
+            Evaluated after each epoch (``val_loss``, ``val_<metric>``).
+        validation_steps : int, optional
+            For an iterable ``validation_data``: average over this many batches (required
+            when it has no ``len()``); default a full pass.
+        validation_split : float
+            Fraction of the data held out for validation: the *last* samples, taken before
+            shuffling (as Keras). Ignored when ``validation_data`` is given.
+        shuffle : bool
+            Reshuffle the training samples each epoch.
+        callbacks : list of Callback, optional
+        verbose : {0, 1, 2}
+            0 silent; 1 progress bar (one line per epoch off a terminal); 2 one line per epoch.
+        seed : int, optional
+            Seed of the shuffling generator; default: ``nl.random``'s generator.
+
+        Returns
+        -------
+        History
+            ``history.history`` maps ``loss``, metrics, ``val_loss``, ... to per-epoch lists.
+
+        Raises
+        ------
+        FloatingPointError
+            If the loss becomes NaN or inf; the message names the epoch and step. The weights
+            are left as they were before that step.
+        """
+        self._check_compiled("fit")
+        train, val = data_adapter.fit_adapters(
+            x, y, self._input_dtype(), batch_size=batch_size, shuffle=shuffle, seed=seed,
+            steps_per_epoch=steps_per_epoch, validation_data=validation_data,
+            validation_split=validation_split, validation_steps=validation_steps)
+        history = History()
+        # History last (as Keras): it records what the user's callbacks add to the logs
+        cbs = CallbackList([*(callbacks or []), history], model=self)
+        self.history, self.stop_training = history, False
+        saved = _freeze_input_grads(self.layers)
+        logs = {}
+        try:
+            cbs.on_train_begin(logs)
+            for epoch in range(epochs):
+                cbs.on_epoch_begin(epoch, logs)
+                if verbose:
+                    print(f"Epoch {epoch + 1}/{epochs}")
+                bar = Progbar(train.steps, verbose=verbose)
+                logs, done = self._fit_epoch(train, epoch, bar, cbs, logs)
+                if done == 0:           # an iterable that ran dry: nothing more to train on
+                    warnings.warn(f"fit: the input ran out of batches at epoch {epoch + 1}; "
+                                  f"training stops (give an endless or re-iterable x, or fewer "
+                                  f"steps_per_epoch * epochs)", stacklevel=2)
+                    break
+                if val is not None:
+                    val_logs = self._evaluate_batches(val.epoch())
+                    logs.update({"val_" + k: v for k, v in val_logs.items()})
+                bar.update(done, logs, finalize=True)
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            cbs.on_train_end(logs)
+        finally:
+            _restore_input_grads(saved)
+        return history
+
+    def _fit_epoch(self, train, epoch, bar, cbs, logs):
+        """One epoch of ``fit`` over ``train.epoch()``; returns ``(logs, steps done)``.
+
+        ``logs`` comes in as the previous batch's (the callbacks' ``on_batch_begin`` sees it)
+        and goes out as the running means of this epoch.
+        """
+        names = ["loss", *self.metrics_names]
+        metrics = [fn for _, fn in self._metrics]
+        pairs = self._pairs()
+        sums, seen, done = np.zeros(len(names)), 0, 0
+        for step, (xb, yb) in enumerate(train.epoch()):
+            if self.input_shape is None:    # recorded from the data for summary()
+                self.input_shape = tuple(xb.shape[1:])
+            cbs.on_batch_begin(step, logs)
+            try:
+                loss, out = self._train_batch(xb, yb, pairs)
+            except _NonFiniteLoss as e:
+                raise FloatingPointError(self._nonfinite_message(
+                    e.loss, f" at epoch {epoch + 1}, step {step + 1}/{train.steps}")) from None
+            m = len(xb)
+            sums[0] += loss * m
+            for j, fn in enumerate(metrics, 1):
+                sums[j] += fn(out, yb) * m
+            seen += m
+            done = step + 1
+            logs = {k: float(s / seen) for k, s in zip(names, sums)}
+            bar.update(done, logs)
+            cbs.on_batch_end(step, logs)
+            if self.stop_training:
+                break
+        return logs, done
+
+    # -- inference -------------------------------------------------------------------------
+    def _evaluate_batches(self, batches):
+        """Loss and metrics (training=False) averaged over the samples of ``batches``."""
+        names = ["loss", *self.metrics_names]
+        sums, n = np.zeros(len(names)), 0
+        for xb, yb in batches:
+            out = self.forward(xb, training=False)
+            sums[0] += self.loss.forward(out, yb) * len(xb)
+            for j, (_, fn) in enumerate(self._metrics, 1):
+                sums[j] += fn(out, yb) * len(xb)
+            n += len(xb)
+        return {k: float(s / max(n, 1)) for k, s in zip(names, sums)}
+
+    def evaluate(self, x, y=None, batch_size=256, verbose=0, steps=None):
+        """Loss and metrics on ``(x, y)`` (training=False), averaged over samples.
+
+        ``x`` may instead be an iterable of ``(xb, yb)`` batches (``y`` None): ``steps`` of
+        them, or one full pass when it has ``len()``.
+
+        Returns
+        -------
+        dict
+            ``{'loss': ..., '<metric>': ...}``
+        """
+        self._check_compiled("evaluate")
+        data = data_adapter.evaluate_adapter(x, y, self._input_dtype(), batch_size, steps)
+        logs = self._evaluate_batches(data.epoch())
+        if verbose:
+            Progbar(data.steps, verbose=2).update(data.steps, logs, finalize=True)
+        return logs
+
+    def predict(self, x, batch_size=256):
+        """Outputs for ``x`` (training=False), in batches.
+
+        Returns
+        -------
+        ndarray of shape (N, ...)
+            In the parameters' dtype (float32 unless the model was cast).
+        """
+        x = data_adapter.as_x(x, self._input_dtype())
+        if len(x) == 0:
+            return self.forward(x, training=False)
+        out = None
+        for lo in range(0, len(x), int(batch_size)):
+            yb = self.forward(x[lo:lo + int(batch_size)], training=False)
+            if out is None:
+                out = np.empty((len(x), *yb.shape[1:]), dtype=yb.dtype)
+            out[lo:lo + len(yb)] = yb
+        return out
