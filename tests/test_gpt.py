@@ -34,9 +34,9 @@ def test_gpt_is_a_sequential_of_residual_blocks():
     m = tiny_gpt()
     assert isinstance(m, nl.Sequential)
     kinds = [type(layer).__name__ for layer in m.layers]
-    assert kinds == ["Embedding", "PositionalEmbedding", "Dropout"] + ["Residual"] * 4 + \
+    assert kinds == ["Embedding", "PositionalEmbedding", "Dropout"] + ["Block"] * 2 + \
         ["LayerNorm", "Linear"]
-    assert "3.0.1.W_qkv" in m.params and "4.0.3.W" in m.params
+    assert "h.0.attn.qkv.W" in m.params and "h.0.mlp.proj.W" in m.params
     out = m.forward(np.zeros((3, 5), np.int64), training=False)
     assert out.shape == (3, 5, 20) and out.dtype == np.float32
 
@@ -44,13 +44,13 @@ def test_gpt_is_a_sequential_of_residual_blocks():
 def test_gpt2_initialisation():
     m = nl.models.GPT(50, 16, n_layer=8, n_head=4, n_embd=64, rng=0)
     p = m.params
-    assert abs(p["3.0.1.W_qkv"].std() - 0.02) < 0.002
-    assert abs(p["0.W"].std() - 0.02) < 0.002
+    assert abs(p["h.0.attn.qkv.W"].std() - 0.02) < 0.002
+    assert abs(p["wte.W"].std() - 0.02) < 0.002
     proj = 0.02 / np.sqrt(2 * 8)                 # residual projections scaled down
-    assert abs(p["3.0.1.W_o"].std() - proj) < 0.1 * proj
-    assert abs(p["4.0.3.W"].std() - proj) < 0.1 * proj
-    assert not p["3.0.1.b_qkv"].any() and (p["3.0.0.gamma"] == 1).all()
-    head = p[f"{3 + 2 * 8 + 1}.W"]                # N(0, 1/C): unit-variance logits
+    assert abs(p["h.0.attn.proj.W"].std() - proj) < 0.1 * proj
+    assert abs(p["h.0.mlp.proj.W"].std() - proj) < 0.1 * proj
+    assert not p["h.0.attn.qkv.b"].any() and (p["h.0.ln_1.gamma"] == 1).all()
+    head = p["lm_head.W"]                         # N(0, 1/C): unit-variance logits
     assert head.shape == (64, 50) and abs(head.std() - 1 / 8) < 0.01
     # initial loss between ln(V) (uniform) and ln(V) + σ²/2 (N(0, σ² = 1) logits, large V)
     m.compile("adam", "cross_entropy")

@@ -1,14 +1,17 @@
 """Whole-model files (``.nnl``): architecture + weights (+ optimizer state) in one safetensors file.
 
-* tensors: the weights, keyed ``"<layer index>.<param name>"`` (``model.params``), and the
-  optimizer state under ``"optimizer.<...>"``;
+* tensors: the weights, keyed as ``model.params`` (a Sequential ``"<layer index>.<param
+  name>"``, a GPT by module path, ``"h.0.attn.qkv.W"``), and the optimizer state under
+  ``"optimizer.<...>"``;
 * ``__metadata__`` (str -> str): ``format``/``format_version``, ``nnlite_version``,
   ``architecture`` (JSON: layer class names and configs), ``compile`` (JSON: loss, optimizer,
   metrics), ``optimizer_state`` (JSON skeleton of ``optimizer.state_dict()`` whose arrays point
   at tensors), and ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of the
   other metadata, checked on load so a tampered or damaged file is refused.
 
-Nothing is unpickled or executed: layers are rebuilt from ``Layer.registry`` by class name.
+Nothing is unpickled or executed: layers are rebuilt from ``Layer.registry`` by class name,
+inside :func:`nnlite.init.skip_init` (no weights drawn: the file sets every one), and filled
+with ``model.set_weights``, where a model class can accept older keys (``GPT.upgrade_keys``).
 """
 import hashlib
 import json
@@ -16,6 +19,7 @@ import warnings
 
 import numpy as np
 
+from .. import init as _init
 from .safetensors import CheckpointError, read_file, save_file
 
 FORMAT = "nnlite.model"
@@ -163,7 +167,8 @@ def load_model(path, compile=True):
     if cls is None:
         raise CheckpointError(f"{path}: unknown model class {arch['class_name']!r}")
     try:
-        model = cls.from_config(arch["config"])
+        with _init.skip_init():             # zeros, nothing drawn: set_weights fills them
+            model = cls.from_config(arch["config"])
         model.set_weights({k: v for k, v in tensors.items() if not k.startswith("optimizer")})
     except (ValueError, TypeError) as e:    # say which file; keep the layer's own words
         raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from e

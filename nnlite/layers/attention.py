@@ -4,12 +4,12 @@ Legend (llm.c): B batch, T time, C channels, nh = n_head heads, hs = C / nh head
 """
 import numpy as np
 
+from .. import init as _init
 from .. import ops
+from ..init import INIT_STD  # noqa: F401  (GPT-2's 0.02, the "normal" default; defined once)
 from ..random import get_rng
 from . import _checks as C
 from .base import Layer
-
-INIT_STD = 0.02     # GPT-2 / nanoGPT: weights N(0, 0.02²), biases 0
 
 
 class MultiHeadAttention(Layer):
@@ -42,10 +42,14 @@ class MultiHeadAttention(Layer):
         *Residual* dropout on the output :math:`y` while training (nanoGPT's
         ``resid_dropout``). Dropout on the attention probabilities (nanoGPT's
         ``attn_dropout``) is not supported: the flash kernel never forms them.
+    init : str, callable or None, default "normal"
+        The initial :math:`W_{qkv}` and :math:`W_o`: "normal" is GPT-2's :math:`N(0, 0.02^2)`
+        (GPT-2's extra :math:`1/\sqrt{2 n_\text{layer}}` on :math:`W_o` is left to the model
+        builder); any name or callable of :mod:`nnlite.init`; ``None``: zeros, nothing drawn
+        (the caller sets them). Biases start at zero.
     rng : numpy.random.Generator or int, optional
-        For the initial weights, :math:`N(0, 0.02^2)` as GPT-2 (biases zero; GPT-2's extra
-        :math:`1/\sqrt{2 n_\text{layer}}` on :math:`W_o` is left to the model builder), and
-        for the dropout masks (default the library-wide generator, looked up at each call).
+        For the initial weights and the dropout masks (default the library-wide generator,
+        looked up at each call).
     dtype : numpy dtype, default float32
     name : str, optional
 
@@ -56,8 +60,8 @@ class MultiHeadAttention(Layer):
     grads : same keys and shapes, accumulated by ``backward``
     """
 
-    def __init__(self, dim, n_head, causal=True, dropout=0.0, rng=None, dtype=np.float32,
-                 name=None):
+    def __init__(self, dim, n_head, causal=True, dropout=0.0, init="normal", rng=None,
+                 dtype=np.float32, name=None):
         super().__init__(name=name)
         self.dim, self.n_head = int(dim), int(n_head)
         if self.dim < 1 or self.n_head < 1:
@@ -70,13 +74,12 @@ class MultiHeadAttention(Layer):
             raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
         self.causal, self.dropout = bool(causal), float(dropout)
         self._rng = None if rng is None else get_rng(rng)   # an int seed becomes one Generator
-        init_rng = get_rng(self._rng)
-        Cd = self.dim
+        draw, Cd = _init.get(init), self.dim
         self.params["W_qkv"] = np.ascontiguousarray(
-            init_rng.standard_normal((Cd, 3 * Cd)) * INIT_STD, dtype=dtype)
+            draw(Cd, 3 * Cd, rng=self._rng, dtype=dtype), dtype=dtype)
         self.params["b_qkv"] = np.zeros(3 * Cd, dtype=dtype)
-        self.params["W_o"] = np.ascontiguousarray(
-            init_rng.standard_normal((Cd, Cd)) * INIT_STD, dtype=dtype)
+        self.params["W_o"] = np.ascontiguousarray(draw(Cd, Cd, rng=self._rng, dtype=dtype),
+                                                  dtype=dtype)
         self.params["b_o"] = np.zeros(Cd, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         # caches for backward

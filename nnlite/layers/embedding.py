@@ -4,16 +4,11 @@ Legend (llm.c): B batch, T time (sequence length), C = dim channels, V vocabular
 """
 import numpy as np
 
+from .. import init as _init
 from .. import ops
-from ..random import get_rng
+from ..init import INIT_STD  # noqa: F401  (GPT-2's 0.02, the "normal" default; defined once)
 from . import _checks as C
 from .base import Layer, shape_str
-
-INIT_STD = 0.02     # GPT-2 / nanoGPT: N(0, 0.02²) for both tables
-
-
-def _normal(shape, rng, dtype):
-    return np.ascontiguousarray(get_rng(rng).standard_normal(shape) * INIT_STD, dtype=dtype)
 
 
 class Embedding(Layer):
@@ -33,8 +28,11 @@ class Embedding(Layer):
         :math:`V`, the vocabulary size; ids must lie in ``[0, V)``.
     embedding_dim : int
         :math:`C`, the size of each vector.
+    init : str, callable or None, default "normal"
+        The initial table: "normal" is GPT-2's :math:`W \sim N(0, 0.02^2)`; any name or
+        callable of :mod:`nnlite.init`; ``None``: zeros, nothing drawn (the caller sets it).
     rng : numpy.random.Generator or int, optional
-        For the initial table, :math:`W \sim N(0, 0.02^2)` (GPT-2).
+        For the initial table.
     dtype : numpy dtype, default float32
     name : str, optional
 
@@ -48,13 +46,15 @@ class Embedding(Layer):
 
     input_dtype = np.dtype(np.int64)
 
-    def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=np.float32, name=None):
+    def __init__(self, num_embeddings, embedding_dim, init="normal", rng=None, dtype=np.float32,
+                 name=None):
         super().__init__(name=name)
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         if self.num_embeddings < 1 or self.embedding_dim < 1:
             raise ValueError(f"Embedding: num_embeddings and embedding_dim must be >= 1, got "
                              f"{num_embeddings} and {embedding_dim}")
-        self.params["W"] = _normal((self.num_embeddings, self.embedding_dim), rng, dtype)
+        W = _init.get(init)(self.num_embeddings, self.embedding_dim, rng=rng, dtype=dtype)
+        self.params["W"] = np.ascontiguousarray(W, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._ids = None                    # cache: the ids, for the scatter-add
 
@@ -111,8 +111,11 @@ class PositionalEmbedding(Layer):
         The longest sequence (context length) the table covers.
     dim : int
         :math:`C`, the channels of ``x``.
+    init : str, callable or None, default "normal"
+        The initial table: "normal" is nanoGPT's :math:`P \sim N(0, 0.02^2)`; any name or
+        callable of :mod:`nnlite.init`; ``None``: zeros, nothing drawn (the caller sets it).
     rng : numpy.random.Generator or int, optional
-        For the initial table, :math:`P \sim N(0, 0.02^2)` (nanoGPT).
+        For the initial table.
     dtype : numpy dtype, default float32
     name : str, optional
 
@@ -122,13 +125,14 @@ class PositionalEmbedding(Layer):
     grads : same key and shape
     """
 
-    def __init__(self, block_size, dim, rng=None, dtype=np.float32, name=None):
+    def __init__(self, block_size, dim, init="normal", rng=None, dtype=np.float32, name=None):
         super().__init__(name=name)
         self.block_size, self.dim = int(block_size), int(dim)
         if self.block_size < 1 or self.dim < 1:
             raise ValueError(f"PositionalEmbedding: block_size and dim must be >= 1, got "
                              f"{block_size} and {dim}")
-        self.params["P"] = _normal((self.block_size, self.dim), rng, dtype)
+        P = _init.get(init)(self.block_size, self.dim, rng=rng, dtype=dtype)
+        self.params["P"] = np.ascontiguousarray(P, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._shape = None                  # cache: the input shape (B, T, C)
 

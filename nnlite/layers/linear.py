@@ -24,9 +24,10 @@ class Linear(Layer):
     ----------
     in_features, out_features : int
     bias : bool, default True
-    init : str or callable, default "he_uniform"
+    init : str, callable or None, default "he_uniform"
         Weight initialiser (see :mod:`nnlite.init`). He suits ReLU nets (the default);
-        use "glorot_uniform" before tanh/sigmoid or for a linear output layer.
+        use "glorot_uniform" before tanh/sigmoid or for a linear output layer, "normal" for
+        GPT-2's N(0, 0.02²). ``None``: W zero, nothing drawn, for a caller that sets it.
     rng : numpy.random.Generator or int, optional
         Generator for the initial weights; default :func:`nnlite.random.get_rng`.
     dtype : numpy dtype, default float32
@@ -47,7 +48,8 @@ class Linear(Layer):
             raise ValueError(f"Linear: in_features and out_features must be >= 1, got "
                              f"{in_features} and {out_features}")
         self.bias = bool(bias)
-        self.init = init if isinstance(init, str) else getattr(init, "__name__", str(init))
+        self.init = init if init is None or isinstance(init, str) else \
+            getattr(init, "__name__", str(init))
         W = _init.get(init)(self.in_features, self.out_features, rng=rng, dtype=dtype)
         self.params["W"] = np.ascontiguousarray(W, dtype=dtype)
         if self.bias:

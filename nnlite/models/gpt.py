@@ -2,18 +2,25 @@ r"""GPT: a decoder-only transformer (GPT-2 / nanoGPT's ``model.py``), built as a
 
 Legend: B batch, T time (≤ block_size), C = n_embd channels, V vocabulary size, nh heads.
 
-    ids (B, T) ─ Embedding ─ PositionalEmbedding ─ Dropout          # (B, T, C)
-      n_layer × [ x + MultiHeadAttention(LayerNorm(x))              # pre-norm blocks
-                  x + Dropout(Linear(GELU(Linear(LayerNorm(x)))))]  # MLP C → 4C → C
-      LayerNorm ─ Linear(C, V)                                      # logits (B, T, V)
+    ids (B, T) ─ wte ─ wpe ─ drop                          # (B, T, C): token + position
+      h.0 … h.{n_layer-1}: Block                           # pre-norm, each:
+          x = x + attn(ln_1(x))                            #   causal self-attention, nh heads
+          x = x + mlp(ln_2(x))                             #   fc C → 4C, gelu, proj 4C → C, drop
+      ln_f ─ lm_head                                       # logits (B, T, V)
 
-Nothing here is a training graph of its own: the blocks are ``Residual(Sequential([...]))``,
-so ``compile``/``fit``/``save``/``load_model`` work as for any Sequential, with
-``loss="cross_entropy"`` on logits (B, T, V) and next-token targets (B, T).
+The modules are named as nanoGPT's, and so are the parameter keys (``model.params``, the
+keys of a saved file): ``wte.W``, ``wpe.P``, ``h.0.ln_1.gamma``, ``h.0.attn.qkv.W``,
+``h.0.attn.proj.W``, ``h.0.mlp.fc.W``, ``h.0.mlp.proj.b``, ``ln_f.beta``, ``lm_head.W``. A GPT
+is a :class:`~nnlite.Sequential` of ``[wte, wpe, drop, h.0, …, ln_f, lm_head]``, so
+``compile``/``fit``/``save``/``load_model`` work as for any Sequential, with
+``loss="cross_entropy"`` on logits (B, T, V) and next-token targets (B, T). Files written
+before the modules had names (keys ``"0.W"``, ``"3.0.1.W_qkv"``, ...) still load
+(:meth:`GPT.upgrade_keys`).
 
-Initialisation as GPT-2 / nanoGPT: every weight matrix and both embedding tables
+Initialisation as GPT-2 / nanoGPT, each matrix drawn once, by :class:`GPT` (the layers are
+built with ``init=None``): every weight matrix and both embedding tables
 :math:`N(0, 0.02^2)`, biases 0, LayerNorm :math:`\gamma = 1, \beta = 0`; the two matrices
-that write into the residual stream (attention's ``W_o`` and the MLP's second Linear)
+that write into the residual stream (``attn.proj.W`` and ``mlp.proj.W``)
 :math:`N(0, (0.02/\sqrt{2\,n_\text{layer}})^2)`, so the stream's variance does not grow with
 depth. The output head is the one exception: :math:`N(0, 1/C)` (LeCun normal), so the logits
 start with unit variance on the final LayerNorm's unit-variance features. With GPT-2's 0.02 the
@@ -25,35 +32,70 @@ PyTorch ended 0.04 worse) and has a bias.
 
 References: Radford et al. 2019 (GPT-2); Karpathy, nanoGPT ``model.py``.
 
->>> model = nl.models.GPT(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
+>>> config = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
+>>> model = nl.models.GPT(config)          # or GPT(vocab_size=65, block_size=64, ...)
 >>> model.compile(nl.optim.AdamW(1e-3, decay_filter="matrices"), "cross_entropy")
 >>> model.fit(sampler, steps_per_epoch=250, epochs=8)
 >>> model.generate(tok.encode("ROMEO:"), max_new_tokens=200, top_k=10, seed=0)
 """
+import dataclasses
 import math
 
 import numpy as np
 
+from .. import init as _init
 from .. import random as _random
-from ..layers import (GELU, Dropout, Embedding, LayerNorm, Linear, MultiHeadAttention,
-                      PositionalEmbedding, Residual)
+from ..init import INIT_STD
+from ..layers import Dropout, Embedding, LayerNorm, Linear, PositionalEmbedding
+from .gpt_blocks import ATTENTION_KEYS, Block, named_arrays
 from .sequential import Sequential
 
-INIT_STD = 0.02
 
+@dataclasses.dataclass(frozen=True)
+class GPTConfig:
+    """A GPT's hyper-parameters: everything that fixes its architecture.
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"GPT: {name} must be a positive int, got {value!r}")
-    return int(value)
+    Checked when made: each error names the field and the value. Frozen, since the model built
+    from it cannot change shape; ``dataclasses.replace(config, dropout=0.1)`` makes a variant.
+    """
+
+    vocab_size: int         # V: ids lie in [0, V)
+    block_size: int         # the longest context T; the position table has this many rows
+    n_layer: int            # transformer blocks
+    n_head: int             # attention heads per block
+    n_embd: int             # C channels, divisible by n_head (head size C / n_head)
+    # after the embeddings, on attention's and each MLP's output while training (nanoGPT's
+    # placements, minus on the attention probabilities, which the flash kernel never forms);
+    # nanoGPT: 0.0 for pretraining on plenty of data, 0.1+ when a small text overfits
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        for f in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"GPTConfig: {f} must be a positive int, got {v!r}")
+            object.__setattr__(self, f, int(v))             # numpy ints too: JSON-able
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd {self.n_embd} is not divisible by n_head "
+                             f"{self.n_head} (each head gets n_embd / n_head channels)")
+        p = self.dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.number)) \
+                or not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"GPTConfig: dropout must be a number in [0, 1), got {p!r}")
+        object.__setattr__(self, "dropout", float(p))
 
 
 class GPT(Sequential):
-    """A GPT language model: ``Sequential`` of embeddings, ``n_layer`` pre-norm transformer
-    blocks (each two ``Residual``\\ s), a final LayerNorm and the Linear head.
+    """A GPT language model: token and position embeddings, ``n_layer`` pre-norm transformer
+    :class:`~nnlite.models.gpt_blocks.Block`\\ s, a final LayerNorm and the Linear head.
+
+    ``GPT(config, rng=None, name=None)`` or
+    ``GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout=0.0, rng=None, name=None)``.
 
     Parameters
     ----------
+    config : GPTConfig
+        Or its fields, positionally or by name:
     vocab_size : int
         V: ids lie in ``[0, vocab_size)``.
     block_size : int
@@ -64,73 +106,140 @@ class GPT(Sequential):
         After the embeddings, on attention's output and at the end of each MLP (nanoGPT's
         placements, minus dropout on the attention probabilities).
     rng : numpy.random.Generator or int, optional
-        For the initial weights; default :func:`nnlite.random.get_rng`.
+        For the initial weights; default :func:`nnlite.random.get_rng`. Inside
+        :func:`nnlite.init.skip_init` nothing is drawn (all zeros).
     name : str, optional
 
-    Notes
-    -----
-    Parameter keys follow the layer indices: ``"0.W"`` token table, ``"1.P"`` positions,
-    block ``i``'s attention ``"{3+2i}.0.1.W_qkv"``, its MLP ``"{4+2i}.0.1.W"``,
-    the head ``"{3+2n_layer+1}.W"``.
+    Attributes
+    ----------
+    config : GPTConfig
+    wte : Embedding
+        (V, C) token table.
+    wpe : PositionalEmbedding
+        (block_size, C) position table.
+    drop : Dropout
+    h : list of Block
+        ``h[i]`` has ``ln_1``, ``attn``, ``ln_2``, ``mlp`` (``fc``, ``gelu``, ``proj``,
+        ``drop``).
+    ln_f : LayerNorm
+    lm_head : Linear
+        (C, V), with a bias.
+    layers : list of Layer
+        ``[wte, wpe, drop, h[0], …, h[n_layer - 1], ln_f, lm_head]``, in forward order.
+    params, grads : dict
+        Keyed by module path, in forward order: ``wte.W``, ``wpe.P``, then per block
+        ``h.{i}.ln_1.gamma``, ``.ln_1.beta``, ``.attn.qkv.W``, ``.attn.qkv.b``,
+        ``.attn.proj.W``, ``.attn.proj.b``, ``.ln_2.gamma``, ``.ln_2.beta``, ``.mlp.fc.W``,
+        ``.mlp.fc.b``, ``.mlp.proj.W``, ``.mlp.proj.b``, then ``ln_f.gamma``, ``ln_f.beta``,
+        ``lm_head.W``, ``lm_head.b``.
     """
 
-    def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, dropout=0.0, rng=None,
-                 name=None):
-        self.vocab_size = _positive_int("vocab_size", vocab_size)
-        self.block_size = _positive_int("block_size", block_size)
-        self.n_layer = _positive_int("n_layer", n_layer)
-        self.n_head = _positive_int("n_head", n_head)
-        self.n_embd = C = _positive_int("n_embd", n_embd)
-        if C % self.n_head:
-            raise ValueError(f"GPT: n_embd {C} is not divisible by n_head {self.n_head}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"GPT: dropout must be in [0, 1), got {dropout}")
-        self.dropout = p = float(dropout)
-        layers = [Embedding(self.vocab_size, C),                       # (B, T) -> (B, T, C)
-                  PositionalEmbedding(self.block_size, C),            # + P[:T]
-                  Dropout(p)]
-        for _ in range(self.n_layer):
-            layers.append(Residual(Sequential([LayerNorm(C),
-                                               MultiHeadAttention(C, self.n_head, causal=True,
-                                                                  dropout=p)])))
-            layers.append(Residual(Sequential([LayerNorm(C), Linear(C, 4 * C), GELU(),
-                                               Linear(4 * C, C), Dropout(p)])))
-        layers += [LayerNorm(C), Linear(C, self.vocab_size)]          # logits (B, T, V)
-        super().__init__(layers, name=name, input_shape=(self.block_size,))
+    def __init__(self, *args, rng=None, name=None, **kwargs):
+        if args and isinstance(args[0], GPTConfig) or isinstance(kwargs.get("config"), GPTConfig):
+            config = args[0] if args else kwargs.pop("config")
+            if len(args) > 1 or kwargs:
+                raise TypeError(f"GPT takes a GPTConfig alone or the hyper-parameters, not "
+                                f"both; got {config} and also {list(args[1:]) + list(kwargs)}: "
+                                f"use dataclasses.replace(config, ...) for a variant")
+        else:
+            config = GPTConfig(*args, **kwargs)
+        self.config = config
+        for f in dataclasses.fields(config):            # model.n_layer etc., as before
+            setattr(self, f.name, getattr(config, f.name))
+        C, p = config.n_embd, config.dropout
+        # built without drawing (init=None): _init_weights draws each matrix once, below
+        self.wte = Embedding(config.vocab_size, C, init=None, name="wte")  # (B, T) -> (B, T, C)
+        self.wpe = PositionalEmbedding(config.block_size, C, init=None, name="wpe")  # + P[:T]
+        self.drop = Dropout(p, name="drop")
+        self.h = [Block(C, config.n_head, p, init=None, name=f"h.{i}")
+                  for i in range(config.n_layer)]                       # (B, T, C) each
+        self.ln_f = LayerNorm(C, name="ln_f")
+        self.lm_head = Linear(C, config.vocab_size, init=None, name="lm_head")   # (B, T, V)
+        super().__init__([layer for _, layer in self.modules()], name=name,
+                         input_shape=(config.block_size,))
         self._init_weights(_random.get_rng(rng))
 
-    def _blocks(self, kind):
-        """The MultiHeadAttention layers (``"attention"``) or MLP Sequentials (``"mlp"``)."""
-        first = 3 if kind == "attention" else 4
-        for i in range(first, 3 + 2 * self.n_layer, 2):
-            inner = self.layers[i].inner
-            yield inner.layers[1] if kind == "attention" else inner
+    def modules(self):
+        """``(name, layer)`` pairs in forward order: ``wte``, ``wpe``, ``drop``, ``h.0`` …,
+        ``ln_f``, ``lm_head`` (nanoGPT's ``transformer.*`` and ``lm_head``)."""
+        return [("wte", self.wte), ("wpe", self.wpe), ("drop", self.drop),
+                *((f"h.{i}", block) for i, block in enumerate(self.h)),
+                ("ln_f", self.ln_f), ("lm_head", self.lm_head)]
+
+    @property
+    def params(self):
+        return named_arrays(self.modules(), "params")
+
+    @property
+    def grads(self):
+        return named_arrays(self.modules(), "grads")
 
     def _init_weights(self, rng):
-        """GPT-2's: every matrix (embedding tables included) N(0, 0.02²), the residual
-        projections N(0, (0.02/√(2·n_layer))²); the head N(0, 1/n_embd) (see the module
-        docstring); vectors (biases, LayerNorm) as the layers made them. All drawn here from
-        ``rng``, in parameter order."""
+        """GPT-2's, each matrix drawn once, here, from ``rng`` in parameter order: N(0, 0.02²),
+        the residual projections ``*.proj.W`` N(0, (0.02/√(2·n_layer))²), the head
+        N(0, 1/n_embd) (see the module docstring); vectors (biases, LayerNorm) as the layers
+        made them. Nothing inside :func:`nnlite.init.skip_init` (a file load sets them)."""
+        if _init.skipping():
+            return
         proj_std = INIT_STD / math.sqrt(2 * self.n_layer)
-        std = {id(att.params["W_o"]): proj_std for att in self._blocks("attention")}
-        std.update({id(mlp.layers[3].params["W"]): proj_std for mlp in self._blocks("mlp")})
-        std[id(self.layers[-1].params["W"])] = 1.0 / math.sqrt(self.n_embd)     # the head
-        for W in self.params.values():
-            if W.ndim >= 2:
-                W[...] = rng.standard_normal(W.shape) * std.get(id(W), INIT_STD)
+        for key, W in self.params.items():
+            if W.ndim < 2:
+                continue
+            std = (1.0 / math.sqrt(self.n_embd) if key == "lm_head.W" else
+                   proj_std if key.endswith(".proj.W") else INIT_STD)
+            W[...] = _init.normal(*W.shape, rng=rng, dtype=W.dtype, std=std)
+
+    # -- files: today's keys, and those written before the modules had names -----------------
+    def set_weights(self, weights):
+        """As :meth:`Sequential.set_weights`; also takes the keys of files written before the
+        modules had names (``"0.W"``, ``"3.0.1.W_qkv"``, ...; see :meth:`upgrade_keys`), so
+        ``load_model`` and ``load_weights`` read old checkpoints."""
+        super().set_weights(self.upgrade_keys(weights))
+
+    def upgrade_keys(self, weights):
+        """``weights`` with old keys renamed to today's; a dict with today's keys unchanged.
+
+        Until named modules GPT was a plain Sequential of ``[Embedding, PositionalEmbedding,
+        Dropout, (Residual(Sequential([LayerNorm, MultiHeadAttention])),
+        Residual(Sequential([LayerNorm, Linear, GELU, Linear, Dropout]))) × n_layer,
+        LayerNorm, Linear]``, keyed by position: ``"<layer>.0.<inner layer>.<param>"``. The
+        parameters come in the same order then and now, so an optimizer's state (kept per
+        parameter index) carries over as it is.
+
+        >>> model.upgrade_keys({"3.0.1.W_qkv": W, ...})      # {"h.0.attn.qkv.W": W, ...}
+        """
+        if "0.W" not in weights:
+            return weights
+        new = self._old_key_names()
+        return {new.get(k, k): v for k, v in weights.items()}
+
+    def _old_key_names(self):
+        """``{old key: new key}`` for this model's depth."""
+        names = {"0.W": "wte.W", "1.P": "wpe.P"}            # layer 2 was the Dropout
+        for i in range(self.n_layer):
+            att, mlp, h = f"{3 + 2 * i}.0.", f"{4 + 2 * i}.0.", f"h.{i}."   # two Residuals
+            names.update({att + "0.gamma": h + "ln_1.gamma", att + "0.beta": h + "ln_1.beta",
+                          **{att + "1." + k: h + "attn." + v for k, v in ATTENTION_KEYS.items()},
+                          mlp + "0.gamma": h + "ln_2.gamma", mlp + "0.beta": h + "ln_2.beta",
+                          mlp + "1.W": h + "mlp.fc.W", mlp + "1.b": h + "mlp.fc.b",
+                          mlp + "3.W": h + "mlp.proj.W", mlp + "3.b": h + "mlp.proj.b"})
+        ln_f, head = 3 + 2 * self.n_layer, 4 + 2 * self.n_layer
+        names.update({f"{ln_f}.gamma": "ln_f.gamma", f"{ln_f}.beta": "ln_f.beta",
+                      f"{head}.W": "lm_head.W", f"{head}.b": "lm_head.b"})
+        return names
 
     # -- config: the hyper-parameters rebuild the whole model ------------------------------
     def get_config(self):
-        cfg = {"vocab_size": self.vocab_size, "block_size": self.block_size,
-               "n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd,
-               "dropout": self.dropout}
+        cfg = dataclasses.asdict(self.config)
         if self.name:
             cfg["name"] = self.name
         return cfg
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        cfg = dict(config)
+        name = cfg.pop("name", None)
+        return cls(GPTConfig(**cfg), name=name)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
