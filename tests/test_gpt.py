@@ -1,5 +1,6 @@
 """GPT (nnlite.models.GPT), fit on batch iterables, and examples/gpt_shakespeare.py:
 overfitting, sampling, checkpoints and exact resumption."""
+import dataclasses
 import importlib.util
 import json
 import os
@@ -10,6 +11,9 @@ import numpy as np
 import pytest
 
 import nnlite as nl
+from nnlite.models.gpt import GPTConfig
+from nnlite.models.gpt_blocks import Block
+from nnlite.testing import check_layer_gradients
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
@@ -66,6 +70,150 @@ def test_gpt_bad_hyper_parameters():
         nl.models.GPT(10, 8, 1, 4, 30)
     with pytest.raises(ValueError, match="block_size must be a positive int"):
         nl.models.GPT(10, 0, 1, 1, 8)
+
+
+# -- named modules, GPTConfig, weights drawn once ----------------------------------------------
+ONE_LAYER_KEYS = ["wte.W", "wpe.P",
+                  "h.0.ln_1.gamma", "h.0.ln_1.beta", "h.0.attn.qkv.W", "h.0.attn.qkv.b",
+                  "h.0.attn.proj.W", "h.0.attn.proj.b", "h.0.ln_2.gamma", "h.0.ln_2.beta",
+                  "h.0.mlp.fc.W", "h.0.mlp.fc.b", "h.0.mlp.proj.W", "h.0.mlp.proj.b",
+                  "ln_f.gamma", "ln_f.beta", "lm_head.W", "lm_head.b"]
+
+
+def test_parameter_keys_name_the_modules():
+    m = nl.models.GPT(20, 8, n_layer=1, n_head=2, n_embd=16, rng=0)
+    assert list(m.params) == list(m.grads) == ONE_LAYER_KEYS
+    assert [name for name, _ in m.modules()] == ["wte", "wpe", "drop", "h.0", "ln_f", "lm_head"]
+    assert m.layers == [layer for _, layer in m.modules()]
+    # the keys are views of the modules' own arrays: an optimizer writes into the layers
+    assert m.params["h.0.attn.qkv.W"] is m.h[0].attn.params["W_qkv"]
+    assert m.params["h.0.mlp.fc.W"] is m.h[0].mlp.fc.params["W"]
+    assert m.params["lm_head.W"].shape == (16, 20) and m.params["h.0.mlp.fc.W"].shape == (16, 64)
+    deep = nl.models.GPT(20, 8, n_layer=3, n_head=2, n_embd=16, rng=0)
+    assert len(deep.params) == 2 + 3 * 12 + 4 and "h.2.mlp.proj.b" in deep.params
+    # errors and the summary say where a module sits
+    with pytest.raises(ValueError, match="'h.0.attn': expected input with last dimension 16"):
+        m.h[0].attn.forward(np.zeros((1, 2, 8)))
+    lines = []
+    m.summary(print_fn=lines.append)
+    assert any(line.strip().startswith("h.0 (Block)") for line in lines)
+
+
+def test_gpt_config():
+    cfg = GPTConfig(vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
+    a = nl.models.GPT(cfg, rng=0)
+    b = nl.models.GPT(20, 8, 2, 2, 16, dropout=0.1, rng=0)        # the keyword form: the same
+    assert a.config == b.config == cfg and a.n_layer == 2 and a.dropout == 0.1
+    assert all(np.array_equal(v, b.params[k]) for k, v in a.params.items())
+    assert nl.models.GPT.from_config(a.get_config()).config == cfg
+    assert a.get_config() == {"vocab_size": 20, "block_size": 8, "n_layer": 2, "n_head": 2,
+                              "n_embd": 16, "dropout": 0.1}       # the saved architecture JSON
+    assert GPTConfig(np.int64(5), 4, 1, 1, 4).vocab_size.__class__ is int
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.n_layer = 3
+    with pytest.raises(TypeError, match="GPTConfig alone or the hyper-parameters"):
+        nl.models.GPT(cfg, dropout=0.2)
+    for bad, match in [(dict(vocab_size=0), "vocab_size must be a positive int, got 0"),
+                       (dict(n_layer=1.5), "n_layer must be a positive int, got 1.5"),
+                       (dict(n_head=True), "n_head must be a positive int, got True"),
+                       (dict(n_head=3), "n_embd 16 is not divisible by n_head 3"),
+                       (dict(dropout=1.0), r"dropout must be a number in \[0, 1\), got 1.0"),
+                       (dict(dropout="0.1"), r"dropout must be a number in \[0, 1\), got '0.1'")]:
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(cfg, **bad)
+
+
+def test_each_weight_is_drawn_once_in_parameter_order():
+    L, C = 3, 16
+    before = nl.random.get_rng().bit_generator.state
+    rng = np.random.default_rng(0)
+    m = nl.models.GPT(20, 8, n_layer=L, n_head=2, n_embd=C, rng=rng)
+    assert nl.random.get_rng().bit_generator.state == before     # the layers drew nothing
+    replay = np.random.default_rng(0)
+    for k, W in m.params.items():
+        if W.ndim == 1:
+            assert (W == (1 if k.endswith("gamma") else 0)).all(), k
+            continue
+        std = 1 / np.sqrt(C) if k == "lm_head.W" else \
+            0.02 / np.sqrt(2 * L) if k.endswith(".proj.W") else 0.02
+        np.testing.assert_array_equal(W, (replay.standard_normal(W.shape) * std)
+                                      .astype(np.float32), err_msg=k)
+    assert rng.random() == replay.random()                       # and nothing else
+
+
+def test_load_model_draws_no_weights(tmp_path):
+    m = nl.models.GPT(65, 64, n_layer=2, n_head=4, n_embd=128, rng=0)
+    m.save(tmp_path / "m.nnl")
+    state = nl.random.get_rng().bit_generator.state
+    r = nl.load_model(tmp_path / "m.nnl")
+    assert nl.random.get_rng().bit_generator.state == state
+    assert all(np.array_equal(v, r.params[k]) for k, v in m.params.items())
+    with nl.init.skip_init():                                    # what load_model builds
+        z = nl.models.GPT(65, 1024, n_layer=4, n_head=8, n_embd=512)   # 13M weights
+        assert nl.init.skipping()
+    assert not nl.init.skipping() and nl.random.get_rng().bit_generator.state == state
+    assert not any(W.any() for k, W in z.params.items() if W.ndim == 2)
+    assert nl.models.GPT(20, 8, 1, 2, 16, rng=0).params["wte.W"].any()   # drawn again after
+
+
+def test_block_gradients():
+    rng = np.random.default_rng(0)
+    block = Block(8, 2, rng=1)
+    for k, p in block.params.items():          # non-trivial LayerNorms and biases
+        if p.ndim == 1:
+            p[...] += 0.3 * rng.standard_normal(p.shape)
+    check_layer_gradients(block, rng.standard_normal((2, 5, 8)), rng=rng)
+    with pytest.raises(ValueError, match=r"Block\(n_embd=8, n_head=2\): backward\(\) got a "
+                                         r"gradient of shape \(2, 5, 7\)"):
+        block.backward(np.zeros((2, 5, 7)))
+
+
+# -- checkpoints written before the modules had names ------------------------------------------
+def old_keys(n_layer):
+    """The keys of a GPT file before named modules, by hand: a Sequential of Embedding,
+    PositionalEmbedding, Dropout, per block Residual(Sequential([LayerNorm,
+    MultiHeadAttention])) and Residual(Sequential([LayerNorm, Linear, GELU, Linear, Dropout])),
+    then LayerNorm and Linear; in the order of today's keys."""
+    keys = ["0.W", "1.P"]
+    for i in range(n_layer):
+        a, f = f"{3 + 2 * i}.0.", f"{4 + 2 * i}.0."
+        keys += [a + "0.gamma", a + "0.beta", a + "1.W_qkv", a + "1.b_qkv", a + "1.W_o",
+                 a + "1.b_o", f + "0.gamma", f + "0.beta", f + "1.W", f + "1.b", f + "3.W",
+                 f + "3.b"]
+    n = 3 + 2 * n_layer
+    return keys + [f"{n}.gamma", f"{n}.beta", f"{n + 1}.W", f"{n + 1}.b"]
+
+
+def test_checkpoints_with_the_old_keys_load(tmp_path):
+    nl.random.seed(0)
+    m = tiny_gpt(dropout=0.1)
+    m.compile(nl.optim.AdamW(1e-3, decay_filter="matrices", clipnorm=1.0), "cross_entropy")
+    ids = np.random.default_rng(0).integers(0, 20, (4, 9))
+    for _ in range(3):
+        m.train_step(ids[:, :-1], ids[:, 1:])
+    m.save(tmp_path / "new.nnl")
+    # the same file as the old code wrote it: the weights under the old keys, the optimizer
+    # state (kept per parameter index) as it is, a fresh checksum
+    tensors, meta = nl.io.safetensors.read_file(tmp_path / "new.nnl")
+    rename = dict(zip(m.params, old_keys(2)))
+    assert rename["h.1.attn.proj.W"] == "5.0.1.W_o" and rename["lm_head.b"] == "8.b"
+    tensors = {rename.get(k, k): v for k, v in tensors.items()}
+    meta["sha256"] = nl.io.model_file.checksum(tensors, meta)
+    nl.io.save_file(tensors, tmp_path / "old.nnl", metadata=meta)
+
+    r = nl.load_model(tmp_path / "old.nnl")
+    assert list(r.params) == list(m.params) and r.optimizer.iterations == 3
+    assert all(np.array_equal(v, r.params[k]) for k, v in m.params.items())
+    nl.random.seed(1)
+    a = m.train_step(ids[:, :-1], ids[:, 1:])
+    nl.random.seed(1)
+    assert r.train_step(ids[:, :-1], ids[:, 1:]) == a            # the optimizer state too
+    # plain weight files (save_weights) and set_weights take the old keys as well
+    nl.io.save_file({rename[k]: v for k, v in m.params.items()}, tmp_path / "old.safetensors")
+    w = tiny_gpt(seed=5)
+    w.load_weights(tmp_path / "old.safetensors")
+    assert all(np.array_equal(v, w.params[k]) for k, v in m.params.items())
+    assert list(m.upgrade_keys(m.params)) == list(m.params)            # new keys: unchanged
 
 
 def test_overfits_a_200_character_text():
