@@ -36,6 +36,7 @@ train, _ = nl.data.train_val_split(tok.encode(text), 0.9)
 V = tok.vocab_size
 
 
+# the same network in torch.nn, its modules named as nnlite's (and nanoGPT's)
 class Attention(tnn.Module):
     def __init__(self):
         super().__init__()
@@ -48,48 +49,61 @@ class Attention(tnn.Module):
         return self.proj(y.transpose(1, 2).reshape(b, t, C))
 
 
+class MLP(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.proj = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
+
+    def forward(self, x):
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+
 class Block(tnn.Module):
     def __init__(self):
         super().__init__()
-        self.ln1, self.attn, self.ln2 = tnn.LayerNorm(C), Attention(), tnn.LayerNorm(C)
-        self.fc, self.out = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
+        self.ln_1, self.attn, self.ln_2, self.mlp = tnn.LayerNorm(C), Attention(), \
+            tnn.LayerNorm(C), MLP()
 
     def forward(self, x):
-        x = x + self.attn(self.ln1(x))
-        return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
 
 
 class TorchGPT(tnn.Module):
     def __init__(self):
         super().__init__()
         self.wte, self.wpe = tnn.Embedding(V, C), tnn.Embedding(T, C)
-        self.blocks = tnn.Sequential(*[Block() for _ in range(L)])
-        self.ln_f, self.head = tnn.LayerNorm(C), tnn.Linear(C, V)
+        self.h = tnn.ModuleList([Block() for _ in range(L)])
+        self.ln_f, self.lm_head = tnn.LayerNorm(C), tnn.Linear(C, V)
 
     def forward(self, idx):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        return self.head(self.ln_f(self.blocks(x)))
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
 
 
 def pairs(tm):
-    """(torch parameter, nnlite key, transpose?) for every parameter: nnlite's Linear keeps
-    W as (in, out), torch's as (out, in)."""
-    out = [(tm.wte.weight, "0.W", False), (tm.wpe.weight, "1.P", False)]
-    for i, blk in enumerate(tm.blocks):
-        a, m = f"{3 + 2 * i}.0.", f"{4 + 2 * i}.0."
-        out += [(blk.ln1.weight, a + "0.gamma", False), (blk.ln1.bias, a + "0.beta", False),
-                (blk.attn.qkv.weight, a + "1.W_qkv", True), (blk.attn.qkv.bias, a + "1.b_qkv", False),
-                (blk.attn.proj.weight, a + "1.W_o", True), (blk.attn.proj.bias, a + "1.b_o", False),
-                (blk.ln2.weight, m + "0.gamma", False), (blk.ln2.bias, m + "0.beta", False),
-                (blk.fc.weight, m + "1.W", True), (blk.fc.bias, m + "1.b", False),
-                (blk.out.weight, m + "3.W", True), (blk.out.bias, m + "3.b", False)]
-    n = 3 + 2 * L
-    return out + [(tm.ln_f.weight, f"{n}.gamma", False), (tm.ln_f.bias, f"{n}.beta", False),
-                  (tm.head.weight, f"{n + 1}.W", True), (tm.head.bias, f"{n + 1}.b", False)]
+    """(torch parameter, nnlite key, transpose?) for every parameter. The modules have the same
+    paths (``h.0.attn.qkv``); the parameter names differ: a Linear's ``weight``/``bias`` are
+    nnlite's ``W`` (kept (in, out), torch's (out, in): transposed) and ``b``, a LayerNorm's
+    ``gamma``/``beta``, the tables ``wte.W`` and ``wpe.P``."""
+    out = []
+    for name, t in tm.named_parameters():
+        path, kind = name.rsplit(".", 1)
+        module = tm.get_submodule(path)
+        if isinstance(module, tnn.Embedding):
+            out.append((t, f"{path}.{'P' if path == 'wpe' else 'W'}", False))
+        elif isinstance(module, tnn.LayerNorm):
+            out.append((t, f"{path}.{'gamma' if kind == 'weight' else 'beta'}", False))
+        else:
+            out.append((t, f"{path}.{'W' if kind == 'weight' else 'b'}", kind == "weight"))
+    return out
 
 
 nl.random.seed(0)
 ours, tm = nl.models.GPT(V, T, L, nh, C), TorchGPT()
+assert [k for _, k, _ in pairs(tm)] == list(ours.params), "the key map misses parameters"
 rng = np.random.default_rng(0)
 for k, v in ours.params.items():            # non-zero biases, so their gradients are tested too
     if v.ndim == 1 and not k.endswith("gamma"):
