@@ -1,9 +1,9 @@
 """``DataLoader``: mini-batches from a dataset, optionally reshuffled every epoch."""
-import numbers
 
 import numpy as np
 
 from .. import random as _random
+from .._args import check_int, check_seed
 from .dataset import Dataset, TensorDataset
 
 
@@ -60,16 +60,9 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=32, shuffle=False, drop_last=False, seed=None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise TypeError(f"DataLoader: batch_size must be an int, got {batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
-        if seed is not None and not isinstance(seed, np.random.Generator) and (
-                isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise TypeError("DataLoader: seed must be None, an int or a numpy.random.Generator, "
-                            f"got {seed!r}")
+        self.batch_size = check_int("DataLoader", "batch_size", batch_size, low=1)
+        check_seed("DataLoader", seed, generators=True)
         self.dataset = _as_dataset(dataset)
-        self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = seed

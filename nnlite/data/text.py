@@ -6,11 +6,10 @@
 >>> sampler = RandomWindowSampler(train, block_size=64, batch_size=32, seed=0)
 >>> x, y = sampler.get_batch()                        # int64 (32, 64); y is x shifted by one
 """
-import numbers
-
 import numpy as np
 
 from .. import random as _random
+from .._args import check_fraction, check_int, check_seed
 
 # Code points via UTF-32: one uint32 per character, no Python loop over the text.
 # "surrogatepass" lets lone surrogates (which Python strings may hold) through unchanged.
@@ -131,24 +130,13 @@ def train_val_split(ids, train_fraction=0.9):
     """``(train, val)``: the first ``int(train_fraction * len(ids))`` items and the rest (no
     shuffling: the validation text is a contiguous tail, as in nanoGPT). Arrays are split
     into views; a str gives two strs."""
-    if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real) \
-            or not 0.0 <= train_fraction <= 1.0:
-        raise ValueError(f"train_val_split: train_fraction must be a number in [0, 1], got "
-                         f"{train_fraction!r}")
+    train_fraction = check_fraction("train_val_split", "train_fraction", train_fraction)
     if not isinstance(ids, str):
         ids = np.asarray(ids)
         if ids.ndim != 1:
             raise ValueError(f"train_val_split: expected a 1-D sequence, got shape {ids.shape}")
     n = int(train_fraction * len(ids))
     return ids[:n], ids[n:]
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"RandomWindowSampler: {name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"RandomWindowSampler: {name} must be >= {low}, got {value}")
-    return int(value)
 
 
 class RandomWindowSampler:
@@ -168,8 +156,8 @@ class RandomWindowSampler:
     """
 
     def __init__(self, ids, block_size, batch_size, seed=None):
-        self.block_size = _check_int("block_size", block_size, 1)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.block_size = check_int("RandomWindowSampler", "block_size", block_size, low=1)
+        self.batch_size = check_int("RandomWindowSampler", "batch_size", batch_size, low=1)
         arr = np.asarray(ids)
         if arr.ndim != 1:
             raise ValueError(f"RandomWindowSampler: ids must be 1-D, got shape {arr.shape}")
@@ -180,10 +168,8 @@ class RandomWindowSampler:
                              f"for block_size={self.block_size} (needs at least block_size + 1 "
                              f"= {self.block_size + 1})")
         self.ids = arr.astype(np.int64, copy=False)
-        if seed is None:
+        if check_seed("RandomWindowSampler", seed) is None:
             seed = int(_random.get_rng().integers(2**63))
-        elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"RandomWindowSampler: seed must be None or an int, got {seed!r}")
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._offsets = np.arange(self.block_size + 1)
