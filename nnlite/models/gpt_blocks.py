@@ -3,7 +3,7 @@ r"""A GPT's transformer block as named modules (nanoGPT's ``Block`` and ``MLP``)
 Legend: B batch, T time, C = n_embd channels.
 
     Block:  x ─┬─ ln_1 ─ attn ─(+)─┬─ ln_2 ─ mlp ─(+)─ y          # pre-norm, two residual adds
-               └───────────────────┘└──────────────────┘
+               └────────────────┘  └───────────────┘
     MLP:    fc (C → 4C) ─ gelu ─ proj (4C → C) ─ drop
 
 Parameter keys are module paths, ``"<module>.<param>"``: a Block's read ``ln_1.gamma``,
