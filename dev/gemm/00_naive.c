@@ -1,5 +1,5 @@
 /*
-GEMM step 0: the definition.       C (M,N) = A (M,K) @ B (K,N), row-major float32
+GEMM step 0: the definition, loops i-j-k.     C (M,N) = A (M,K) @ B (K,N), row-major float32
 
     C[i,j] = sum_k A[i,k] B[k,j]
 

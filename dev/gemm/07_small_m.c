@@ -1,5 +1,7 @@
 /*
-GEMM step 7: the small-M path, for an MLP's batch (M = 64 rows, K = 784, N = 256).
+GEMM step 7: the small-M path for MLP batches: A and B read in place, no barriers.
+
+The MLP shape here: M = 64 rows (the batch), K = 784, N = 256.
 
 Step 6 at 64 x 784 x 256 spends much of its time on things that do not pay at this size:
   - packing A: a 64-row A (200 KiB) stays in L2 as it is, and the kernel only ever broadcasts
