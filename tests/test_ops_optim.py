@@ -144,3 +144,19 @@ def test_empty_and_float64_scalars(rng):
     p = np.array(3.0)                                           # 0-d
     ops.sgd_update(p, np.array(1.0), lr=0.5)
     assert p == 2.5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_update_is_adam_update_many(rng, dtype, decoupled):
+    """One compiled Adam: a parameter stepped alone or in a list gets the same bits."""
+    p = rng.standard_normal((70, 1001)).astype(dtype)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    p2, m2, v2 = p.copy(), m.copy(), v.copy()
+    for t in (1, 2, 3):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        ops.adam_update(p, g, m, v, lr=0.01, weight_decay=0.1, step=t, decoupled=decoupled)
+        ops.adam_update_many([p2], [g], [m2], [v2], lr=0.01, weight_decays=0.1, step=t,
+                             decoupled=decoupled)
+    for a, b in ((p, p2), (m, m2), (v, v2)):
+        np.testing.assert_array_equal(a, b)

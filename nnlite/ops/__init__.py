@@ -1,8 +1,29 @@
-"""nnlite's kernels: compiled C++/Cython versions, with numpy twins in :mod:`nnlite.ops.reference`.
+"""nnlite's kernels, behind one dispatch table: op → {backend: function}.
 
-Every public op here has a twin of the same name and signature in ``nnlite.ops.reference``.
-The compiled version is used when it was built; ``NNLITE_BACKEND=numpy`` (read at import)
-runs the whole library on the twins instead, so results can be compared.
+Every public op is a row of ``_TABLE``; each backend is a column:
+
+=======  ==================================================  ===================================
+column   what runs                                           runs for
+=======  ==================================================  ===================================
+numpy    the twin in nnlite/ops/reference.py: plain numpy,   numpy arrays when
+         the definition of the op (tests compare against     ``NNLITE_BACKEND=numpy`` (read at
+         it)                                                 import), or when the kernels were
+                                                             never built (warned at import)
+cpu      the compiled kernel, through its thin wrapper in    numpy arrays (the default)
+         nnlite/ops/native_*.py
+=======  ==================================================  ===================================
+
+The column is chosen per call from the type of the op's array argument (for
+``adam_update_many``, of the first parameter): ``_RUNS[op]`` maps an array type to its
+function. Lists, scalars and other array-likes take numpy's column and are converted there.
+A GPU backend is one more column: :func:`add_backend` ("cuda", ``cupy.ndarray``, cupy, its
+kernels); layers then run on it unchanged, since they compute through these ops and take any
+other array function from ``xp = ops.array_module(x)``. While numpy arrays are the only kind,
+each op's name here is bound to its numpy-array function directly, so a call costs nothing
+extra; :func:`add_backend` rebinds the names to per-call dispatchers.
+
+A compiled kernel never hands odd input to its twin: it handles it (a contiguous copy, an
+empty result) or raises the twin's own error saying why (nnlite/ops/_checks.py).
 
 =====================  ==========================  ============================
 op                     compiled in                 Python wrapper
@@ -13,68 +34,158 @@ act_backward
 softmax, softmax_back- csrc/softmax.cpp            nnlite/ops/native_pointwise.py
 ward, softmax_cross_
 entropy
-sgd_update, adam_up-   nnlite/ops/_optim_kernels   nnlite/ops/native_optim.py
-date, rmsprop_update   .pyx (Cython)
+sgd_update, rmsprop_   nnlite/ops/_optim_kernels   nnlite/ops/native_optim.py
+update, bias_grad      .pyx (Cython)
 attention, attention_  csrc/attention.cpp          nnlite/ops/native_attention.py
 backward
 layernorm(_backward),  csrc/layernorm.cpp,         nnlite/ops/native_nn.py
 embedding(_backward),  embedding.cpp,
-adam_update_many       adam_many.cpp
+adam_update(_many)     adam_many.cpp
 =====================  ==========================  ============================
 """
 import contextlib
+import functools
 import importlib
 import os
 import warnings
 
+import numpy as np
+
 from . import reference
 
-# public op -> module holding its compiled version
-_NATIVE = {
-    "gemm": "native_gemm", "gemm_nt": "native_gemm", "gemm_tn": "native_gemm",
-    "bias_act": "native_pointwise", "act_forward": "native_pointwise",
-    "act_backward": "native_pointwise", "softmax": "native_pointwise",
-    "softmax_backward": "native_pointwise", "softmax_cross_entropy": "native_pointwise",
-    "sgd_update": "native_optim", "adam_update": "native_optim", "rmsprop_update": "native_optim",
-    "attention": "native_attention", "attention_backward": "native_attention",
-    "layernorm": "native_nn", "layernorm_backward": "native_nn",
-    "embedding": "native_nn", "embedding_backward": "native_nn",
-    "adam_update_many": "native_nn",
-}
-# compiled extension modules, for the runtime switches (SIMD path, threads)
-_EXTENSIONS = ("_gemm", "_pointwise", "_attention", "_nn")
-
-OPS = tuple(_NATIVE)
 BACKEND = os.environ.get("NNLITE_BACKEND", "native").strip().lower() or "native"
 if BACKEND not in ("native", "numpy"):
     warnings.warn(f"NNLITE_BACKEND={BACKEND!r} is not 'native' or 'numpy'; using 'native'")
     BACKEND = "native"
 
-_compiled = {}        # op name -> "compiled" | reason it is not
-_import_errors = {}
+_import_errors = {}   # op name -> why its compiled version could not be loaded
 
 
-def _load():
-    loaded = {}
-    for op, modname in _NATIVE.items():
-        fn = None
-        if BACKEND == "native":
-            try:
-                mod = importlib.import_module(f"{__name__}.{modname}")
-                fn = getattr(mod, op)
-            except (ImportError, AttributeError) as e:
-                _import_errors[op] = f"{type(e).__name__}: {e}"
-        if fn is None:
-            _compiled[op] = "numpy twin" if BACKEND == "numpy" else \
-                f"numpy twin (compiled version unavailable: {_import_errors.get(op)})"
-            fn = getattr(reference, op)
+def _cpu(module, op):
+    """The compiled op from ``nnlite.ops.<module>``; None when NNLITE_BACKEND=numpy or when it
+    was not built (the reason is kept for compiled_kernels() and the import warning)."""
+    if BACKEND == "numpy":
+        return None
+    try:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), op)
+    except (ImportError, AttributeError) as e:
+        _import_errors[op] = f"{type(e).__name__}: {e}"
+        return None
+
+
+_TABLE = {
+    # op                      numpy twin                         cpu kernel
+    "gemm":                  {"numpy": reference.gemm,          "cpu": _cpu("native_gemm", "gemm")},
+    "gemm_nt":               {"numpy": reference.gemm_nt,       "cpu": _cpu("native_gemm", "gemm_nt")},
+    "gemm_tn":               {"numpy": reference.gemm_tn,       "cpu": _cpu("native_gemm", "gemm_tn")},
+    "bias_act":              {"numpy": reference.bias_act,      "cpu": _cpu("native_pointwise", "bias_act")},
+    "bias_grad":             {"numpy": reference.bias_grad,     "cpu": _cpu("native_optim", "bias_grad")},
+    "act_forward":           {"numpy": reference.act_forward,   "cpu": _cpu("native_pointwise", "act_forward")},
+    "act_backward":          {"numpy": reference.act_backward,  "cpu": _cpu("native_pointwise", "act_backward")},
+    "softmax":               {"numpy": reference.softmax,       "cpu": _cpu("native_pointwise", "softmax")},
+    "softmax_backward":      {"numpy": reference.softmax_backward,
+                              "cpu": _cpu("native_pointwise", "softmax_backward")},
+    "softmax_cross_entropy": {"numpy": reference.softmax_cross_entropy,
+                              "cpu": _cpu("native_pointwise", "softmax_cross_entropy")},
+    "sgd_update":            {"numpy": reference.sgd_update,    "cpu": _cpu("native_optim", "sgd_update")},
+    "adam_update":           {"numpy": reference.adam_update,   "cpu": _cpu("native_nn", "adam_update")},
+    "rmsprop_update":        {"numpy": reference.rmsprop_update,
+                              "cpu": _cpu("native_optim", "rmsprop_update")},
+    "attention":             {"numpy": reference.attention,     "cpu": _cpu("native_attention", "attention")},
+    "attention_backward":    {"numpy": reference.attention_backward,
+                              "cpu": _cpu("native_attention", "attention_backward")},
+    "layernorm":             {"numpy": reference.layernorm,     "cpu": _cpu("native_nn", "layernorm")},
+    "layernorm_backward":    {"numpy": reference.layernorm_backward,
+                              "cpu": _cpu("native_nn", "layernorm_backward")},
+    "embedding":             {"numpy": reference.embedding,     "cpu": _cpu("native_nn", "embedding")},
+    "embedding_backward":    {"numpy": reference.embedding_backward,
+                              "cpu": _cpu("native_nn", "embedding_backward")},
+    "adam_update_many":      {"numpy": reference.adam_update_many,
+                              "cpu": _cpu("native_nn", "adam_update_many")},
+}
+OPS = tuple(_TABLE)
+
+# array type -> (backend that runs it, its array module); np.ndarray is also the default
+_BACKEND_OF = {np.ndarray: ("cpu" if BACKEND == "native" else "numpy", np)}
+# op -> {array type: function}: the table's column for each array type, resolved
+_RUNS = {op: {np.ndarray: row["cpu"] or row["numpy"]} for op, row in _TABLE.items()}
+# ops whose first argument is a list of arrays: dispatch on its first element
+_LIST_FIRST = ("adam_update_many",)
+
+
+def compiled_kernels():
+    """{op name: 'compiled' or why the numpy twin runs for numpy arrays}."""
+    status = {}
+    for op, row in _TABLE.items():
+        if row["cpu"] is not None:
+            status[op] = "compiled"
+        elif BACKEND == "numpy":
+            status[op] = "numpy twin"
         else:
-            _compiled[op] = "compiled"
-        loaded[op] = fn
-    return loaded
+            status[op] = f"numpy twin (compiled version unavailable: {_import_errors.get(op)})"
+    return status
 
 
-globals().update(_load())
+def array_module(x):
+    """The array module for ``x``'s backend, for the array work a layer does around the ops
+    (``xp = ops.array_module(x); xp.ascontiguousarray(...)``): numpy for numpy arrays and
+    anything numpy can take; the registered module (cupy) for a GPU backend's arrays."""
+    entry = _BACKEND_OF.get(type(x))
+    return np if entry is None else entry[1]
+
+
+def _dispatcher(op):
+    """ops.<op> once several array types can arrive: pick the column per call by type."""
+    runs = _RUNS[op]
+    get = runs.get
+    default = runs[np.ndarray]
+    if op in _LIST_FIRST:
+        def run(arrays, *args, **kwargs):
+            arrays = list(arrays)
+            return get(type(arrays[0]) if arrays else np.ndarray, default)(arrays, *args, **kwargs)
+    else:
+        def run(x, *args, **kwargs):
+            return get(type(x), default)(x, *args, **kwargs)
+    return functools.update_wrapper(run, default)
+
+
+def _bind():
+    """Point each public op name at what runs it (see the module docstring)."""
+    direct = len(_BACKEND_OF) == 1
+    for op in _TABLE:
+        globals()[op] = _RUNS[op][np.ndarray] if direct else _dispatcher(op)
+
+
+def _missing(backend, op, array_type):
+    def run(*args, **kwargs):
+        raise NotImplementedError(f"{op}: the {backend!r} backend has no kernel for it, so it "
+                                  f"cannot run on {array_type.__name__} arrays; convert them "
+                                  f"to numpy arrays, or add the kernel to that backend")
+    run.__name__ = op
+    return run
+
+
+def add_backend(name, array_type, xp, kernels):
+    """Add a column to the dispatch table: arrays of ``array_type`` run ``kernels[op]``.
+
+    ``xp`` is the array module for those arrays (what :func:`array_module` returns for them).
+    An op missing from ``kernels`` raises a NotImplementedError naming it and the backend
+    (never a silent detour through numpy). The CUDA issue calls
+    ``add_backend("cuda", cupy.ndarray, cupy, {...})``.
+    """
+    unknown = set(kernels) - set(_TABLE)
+    if unknown:
+        raise ValueError(f"add_backend: unknown ops {sorted(unknown)}; the ops are {list(OPS)}")
+    if name in ("numpy", "cpu") or array_type is np.ndarray:
+        raise ValueError(f"add_backend: {name!r} / {array_type.__name__} is built in")
+    _BACKEND_OF[array_type] = (name, xp)
+    for op, row in _TABLE.items():
+        row[name] = kernels.get(op) or _missing(name, op, array_type)
+        _RUNS[op][array_type] = row[name]
+    _bind()
+
+
+_bind()
 if _import_errors:
     # Typically a source checkout imported without building (python run from the repo root):
     # everything still works, on the slow numpy twins, so say so instead of failing.
@@ -83,6 +194,10 @@ if _import_errors:
                   f"with `pip install .`, or `python setup.py build_ext --inplace` in a checkout; "
                   f"NNLITE_BACKEND=numpy selects the twins on purpose.", RuntimeWarning,
                   stacklevel=2)
+
+# ----------------------------------------------------------------------------- runtime switches
+# compiled extension modules, for the SIMD path and thread switches
+_EXTENSIONS = ("_gemm", "_pointwise", "_attention", "_nn")
 
 
 def _extensions():
@@ -93,11 +208,6 @@ def _extensions():
         except ImportError:
             pass
     return mods
-
-
-def compiled_kernels():
-    """{op name: 'compiled' or why the numpy twin is used}."""
-    return dict(_compiled)
 
 
 def simd_path():
@@ -156,6 +266,6 @@ if _env_simd and _extensions():
         warnings.warn(f"NNLITE_SIMD={_env_simd!r}: this CPU cannot run that path; "
                       f"using {simd_path()!r}")
 
-__all__ = list(OPS) + ["reference", "compiled_kernels", "simd_path", "simd_paths",
-                       "set_simd_path", "force_simd", "num_threads", "set_num_threads",
-                       "has_openmp", "BACKEND"]
+__all__ = list(OPS) + ["reference", "compiled_kernels", "array_module", "add_backend",
+                       "simd_path", "simd_paths", "set_simd_path", "force_simd", "num_threads",
+                       "set_num_threads", "has_openmp", "BACKEND"]

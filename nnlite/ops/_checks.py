@@ -101,7 +101,7 @@ def check_act(op, act):
 
 
 def bias_act_args(op, x, b, act, out):
-    """Validated (x, b) for y = act(x + b): x (..., F), b (F,), one dtype, a known act."""
+    """Validated (x, b) for y = act(x + b): x (..., C), b (C,), one dtype, a known act."""
     x = as_float_array(op, "x", x)
     b = as_float_array(op, "b", b)
     same_dtype(op, x=x, b=b)
@@ -110,20 +110,38 @@ def bias_act_args(op, x, b, act, out):
         raise ValueError(f"{op}: b must have shape ({x.shape[-1] if x.ndim else '?'},) to match "
                          f"x {x.shape}, got {b.shape}")
     check_out(op, out, x.shape, x.dtype)
+    if out is not None:
+        check_writable(op, out=out)
     return x, b
 
 
-def act_backward_args(grad, x, y, act):
-    """Validated (grad, x, y) for act_backward: a known act, one dtype, one shape."""
+def act_backward_args(grad_out, x, y, act):
+    """Validated (grad_out, x, y) for act_backward: a known act, one dtype, one shape."""
     op = "act_backward"
     check_act(op, act)
-    grad = as_float_array(op, "grad", grad)
+    grad_out = as_float_array(op, "grad_out", grad_out)
     x = as_float_array(op, "x", x)
     y = as_float_array(op, "y", y)
-    same_dtype(op, grad=grad, x=x, y=y)
-    if not (grad.shape == x.shape == y.shape):
-        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and y {y.shape} must have one shape")
-    return grad, x, y
+    same_dtype(op, grad_out=grad_out, x=x, y=y)
+    if not (grad_out.shape == x.shape == y.shape):
+        raise ValueError(f"{op}: grad_out {grad_out.shape}, x {x.shape} and y {y.shape} must "
+                         f"have one shape")
+    return grad_out, x, y
+
+
+def bias_grad_args(grad_out, out, accumulate):
+    """Validated grad_out (..., C) for the bias gradient Σ_n grad_out[n, :] into ``out`` (C,)."""
+    op = "bias_grad"
+    grad_out = as_float_array(op, "grad_out", grad_out)
+    if grad_out.ndim < 1:
+        raise ValueError(f"{op}: grad_out must have at least 1 dimension (..., C), got shape "
+                         f"{grad_out.shape}")
+    check_out(op, out, grad_out.shape[-1:], grad_out.dtype)
+    if accumulate and out is None:
+        raise ValueError(f"{op}: accumulate=True needs an out array to add into")
+    if out is not None:
+        check_writable(op, out=out)
+    return grad_out
 
 
 def softmax_args(x):
@@ -134,14 +152,17 @@ def softmax_args(x):
     return x
 
 
-def softmax_backward_args(grad, y):
-    """Validated (grad, y) for the softmax backward: one dtype, one shape."""
-    grad = as_float_array("softmax_backward", "grad", grad)
-    y = as_float_array("softmax_backward", "y", y)
-    same_dtype("softmax_backward", grad=grad, y=y)
-    if grad.shape != y.shape:
-        raise ValueError(f"softmax_backward: grad {grad.shape} and y {y.shape} must have one shape")
-    return grad, y
+def softmax_backward_args(grad_out, y):
+    """Validated (grad_out, y) for the softmax backward: one dtype, one shape, at least 1-D."""
+    op = "softmax_backward"
+    grad_out = as_float_array(op, "grad_out", grad_out)
+    y = as_float_array(op, "y", y)
+    same_dtype(op, grad_out=grad_out, y=y)
+    if grad_out.shape != y.shape:
+        raise ValueError(f"{op}: grad_out {grad_out.shape} and y {y.shape} must have one shape")
+    if y.ndim < 1:
+        raise ValueError(f"{op}: y must have at least 1 dimension, got shape {y.shape}")
+    return grad_out, y
 
 
 def softmax_cross_entropy_args(logits, labels):
@@ -168,6 +189,14 @@ def opt_arrays(op, **arrays):
     same_dtype(op, **arrays)
 
 
+def check_writable(op, **arrays):
+    """Arrays an op writes in place must be writable (a read-only one would be a silent no-op
+    for a kernel writing through a copy, and a numpy error in the twin)."""
+    for k, v in arrays.items():
+        if not v.flags.writeable:
+            raise ValueError(f"{op}: {k} is read-only; it is updated in place")
+
+
 def sgd_update_args(param, grad, velocity, momentum):
     """Checks for sgd_update: a velocity array exactly when momentum is used."""
     arrays = dict(param=param, grad=grad)
@@ -176,13 +205,21 @@ def sgd_update_args(param, grad, velocity, momentum):
             raise ValueError("sgd_update: momentum needs a velocity array")
         arrays["velocity"] = velocity
     opt_arrays("sgd_update", **arrays)
+    check_writable("sgd_update", param=param, **({"velocity": velocity} if momentum else {}))
 
 
 def adam_update_args(param, grad, m, v, step):
     """Checks for one adam_update: the four arrays, and a step counting from 1."""
     opt_arrays("adam_update", param=param, grad=grad, m=m, v=v)
+    check_writable("adam_update", param=param, m=m, v=v)
     if step < 1:
         raise ValueError(f"adam_update: step counts from 1, got {step}")
+
+
+def rmsprop_update_args(param, grad, sq):
+    """Checks for rmsprop_update: the three arrays; param and sq updated in place."""
+    opt_arrays("rmsprop_update", param=param, grad=grad, sq=sq)
+    check_writable("rmsprop_update", param=param, sq=sq)
 
 
 def adam_update_many_args(params, grads, ms, vs, weight_decays):
@@ -236,20 +273,32 @@ def layernorm_args(x, gamma, beta):
     if x.ndim < 1 or gamma.shape != (x.shape[-1],) or beta.shape != (x.shape[-1],):
         raise ValueError(f"{op}: gamma {gamma.shape} and beta {beta.shape} must have shape "
                          f"({x.shape[-1] if x.ndim else '?'},) to match x {x.shape}")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{op}: x {x.shape} has an empty last axis: nothing to normalise")
     return x, gamma, beta
 
 
-def layernorm_backward_args(grad, x, gamma):
-    """Validated (grad, x, gamma) for the LayerNorm backward."""
+def layernorm_backward_args(grad_out, x, gamma, mean, rstd):
+    """Validated (grad_out, x, gamma, mean, rstd) for the LayerNorm backward; the forward's
+    statistics mean and rstd (shape x.shape[:-1]) come back in x's dtype."""
     op = "layernorm_backward"
-    grad = as_float_array(op, "grad", grad)
+    grad_out = as_float_array(op, "grad_out", grad_out)
     x = as_float_array(op, "x", x)
     gamma = as_float_array(op, "gamma", gamma)
-    same_dtype(op, grad=grad, x=x, gamma=gamma)
-    if grad.shape != x.shape or gamma.shape != (x.shape[-1],):
-        raise ValueError(f"{op}: grad {grad.shape}, x {x.shape} and gamma {gamma.shape} "
-                         f"do not match")
-    return grad, x, gamma
+    same_dtype(op, grad_out=grad_out, x=x, gamma=gamma)
+    if x.ndim < 1 or grad_out.shape != x.shape or gamma.shape != (x.shape[-1],):
+        raise ValueError(f"{op}: grad_out {grad_out.shape}, x {x.shape} and gamma "
+                         f"{gamma.shape} do not match")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{op}: x {x.shape} has an empty last axis: nothing to normalise")
+    mean = as_float_array(op, "mean", mean)
+    rstd = as_float_array(op, "rstd", rstd)
+    if mean.shape != x.shape[:-1] or rstd.shape != x.shape[:-1]:
+        raise ValueError(f"{op}: mean {mean.shape} and rstd {rstd.shape} must have shape "
+                         f"{x.shape[:-1]} (x.shape[:-1], as layernorm returns them) for x "
+                         f"{x.shape}")
+    t = x.dtype
+    return grad_out, x, gamma, mean.astype(t, copy=False), rstd.astype(t, copy=False)
 
 
 def check_ids(op, ids, vocab):
@@ -263,15 +312,16 @@ def check_ids(op, ids, vocab):
     return ids
 
 
-def embedding_backward_args(ids, grad, dtable):
-    """Validated (ids, grad) for dtable[ids] += grad, with dtable a 2-D float array."""
+def embedding_backward_args(ids, grad_out, dtable):
+    """Validated (ids, grad_out) for dtable[ids] += grad_out, with dtable a 2-D float array."""
     op = "embedding_backward"
-    grad = as_float_array(op, "grad", grad)
+    grad_out = as_float_array(op, "grad_out", grad_out)
     if not isinstance(dtable, np.ndarray) or dtable.ndim != 2:
         raise TypeError(f"{op}: dtable must be a 2-D ndarray")
-    same_dtype(op, grad=grad, dtable=dtable)
+    same_dtype(op, grad_out=grad_out, dtable=dtable)
+    check_writable(op, dtable=dtable)
     ids = check_ids(op, ids, dtable.shape[0])
-    if grad.shape != ids.shape + (dtable.shape[1],):
-        raise ValueError(f"{op}: grad must have shape {ids.shape + (dtable.shape[1],)} for ids "
-                         f"{ids.shape} and dtable {dtable.shape}, got {grad.shape}")
-    return ids, grad
+    if grad_out.shape != ids.shape + (dtable.shape[1],):
+        raise ValueError(f"{op}: grad_out must have shape {ids.shape + (dtable.shape[1],)} for "
+                         f"ids {ids.shape} and dtable {dtable.shape}, got {grad_out.shape}")
+    return ids, grad_out

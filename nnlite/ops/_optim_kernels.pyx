@@ -1,18 +1,22 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Fused, in-place optimizer updates (SGD, Adam/AdamW, RMSprop) for float32/float64 arrays.
+"""In-place updates of parameter-shaped arrays for float32/float64: the SGD and RMSprop steps,
+and the bias gradient's row sum.
 
-Each update is a single pass over the flat arrays: every element of param, grad and the state
-is loaded once and stored once, instead of numpy's ~10 temporary arrays per step. The math is
-written in the arrays' own dtype, in the same order as the numpy twins in
-``nnlite.ops.reference`` (so float32 results agree to rounding).
+Each optimizer step is a single pass over the flat arrays: every element of param, grad and
+the state is loaded once and stored once, instead of numpy's ~10 temporary arrays per step.
+The math is written in the arrays' own dtype, in the same order as the numpy twins in
+``nnlite.ops.reference`` (so float32 results agree to rounding). Adam/AdamW is not here: it
+has one compiled version, ``adam_update_many`` in csrc/adam_many.cpp.
 
-Arguments are 1-D C-contiguous typed memoryviews: ``nnlite.ops.native_optim`` validates them
-like the twins and flattens them (views, no copies). Large arrays are split into chunks run in
-parallel with ``prange`` and without the GIL; every chunk sets FTZ/DAZ on its own thread
-(csrc/ftz_c.h) so decaying state that reaches subnormals doesn't slow the loop down.
+Arguments are C-contiguous typed memoryviews: the wrappers in ``nnlite.ops.native_optim``
+validate them like the twins and flatten them (views, no copies). The optimizer steps split
+large arrays into chunks run in parallel with ``prange`` and without the GIL; every chunk sets
+FTZ/DAZ on its own thread (csrc/ftz_c.h) so decaying state that reaches subnormals doesn't
+slow the loop down.
 """
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
+from libc.stdlib cimport free, malloc
 
 ctypedef fused floating:
     float
@@ -86,68 +90,6 @@ def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
         _sgd_chunk(p, g, vel, lo, hi, flr, fmu, fwd, use_mom, nesterov, use_wd)
 
 
-# ----------------------------------------------------------------------------------- Adam
-
-cdef void _adam_chunk(floating* p, floating* g, floating* m, floating* v, Py_ssize_t lo,
-                      Py_ssize_t hi, floating lr, floating b1, floating omb1, floating b2,
-                      floating omb2, floating eps, floating wd, floating decay, floating bc1,
-                      floating bc2, bint l2, bint decoupled) noexcept nogil:
-    cdef unsigned long long csr = nnlite_ftz_enter()
-    cdef Py_ssize_t i
-    cdef floating gi, pi, mi, vi
-    for i in range(lo, hi):
-        pi = p[i]
-        gi = g[i]
-        if l2:
-            gi = gi + wd * pi
-        if decoupled:
-            pi = pi * decay
-        mi = m[i] * b1 + omb1 * gi
-        vi = v[i] * b2 + omb2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] = pi - lr * (mi / bc1) / (_sqrt(vi / bc2) + eps)
-    nnlite_ftz_leave(csr)
-
-
-def adam_update(floating[::1] param, floating[::1] grad, floating[::1] m, floating[::1] v,
-                double lr, double beta1, double beta2, double eps, double weight_decay,
-                long long step, bint decoupled):
-    """Adam (L2 decay added to g) or AdamW (``decoupled``: p shrunk by lr·λ), in place:
-
-        g ← g + λ·p                       (Adam with λ ≠ 0)
-        p ← p·(1 - lr·λ)                  (AdamW with λ ≠ 0)
-        m ← β₁·m + (1 - β₁)·g
-        v ← β₂·v + (1 - β₂)·g²
-        p ← p - lr · (m / (1 - β₁ᵗ)) / (√(v / (1 - β₂ᵗ)) + ε)      t = step ≥ 1
-
-    param, grad, m, v: 1-D C-contiguous, one dtype, one length.
-    """
-    cdef Py_ssize_t n = param.shape[0], c, lo, hi, nchunks
-    if n == 0:
-        return
-    cdef floating* pp = &param[0]
-    cdef floating* gp = &grad[0]
-    cdef floating* mp = &m[0]
-    cdef floating* vp = &v[0]
-    cdef floating flr = <floating>lr, fb1 = <floating>beta1, fb2 = <floating>beta2
-    cdef floating omb1 = <floating>(1.0 - beta1), omb2 = <floating>(1.0 - beta2)
-    cdef floating feps = <floating>eps, fwd = <floating>weight_decay
-    cdef floating decay = <floating>(1.0 - lr * weight_decay)
-    cdef floating bc1 = <floating>(1.0 - beta1 ** step), bc2 = <floating>(1.0 - beta2 ** step)
-    cdef bint l2 = weight_decay != 0.0 and not decoupled
-    cdef bint dec = weight_decay != 0.0 and decoupled
-    # One code path for small and large arrays (the pool is only woken when it pays);
-    # each chunk sets FTZ/DAZ on whichever thread runs it.
-    nchunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n > PARALLEL_MIN):
-        lo = c * CHUNK
-        hi = min(lo + CHUNK, n)
-        _adam_chunk(pp, gp, mp, vp, lo, hi, flr, fb1, omb1, fb2, omb2, feps, fwd, decay,
-                    bc1, bc2, l2, dec)
-
-
 # ----------------------------------------------------------------------------------- RMSprop
 
 cdef void _rmsprop_chunk(floating* p, floating* g, floating* sq, Py_ssize_t lo, Py_ssize_t hi,
@@ -193,3 +135,54 @@ def rmsprop_update(floating[::1] param, floating[::1] grad, floating[::1] sq,
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         _rmsprop_chunk(pp, gp, sp, lo, hi, flr, fa, oma, feps, fwd, use_wd)
+
+
+# ----------------------------------------------------------------------------------- bias grad
+
+cdef void _bias_grad(const floating* g, floating* out, floating* acc, Py_ssize_t rows,
+                     Py_ssize_t cols, bint accumulate) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    for j in range(cols):
+        acc[j] = g[j]
+    for i in range(1, rows):
+        row = g + i * cols
+        for j in range(cols):
+            acc[j] = acc[j] + row[j]
+    if accumulate:
+        for j in range(cols):
+            out[j] = out[j] + acc[j]
+
+
+def bias_grad(const floating[:, ::1] grad_out, floating[::1] out, bint accumulate):
+    """The bias gradient of y = x + b, in place:
+
+        out[c] = Σ_n grad_out[n, c]       (``accumulate``: out[c] += Σ_n grad_out[n, c])
+
+    grad_out: (rows, C) C-contiguous; out: (C,) C-contiguous, same dtype.
+
+    The rows are streamed in order into one running sum per column, as numpy's
+    ``grad_out.sum(axis=0)`` does: the same bits, and memory read front to back in one stream.
+    Single-threaded on purpose: the sum is memory-bound, and splitting the columns among
+    threads (each reading every row in pieces) measured 3x slower; summing 4 rows a pass is
+    faster while the array is in cache but 2x slower once it streams from memory.
+    With ``accumulate`` the sums go to a scratch row first, then into out: two roundings,
+    as ``out += grad_out.sum(axis=0)``.
+    """
+    cdef Py_ssize_t rows = grad_out.shape[0], cols = grad_out.shape[1], j
+    if cols == 0:
+        return
+    if rows == 0:                           # an empty sum is 0
+        if not accumulate:
+            for j in range(cols):
+                out[j] = 0
+        return
+    cdef floating* acc = &out[0]
+    if accumulate:
+        acc = <floating*>malloc(cols * sizeof(floating))
+        if acc == NULL:
+            raise MemoryError()
+    with nogil:
+        _bias_grad(&grad_out[0, 0], &out[0], acc, rows, cols, accumulate)
+    if accumulate:
+        free(acc)

@@ -11,7 +11,7 @@ Unlike the twin, no (B, H, T, T) array is ever built: memory is O(T·D) per thre
 import numpy as np
 
 from . import _attention as _native
-from . import _checks as C
+from . import _checks as checks
 
 _c = np.ascontiguousarray
 
@@ -27,7 +27,7 @@ def attention(q, k, v, causal=True, scale=None, return_lse=False):
     (query t sees keys 0..t). ``scale`` defaults to 1/√D. With ``return_lse`` also returns
     the row log-sum-exp L (B, H, T) of the scaled, masked scores, which the backward reuses.
     """
-    q, k, v = C.qkv_args("attention", q, k, v)
+    q, k, v = checks.qkv_args("attention", q, k, v)
     out, lse = _native.forward(_c(q), _c(k), _c(v), bool(causal), _scale(q, scale), True)
     return (out, lse) if return_lse else out
 
@@ -41,13 +41,13 @@ def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None
     over Q Kᵀ; without it the row statistics are recomputed first (no P·V).
     """
     op = "attention_backward"
-    q, k, v, out, grad_out = C.attention_backward_args(q, k, v, out, grad_out)
+    q, k, v, out, grad_out = checks.attention_backward_args(q, k, v, out, grad_out)
     s = _scale(q, scale)
     q, k, v = _c(q), _c(k), _c(v)
     if lse is None:
         _, lse = _native.forward(q, k, v, bool(causal), s, False)
     else:
-        lse = C.as_float_array(op, "lse", lse)
+        lse = checks.as_float_array(op, "lse", lse)
         if lse.shape != q.shape[:3]:
             raise ValueError(f"{op}: lse must have shape (B, H, T) = {q.shape[:3]} for q "
                              f"{q.shape}, got {lse.shape}")

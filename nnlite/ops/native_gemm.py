@@ -9,7 +9,7 @@ numpy twin's word for word.
 """
 import numpy as np
 
-from . import _checks as C
+from . import _checks as checks
 from ._gemm import _gemm as _native
 
 _F32 = np.dtype(np.float32)
@@ -18,7 +18,7 @@ _ndarray = np.ndarray
 
 
 def _slow(op, a, b, trans_a, trans_b, out, accumulate):
-    a, b = C.gemm_args(op, a, b, trans_a, trans_b, out, accumulate)
+    a, b = checks.gemm_args(op, a, b, trans_a, trans_b, out, accumulate)
     return _native(op, a, b, trans_a, trans_b, out, accumulate)
 
 

@@ -1,14 +1,22 @@
-"""Compiled optimizer steps (nnlite/ops/_optim_kernels.pyx): same signatures and errors as the
-numpy twins in :mod:`nnlite.ops.reference`, one fused in-place pass over the arrays.
+"""Compiled in-place updates (nnlite/ops/_optim_kernels.pyx): the SGD and RMSprop steps and the
+bias gradient, with the same signatures and errors as the numpy twins in
+:mod:`nnlite.ops.reference`, one fused in-place pass over the arrays. (Adam/AdamW has one
+compiled version, in :mod:`nnlite.ops.native_nn`.)
 
-The arrays updated in place (param and the optimizer state) must be C-contiguous: the kernel
-writes through a flat view, and a silent copy would drop the update. ``grad`` is only read,
-so any layout is accepted (a non-contiguous one is copied).
+The arrays an optimizer step updates in place (param and its state) must be C-contiguous: the
+kernel writes through a flat view, and a silent copy would drop the update. ``grad`` is only
+read, so any layout is accepted (a non-contiguous one is copied).
 """
+import math
+
 import numpy as np
 
-from . import _checks as C  # the twins' checks: identical errors
+from . import _checks as checks  # the twins' checks: identical errors
 from . import _optim_kernels as _k
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_ndarray = np.ndarray
 
 
 def _flat_inplace(op, **arrays):
@@ -19,8 +27,6 @@ def _flat_inplace(op, **arrays):
             raise ValueError(f"{op}: {name} must be C-contiguous to be updated in place, got "
                              f"shape {a.shape} with strides {a.strides}; use "
                              f"np.ascontiguousarray once when creating it")
-        if not a.flags.writeable:
-            raise ValueError(f"{op}: {name} is read-only")
         flat.append(a.reshape(-1))
     return flat
 
@@ -33,7 +39,7 @@ def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False
                weight_decay=0.0):
     """g ← g + λp;  v ← μv + g;  p ← p - lr·(nesterov ? g + μv : v)   (plain SGD when μ = 0)."""
     op = "sgd_update"
-    C.sgd_update_args(param, grad, velocity, momentum)
+    checks.sgd_update_args(param, grad, velocity, momentum)
     if momentum:
         p, v = _flat_inplace(op, param=param, velocity=velocity)
     else:
@@ -43,23 +49,34 @@ def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False
                   float(weight_decay))
 
 
-def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-                weight_decay=0.0, step=1, decoupled=False):
-    """Adam (decoupled=False, L2 added to g) or AdamW (decoupled=True, p ← p(1 - lr·λ)).
-
-    m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;  p ← p - lr · (m/(1-β₁ᵗ)) / (√(v/(1-β₂ᵗ)) + ε)
-    """
-    op = "adam_update"
-    C.adam_update_args(param, grad, m, v, step)
-    p, mf, vf = _flat_inplace(op, param=param, m=m, v=v)
-    _k.adam_update(p, _flat_grad(grad), mf, vf, float(lr), float(beta1), float(beta2),
-                   float(eps), float(weight_decay), int(step), bool(decoupled))
-
-
 def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     """g ← g + λp;  s ← αs + (1-α)g²;  p ← p - lr·g/(√s + ε)."""
     op = "rmsprop_update"
-    C.opt_arrays(op, param=param, grad=grad, sq=sq)
+    checks.rmsprop_update_args(param, grad, sq)
     p, s = _flat_inplace(op, param=param, sq=sq)
     _k.rmsprop_update(p, _flat_grad(grad), s, float(lr), float(alpha), float(eps),
                       float(weight_decay))
+
+
+def bias_grad(grad_out, out=None, accumulate=False):
+    """db = Σ_n grad_out[n, :], summed over every leading axis of grad_out (..., C): the bias
+    gradient of y = x + b. With ``out`` (C,): written there (``accumulate``: out += db)."""
+    # Fast path (a Linear layer's db += Σ g, every step): the cases where every check passes.
+    if type(grad_out) is _ndarray and grad_out.ndim == 2 and type(out) is _ndarray:
+        dt = grad_out.dtype
+        if (dt == _F32 or dt == _F64) and out.dtype == dt and out.shape == grad_out.shape[1:] \
+                and grad_out.flags.c_contiguous and out.flags.c_contiguous \
+                and out.flags.writeable:
+            _k.bias_grad(grad_out, out, bool(accumulate))
+            return out
+    g = checks.bias_grad_args(grad_out, out, accumulate)
+    g2 = np.ascontiguousarray(g).reshape(math.prod(g.shape[:-1]), g.shape[-1])    # (rows, C)
+    target = out if out is not None and out.flags.c_contiguous else np.empty(g.shape[-1:], g.dtype)
+    if target is not out and accumulate:
+        target[...] = out
+    _k.bias_grad(g2, target, bool(accumulate))
+    if out is None:
+        return target
+    if target is not out:
+        out[...] = target
+    return out

@@ -3,15 +3,18 @@
 Thin wrappers: the arguments are checked with the same :mod:`nnlite.ops._checks` calls as the
 numpy twins in :mod:`nnlite.ops.reference` (so errors are identical), inputs are made
 C-contiguous, outputs allocated, then ``nnlite.ops._pointwise`` does the work without the GIL.
-Empty and 0-d arrays go to the twin: nothing to speed up, and it defines the edge-case results.
+Empty arrays are answered here (an empty result, nothing to compute); every other input the
+checks accept goes to the kernel.
 """
 import numpy as np
 
-from . import _checks as C
+from . import _checks as checks
 from . import _pointwise as _pw
-from . import reference
 
 _ACT = dict(_pw.ACT_CODES)
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_ndarray = np.ndarray
 
 
 def _writable_target(out, *inputs):
@@ -41,10 +44,24 @@ def _finish(out, y):
 
 
 def bias_act(x, b, act="none", alpha=0.01, out=None):
-    """y = act(x + b) for x (..., F) and b (F,). ``act`` in none|relu|leaky_relu|tanh|sigmoid|gelu."""
-    x, b = C.bias_act_args("bias_act", x, b, act, out)
+    """y = act(x + b) for x (..., C) and b (C,). ``act`` in none|relu|leaky_relu|tanh|sigmoid|gelu.
+
+    ``out=x`` adds the bias in place (a Linear layer's y = xW, then y += b).
+    """
+    # Fast path (a Linear layer's bias, every step): exactly the cases where every check in
+    # bias_act_args passes and the kernel can write a new array, or x itself, directly.
+    if type(x) is _ndarray and type(b) is _ndarray and (out is None or out is x):
+        dt = x.dtype
+        if (dt == _F32 or dt == _F64) and b.dtype == dt and b.ndim == 1 and x.ndim \
+                and x.shape[-1] == b.shape[0] and x.size and x.flags.c_contiguous \
+                and b.flags.c_contiguous and type(act) is str and act in _ACT \
+                and (out is None or x.flags.writeable):
+            y = np.empty(x.shape, dt) if out is None else out
+            _pw.bias_act(x, b, y, _ACT[act], float(alpha))
+            return y
+    x, b = checks.bias_act_args("bias_act", x, b, act, out)
     if x.size == 0:
-        return reference.bias_act(x, b, act, alpha, out)
+        return out if out is not None else np.empty(x.shape, x.dtype)
     xc = np.ascontiguousarray(x)
     bc = np.ascontiguousarray(b)
     y = _writable_target(out, xc, bc)
@@ -56,44 +73,39 @@ def bias_act(x, b, act="none", alpha=0.01, out=None):
 
 def act_forward(x, act, alpha=0.01):
     """y = act(x), elementwise."""
-    x = C.as_float_array("act_forward", "x", x)
-    C.check_act("act_forward", act)
-    if x.size == 0 or x.ndim == 0:
-        return reference.act_forward(x, act, alpha)
-    xc = np.ascontiguousarray(x)
+    x = checks.as_float_array("act_forward", "x", x)
+    checks.check_act("act_forward", act)
     y = np.empty(x.shape, x.dtype)
-    _pw.bias_act(xc, None, y, _ACT[act], float(alpha))
+    if x.size:
+        _pw.bias_act(np.ascontiguousarray(x), None, y, _ACT[act], float(alpha))
     return y
 
 
-def act_backward(grad, x, y, act, alpha=0.01):
-    """dx = grad · act'(x), using whichever of the forward input x and output y is cheaper."""
-    grad, x, y = C.act_backward_args(grad, x, y, act)
-    if x.size == 0 or x.ndim == 0:
-        return reference.act_backward(grad, x, y, act, alpha)
+def act_backward(grad_out, x, y, act, alpha=0.01):
+    """dx = grad_out · act'(x), using whichever of the forward input x and output y is cheaper."""
+    g, x, y = checks.act_backward_args(grad_out, x, y, act)
     dx = np.empty(x.shape, x.dtype)
-    _pw.act_backward(np.ascontiguousarray(grad), np.ascontiguousarray(x),
-                     np.ascontiguousarray(y), dx, _ACT[act], float(alpha))
+    if x.size:
+        _pw.act_backward(np.ascontiguousarray(g), np.ascontiguousarray(x),
+                         np.ascontiguousarray(y), dx, _ACT[act], float(alpha))
     return dx
 
 
 def softmax(x):
     """Row-wise softmax over the last axis: y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)."""
-    x = C.softmax_args(x)
-    if x.size == 0:
-        return reference.softmax(x)
+    x = checks.softmax_args(x)
     y = np.empty(x.shape, x.dtype)
-    _pw.softmax(np.ascontiguousarray(x), y)
+    if x.size:
+        _pw.softmax(np.ascontiguousarray(x), y)
     return y
 
 
-def softmax_backward(grad, y):
-    """dx = y ⊙ (g - Σ_j g_j y_j), row-wise over the last axis."""
-    grad, y = C.softmax_backward_args(grad, y)
-    if grad.size == 0 or grad.ndim == 0:
-        return reference.softmax_backward(grad, y)
+def softmax_backward(grad_out, y):
+    """dx = y ⊙ (g - Σ_j g_j y_j), row-wise over the last axis, for g = grad_out."""
+    g, y = checks.softmax_backward_args(grad_out, y)
     dx = np.empty(y.shape, y.dtype)
-    _pw.softmax_backward(np.ascontiguousarray(grad), np.ascontiguousarray(y), dx)
+    if y.size:
+        _pw.softmax_backward(np.ascontiguousarray(g), np.ascontiguousarray(y), dx)
     return dx
 
 
@@ -103,9 +115,8 @@ def softmax_cross_entropy(logits, labels):
     loss = -(1/N) Σ_n log softmax(z_n)[t_n],   dz = (softmax(z) - onehot(t)) / N
     Returns (loss as a Python float, dlogits (N, C) in the logits' dtype).
     """
-    z, t = C.softmax_cross_entropy_args(logits, labels)
-    if z.shape[1] == 0:
-        return reference.softmax_cross_entropy(z, t)
+    # the checks leave N >= 1 rows and labels in [0, C), so C >= 1 too
+    z, t = checks.softmax_cross_entropy_args(logits, labels)
     d = np.empty(z.shape, z.dtype)
     loss = _pw.softmax_cross_entropy(np.ascontiguousarray(z), np.ascontiguousarray(t, np.int64), d)
     return float(loss), d

@@ -4,9 +4,11 @@ Same names, same signatures, same errors. They define what each kernel computes;
 tests compare the compiled versions against them, and ``NNLITE_BACKEND=numpy`` runs the
 whole library on them. Each twin is written for clarity, not speed.
 """
+import math
+
 import numpy as np
 
-from . import _checks as C
+from . import _checks as checks
 
 SQRT_2_OVER_PI = 0.7978845608028654
 GELU_C = 0.044715
@@ -15,7 +17,7 @@ GELU_C = 0.044715
 
 
 def _gemm(op, a, b, trans_a, trans_b, out, accumulate):
-    a, b = C.gemm_args(op, a, b, trans_a, trans_b, out, accumulate)
+    a, b = checks.gemm_args(op, a, b, trans_a, trans_b, out, accumulate)
     r = (a.T if trans_a else a) @ (b.T if trans_b else b)
     if out is None:
         return r.astype(a.dtype, copy=False)
@@ -64,8 +66,8 @@ def _act(x, act, alpha):
 
 
 def bias_act(x, b, act="none", alpha=0.01, out=None):
-    """y = act(x + b) for x (..., F) and b (F,). ``act`` in none|relu|leaky_relu|tanh|sigmoid|gelu."""
-    x, b = C.bias_act_args("bias_act", x, b, act, out)
+    """y = act(x + b) for x (..., C) and b (C,). ``act`` in none|relu|leaky_relu|tanh|sigmoid|gelu."""
+    x, b = checks.bias_act_args("bias_act", x, b, act, out)
     y = _act(x + b, act, alpha)
     if out is None:
         return y
@@ -75,34 +77,48 @@ def bias_act(x, b, act="none", alpha=0.01, out=None):
 
 def act_forward(x, act, alpha=0.01):
     """y = act(x), elementwise."""
-    x = C.as_float_array("act_forward", "x", x)
-    C.check_act("act_forward", act)
+    x = checks.as_float_array("act_forward", "x", x)
+    checks.check_act("act_forward", act)
     return _act(x, act, alpha)
 
 
-def act_backward(grad, x, y, act, alpha=0.01):
-    """dx = grad · act'(x), using whichever of the forward input x and output y is cheaper.
+def act_backward(grad_out, x, y, act, alpha=0.01):
+    """dx = grad_out · act'(x), using whichever of the forward input x and output y is cheaper.
 
     relu: x > 0 · leaky_relu: x > 0 ? 1 : alpha · tanh: 1 - y² · sigmoid: y(1 - y) ·
     gelu: 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) √(2/π)(1 + 3c x²), u = √(2/π)(x + c x³)
     """
-    grad, x, y = C.act_backward_args(grad, x, y, act)
+    g, x, y = checks.act_backward_args(grad_out, x, y, act)
     t = x.dtype.type
     if act == "none":
-        return grad.copy()
+        return g.copy()
     if act == "relu":
-        return grad * (x > 0)
+        return g * (x > 0)
     if act == "leaky_relu":
-        return grad * np.where(x > 0, t(1), t(alpha))
+        return g * np.where(x > 0, t(1), t(alpha))
     if act == "tanh":
-        return grad * (1 - y * y)
+        return g * (1 - y * y)
     if act == "sigmoid":
-        return grad * y * (1 - y)
+        return g * y * (1 - y)
     if act == "gelu":
         th = np.tanh(SQRT_2_OVER_PI * (x + GELU_C * x ** 3))
         d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x)
-        return (grad * d).astype(x.dtype, copy=False)
+        return (g * d).astype(x.dtype, copy=False)
     raise AssertionError(act)
+
+
+def bias_grad(grad_out, out=None, accumulate=False):
+    """db = Σ_n grad_out[n, :], summed over every leading axis of grad_out (..., C): the bias
+    gradient of y = x + b. With ``out`` (C,): written there (``accumulate``: out += db)."""
+    g = checks.bias_grad_args(grad_out, out, accumulate)
+    db = g.reshape(math.prod(g.shape[:-1]), g.shape[-1]).sum(axis=0)      # (rows, C) -> (C,)
+    if out is None:
+        return db
+    if accumulate:
+        out += db
+    else:
+        out[...] = db
+    return out
 
 
 # ----------------------------------------------------------------------------- softmax
@@ -110,15 +126,15 @@ def act_backward(grad, x, y, act, alpha=0.01):
 
 def softmax(x):
     """Row-wise softmax over the last axis: y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)."""
-    x = C.softmax_args(x)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    x = checks.softmax_args(x)
+    e = np.exp(x - x.max(axis=-1, keepdims=True, initial=-np.inf))   # initial: C = 0 is fine
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def softmax_backward(grad, y):
-    """dx = y ⊙ (g - Σ_j g_j y_j), row-wise over the last axis."""
-    grad, y = C.softmax_backward_args(grad, y)
-    return y * (grad - (grad * y).sum(axis=-1, keepdims=True))
+def softmax_backward(grad_out, y):
+    """dx = y ⊙ (g - Σ_j g_j y_j), row-wise over the last axis, for g = grad_out."""
+    g, y = checks.softmax_backward_args(grad_out, y)
+    return y * (g - (g * y).sum(axis=-1, keepdims=True))
 
 
 def softmax_cross_entropy(logits, labels):
@@ -136,7 +152,7 @@ def softmax_cross_entropy(logits, labels):
     loss : float
     dlogits : ndarray of shape (N, C), same dtype as logits
     """
-    z, t = C.softmax_cross_entropy_args(logits, labels)
+    z, t = checks.softmax_cross_entropy_args(logits, labels)
     n = z.shape[0]
     zmax = z.max(axis=1, keepdims=True)
     e = np.exp(z - zmax)
@@ -157,7 +173,7 @@ def softmax_cross_entropy(logits, labels):
 def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False,
                weight_decay=0.0):
     """g ← g + λp;  v ← μv + g;  p ← p - lr·(nesterov ? g + μv : v)   (plain SGD when μ = 0)."""
-    C.sgd_update_args(param, grad, velocity, momentum)
+    checks.sgd_update_args(param, grad, velocity, momentum)
     g = grad + weight_decay * param if weight_decay else grad
     if momentum:
         velocity *= momentum
@@ -172,7 +188,7 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
 
     m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;  p ← p - lr · (m/(1-β₁ᵗ)) / (√(v/(1-β₂ᵗ)) + ε)
     """
-    C.adam_update_args(param, grad, m, v, step)
+    checks.adam_update_args(param, grad, m, v, step)
     g = grad
     if weight_decay and not decoupled:
         g = grad + weight_decay * param
@@ -189,7 +205,7 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
 
 def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     """g ← g + λp;  s ← αs + (1-α)g²;  p ← p - lr·g/(√s + ε)."""
-    C.opt_arrays("rmsprop_update", param=param, grad=grad, sq=sq)
+    checks.rmsprop_update_args(param, grad, sq)
     g = grad + weight_decay * param if weight_decay else grad
     sq *= alpha
     sq += (1 - alpha) * g * g
@@ -218,7 +234,7 @@ def attention(q, k, v, causal=True, scale=None, return_lse=False):
     (query t sees keys 0..t). ``scale`` defaults to 1/√D. With ``return_lse`` also returns
     the row log-sum-exp L (B, H, T) of the scaled, masked scores, which the backward reuses.
     """
-    q, k, v = C.qkv_args("attention", q, k, v)
+    q, k, v = checks.qkv_args("attention", q, k, v)
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
     p, lse = _attention_probs(q, k, causal, scale)
     out = (p @ v).astype(q.dtype, copy=False)
@@ -232,7 +248,7 @@ def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None
     dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP - rowsum(dO ⊙ O)),  dQ = dS K · scale,
     dK = dSᵀ Q · scale. ``lse`` (from the forward) may be given; the twin recomputes P anyway.
     """
-    q, k, v, out, grad_out = C.attention_backward_args(q, k, v, out, grad_out)
+    q, k, v, out, grad_out = checks.attention_backward_args(q, k, v, out, grad_out)
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
     p, _ = _attention_probs(q, k, causal, scale)
     dv = np.swapaxes(p, -1, -2) @ grad_out
@@ -251,7 +267,7 @@ def layernorm(x, gamma, beta, eps=1e-5):
     Returns (y, mean, rstd); mean and rstd have shape x.shape[:-1] (the backward needs them,
     not the normalised x: cheaper to keep, as in llm.c).
     """
-    x, gamma, beta = C.layernorm_args(x, gamma, beta)
+    x, gamma, beta = checks.layernorm_args(x, gamma, beta)
     mean = x.mean(axis=-1)
     var = ((x - mean[..., None]) ** 2).mean(axis=-1)
     rstd = 1 / np.sqrt(var + eps)
@@ -260,35 +276,35 @@ def layernorm(x, gamma, beta, eps=1e-5):
     return y.astype(t, copy=False), mean.astype(t, copy=False), rstd.astype(t, copy=False)
 
 
-def layernorm_backward(grad, x, gamma, mean, rstd):
-    """(dx, dgamma, dbeta) of LayerNorm, with x̂ = (x - μ)·rstd and dx̂ = g ⊙ γ:
+def layernorm_backward(grad_out, x, gamma, mean, rstd):
+    """(dx, dgamma, dbeta) of LayerNorm, with g = grad_out, x̂ = (x - μ)·rstd and dx̂ = g ⊙ γ:
 
     dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)),  dγ = Σ g ⊙ x̂,  dβ = Σ g
     (sums over every axis but the last).
     """
-    grad, x, gamma = C.layernorm_backward_args(grad, x, gamma)
+    g, x, gamma, mean, rstd = checks.layernorm_backward_args(grad_out, x, gamma, mean, rstd)
     xhat = (x - mean[..., None]) * rstd[..., None]
-    dxhat = grad * gamma
+    dxhat = g * gamma
     dx = rstd[..., None] * (dxhat - dxhat.mean(axis=-1, keepdims=True)
                             - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
     axes = tuple(range(x.ndim - 1))
     t = x.dtype
-    return (dx.astype(t, copy=False), (grad * xhat).sum(axis=axes).astype(t, copy=False),
-            grad.sum(axis=axes).astype(t, copy=False))
+    return (dx.astype(t, copy=False), (g * xhat).sum(axis=axes).astype(t, copy=False),
+            g.sum(axis=axes).astype(t, copy=False))
 
 
 def embedding(ids, table):
     """Gather rows: out[..., :] = table[ids[...], :] for integer ids of any shape."""
-    table = C.as_float_array("embedding", "table", table)
-    C.check_ndim("embedding", "table", table, 2)
-    ids = C.check_ids("embedding", ids, table.shape[0])
+    table = checks.as_float_array("embedding", "table", table)
+    checks.check_ndim("embedding", "table", table, 2)
+    ids = checks.check_ids("embedding", ids, table.shape[0])
     return table[ids]
 
 
-def embedding_backward(ids, grad, dtable):
-    """Scatter-add: dtable[ids[...], :] += grad[..., :] (repeated ids add up). In place."""
-    ids, grad = C.embedding_backward_args(ids, grad, dtable)
-    np.add.at(dtable, ids.reshape(-1), grad.reshape(-1, dtable.shape[1]))
+def embedding_backward(ids, grad_out, dtable):
+    """Scatter-add: dtable[ids[...], :] += grad_out[..., :] (repeated ids add up). In place."""
+    ids, g = checks.embedding_backward_args(ids, grad_out, dtable)
+    np.add.at(dtable, ids.reshape(-1), g.reshape(-1, dtable.shape[1]))
 
 
 def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -298,6 +314,6 @@ def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps
     ``weight_decays`` is one float for all or a list with one per parameter (GPT training
     decays matrices only). Each parameter gets exactly :func:`adam_update`.
     """
-    wds = C.adam_update_many_args(params, grads, ms, vs, weight_decays)
+    wds = checks.adam_update_many_args(params, grads, ms, vs, weight_decays)
     for p, g, m, v, wd in zip(params, grads, ms, vs, wds):
         adam_update(p, g, m, v, lr, beta1, beta2, eps, wd, step, decoupled)

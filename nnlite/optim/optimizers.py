@@ -234,11 +234,6 @@ class Adam(Optimizer):
                              weight_decays=[self._decay(p) for p, _ in pairs],
                              step=self.iterations + 1, decoupled=self.decoupled)
 
-    def _update(self, p, g, state, lr):
-        ops.adam_update(p, g, state["m"], state["v"], lr=lr, beta1=self.beta1, beta2=self.beta2,
-                        eps=self.eps, weight_decay=self._decay(p), step=self.iterations + 1,
-                        decoupled=self.decoupled)
-
     def get_config(self):
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2,
                 "eps": self.eps, "weight_decay": self.weight_decay, **self._decay_config()}
