@@ -98,8 +98,9 @@ static inline const char* step_name(const char* file) {
 }
 
 // |got - want| <= atol + rtol |want| everywhere? Prints one OK / NOT OK line.
-static inline int check_close(const char* step, const char* size, const char* what, const float* got,
-                       const double* want, size_t n, double atol, double rtol) {
+static inline int check_close(const char* step, const char* size, const char* what,
+                              const float* got, const double* want, size_t n, double atol,
+                              double rtol) {
     double worst = 0;
     size_t bad = n;  // first element out of tolerance (NaN counts)
     for (size_t i = 0; i < n; i++) {
@@ -134,7 +135,8 @@ static inline double time_budget_s(void) {
         }                                                                      \
     } while (0)
 
-static inline void print_time(const char* step, const char* size, int threads, double ms, double flops) {
+static inline void print_time(const char* step, const char* size, int threads, double ms,
+                              double flops) {
     printf("TIME   %s | %s | threads %d | %.3f ms | %.2f GFLOP/s\n", step, size, threads, ms,
            flops / (ms * 1e6));
 }

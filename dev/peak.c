@@ -6,9 +6,10 @@ dev/peak.c: the machine's FMA peak, measured, for the "% of peak" columns of dev
 A loop of independent fused multiply-adds on registers only (no loads): 12 accumulators, more
 than (FMA pipes x FMA latency) = 2 x 4 on Zen 4 and Intel cores alike, so the pipes never wait
 for a result. Run on 1 thread and on all OpenMP threads at once, with ymm (AVX2, 8 floats) and,
-where the CPU has it, zmm (AVX-512, 16 floats). The ladders divide by the widest ISA's peak for
-the threads they used. This is the same quantity as cores x GHz x (FMA pipes x lanes x 2), but
-measured at the clock the cores actually run under this load, not the nominal one.
+where the CPU has it, zmm (AVX-512, 16 floats). run.sh takes the widest ISA's 1-thread number
+times the threads a step used as that step's peak (the all-thread number is printed beside it:
+on a shared machine it is the first to suffer). It is the same quantity as
+GHz x (FMA pipes x lanes x 2) per core, but measured at the clock the core actually runs at.
 
 Prints  PEAK <isa> | threads <n> | <GFLOP/s>
 Run:  make -C dev && dev/build/peak
@@ -16,7 +17,7 @@ Run:  make -C dev && dev/build/peak
 #include "common.h"
 
 #define CHAINS 12
-#define ITERS 10000000L  // 120 M FMAs per thread: ~20 ms
+#define ITERS 200000L  // 2.4 M FMAs per thread: ~0.4 ms, short enough to fit a time slice
 
 #if X86
 // acc = acc * x + y for 12 independent chains: 12 FMAs per iteration, 2 flops x 8 lanes each
@@ -43,12 +44,12 @@ AVX512 static float fma_loop_avx512(long iters) {
 }
 
 // GFLOP/s of `threads` threads each running the loop: the best of repeats over DEV_TIME
-// seconds (at least 3), as for the ladder steps, so a busy moment does not lower the peak.
+// seconds (at least 20), as for the ladder steps, so a busy moment does not lower the peak.
 static double measure(float (*loop)(long), int lanes, int threads) {
     double best = 0;
     volatile float sink = 0;  // the results are used, so the loops are not optimised away
     const double t_end = now_s() + time_budget_s();
-    for (int rep = 0; rep < 3 || now_s() < t_end; rep++) {
+    for (int rep = 0; rep < 20 || now_s() < t_end; rep++) {
         const double t0 = now_s();
         float s = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : s)

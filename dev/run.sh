@@ -38,46 +38,50 @@ for line in open(sys.argv[1]).read().splitlines():
         skips[step] = why.rstrip(")")
 isa = "avx512" if any(k[0] == "avx512" for k in peaks) else "avx2"
 
+
 def idea(path):  # "GEMM step 1: loop order i-k-j.    C = ..." -> "loop order i-k-j"
     first = open(path).read().split("\n")[1]
     return re.split(r"\s{2,}", first.split(": ", 1)[1])[0].rstrip(".")
 
-def cells(step, size, prev):  # ms, GFLOP/s, x prev, % peak
-    if (step, size) not in times:
-        return ["skipped: " + skips.get(step, "no result"), "", "", ""], prev
-    thr, ms, gf = times[(step, size)]
-    pk = peaks.get((isa, thr))
-    return [f"{ms:.3f}" if ms < 10 else f"{ms:.1f}", f"{gf:.1f}",
-            f"{prev / ms:.2f}x" if prev else "", f"{100 * gf / pk:.0f} %" if pk else "?"], ms
 
-def table(ladder, sizes, labels):
+def table(ladder, sizes, labels, backward=None):
+    """One row per step, 4 cells per size; speed-up over the previous step that ran."""
     print("| step | idea | threads | " + " | ".join(
         f"{l} ms | GFLOP/s | speed-up | of peak" for l in labels) + " |")
     print("|---|---|---:|" + "---:|---:|---:|---:|" * len(sizes))
     prev = [None] * len(sizes)
     for path in sorted(glob.glob(f"{ladder}/[0-9]*.c")):
-        step = os.path.basename(path)[:-2]
-        row, thr = [], ""
+        step, row, thr = os.path.basename(path)[:-2], [], ""
         for i, size in enumerate(sizes):
-            c, prev[i] = cells(step, size, prev[i])
-            row += c
-            thr = times.get((step, size), (thr,))[0]
+            bwd = backward and (step, size + backward) in times
+            t = times.get((step, size + backward if bwd else size))
+            if t is None:
+                row += ["skipped: " + skips.get(step, "no result"), "", "", ""]
+                continue
+            thr, ms, gf = t
+            pk = peaks[(isa, 1)] * thr if (isa, 1) in peaks else None
+            row += [f"{ms:.3f}" if ms < 10 else f"{ms:.1f}", f"{gf:.1f}",
+                    "(backward)" if bwd else f"{prev[i] / ms:.2f}x" if prev[i] else "",
+                    f"{100 * gf / pk:.0f} %" if pk else "?"]
+            prev[i] = prev[i] if bwd else ms
         print(f"| {step} | {idea(path)} | {thr} | " + " | ".join(row) + " |")
 
-pk = ", ".join(f"{t} thread{'s' if t > 1 else ''} {v:.0f} GFLOP/s"
-               for (i, t), v in sorted(peaks.items()) if i == isa)
+
+one = peaks.get((isa, 1), 0)
+alln = ", ".join(f"{v:.0f} GFLOP/s on {t} threads at once" for (i, t), v in peaks.items()
+                 if i == isa and t > 1)
 print(f"Measured on {machine}.")
-print(f"Peak (build/peak: {isa.upper()} FMA throughput, registers only): {pk}.\n")
-print("GEMM, C = A @ B, float32 (speed-up: over the previous step that ran, same size)\n")
+print(f"Peak: {one:.0f} GFLOP/s per thread ({isa.upper()} FMA throughput on registers, "
+      f"build/peak), times the threads a step used" + (f"; measured: {alln}" if alln else "")
+      + ".\n")
+print("GEMM, C = A @ B, float32\n")
 table("gemm", ["M=1024 K=1024 N=1024", "M=64 K=784 N=256"], ["1024³", "64×784×256"])
-print("\nAttention, causal, float32, B=4 H=8 T=256 D=32, forward (step 6: backward)\n")
-fwd, bwd = "B=4 H=8 T=256 D=32", "B=4 H=8 T=256 D=32 backward"
-for step in [s for (s, z) in times if z == bwd]:  # the backward row replaces the forward one
-    times[(step + "_fwd", fwd)] = times.pop((step, fwd))
-    times[(step, fwd)] = times[(step, bwd)]
-table("attention", [fwd], ["fwd"])
-for step in [s for (s, z) in times if z == bwd]:
-    b, f = times[(step, bwd)][1], times[(step + "_fwd", fwd)][1]
-    print(f"\n{step}: the row is its backward ({b:.2f} ms, 10·D flops per pair); its forward "
-          f"(step 5's code) took {f:.2f} ms, so backward = {b / f:.2f}x forward (2.5x the flops).")
+print("\nAttention, causal, float32, B=4 H=8 T=256 D=32: forward; the last row is the backward\n")
+fwd = "B=4 H=8 T=256 D=32"
+table("attention", [fwd], ["time"], backward=" backward")
+for (step, size), (thr, ms, gf) in times.items():
+    if size == fwd + " backward":
+        f = times[(step, fwd)][1]
+        print(f"\n{step}'s forward (step 5's code) took {f:.3f} ms: its backward takes "
+              f"{ms / f:.2f}x as long, for 2.5x the flops.")
 PY

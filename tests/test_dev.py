@@ -47,7 +47,9 @@ static inline emu512 emu512_add_ps(emu512 a, emu512 b) { EMU_MAP(a.f[i] + b.f[i]
 static inline emu512 emu512_fmadd_ps(emu512 a, emu512 b, emu512 c) {
     EMU_MAP(fmaf(a.f[i], b.f[i], c.f[i]));
 }
-static inline void emu512_storeu_ps(float* p, emu512 a) { for (int i = 0; i < 16; i++) p[i] = a.f[i]; }
+static inline void emu512_storeu_ps(float* p, emu512 a) {
+    for (int i = 0; i < 16; i++) p[i] = a.f[i];
+}
 static inline float emu512_reduce_add_ps(emu512 a) {
     float s = 0; for (int i = 0; i < 16; i++) s += a.f[i]; return s;
 }
@@ -152,7 +154,8 @@ def test_the_check_catches_a_wrong_answer(build, tmp_path):
     """A step with one bug must print NOT OK and exit 1: the OK lines mean something."""
     omp = build[1]
     cases = [  # (step, the line made wrong)
-        (DEV / "gemm" / "01_loop_order.c", "for (int k = 0; k < K; k++) {", "for (int k = 1; k < K; k++) {"),
+        (DEV / "gemm" / "01_loop_order.c", "for (int k = 0; k < K; k++) {",
+         "for (int k = 1; k < K; k++) {"),
         (DEV / "attention" / "01_online.c", "o[d] = a * o[d] + p", "o[d] = o[d] + p"),
     ]
     for src, good, bad in cases:

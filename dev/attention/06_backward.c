@@ -282,7 +282,8 @@ static void attention_backward(const float* q, const float* k, const float* v, c
 
 int main(int argc, char** argv) {
 #if X86
-    if (HAS_AVX2()) return attention_main(argc, argv, __FILE__, attention_forward, attention_backward);
+    if (HAS_AVX2())
+        return attention_main(argc, argv, __FILE__, attention_forward, attention_backward);
 #endif
     return skipped(__FILE__, "this CPU has no AVX2/FMA");
 }

@@ -13,8 +13,9 @@ parallel region that runs the blocked loops on every thread. Three `omp for`s sp
 
 Each `omp for` ends in a barrier, which orders pack -> compute -> repack. Every C tile is
 written by one thread and summed in the same order as on one thread, so the result does not
-depend on the thread count. A 1024^3 product is 1 G multiply-adds, ~70 k tiles per block
-pass: the two cores of this machine split it almost perfectly.
+depend on the thread count. At 1024^3 each block pass has ~1500 tiles (AVX2: 24 A panels x
+64 B panels), plenty to share; the cost is the barriers, ~70 per call, each one waiting for the
+slowest thread (on a busy machine, for a descheduled one: see step 7).
 Built with -fopenmp (make -C dev, NO_OMP=1 to opt out); OMP_NUM_THREADS sets the count.
 
 Run:  make -C dev && dev/build/gemm/06_openmp 1024 1024 1024
