@@ -18,9 +18,10 @@ from .layers.base import shape_str
 
 
 def _as_float(loss, what, x, dtype=None):
-    if not isinstance(x, np.ndarray):
+    xp = ops.array_module(x)
+    if not isinstance(x, xp.ndarray):
         try:
-            x = np.asarray(x)
+            x = xp.asarray(x)
         except (ValueError, TypeError) as e:
             raise TypeError(f"{loss}: {what} must be a numeric array, "
                             f"got {type(x).__name__}") from e
@@ -91,9 +92,10 @@ class MSE(Loss):
     def forward(self, y_pred, y_true):
         p = _as_float("MSE", "y_pred", y_pred)
         t = _match_shapes("MSE", p, _as_float("MSE", "y_true", y_true, p.dtype))
+        xp = ops.array_module(p)
         d = p - t
         self._grad = d * p.dtype.type(2.0 / max(d.size, 1))
-        return float(np.mean(np.square(d), dtype=np.float64))
+        return float(xp.mean(xp.square(d), dtype=xp.float64))
 
 
 class L1(Loss):
@@ -108,9 +110,10 @@ class L1(Loss):
     def forward(self, y_pred, y_true):
         p = _as_float("L1", "y_pred", y_pred)
         t = _match_shapes("L1", p, _as_float("L1", "y_true", y_true, p.dtype))
+        xp = ops.array_module(p)
         d = p - t
-        self._grad = np.sign(d) * p.dtype.type(1.0 / max(d.size, 1))
-        return float(np.mean(np.abs(d), dtype=np.float64))
+        self._grad = xp.sign(d) * p.dtype.type(1.0 / max(d.size, 1))
+        return float(xp.mean(xp.abs(d), dtype=xp.float64))
 
 
 class CrossEntropy(Loss):
@@ -138,11 +141,11 @@ class CrossEntropy(Loss):
             raise ValueError(f"{name}: logits must have shape (..., classes), got "
                              f"{shape_str(z.shape)}")
         c = z.shape[-1]
-        t = np.asarray(y_true)
+        xp = ops.array_module(z)
+        t = xp.asarray(y_true)
         if t.shape == z.shape[:-1]:                       # integer labels
             labels = self._labels(t, c, z.shape)
-            loss, dz = ops.softmax_cross_entropy(np.ascontiguousarray(z).reshape(-1, c),
-                                                 labels.reshape(-1))
+            loss, dz = ops.softmax_cross_entropy(z.reshape(-1, c), labels.reshape(-1))
             self._grad = dz.reshape(z.shape)
             return float(loss)
         if t.shape == z.shape:                            # one-hot / probabilities
@@ -150,10 +153,10 @@ class CrossEntropy(Loss):
             z2 = z.reshape(-1, c)
             n = z2.shape[0]
             zs = z2 - z2.max(axis=1, keepdims=True)       # shift: exp never overflows
-            logsum = np.log(np.exp(zs).sum(axis=1, keepdims=True))
+            logsum = xp.log(xp.exp(zs).sum(axis=1, keepdims=True))
             logp = zs - logsum
-            loss = -float((t * logp).sum(dtype=np.float64)) / n
-            p = np.exp(logp)
+            loss = -float((t * logp).sum(dtype=xp.float64)) / n
+            p = xp.exp(logp)
             self._grad = ((p * t.sum(axis=1, keepdims=True) - t) / z.dtype.type(n)).reshape(z.shape)
             return loss
         raise ValueError(f"{name}: logits have shape {shape_str(z.shape)}, so targets must be "
@@ -164,19 +167,20 @@ class CrossEntropy(Loss):
     @staticmethod
     def _labels(t, c, zshape):
         name = "CrossEntropy"
+        xp = ops.array_module(t)
         if t.dtype.kind not in "iub":
-            if t.dtype.kind == "f" and np.all(np.isfinite(t)) and np.all(t == np.round(t)):
-                t = t.astype(np.int64)
+            if t.dtype.kind == "f" and xp.all(xp.isfinite(t)) and xp.all(t == xp.round(t)):
+                t = t.astype(xp.int64)
             else:
                 raise TypeError(f"{name}: integer labels of shape {shape_str(t.shape)} expected "
                                 f"for logits {shape_str(zshape)}, got dtype {t.dtype}")
         bad = (t < 0) | (t >= c)
         if bad.any():
-            vals = np.unique(t[bad])
+            vals = xp.unique(t[bad])
             shown = ", ".join(str(v) for v in vals[:10]) + (", ..." if vals.size > 10 else "")
             raise ValueError(f"{name}: labels must lie in [0, {c}) for {c} classes (logits "
                              f"{shape_str(zshape)}), got out-of-range values [{shown}]")
-        return t.astype(np.int64, copy=False)
+        return t.astype(xp.int64, copy=False)
 
 
 class BinaryCrossEntropy(Loss):
@@ -196,10 +200,11 @@ class BinaryCrossEntropy(Loss):
         z = _as_float("BinaryCrossEntropy", "logits", y_pred)
         t = _match_shapes("BinaryCrossEntropy", z,
                           _as_float("BinaryCrossEntropy", "targets", y_true, z.dtype))
+        xp = ops.array_module(z)
         m = max(z.size, 1)
-        per = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+        per = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
         self._grad = (ops.act_forward(z, "sigmoid") - t) * z.dtype.type(1.0 / m)
-        return float(per.sum(dtype=np.float64) / m)
+        return float(per.sum(dtype=xp.float64) / m)
 
 
 # Short names: Keras' and PyTorch's spellings map to the same classes.

@@ -32,5 +32,5 @@ def test_check_fraction_and_seed():
     assert check_seed("S", g, generators=True) is g
     with pytest.raises(TypeError, match=r"S: seed must be None or an int, got"):
         check_seed("S", g)
-    with pytest.raises(TypeError, match=r"S: seed must be None, an int or a numpy.random.Generator"):
+    with pytest.raises(TypeError, match=r"S: seed must be None, an int or a numpy.random.Gen"):
         check_seed("S", 1.0, generators=True)

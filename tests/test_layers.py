@@ -68,6 +68,25 @@ def test_linear_forward_matches_numpy(rng):
     np.testing.assert_allclose(y, x.astype(np.float32) @ W + b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_bias_ops_give_numpys_bits(rng, dtype):
+    """The bias goes through ops.bias_act / ops.bias_grad: the same bits as y += b and
+    db += g.sum(axis=0), which the layer did before."""
+    layer = nl.Linear(70, 33, rng=0, dtype=dtype)
+    layer.params["b"][:] = rng.standard_normal(33)
+    x = rng.standard_normal((65, 70)).astype(dtype)
+    y = layer.forward(x)
+    want = nl.ops.gemm(x, layer.params["W"])
+    want += layer.params["b"]
+    np.testing.assert_array_equal(y, want)
+    g = rng.standard_normal((65, 33)).astype(dtype)
+    layer.grads["b"][:] = rng.standard_normal(33)
+    db = layer.grads["b"].copy()
+    layer.backward(g)
+    db += g.sum(axis=0)
+    np.testing.assert_array_equal(layer.grads["b"], db)
+
+
 def test_activation_values(rng):
     x = np.array([[-3.0, -0.5, 0.0, 0.5, 3.0]])
     np.testing.assert_allclose(nl.ReLU()(x), np.maximum(x, 0))

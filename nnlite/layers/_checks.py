@@ -1,6 +1,7 @@
 """Input checks shared by the layers: each error names the layer and the shapes involved."""
 import numpy as np
 
+from .. import ops
 from .base import shape_str
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -14,15 +15,16 @@ def describe(layer):
 
 
 def as_input(layer, x, dtype=None):
-    """``x`` as a float ndarray of ``dtype``.
+    """``x`` as a float array of ``dtype``, of its own backend's array type (numpy for lists).
 
     Integer/bool inputs are cast; float inputs are cast to ``dtype`` when given (the layer's
     parameter dtype decides, so float64 data entering a float32 layer becomes float32).
     Parameter-free layers pass ``dtype=None``: they keep float32/float64 as they come.
     """
-    if not isinstance(x, np.ndarray):
+    xp = ops.array_module(x)
+    if not isinstance(x, xp.ndarray):
         try:
-            x = np.asarray(x)
+            x = xp.asarray(x)
         except (ValueError, TypeError) as e:   # ragged nested lists
             raise TypeError(f"{describe(layer)}: expected a numeric array, got "
                             f"{type(x).__name__} that numpy cannot turn into one") from e
@@ -42,9 +44,9 @@ def check_min_ndim(layer, x, ndim, layout):
                          f"{ndim} dimensions, got shape {shape_str(x.shape)}{hint}")
 
 
-def check_last_dim(layer, x, n):
-    if x.shape[-1] != n:
-        raise ValueError(f"{describe(layer)}: expected input with last dimension {n}, "
+def check_last_dim(layer, x, dim):
+    if x.shape[-1] != dim:
+        raise ValueError(f"{describe(layer)}: expected input with last dimension {dim}, "
                          f"got shape {shape_str(x.shape)}")
 
 

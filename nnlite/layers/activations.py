@@ -13,7 +13,7 @@ GELU         :math:`\tfrac12 x (1 + \tanh u)`                       see :class:`
 Parameter-free: the output keeps the input's float dtype (integers become float32).
 """
 from .. import ops
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer
 from .softmax import Softmax
 
@@ -30,14 +30,14 @@ class _Elementwise(Layer):
         self._y = None
 
     def forward(self, x, training=True):
-        x = C.as_input(self, x)
+        x = checks.as_input(self, x)
         y = ops.act_forward(x, self.act, self.alpha)
         self._x, self._y = x, y
         return y
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._x)
-        g = C.as_grad(self, grad_out, self._x.shape, self._x.dtype)
+        checks.check_forward_called(self, self._x)
+        g = checks.as_grad(self, grad_out, self._x.shape, self._x.dtype)
         return ops.act_backward(g, self._x, self._y, self.act, self.alpha)   # a new array
 
 
@@ -100,13 +100,13 @@ class Identity(Layer):
         self._shape = None
 
     def forward(self, x, training=True):
-        x = C.as_input(self, x)
+        x = checks.as_input(self, x)
         self._shape = x.shape
         return x
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._shape)
-        return C.as_grad(self, grad_out, self._shape, None)
+        checks.check_forward_called(self, self._shape)
+        return checks.as_grad(self, grad_out, self._shape, None)
 
 
 _BY_NAME = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid,

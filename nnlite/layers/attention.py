@@ -8,8 +8,9 @@ from .. import init as _init
 from .. import ops
 from ..init import INIT_STD  # noqa: F401  (GPT-2's 0.02, the "normal" default; defined once)
 from ..random import get_rng
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer
+from .dropout import dropout_mask
 
 
 class MultiHeadAttention(Layer):
@@ -94,63 +95,64 @@ class MultiHeadAttention(Layer):
 
     def forward(self, x, training=True):
         p = self.params
-        x = C.as_input(self, x, p["W_qkv"].dtype)
-        C.check_sequence_shape(self, x.shape, self.dim)
-        B, T, Cd = x.shape
-        nh, hs = self.n_head, Cd // self.n_head
-        x2 = np.ascontiguousarray(x).reshape(B * T, Cd)             # (B*T, C)
+        x = checks.as_input(self, x, p["W_qkv"].dtype)
+        checks.check_sequence_shape(self, x.shape, self.dim)
+        xp = ops.array_module(x)
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        x2 = xp.ascontiguousarray(x).reshape(B * T, C)              # (B*T, C)
         qkv = ops.gemm(x2, p["W_qkv"])                              # (B*T, 3C)
-        qkv += p["b_qkv"]
-        qkv = np.ascontiguousarray(
+        ops.bias_act(qkv, p["b_qkv"], out=qkv)                      # += b_qkv, in place
+        qkv = xp.ascontiguousarray(
             qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4))  # (3, B, nh, T, hs)
         q, k, v = qkv[0], qkv[1], qkv[2]                            # each (B, nh, T, hs)
         out, lse = ops.attention(q, k, v, causal=self.causal, return_lse=True)
-        a2 = out.transpose(0, 2, 1, 3).reshape(B * T, Cd)           # (B, T, nh, hs) -> (B*T, C)
+        a2 = out.transpose(0, 2, 1, 3).reshape(B * T, C)            # (B, T, nh, hs) -> (B*T, C)
         y = ops.gemm(a2, p["W_o"])                                  # (B*T, C)
-        y += p["b_o"]
-        y = y.reshape(B, T, Cd)
+        ops.bias_act(y, p["b_o"], out=y)                            # += b_o, in place
+        y = y.reshape(B, T, C)
         self._x2, self._qkv, self._out, self._lse = x2, qkv, out, lse
         self._mask = None
         if training and self.training and self.dropout > 0.0:       # residual dropout
-            keep = get_rng(self._rng).random(y.shape, dtype=np.float32) >= self.dropout
-            self._mask = keep.astype(y.dtype) * y.dtype.type(1.0 / (1.0 - self.dropout))
+            self._mask = dropout_mask(y, self.dropout, self._rng)
             y *= self._mask
         return y
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._out)
+        checks.check_forward_called(self, self._out)
         p, gr = self.params, self.grads
         B, nh, T, hs = self._out.shape
-        Cd = nh * hs
-        g = C.as_grad(self, grad_out, (B, T, Cd), p["W_o"].dtype)
+        C = nh * hs
+        g = checks.as_grad(self, grad_out, (B, T, C), p["W_o"].dtype)
+        xp = ops.array_module(g)
         if self._mask is not None:
             g = g * self._mask                                      # a new array: g untouched
-        g2 = np.ascontiguousarray(g).reshape(B * T, Cd)             # (B*T, C)
+        g2 = xp.ascontiguousarray(g).reshape(B * T, C)              # (B*T, C)
         # in the forward pass this was y = a2 W_o + b_o
-        a2 = self._out.transpose(0, 2, 1, 3).reshape(B * T, Cd)     # (B*T, C)
+        a2 = self._out.transpose(0, 2, 1, 3).reshape(B * T, C)      # (B*T, C)
         ops.gemm_tn(a2, g2, out=gr["W_o"], accumulate=True)         # dW_o += a2ᵀ g
-        gr["b_o"] += g2.sum(axis=0)
+        ops.bias_grad(g2, out=gr["b_o"], accumulate=True)           # db_o += Σ_n g_n
         da = ops.gemm_nt(g2, p["W_o"])                              # (B*T, C) = g W_oᵀ
-        dout = np.ascontiguousarray(
+        dout = xp.ascontiguousarray(
             da.reshape(B, T, nh, hs).transpose(0, 2, 1, 3))         # (B, nh, T, hs)
         q, k, v = self._qkv
         dq, dk, dv = ops.attention_backward(q, k, v, self._out, dout, lse=self._lse,
                                             causal=self.causal)
         # in the forward pass this was qkv = x2 W_qkv + b_qkv, then split into heads
-        dqkv = np.stack([dq, dk, dv])                               # (3, B, nh, T, hs)
-        dqkv = np.ascontiguousarray(
-            dqkv.transpose(1, 3, 0, 2, 4)).reshape(B * T, 3 * Cd)   # (B*T, 3C)
+        dqkv = xp.stack([dq, dk, dv])                               # (3, B, nh, T, hs)
+        dqkv = xp.ascontiguousarray(
+            dqkv.transpose(1, 3, 0, 2, 4)).reshape(B * T, 3 * C)    # (B*T, 3C)
         ops.gemm_tn(self._x2, dqkv, out=gr["W_qkv"], accumulate=True)  # dW_qkv += xᵀ dqkv
-        gr["b_qkv"] += dqkv.sum(axis=0)
+        ops.bias_grad(dqkv, out=gr["b_qkv"], accumulate=True)       # db_qkv += Σ_n dqkv_n
         if not self.needs_input_grad:
             return None
-        return ops.gemm_nt(dqkv, p["W_qkv"]).reshape(B, T, Cd)      # dx = dqkv W_qkvᵀ
+        return ops.gemm_nt(dqkv, p["W_qkv"]).reshape(B, T, C)       # dx = dqkv W_qkvᵀ
 
     def output_shape(self, input_shape):
-        C.check_sequence_shape(self, tuple(input_shape), self.dim)
+        checks.check_sequence_shape(self, tuple(input_shape), self.dim)
         return tuple(input_shape)
 
     def get_config(self):
         return {"dim": self.dim, "n_head": self.n_head, "causal": self.causal,
-                "dropout": self.dropout, "dtype": C.dtype_name(self.dtype),
+                "dropout": self.dropout, "dtype": checks.dtype_name(self.dtype),
                 **super().get_config()}

@@ -1,9 +1,22 @@
 """Inverted dropout."""
 import numpy as np
 
+from .. import ops
 from ..random import get_rng
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer
+
+
+def dropout_mask(x, rate, rng=None):
+    r"""The inverted-dropout mask for ``x``: :math:`m / (1 - p)` with :math:`m_i \sim
+    \text{Bernoulli}(1 - p)`, in x's dtype and array type (``y = x * mask``).
+
+    The draws come from a numpy Generator (``rng``, default the library-wide one) whatever
+    the backend, so a seed gives the same masks everywhere.
+    """
+    keep = get_rng(rng).random(x.shape, dtype=np.float32) >= rate
+    xp = ops.array_module(x)
+    return xp.asarray(keep).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
 
 
 class Dropout(Layer):
@@ -34,23 +47,22 @@ class Dropout(Layer):
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
         self._rng = None if rng is None else get_rng(rng)   # an int seed becomes one Generator
-        self._mask = None       # cache: the scaled mask m/(1-p), or 1.0 when it was the identity
+        self._mask = None       # cache: the scaled mask m/(1-p), None when nothing was dropped
         self._shape = None
 
     def forward(self, x, training=True):
-        x = C.as_input(self, x)
+        x = checks.as_input(self, x)
         self._shape = x.shape
         if not (training and self.training) or self.rate == 0.0:
-            self._mask = 1.0
+            self._mask = None
             return x
-        keep = get_rng(self._rng).random(x.shape, dtype=np.float32) >= self.rate
-        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
+        self._mask = dropout_mask(x, self.rate, self._rng)
         return x * self._mask
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._mask)
-        g = C.as_grad(self, grad_out, self._shape, None)
-        return g * self._mask if isinstance(self._mask, np.ndarray) else g
+        checks.check_forward_called(self, self._shape)
+        g = checks.as_grad(self, grad_out, self._shape, None)
+        return g if self._mask is None else g * self._mask
 
     def get_config(self):
         return {"rate": self.rate, **super().get_config()}

@@ -7,7 +7,7 @@ import numpy as np
 from .. import init as _init
 from .. import ops
 from ..init import INIT_STD  # noqa: F401  (GPT-2's 0.02, the "normal" default; defined once)
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer, shape_str
 
 
@@ -62,18 +62,19 @@ class Embedding(Layer):
         return f"Embedding({self.num_embeddings} → {self.embedding_dim})"
 
     def _check_ids(self, ids):
-        ids = np.asarray(ids)
+        xp = ops.array_module(ids)
+        ids = xp.asarray(ids)
         if ids.dtype.kind not in "iu":
-            raise TypeError(f"{C.describe(self)}: expected integer ids, got dtype {ids.dtype} "
-                            f"with shape {shape_str(ids.shape)}")
+            raise TypeError(f"{checks.describe(self)}: expected integer ids, got dtype "
+                            f"{ids.dtype} with shape {shape_str(ids.shape)}")
         bad = (ids < 0) | (ids >= self.num_embeddings)
         if bad.any():
-            vals = np.unique(ids[bad])
+            vals = xp.unique(ids[bad])
             shown = ", ".join(str(v) for v in vals[:10]) + (", ..." if vals.size > 10 else "")
-            raise ValueError(f"{C.describe(self)}: ids must lie in [0, {self.num_embeddings}) "
-                             f"(vocabulary size {self.num_embeddings}), got {int(bad.sum())} "
-                             f"out of range: {shown}")
-        return np.ascontiguousarray(ids)
+            raise ValueError(f"{checks.describe(self)}: ids must lie in "
+                             f"[0, {self.num_embeddings}) (vocabulary size "
+                             f"{self.num_embeddings}), got {int(bad.sum())} out of range: {shown}")
+        return xp.ascontiguousarray(ids)
 
     def forward(self, ids, training=True):
         ids = self._check_ids(ids)
@@ -81,10 +82,10 @@ class Embedding(Layer):
         return ops.embedding(ids, self.params["W"])         # (..., C), e.g. (B, T, C)
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._ids)
+        checks.check_forward_called(self, self._ids)
         W = self.params["W"]
-        g = C.as_grad(self, grad_out, (*self._ids.shape, self.embedding_dim), W.dtype)
-        ops.embedding_backward(self._ids, np.ascontiguousarray(g), self.grads["W"])  # dW[ids] += g
+        g = checks.as_grad(self, grad_out, (*self._ids.shape, self.embedding_dim), W.dtype)
+        ops.embedding_backward(self._ids, g, self.grads["W"])    # dW[ids] += g
         return None                                         # ids have no gradient
 
     def output_shape(self, input_shape):
@@ -92,7 +93,7 @@ class Embedding(Layer):
 
     def get_config(self):
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
-                "dtype": C.dtype_name(self.dtype), **super().get_config()}
+                "dtype": checks.dtype_name(self.dtype), **super().get_config()}
 
 
 class PositionalEmbedding(Layer):
@@ -140,23 +141,25 @@ class PositionalEmbedding(Layer):
         return f"PositionalEmbedding({self.block_size}, {self.dim})"
 
     def _check_shape(self, shape):
-        C.check_sequence_shape(self, shape, self.dim)
+        checks.check_sequence_shape(self, shape, self.dim)
         if shape[1] is not None and shape[1] > self.block_size:
-            raise ValueError(f"{C.describe(self)}: sequence length {shape[1]} exceeds "
+            raise ValueError(f"{checks.describe(self)}: sequence length {shape[1]} exceeds "
                              f"block_size {self.block_size} (input shape {shape_str(shape)})")
 
     def forward(self, x, training=True):
         P = self.params["P"]
-        x = C.as_input(self, x, P.dtype)
+        x = checks.as_input(self, x, P.dtype)
         self._check_shape(x.shape)
-        self._shape = x.shape
-        return x + P[:x.shape[1]]                           # (B, T, C) + (T, C)
+        self._shape = B, T, C = x.shape
+        y = ops.bias_act(x.reshape(B, T * C), P[:T].reshape(T * C))   # the bias P[:T], per (t, c)
+        return y.reshape(B, T, C)
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._shape)
+        checks.check_forward_called(self, self._shape)
         P = self.params["P"]
-        g = C.as_grad(self, grad_out, self._shape, P.dtype)
-        self.grads["P"][:self._shape[1]] += g.sum(axis=0)   # dP[:T] += Σ_b g
+        B, T, C = self._shape
+        g = checks.as_grad(self, grad_out, self._shape, P.dtype)
+        self.grads["P"][:T] += ops.bias_grad(g.reshape(B, T * C)).reshape(T, C)  # dP[:T] += Σ_b g
         return g if self.needs_input_grad else None         # dx = g (not written into)
 
     def output_shape(self, input_shape):
@@ -165,4 +168,4 @@ class PositionalEmbedding(Layer):
 
     def get_config(self):
         return {"block_size": self.block_size, "dim": self.dim,
-                "dtype": C.dtype_name(self.dtype), **super().get_config()}
+                "dtype": checks.dtype_name(self.dtype), **super().get_config()}

@@ -1,7 +1,9 @@
 """Flatten: (N, d1, d2, ...) → (N, d1·d2·...), e.g. MNIST images (N, 28, 28) → (N, 784)."""
+import math
+
 import numpy as np
 
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer
 
 
@@ -21,16 +23,16 @@ class Flatten(Layer):
         self._in_shape = None               # cache: the input shape, to undo the reshape
 
     def forward(self, x, training=True):
-        x = C.as_input(self, x)
-        C.check_min_ndim(self, x, 1, "(batch, ...)")
+        x = checks.as_input(self, x)
+        checks.check_min_ndim(self, x, 1, "(batch, ...)")
         self._in_shape = x.shape
         return x.reshape(x.shape[0], -1)    # a view when x is contiguous
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._in_shape)
+        checks.check_forward_called(self, self._in_shape)
         n = self._in_shape[0]
-        rest = int(np.prod(self._in_shape[1:], dtype=np.int64))
-        g = C.as_grad(self, grad_out, (n, rest), None)
+        rest = math.prod(self._in_shape[1:])
+        g = checks.as_grad(self, grad_out, (n, rest), None)
         return g.reshape(self._in_shape)
 
     def output_shape(self, input_shape):

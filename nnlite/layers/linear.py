@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import init as _init
 from .. import ops
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer
 
 
@@ -63,40 +63,40 @@ class Linear(Layer):
 
     def forward(self, x, training=True):
         W = self.params["W"]
-        x = C.as_input(self, x, W.dtype)
-        C.check_min_ndim(self, x, 2, f"(batch, ..., {self.in_features})")
-        C.check_last_dim(self, x, self.in_features)
+        x = checks.as_input(self, x, W.dtype)
+        checks.check_min_ndim(self, x, 2, f"(batch, ..., {self.in_features})")
+        checks.check_last_dim(self, x, self.in_features)
         x2 = x.reshape(-1, self.in_features)                # (N, in): N = product of leading axes
         y = ops.gemm(x2, W)                                 # (N, out), a new array
         if self.bias:
-            y += self.params["b"]                           # in place: no second (N, out) buffer
+            ops.bias_act(y, self.params["b"], out=y)        # y += b in place: no second buffer
         self._x2, self._in_shape = x2, x.shape
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._x2)
+        checks.check_forward_called(self, self._x2)
         W = self.params["W"]
-        g = C.as_grad(self, grad_out, (*self._in_shape[:-1], self.out_features), W.dtype)
+        g = checks.as_grad(self, grad_out, (*self._in_shape[:-1], self.out_features), W.dtype)
         g2 = g.reshape(-1, self.out_features)               # (N, out)
         ops.gemm_tn(self._x2, g2, out=self.grads["W"], accumulate=True)   # dW += xᵀg
         if self.bias:
-            self.grads["b"] += g2.sum(axis=0)               # db += Σ_n g_n
+            ops.bias_grad(g2, out=self.grads["b"], accumulate=True)        # db += Σ_n g_n
         if not self.needs_input_grad:                       # first layer: dx is never used
             return None
         return ops.gemm_nt(g2, W).reshape(self._in_shape)   # dx = g Wᵀ
 
     def output_shape(self, input_shape):
         if len(input_shape) < 2:
-            raise ValueError(f"{C.describe(self)}: expected input of shape (batch, ..., "
+            raise ValueError(f"{checks.describe(self)}: expected input of shape (batch, ..., "
                              f"{self.in_features}), got {tuple(input_shape)}")
         if input_shape[-1] is not None and input_shape[-1] != self.in_features:
-            raise ValueError(f"{C.describe(self)}: expected input with last dimension "
+            raise ValueError(f"{checks.describe(self)}: expected input with last dimension "
                              f"{self.in_features}, got shape {tuple(input_shape)}")
         return (*input_shape[:-1], self.out_features)
 
     def get_config(self):
         cfg = {"in_features": self.in_features, "out_features": self.out_features,
-               "bias": self.bias, "init": self.init, "dtype": C.dtype_name(self.dtype)}
+               "bias": self.bias, "init": self.init, "dtype": checks.dtype_name(self.dtype)}
         cfg.update(super().get_config())
         return cfg
 

@@ -2,7 +2,7 @@ r"""Layer normalisation over the last axis (Ba, Kiros & Hinton 2016), as in GPT-
 import numpy as np
 
 from .. import ops
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer, shape_str
 
 
@@ -59,17 +59,18 @@ class LayerNorm(Layer):
 
     def forward(self, x, training=True):
         gamma = self.params["gamma"]
-        x = np.ascontiguousarray(C.as_input(self, x, gamma.dtype))
-        C.check_min_ndim(self, x, 1, f"(..., {self.dim})")
-        C.check_last_dim(self, x, self.dim)
+        x = checks.as_input(self, x, gamma.dtype)
+        x = ops.array_module(x).ascontiguousarray(x)    # cached for backward: copied once at most
+        checks.check_min_ndim(self, x, 1, f"(..., {self.dim})")
+        checks.check_last_dim(self, x, self.dim)
         y, self._mean, self._rstd = ops.layernorm(x, gamma, self.params["beta"], self.eps)
         self._x = x
         return y
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._x)
+        checks.check_forward_called(self, self._x)
         gamma = self.params["gamma"]
-        g = np.ascontiguousarray(C.as_grad(self, grad_out, self._x.shape, gamma.dtype))
+        g = checks.as_grad(self, grad_out, self._x.shape, gamma.dtype)
         dx, dgamma, dbeta = ops.layernorm_backward(g, self._x, gamma, self._mean, self._rstd)
         self.grads["gamma"] += dgamma
         self.grads["beta"] += dbeta
@@ -77,10 +78,10 @@ class LayerNorm(Layer):
 
     def output_shape(self, input_shape):
         if len(input_shape) < 1 or (input_shape[-1] is not None and input_shape[-1] != self.dim):
-            raise ValueError(f"{C.describe(self)}: expected input with last dimension "
+            raise ValueError(f"{checks.describe(self)}: expected input with last dimension "
                              f"{self.dim}, got shape {shape_str(tuple(input_shape))}")
         return tuple(input_shape)
 
     def get_config(self):
-        return {"dim": self.dim, "eps": self.eps, "dtype": C.dtype_name(self.dtype),
+        return {"dim": self.dim, "eps": self.eps, "dtype": checks.dtype_name(self.dtype),
                 **super().get_config()}

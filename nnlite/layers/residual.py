@@ -1,7 +1,5 @@
 r"""Residual connection: y = x + f(x), the skip around each block of a transformer."""
-import numpy as np
-
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer, shape_str
 
 
@@ -56,23 +54,24 @@ class Residual(Layer):
         return {f"0.{k}": v for k, v in self.inner.grads.items()}
 
     def forward(self, x, training=True):
-        x = C.as_input(self, x, self.inner.dtype)
+        x = checks.as_input(self, x, self.inner.dtype)
         fx = self.inner.forward(x, training=training and self.training)   # eval() sticks
-        if np.shape(fx) != x.shape:
-            raise ValueError(f"{C.describe(self)}: the inner layer maps input of shape "
-                             f"{shape_str(x.shape)} to {shape_str(np.shape(fx))}; a residual "
+        shape = getattr(fx, "shape", None)
+        if shape != x.shape:
+            raise ValueError(f"{checks.describe(self)}: the inner layer maps input of shape "
+                             f"{shape_str(x.shape)} to {shape_str(shape or ())}; a residual "
                              f"connection needs the same shape")
         self._shape = x.shape
-        return x + fx
+        return x + fx                       # an array operator: runs on x's own backend
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._shape)
-        g = C.as_grad(self, grad_out, self._shape, None)
+        checks.check_forward_called(self, self._shape)
+        g = checks.as_grad(self, grad_out, self._shape, None)
         dfx = self.inner.backward(g)        # the inner layer adds its params' grads
         if not self.needs_input_grad:
             return None
         if dfx is None:
-            raise RuntimeError(f"{C.describe(self)}: the inner layer returned no input "
+            raise RuntimeError(f"{checks.describe(self)}: the inner layer returned no input "
                                f"gradient (needs_input_grad=False on it?); a residual "
                                f"connection needs it")
         return g + dfx                      # a new array: g is left as it came
@@ -99,7 +98,7 @@ class Residual(Layer):
         inner = tuple(self.inner.output_shape(shape))
         if len(inner) != len(shape) or any(a is not None and b is not None and a != b
                                            for a, b in zip(shape, inner)):
-            raise ValueError(f"{C.describe(self)}: the inner layer maps input of shape "
+            raise ValueError(f"{checks.describe(self)}: the inner layer maps input of shape "
                              f"{shape_str(shape)} to {shape_str(inner)}; a residual "
                              f"connection needs the same shape")
         return shape

@@ -1,6 +1,6 @@
 """Softmax over the last axis (as a layer; for training prefer CrossEntropy on logits)."""
 from .. import ops
-from . import _checks as C
+from . import _checks as checks
 from .base import Layer
 
 
@@ -26,12 +26,12 @@ class Softmax(Layer):
         self._y = None                      # cache: the output; backward needs only y
 
     def forward(self, x, training=True):
-        x = C.as_input(self, x)
-        C.check_min_ndim(self, x, 1, "(..., classes)")
+        x = checks.as_input(self, x)
+        checks.check_min_ndim(self, x, 1, "(..., classes)")
         self._y = ops.softmax(x)
         return self._y
 
     def backward(self, grad_out):
-        C.check_forward_called(self, self._y)
-        g = C.as_grad(self, grad_out, self._y.shape, self._y.dtype)
+        checks.check_forward_called(self, self._y)
+        g = checks.as_grad(self, grad_out, self._y.shape, self._y.dtype)
         return ops.softmax_backward(g, self._y)
