@@ -1,5 +1,12 @@
 """Gradient clipping by global norm."""
-import numpy as np
+import math
+
+from .. import ops
+
+
+def _sum_of_squares(g):
+    xp = ops.array_module(g)
+    return float(xp.sum(xp.square(g, dtype=xp.float64)))
 
 
 def clip_grad_norm(grads, max_norm):
@@ -25,7 +32,7 @@ def clip_grad_norm(grads, max_norm):
     """
     grads = list(grads)
     # accumulate in float64: float32 sums of squares of many entries lose digits
-    total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)))
+    total = math.sqrt(sum(_sum_of_squares(g) for g in grads))
     if total > max_norm:
         scale = max_norm / (total + 1e-6)
         for g in grads:

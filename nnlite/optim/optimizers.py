@@ -71,7 +71,8 @@ class Optimizer:
         if self.clipnorm is not None:
             self.last_grad_norm = clip_grad_norm([g for _, g in pairs], self.clipnorm)
         if not self.state:
-            self.state = [{k: np.zeros_like(p) for k in self.state_keys} for p, _ in pairs]
+            self.state = [{k: ops.array_module(p).zeros_like(p) for k in self.state_keys}
+                          for p, _ in pairs]             # on the parameter's own backend
         elif len(self.state) != len(pairs):
             raise ValueError(f"{type(self).__name__}: step() got {len(pairs)} parameters but "
                              f"its state holds {len(self.state)}; one optimizer per model, "
