@@ -1,8 +1,12 @@
-"""Plain-numpy twins of every compiled kernel in :mod:`nnlite.ops`.
+"""Plain-numpy twins of every compiled kernel: the "numpy" column of the :mod:`nnlite.ops` table.
 
 Same names, same signatures, same errors. They define what each kernel computes; the
 tests compare the compiled versions against them, and ``NNLITE_BACKEND=numpy`` runs the
 whole library on them. Each twin is written for clarity, not speed.
+
+Shapes follow one legend (llm.c's): C is the width of the last axis (features, channels,
+classes), N the rows (or "..." for any leading axes); attention takes (B, H, T, D): batch,
+heads, time, head size. No op takes a width argument: each reads it off its arrays.
 """
 import math
 
