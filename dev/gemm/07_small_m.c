@@ -4,7 +4,7 @@ GEMM step 7: the small-M path for MLP batches: A and B read in place, no barrier
 The MLP shape here: M = 64 rows (the batch), K = 784, N = 256.
 
 Step 6 at 64 x 784 x 256 spends much of its time on things that do not pay at this size:
-  - packing A: a 64-row A (200 KiB) stays in L2 as it is, and the kernel only ever broadcasts
+  - packing A: a 64-row A (196 KiB) stays in L2 as it is, and the kernel only ever broadcasts
     one A[i,k] at a time, which costs the same from the caller's matrix (row stride K) as from
     a packed panel. So the kernel learns strides (rs_a, cs_a), and A is read in place.
   - packing B: each B panel serves only M/MR = 11 tiles; the copy is not repaid. A full panel is
@@ -12,7 +12,8 @@ Step 6 at 64 x 784 x 256 spends much of its time on things that do not pay at th
   - barriers: with nothing shared to pack, each thread owns a rectangle of tiles (a range of
     B panels x a range of A panels) and the only synchronisation is the final join. On a busy
     machine a barrier can cost a whole scheduler time slice when a team-mate is descheduled.
-  - threads at all below 2^19 multiply-adds (~0.1 ms of work), where waking them costs more.
+  - threads at all below 2^19 multiply-adds (~15 us of work for one core): waking them costs
+    more than that.
 This is the BLIS "sup" (small/skinny, unpacked) idea; csrc/gemm.cpp's gemm_sup_thread.
 Large M (> 16 MR rows) still takes step 6's path, unchanged but for the kernel's strides.
 
