@@ -1,4 +1,4 @@
-"""Compiled (Cython) optimizer updates vs their numpy twins."""
+"""Compiled optimizer steps vs their numpy twins: SGD and RMSprop (Cython), Adam (adam_many.cpp)."""
 import os
 
 import numpy as np
