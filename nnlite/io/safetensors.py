@@ -17,6 +17,8 @@ import tempfile
 
 import numpy as np
 
+from .._args import is_int
+
 # safetensors dtype code <-> numpy dtype (little-endian). BF16/F8 have no numpy dtype.
 DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2",
@@ -137,7 +139,7 @@ def _no_duplicates(pairs):
 
 
 def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return is_int(v) and v >= 0
 
 
 def parse_header(raw, path):

@@ -9,8 +9,10 @@ class Residual(Layer):
     .. math:: \frac{\partial L}{\partial x} = g + \Big(\frac{\partial f}{\partial x}\Big)^{\!\top} g
 
     The upstream gradient :math:`g` is shared by both paths; neither writes into it.
-    A pre-norm GPT block is ``Residual(Sequential([LayerNorm(C), MultiHeadAttention(C, nh)]))``
-    followed by ``Residual(Sequential([LayerNorm(C), Linear(C, 4C), GELU(), Linear(4C, C)]))``.
+    A pre-norm transformer block can be written as ``Residual(Sequential([LayerNorm(C),
+    MultiHeadAttention(C, nh)]))`` followed by ``Residual(Sequential([LayerNorm(C),
+    Linear(C, 4C), GELU(), Linear(4C, C)]))``; :class:`nnlite.models.GPT` uses the same math in
+    its named ``Block`` (``nnlite/models/gpt_blocks.py``).
 
     Parameters
     ----------
@@ -24,7 +26,7 @@ class Residual(Layer):
     inner : Layer
     params, grads : dict
         Views of the inner layer's, keyed ``"0.<inner key>"`` like a one-layer Sequential's,
-        so a model's keys read ``"3.0.1.W_qkv"``: layer 3 of the model, its inner layer, that
+        so in a Sequential the keys read e.g. ``"3.0.1.W_qkv"``: layer 3, its inner layer, that
         layer's layer 1, parameter ``W_qkv``. Optimizers and save/load use them unchanged.
     """
 

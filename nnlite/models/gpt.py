@@ -44,6 +44,7 @@ import math
 import numpy as np
 
 from .. import init as _init
+from .._args import is_int
 from .. import random as _random
 from ..init import INIT_STD
 from ..layers import Dropout, Embedding, LayerNorm, Linear, PositionalEmbedding
@@ -73,7 +74,7 @@ class GPTConfig:
     def __post_init__(self):
         for f in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ValueError(f"GPTConfig: {f} must be a positive int, got {v!r}")
             object.__setattr__(self, f, int(v))             # numpy ints too: JSON-able
         if self.n_embd % self.n_head:
@@ -284,8 +285,7 @@ class GPT(Sequential):
             vals = np.unique(ids[bad])[:10].tolist()
             raise ValueError(f"GPT.generate: prompt ids must lie in [0, {self.vocab_size}) "
                              f"(vocab_size {self.vocab_size}), got {vals}")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
-                or max_new_tokens < 0:
+        if not is_int(max_new_tokens) or max_new_tokens < 0:
             raise ValueError(f"GPT.generate: max_new_tokens must be an int >= 0, got "
                              f"{max_new_tokens!r}")
         temperature = float(temperature)
@@ -293,10 +293,10 @@ class GPT(Sequential):
             raise ValueError(f"GPT.generate: temperature must be >= 0 (0 = greedy), got "
                              f"{temperature}")
         if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            if not is_int(top_k) or top_k < 1:
                 raise ValueError(f"GPT.generate: top_k must be None or an int >= 1, got {top_k!r}")
             top_k = min(int(top_k), self.vocab_size)
-        rng = np.random.default_rng(seed) if isinstance(seed, (int, np.integer)) else \
+        rng = np.random.default_rng(seed) if is_int(seed) else \
             _random.get_rng(seed)
 
         one = ids.ndim == 1

@@ -93,7 +93,8 @@ class Sequential(Trainer, Layer):
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, grad):
+    def backward(self, grad_out):
+        grad = grad_out
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
             if grad is None:        # a layer that needs no input gradient: nothing above does

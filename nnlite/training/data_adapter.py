@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from .. import random as _random
+from .._args import is_int
 
 VALIDATION_BATCH_SIZE = 256     # evaluation holds no gradients: larger batches, fewer calls
 
@@ -99,7 +100,7 @@ def check_count(value, what):
     """``value`` as an int >= 1, or None; ``what`` names the argument in the error."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{what} must be a positive int, got {value!r}")
     return int(value)
 
