@@ -9,7 +9,7 @@ written in the arrays' own dtype, in the same order as the numpy twins in
 Arguments are 1-D C-contiguous typed memoryviews: ``nnlite.ops.native_optim`` validates them
 like the twins and flattens them (views, no copies). Large arrays are split into chunks run in
 parallel with ``prange`` and without the GIL; every chunk sets FTZ/DAZ on its own thread
-(csrc/ftz_c.h) so decaying state that reaches subnormals doesn't slow the loop down.
+(csrc/common/ftz.h) so decaying state that reaches subnormals doesn't slow the loop down.
 """
 from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
@@ -18,7 +18,7 @@ ctypedef fused floating:
     float
     double
 
-cdef extern from "ftz_c.h" nogil:
+cdef extern from "ftz.h" nogil:
     unsigned long long nnlite_ftz_enter()
     void nnlite_ftz_leave(unsigned long long saved)
 

@@ -3,8 +3,8 @@
 // The Python wrappers (nnlite/ops/native_attention.py) validate arguments exactly like the numpy
 // twins and make inputs C-contiguous; these functions only re-check what the C++ side relies on
 // (dtype, C order, shapes), allocate the outputs, dispatch float/double and release the GIL.
-#include "attention.h"
-#include "bind_common.h"
+#include "cpu/attention.h"
+#include "bindings/bind_common.h"
 
 namespace py = pybind11;
 

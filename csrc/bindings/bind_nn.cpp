@@ -8,8 +8,8 @@
 
 #include <pybind11/stl.h>
 
-#include "bind_common.h"
-#include "nn.h"
+#include "bindings/bind_common.h"
+#include "cpu/nn.h"
 
 namespace py = pybind11;
 

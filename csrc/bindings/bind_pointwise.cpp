@@ -3,8 +3,8 @@
 // The Python wrappers (nnlite/ops/native_pointwise.py) validate arguments exactly like the numpy
 // twins, make inputs C-contiguous and allocate outputs; these functions only re-check what the
 // C++ side relies on (dtype, C order, writable output), dispatch float/double and release the GIL.
-#include "bind_common.h"
-#include "pointwise.h"
+#include "bindings/bind_common.h"
+#include "cpu/pointwise.h"
 
 namespace py = pybind11;
 using nnlite::Act;

@@ -10,7 +10,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
-#include "pointwise.h"
+#include "cpu/pointwise.h"
 
 #include <type_traits>
 

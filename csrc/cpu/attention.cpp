@@ -71,7 +71,7 @@ MXCSR is per thread, so every parallel region opens its own FtzScope.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
-#include "attention.h"
+#include "cpu/attention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -79,8 +79,8 @@ MXCSR is per thread, so every parallel region opens its own FtzScope.
 #include <limits>
 #include <vector>
 
-#include "cpu.h"
-#include "pointwise.h"  // exp512, exp256, NNLITE_TARGET_*
+#include "common/cpu.h"
+#include "cpu/pointwise.h"  // exp512, exp256, NNLITE_TARGET_*
 
 namespace nnlite {
 

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "cpu.h"
+#include "common/cpu.h"
 
 namespace nnlite {
 

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <string>
 
-#include "bind_common.h"
-#include "cpu.h"
-#include "gemm.h"
+#include "bindings/bind_common.h"
+#include "common/cpu.h"
+#include "cpu/gemm.h"
 
 namespace py = pybind11;
 

@@ -62,7 +62,7 @@ Benchmark:  python benchmarks/bench_gemm.py            (GFLOP/s vs numpy/OpenBLA
             python benchmarks/bench_gemm.py --check    (also verifies the results)
 Test:       python -m pytest tests/test_ops_gemm.py
 */
-#include "gemm.h"
+#include "cpu/gemm.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -71,7 +71,7 @@ Test:       python -m pytest tests/test_ops_gemm.py
 #include <memory>
 #include <new>
 
-#include "cpu.h"
+#include "common/cpu.h"
 
 // The SIMD kernels use GCC/Clang target attributes; other compilers (MSVC) get the scalar path,
 // which is also all cpu.cpp reports as supported there.

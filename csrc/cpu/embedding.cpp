@@ -16,7 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "nn.h"
+#include "cpu/nn.h"
 
 namespace nnlite {
 

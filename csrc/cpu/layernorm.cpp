@@ -20,7 +20,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "nn.h"
+#include "cpu/nn.h"
 
 namespace nnlite {
 

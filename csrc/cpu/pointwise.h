@@ -18,7 +18,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "cpu.h"
+#include "common/cpu.h"
 
 namespace nnlite {
 

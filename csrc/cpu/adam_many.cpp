@@ -21,7 +21,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "nn.h"
+#include "cpu/nn.h"
 
 // GCC (C++ mode) contracts a*b + c into an FMA even when it is written as separate mul and add
 // intrinsics; one rounding instead of two would make the update differ from the twin's in the
