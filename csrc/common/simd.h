@@ -12,6 +12,7 @@
 //     fmadd(a, b, c) = a·b + c    fnmadd(a, b, c) = c - a·b
 //     abs(a)  neg(a)  copysign(mag, sgn)
 //     gt(a, b) lt(a, b) -> mask   select(m, if_true, if_false)
+//     lanes_below(n) -> mask      lane i < n (n may be <= 0 or > W): the tail of a row
 //     hsum(v) hmax(v) -> T        horizontal sum / max of the W lanes
 //     exp(v)                      float: Cephes expf, ~1 ulp, inf/0 beyond the range, NaN
 //                                 stays NaN; double: std::exp per lane (float64 is the
@@ -118,6 +119,7 @@ struct Vec<T, Scalar> {
     static NNLITE_INLINE mask gt(reg a, reg b) { return a > b; }
     static NNLITE_INLINE mask lt(reg a, reg b) { return a < b; }
     static NNLITE_INLINE reg select(mask m, reg t, reg f) { return m ? t : f; }
+    static NNLITE_INLINE mask lanes_below(int64_t n) { return n > 0; }
     static NNLITE_INLINE T hsum(reg v) { return v; }
     static NNLITE_INLINE T hmax(reg v) { return v; }
     static NNLITE_INLINE reg exp(reg v) { return std::exp(v); }
@@ -177,6 +179,9 @@ struct Vec<float, Avx2> {
     static NNLITE_INLINE mask gt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
     static NNLITE_INLINE mask lt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
     static NNLITE_INLINE reg select(mask m, reg t, reg f) { return _mm256_blendv_ps(f, t, m); }
+    static NNLITE_INLINE mask lanes_below(int64_t n) {
+        return _mm256_castsi256_ps(lanes_below8(n));
+    }
     static NNLITE_INLINE float hsum(reg v) {
         __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -248,6 +253,9 @@ struct Vec<double, Avx2> {
     static NNLITE_INLINE mask gt(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
     static NNLITE_INLINE mask lt(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
     static NNLITE_INLINE reg select(mask m, reg t, reg f) { return _mm256_blendv_pd(f, t, m); }
+    static NNLITE_INLINE mask lanes_below(int64_t n) {
+        return _mm256_castsi256_pd(lanes_below4(n));
+    }
     static NNLITE_INLINE double hsum(reg v) {
         __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
         return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
@@ -315,6 +323,7 @@ struct Vec<float, Avx512> {
     static NNLITE_INLINE mask gt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
     static NNLITE_INLINE mask lt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
     static NNLITE_INLINE reg select(mask m, reg t, reg f) { return _mm512_mask_blend_ps(m, f, t); }
+    static NNLITE_INLINE mask lanes_below(int64_t n) { return lanes_below16(n); }
     static NNLITE_INLINE float hsum(reg v) { return _mm512_reduce_add_ps(v); }
     static NNLITE_INLINE float hmax(reg v) { return _mm512_reduce_max_ps(v); }
     // scalef(p, n) = p·2ⁿ handles overflow (→ inf) and underflow (→ 0) itself.
@@ -369,6 +378,7 @@ struct Vec<double, Avx512> {
     static NNLITE_INLINE mask gt(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
     static NNLITE_INLINE mask lt(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
     static NNLITE_INLINE reg select(mask m, reg t, reg f) { return _mm512_mask_blend_pd(m, f, t); }
+    static NNLITE_INLINE mask lanes_below(int64_t n) { return lanes_below8k(n); }
     static NNLITE_INLINE double hsum(reg v) { return _mm512_reduce_add_pd(v); }
     static NNLITE_INLINE double hmax(reg v) { return _mm512_reduce_max_pd(v); }
     static NNLITE_INLINE reg exp(reg x) {

@@ -1,5 +1,6 @@
 /*
 Attention: flash-style scaled dot-product attention, forward and backward, on the CPU.
+Ladder: dev/attention/ — this file is the last steps (vectorised, threaded, backward from the saved log-sum-exp)
 
 Shapes (B batch, H heads, T sequence length, D head size; B·H merged into BH, C-contiguous):
     q, k, v, out, dout, dq, dk, dv   (BH, T, D)
@@ -41,19 +42,25 @@ Memory: per thread a BR x BC tile for S/P and one for dP, Kᵀ (and Vᵀ) of one
 and O(T) row statistics, so O(T·D) extra instead of O(T²); nothing of size B·H·T·T ever exists.
 The recompute costs one more Q Kᵀ in the backward, which is cheaper than reading a stored P.
 
-Inner loops: four small routines per SIMD path (TileOps), called once per tile:
+Inner loops: five small tile routines (TileOps), called once per tile, written once over the
+vector type V = simd::Vec<T, Isa> in attention.inc (which explains the register tiles):
     scores   C = A Bᵀ·scale  (BR x BC, over D)   Bᵀ is pre-transposed (D x T), so the vectors
-             run along keys: C[r, c:c+16] += A[r, d] · Bᵀ[d, c:c+16]  (broadcast-FMA, no
-             horizontal sums); tiles of 4 rows x 64 keys = 16 zmm accumulators (AVX-512)
+             run along keys: C[r, c:c+W] += A[r, d] · Bᵀ[d, c:c+W]  (broadcast-FMA, no
+             horizontal sums), in register tiles of 4 rows x NV vectors of keys
     accum    C += A B over the tile (vectors along D):  P V, Pᵀ dO, dS K, dSᵀ Q;
              A is read with (row, col) strides, so the transposed ones cost nothing
-    row_max, exp_rows, ds_rows: the softmax pieces, with the vectorised exp of pointwise.h
+    row_max, exp_rows, ds_rows: the softmax pieces, with V::exp (common/simd.h)
 
-Versions (picked per call by nnlite::simd_path(), forced with NNLITE_SIMD or ops.force_simd):
-    scalar   plain C++ loops; float64 always runs them (the compiler vectorises them with SSE2)
-    avx2     AVX2/FMA float32, 8 lanes; scores 4 rows x 16 keys, accum 4 rows x 16 of D
-    avx512   AVX-512 float32, 16 lanes; scores 4 rows x 64 keys, accum 4 rows x 32 of D
-             (8 rows x 16 when D <= 16, so there are always 8 independent FMA chains)
+Versions: common/foreach_isa.h compiles attention.inc once per ISA (scalar::, avx2::,
+avx512::), and pick_ops takes the set for nnlite::simd_path() (NNLITE_PICK; forced with
+NNLITE_SIMD or ops.force_simd). The drivers below (tiling, online softmax, threads) are shared.
+    scalar   plain row loops for scores/accum, which the compiler vectorises (SSE2, NEON)
+    avx2     AVX2/FMA, W = 8 floats (4 doubles); scores 4 rows x 2 vectors of keys,
+             accum 4 rows x 2 vectors of D (8 rows x 1 vector when D <= W)
+    avx512   AVX-512, W = 16 floats (8 doubles); scores 4 rows x 4 vectors of keys,
+             accum as avx2
+float64 runs the same routines with half the lanes (it used to run only the scalar loops); its
+exp is std::exp per lane, so only the summation order differs (within the tests' 1e-12).
 Run:  python benchmarks/bench_attention.py   (against torch's scaled_dot_product_attention)
 Measured (2 shared Zen 4 cores, 2 threads, float32, causal, fwd+bwd; noisy machine, best of 7):
     (B,H,T,D) = (12,4,64,32): 2.6 ms vs torch 6.1 ms;  (32,8,256,16): 46 ms vs torch 109 ms.
@@ -66,21 +73,17 @@ schedule: causal query tiles near the end of the sequence visit more key tiles (
 out first), and on a shared 2-core machine a stalled thread should not hold up the other.
 MXCSR is per thread, so every parallel region opens its own FtzScope.
 */
-// GCC 12 warns about `__m512 __Y = __Y;` inside its own avx512fintrin.h (a false positive).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
 #include "cpu/attention.h"
+
+#include "common/simd.h"  // first: its pragma block must precede <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "common/cpu.h"
-#include "cpu/pointwise.h"  // exp512, exp256, NNLITE_TARGET_*
 
 namespace nnlite {
 
@@ -90,8 +93,20 @@ constexpr int64_t kNoMask = std::numeric_limits<int64_t>::max() / 4;
 
 static inline int64_t round16(int64_t n) { return (n + 15) & ~int64_t(15); }
 
-// The per-path inner loops. "valid" columns of tile row r: min(cols, r + off + 1), where
-// off = (first query) - (first key) of the tile on the causal diagonal, kNoMask elsewhere.
+// "valid" columns of tile row r: min(cols, r + off + 1), where off = (first query) - (first
+// key) of the tile on the causal diagonal, kNoMask elsewhere.
+static inline int64_t n_valid(int64_t r, int64_t cols, int64_t off) {
+    return std::max<int64_t>(0, std::min(cols, r + off + 1));
+}
+
+}  // namespace nnlite
+
+#define NNLITE_KERNELS "cpu/attention.inc"
+#include "common/foreach_isa.h"  // nnlite::{scalar, avx2, avx512}::{scores, accum, ...}
+
+namespace nnlite {
+
+// The tile routines of one SIMD path (see attention.inc for what each computes).
 template <typename T>
 struct TileOps {
     // C[r*ldc + c] = scale · Σ_d A[r*lda + d] · Bt[d*ldb + c]   for c < ncp (a multiple of 16)
@@ -110,410 +125,10 @@ struct TileOps {
                     T scale);
 };
 
-static inline int64_t n_valid(int64_t r, int64_t cols, int64_t off) {
-    return std::max<int64_t>(0, std::min(cols, r + off + 1));
-}
-
-// ------------------------------------------------------------------------------- scalar
-
 template <typename T>
-static void scores_scalar(const T* A, int64_t lda, const T* Bt, int64_t ldb, T* C, int64_t ldc,
-                          int64_t rows, int64_t ncp, int64_t D, T scale) {
-    for (int64_t r = 0; r < rows; r++) {
-        T* c = C + r * ldc;
-        for (int64_t j = 0; j < ncp; j++) c[j] = T(0);
-        for (int64_t d = 0; d < D; d++) {
-            const T a = A[r * lda + d];
-            const T* b = Bt + d * ldb;
-            for (int64_t j = 0; j < ncp; j++) c[j] += a * b[j];
-        }
-        for (int64_t j = 0; j < ncp; j++) c[j] *= scale;
-    }
-}
-
-template <typename T>
-static void accum_scalar(const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
-                         int64_t ldc, int64_t rows, int64_t inner, int64_t D) {
-    for (int64_t r = 0; r < rows; r++) {
-        T* c = C + r * ldc;
-        for (int64_t k = 0; k < inner; k++) {
-            const T a = A[r * ars + k * acs];
-            const T* b = B + k * ldb;
-            for (int64_t d = 0; d < D; d++) c[d] += a * b[d];
-        }
-    }
-}
-
-template <typename T>
-static void row_max_scalar(const T* S, int64_t ld, int64_t rows, int64_t cols, int64_t off, T* m) {
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t n = n_valid(r, cols, off);
-        T mx = m[r];
-        for (int64_t c = 0; c < n; c++) mx = std::max(mx, S[r * ld + c]);
-        m[r] = mx;
-    }
-}
-
-template <typename T>
-static void exp_rows_scalar(T* S, int64_t ld, int64_t rows, int64_t cols, int64_t off,
-                            const T* sub, T* sum) {
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t n = n_valid(r, cols, off);
-        T* s = S + r * ld;
-        T acc = T(0);
-        for (int64_t c = 0; c < n; c++) acc += (s[c] = std::exp(s[c] - sub[r]));
-        for (int64_t c = n; c < cols; c++) s[c] = T(0);
-        if (sum) sum[r] = acc;
-    }
-}
-
-template <typename T>
-static void ds_rows_scalar(const T* P, T* dP, int64_t ld, int64_t rows, int64_t cols,
-                           const T* delta, T scale) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
-            dP[r * ld + c] = P[r * ld + c] * (dP[r * ld + c] - delta[r]) * scale;
-}
-
-#if NNLITE_X86
-// ------------------------------------------------------------------------------- AVX-512
-
-static inline __mmask16 tail_mask16(int64_t n) {  // first min(n, 16) lanes
-    return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << std::max<int64_t>(n, 0)) - 1);
-}
-
-// R rows x NV vectors of 16 keys: acc[r][v] += A[r, d] · Bt[d, 16v : 16v+16]
-template <int R, int NV>
-NNLITE_TARGET_AVX512 static inline void scores_block512(const float* A, int64_t lda,
-                                                        const float* Bt, int64_t ldb, float* C,
-                                                        int64_t ldc, int64_t D, __m512 vs) {
-    __m512 acc[R][NV];
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
-    for (int64_t d = 0; d < D; d++) {
-        __m512 b[NV];
-        for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(Bt + d * ldb + 16 * v);
-        for (int r = 0; r < R; r++) {
-            const __m512 a = _mm512_set1_ps(A[r * lda + d]);
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++)
-            _mm512_storeu_ps(C + r * ldc + 16 * v, _mm512_mul_ps(acc[r][v], vs));
-}
-
-NNLITE_TARGET_AVX512 static void scores_avx512(const float* A, int64_t lda, const float* Bt,
-                                               int64_t ldb, float* C, int64_t ldc, int64_t rows,
-                                               int64_t ncp, int64_t D, float scale) {
-    const __m512 vs = _mm512_set1_ps(scale);
-    int64_t r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        int64_t c = 0;
-        for (; c + 64 <= ncp; c += 64)
-            scores_block512<4, 4>(A + r * lda, lda, Bt + c, ldb, C + r * ldc + c, ldc, D, vs);
-        for (; c < ncp; c += 16)
-            scores_block512<4, 1>(A + r * lda, lda, Bt + c, ldb, C + r * ldc + c, ldc, D, vs);
-    }
-    for (; r < rows; r++) {
-        int64_t c = 0;
-        for (; c + 64 <= ncp; c += 64)
-            scores_block512<1, 4>(A + r * lda, lda, Bt + c, ldb, C + r * ldc + c, ldc, D, vs);
-        for (; c < ncp; c += 16)
-            scores_block512<1, 1>(A + r * lda, lda, Bt + c, ldb, C + r * ldc + c, ldc, D, vs);
-    }
-}
-
-// R rows x NV vectors of 16 along D starting at d0; FULL: all R x 16·NV lanes inside D,
-// otherwise lanes past D (dleft) are masked. (GCC keeps acc[][] in registers only with the plain
-// loads/stores: with masked ones it writes the accumulators back to the stack every iteration,
-// hence the two versions.)
-// C[r, d0:] += Σ_k A[r*ars + k*acs] · B[k, d0:]
-template <int R, int NV, bool FULL>
-NNLITE_TARGET_AVX512 static inline void accum_block512(const float* A, int64_t ars, int64_t acs,
-                                                       const float* B, int64_t ldb, float* C,
-                                                       int64_t ldc, int64_t inner, int64_t dleft) {
-    const __mmask16 m0 = tail_mask16(dleft), m1 = tail_mask16(dleft - 16);
-    __m512 acc[R][NV];
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = FULL ? _mm512_loadu_ps(C + r * ldc + 16 * v)
-                             : _mm512_maskz_loadu_ps(v ? m1 : m0, C + r * ldc + 16 * v);
-    for (int64_t k = 0; k < inner; k++) {
-        __m512 b[NV];
-        for (int v = 0; v < NV; v++)
-            b[v] = FULL ? _mm512_loadu_ps(B + k * ldb + 16 * v)
-                        : _mm512_maskz_loadu_ps(v ? m1 : m0, B + k * ldb + 16 * v);
-        const float* a = A + k * acs;
-        for (int r = 0; r < R; r++) {
-            const __m512 ar = _mm512_set1_ps(a[r * ars]);
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(ar, b[v], acc[r][v]);
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int v = 0; v < NV; v++) {
-            if (FULL) _mm512_storeu_ps(C + r * ldc + 16 * v, acc[r][v]);
-            else _mm512_mask_storeu_ps(C + r * ldc + 16 * v, v ? m1 : m0, acc[r][v]);
-        }
-}
-
-// rows [0, rows) of C in blocks of R, vectors of 16 along D in chunks of NV
-template <int R, int NV>
-NNLITE_TARGET_AVX512 static inline void accum_rows512(const float* A, int64_t ars, int64_t acs,
-                                                      const float* B, int64_t ldb, float* C,
-                                                      int64_t ldc, int64_t rows, int64_t inner,
-                                                      int64_t D) {
-    for (int64_t d0 = 0; d0 < D; d0 += 16 * NV) {
-        const bool full = d0 + 16 * NV <= D;
-        const float* b = B + d0;
-        const int64_t dl = D - d0;
-        int64_t r = 0;
-        for (; r + R <= rows; r += R) {
-            const float* a = A + r * ars;
-            float* c = C + r * ldc + d0;
-            if (full) accum_block512<R, NV, true>(a, ars, acs, b, ldb, c, ldc, inner, dl);
-            else accum_block512<R, NV, false>(a, ars, acs, b, ldb, c, ldc, inner, dl);
-        }
-        for (; r < rows; r++) {
-            const float* a = A + r * ars;
-            float* c = C + r * ldc + d0;
-            if (full) accum_block512<1, NV, true>(a, ars, acs, b, ldb, c, ldc, inner, dl);
-            else accum_block512<1, NV, false>(a, ars, acs, b, ldb, c, ldc, inner, dl);
-        }
-    }
-}
-
-NNLITE_TARGET_AVX512 static void accum_avx512(const float* A, int64_t ars, int64_t acs,
-                                              const float* B, int64_t ldb, float* C, int64_t ldc,
-                                              int64_t rows, int64_t inner, int64_t D) {
-    if (D <= 16)  // one vector per row: 8 rows give 8 independent FMA chains
-        accum_rows512<8, 1>(A, ars, acs, B, ldb, C, ldc, rows, inner, D);
-    else
-        accum_rows512<4, 2>(A, ars, acs, B, ldb, C, ldc, rows, inner, D);
-}
-
-NNLITE_TARGET_AVX512 static void row_max_avx512(const float* S, int64_t ld, int64_t rows,
-                                                int64_t cols, int64_t off, float* m) {
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t n = n_valid(r, cols, off);
-        const float* s = S + r * ld;
-        __m512 mx = _mm512_set1_ps(m[r]);
-        int64_t c = 0;
-        for (; c + 16 <= n; c += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + c));
-        if (c < n) mx = _mm512_mask_max_ps(mx, tail_mask16(n - c), mx, _mm512_loadu_ps(s + c));
-        m[r] = _mm512_reduce_max_ps(mx);
-    }
-}
-
-NNLITE_TARGET_AVX512 static void exp_rows_avx512(float* S, int64_t ld, int64_t rows,
-                                                 int64_t cols, int64_t off, const float* sub,
-                                                 float* sum) {
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t n = n_valid(r, cols, off);
-        float* s = S + r * ld;
-        const __m512 vm = _mm512_set1_ps(sub[r]);
-        __m512 acc = _mm512_setzero_ps();
-        int64_t c = 0;
-        for (; c + 16 <= n; c += 16) {
-            const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + c), vm));
-            _mm512_storeu_ps(s + c, e);
-            acc = _mm512_add_ps(acc, e);
-        }
-        if (c < n) {
-            const __mmask16 k = tail_mask16(n - c);
-            const __m512 e = _mm512_maskz_mov_ps(
-                k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + c), vm)));
-            _mm512_storeu_ps(s + c, e);  // zeros past n: inside the BC-wide row
-            acc = _mm512_add_ps(acc, e);
-            c += 16;
-        }
-        for (; c < cols; c += 16) _mm512_storeu_ps(s + c, _mm512_setzero_ps());
-        if (sum) sum[r] = _mm512_reduce_add_ps(acc);
-    }
-}
-
-NNLITE_TARGET_AVX512 static void ds_rows_avx512(const float* P, float* dP, int64_t ld,
-                                                int64_t rows, int64_t cols, const float* delta,
-                                                float scale) {
-    const __m512 vs = _mm512_set1_ps(scale);
-    for (int64_t r = 0; r < rows; r++) {
-        const __m512 dr = _mm512_set1_ps(delta[r]);
-        for (int64_t c = 0; c < cols; c += 16) {  // rows are BC wide: no tail needed
-            const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(P + r * ld + c), vs);
-            _mm512_storeu_ps(dP + r * ld + c,
-                             _mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dP + r * ld + c), dr)));
-        }
-    }
-}
-
-// ------------------------------------------------------------------------------- AVX2/FMA
-
-NNLITE_TARGET_AVX2 static inline __m256i tail_mask8(int64_t n) {  // first min(n, 8) lanes
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const int64_t k = std::min<int64_t>(std::max<int64_t>(n, 0), 8);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(k)), idx);
-}
-
-NNLITE_TARGET_AVX2 static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
-NNLITE_TARGET_AVX2 static inline float hmax256(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
-
-template <int R>
-NNLITE_TARGET_AVX2 static inline void scores_block256(const float* A, int64_t lda, const float* Bt,
-                                                      int64_t ldb, float* C, int64_t ldc,
-                                                      int64_t D, __m256 vs) {
-    __m256 acc[R][2];
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int64_t d = 0; d < D; d++) {
-        const __m256 b0 = _mm256_loadu_ps(Bt + d * ldb), b1 = _mm256_loadu_ps(Bt + d * ldb + 8);
-        for (int r = 0; r < R; r++) {
-            const __m256 a = _mm256_broadcast_ss(A + r * lda + d);
-            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-        }
-    }
-    for (int r = 0; r < R; r++) {
-        _mm256_storeu_ps(C + r * ldc, _mm256_mul_ps(acc[r][0], vs));
-        _mm256_storeu_ps(C + r * ldc + 8, _mm256_mul_ps(acc[r][1], vs));
-    }
-}
-
-NNLITE_TARGET_AVX2 static void scores_avx2(const float* A, int64_t lda, const float* Bt,
-                                           int64_t ldb, float* C, int64_t ldc, int64_t rows,
-                                           int64_t ncp, int64_t D, float scale) {
-    const __m256 vs = _mm256_set1_ps(scale);
-    int64_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-        for (int64_t c = 0; c < ncp; c += 16)
-            scores_block256<4>(A + r * lda, lda, Bt + c, ldb, C + r * ldc + c, ldc, D, vs);
-    for (; r < rows; r++)
-        for (int64_t c = 0; c < ncp; c += 16)
-            scores_block256<1>(A + r * lda, lda, Bt + c, ldb, C + r * ldc + c, ldc, D, vs);
-}
-
-template <int R>
-NNLITE_TARGET_AVX2 static inline void accum_block256(const float* A, int64_t ars, int64_t acs,
-                                                     const float* B, int64_t ldb, float* C,
-                                                     int64_t ldc, int64_t inner, int64_t dleft) {
-    const __m256i m0 = tail_mask8(dleft), m1 = tail_mask8(dleft - 8);
-    __m256 acc[R][2];
-    for (int r = 0; r < R; r++) {
-        acc[r][0] = _mm256_maskload_ps(C + r * ldc, m0);
-        acc[r][1] = _mm256_maskload_ps(C + r * ldc + 8, m1);
-    }
-    for (int64_t k = 0; k < inner; k++) {
-        const __m256 b0 = _mm256_maskload_ps(B + k * ldb, m0);
-        const __m256 b1 = _mm256_maskload_ps(B + k * ldb + 8, m1);
-        const float* a = A + k * acs;
-        for (int r = 0; r < R; r++) {
-            const __m256 ar = _mm256_broadcast_ss(a + r * ars);
-            acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
-        }
-    }
-    for (int r = 0; r < R; r++) {
-        _mm256_maskstore_ps(C + r * ldc, m0, acc[r][0]);
-        _mm256_maskstore_ps(C + r * ldc + 8, m1, acc[r][1]);
-    }
-}
-
-NNLITE_TARGET_AVX2 static void accum_avx2(const float* A, int64_t ars, int64_t acs,
-                                          const float* B, int64_t ldb, float* C, int64_t ldc,
-                                          int64_t rows, int64_t inner, int64_t D) {
-    for (int64_t d0 = 0; d0 < D; d0 += 16) {
-        int64_t r = 0;
-        for (; r + 4 <= rows; r += 4)
-            accum_block256<4>(A + r * ars, ars, acs, B + d0, ldb, C + r * ldc + d0, ldc, inner,
-                              D - d0);
-        for (; r < rows; r++)
-            accum_block256<1>(A + r * ars, ars, acs, B + d0, ldb, C + r * ldc + d0, ldc, inner,
-                              D - d0);
-    }
-}
-
-NNLITE_TARGET_AVX2 static void row_max_avx2(const float* S, int64_t ld, int64_t rows,
-                                            int64_t cols, int64_t off, float* m) {
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t n = n_valid(r, cols, off);
-        const float* s = S + r * ld;
-        __m256 mx = _mm256_set1_ps(m[r]);
-        int64_t c = 0;
-        for (; c + 8 <= n; c += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + c));
-        float x = hmax256(mx);
-        for (; c < n; c++) x = std::max(x, s[c]);
-        m[r] = x;
-    }
-}
-
-NNLITE_TARGET_AVX2 static void exp_rows_avx2(float* S, int64_t ld, int64_t rows, int64_t cols,
-                                             int64_t off, const float* sub, float* sum) {
-    for (int64_t r = 0; r < rows; r++) {
-        const int64_t n = n_valid(r, cols, off);
-        float* s = S + r * ld;
-        const __m256 vm = _mm256_set1_ps(sub[r]);
-        __m256 acc = _mm256_setzero_ps();
-        int64_t c = 0;
-        for (; c + 8 <= n; c += 8) {
-            const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + c), vm));
-            _mm256_storeu_ps(s + c, e);
-            acc = _mm256_add_ps(acc, e);
-        }
-        if (c < n) {
-            const __m256 k = _mm256_castsi256_ps(tail_mask8(n - c));
-            const __m256 e = _mm256_and_ps(k, exp256(_mm256_sub_ps(_mm256_loadu_ps(s + c), vm)));
-            _mm256_storeu_ps(s + c, e);  // zeros past n: inside the BC-wide row
-            acc = _mm256_add_ps(acc, e);
-            c += 8;
-        }
-        for (; c < cols; c += 8) _mm256_storeu_ps(s + c, _mm256_setzero_ps());
-        if (sum) sum[r] = hsum256(acc);
-    }
-}
-
-NNLITE_TARGET_AVX2 static void ds_rows_avx2(const float* P, float* dP, int64_t ld, int64_t rows,
-                                            int64_t cols, const float* delta, float scale) {
-    const __m256 vs = _mm256_set1_ps(scale);
-    for (int64_t r = 0; r < rows; r++) {
-        const __m256 dr = _mm256_set1_ps(delta[r]);
-        for (int64_t c = 0; c < cols; c += 8) {
-            const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(P + r * ld + c), vs);
-            _mm256_storeu_ps(dP + r * ld + c,
-                             _mm256_mul_ps(p, _mm256_sub_ps(_mm256_loadu_ps(dP + r * ld + c), dr)));
-        }
-    }
-}
-#endif  // NNLITE_X86
-
-template <typename T>
-static TileOps<T> scalar_ops() {
-    return {scores_scalar<T>, accum_scalar<T>, row_max_scalar<T>, exp_rows_scalar<T>,
-            ds_rows_scalar<T>};
-}
-
-template <typename T>
-static TileOps<T> pick_ops() { return scalar_ops<T>(); }
-
-template <>
-TileOps<float> pick_ops<float>() {
-#if NNLITE_X86
-    switch (simd_path()) {
-        case Simd::AVX512:
-            return {scores_avx512, accum_avx512, row_max_avx512, exp_rows_avx512, ds_rows_avx512};
-        case Simd::AVX2:
-            return {scores_avx2, accum_avx2, row_max_avx2, exp_rows_avx2, ds_rows_avx2};
-        default:
-            break;
-    }
-#endif
-    return scalar_ops<float>();
+static TileOps<T> pick_ops() {
+    return {NNLITE_PICK(scores<T>), NNLITE_PICK(accum<T>), NNLITE_PICK(row_max<T>),
+            NNLITE_PICK(exp_rows<T>), NNLITE_PICK(ds_rows<T>)};
 }
 
 // Kᵀ of rows [0, n) of one head: Kt[d*ldt + j] = K[j*D + d], zero in columns [n, round16(n)).
