@@ -6,40 +6,51 @@ GEMM: the matrix multiply behind every Linear layer, forward and backward.
     C (M,N) = A(K,M).T @ B (K,N)           gemm_tn   (weight grad: dW = X.T @ dY)
     optionally C += ... (accumulate) for gradient accumulation.
 
-All three are one routine, gemm_strided(): a transpose is only a swap of the element strides
-the packing routines read with, so no operand is ever copied before packing, whatever its
-layout (transposed view, slice with a step, Fortran order, negative strides).
+Ladder: dev/gemm/ walks from the definition to this file (it is the last steps: packed panels,
+micro-kernels, OpenMP, the small-M path).
 
-The algorithm is the GotoBLAS/BLIS one:
+All three are one routine, gemm_strided(). Every operand is a view (Mat, gemm.h: a pointer and
+two element strides), so a transpose is only a swap of the strides the packing routines and the
+micro-kernel read with, and no operand is ever copied before packing, whatever its layout
+(transposed view, slice with a step, Fortran order, negative strides).
+
+The algorithm is the GotoBLAS/BLIS loop nest (gemm_cell):
 
     for jc in N step NC:                       B block (KC x NC) lives in L3
       for pc in K step KC:
-        pack B[pc:pc+KC, jc:jc+NC] into NR-wide panels (threads split the panels)
+        pack B[pc:pc+KC, jc:jc+NC] into NR-wide panels
         for ic in M step MC:                   A block (MC x KC) lives in L2
-          pack A[ic:ic+MC, pc:pc+KC] into MR-tall panels   (big problems only, see below)
-          for every (NR panel, MR panel) tile:  threads split the tiles
+          pack A[ic:ic+MC, pc:pc+KC] into MR-tall panels   (big problems only, see plan_gemm)
+          for every (NR panel, MR panel) tile:
             micro-kernel: C tile (MR x NR) (+)= A panel (MR x KC) @ B panel (KC x NR)
 
-Packing B makes the micro-kernel's vector loads unit-stride and aligned, and zero-pads the
-last panel so the K loop never branches on edges; edge tiles only differ in the final store.
-For a small batch (M <= 16 MR) with row-contiguous B, each B panel serves too few tiles to
-repay the copy, so full panels are read in place (ldb = B's row stride) and only a ragged last
-panel is packed.
-A is only broadcast one scalar at a time, which costs the same from the caller's matrix (with
-its strides) as from a packed panel, so A is packed only when it is too big to stay in L2
-(> 384 KiB) and reused by more than two B panels. An MLP's batch of 64 rows never is: skipping
-that pass (BLIS's "sup" idea) was worth ~20% on the MNIST shapes and nothing was lost on the
-big ones. Packing is a copy when the source is contiguous along the panel and an 8x8 (f32) /
-4x4 (f64) AVX2 register transpose when it is contiguous along K (row-major A; B in gemm_nt).
+The pieces, in the order of this file:
+    GemmTiles    the table of tile shapes (MR x NR) and cache blocks (KC, MC, NC) per ISA
+    gemm.inc     the micro-kernel ukr<T, MR, NV>, written once over simd::Vec<T, Isa> and
+                 compiled per ISA (common/foreach_isa.h); gemm_kernel() picks its tile
+    pack_panel   packing a panel of A or B (a copy, or an AVX2 register transpose)
+    plan_gemm    every tuning rule, with its reason: pack A or not, read B in place or not,
+                 the block sizes, the thread count and the thread grid
+    gemm_cell    the loop nest above, run by each thread on its cell of the thread grid
+    gemm_strided the entry point: plan, allocate, start the threads
+
+Packing B makes the micro-kernel's vector loads unit-stride, and zero-pads the last panel so
+the K loop never branches on edges; edge tiles only differ in the final store. A is only
+broadcast one scalar at a time, which costs the same from the caller's matrix (with its
+strides) as from a packed panel, so A is packed only for big problems (BLIS's "sup" idea for
+the rest, see plan_gemm). Packing is a copy when the source is contiguous along the panel and
+an 8x8 (f32) / 4x4 (f64) AVX2 register transpose when it is contiguous along K (row-major A;
+B in gemm_nt).
 
 Versions (picked per call by nnlite::simd_path(), forced with NNLITE_SIMD or ops.force_simd):
     scalar   plain C++ loops, MR x NR = 4 x 8; portable (ARM, MSVC, old x86), obviously correct
     avx2     AVX2/FMA,  f32 6 x 16, f64 6 x 8   (12 ymm accumulators); N <= 8/4: 8 x 1 vector
     avx512   AVX-512F,  f32 8 x 32, f64 8 x 16  (16 zmm accumulators); N <= 16/8: 8 x 1 vector
+All three are the same ukr template; only the vector type and the tile shape differ.
 
 The AVX-512 micro-kernel's register layout (f32 shown; f64 is the same with 8 lanes):
 
-               B panel row k: b0 = B[k, 0:16]  b1 = B[k, 16:32]        (2 zmm, aligned loads)
+               B panel row k: b0 = B[k, 0:16]  b1 = B[k, 16:32]        (2 zmm loads)
     A[i, k] -> broadcast a    c[i][0] += a*b0  c[i][1] += a*b1         i = 0..7
                               -> 16 zmm accumulators + 2 for B + 1 broadcast.
 Why 8 x 32 and not the taller 14 x 32 that 32 zmm registers allow: on Zen 4 a zmm FMA issues
@@ -51,12 +62,13 @@ Measured (bench_gemm.py): 8 x 32 ties 14 x 32 and 12 x 32 on the squares, beats 
 Narrow outputs (the 10 logits of a classifier) use one vector per row instead of two: 2/3 of a
 32-wide tile would be padding.
 
-Threads: OpenMP, only above 2^19 FMAs (below that, waking the team costs more than it saves).
-Big problems (packed A): threads share the packed blocks and split the tiles B-panel-major, so
-each thread's share touches few B panels; barriers separate packing from computing. Small
-problems (A in place, gemm_sup_thread): each thread owns a rectangle of tiles and packs its own
-B panels, so the only synchronisation is the final join. Results do not depend on the thread count: every C element is summed in
-the same order. MXCSR is per thread, so every parallel region opens its own FtzScope.
+Threads: OpenMP, one parallel region per call; plan_gemm says how many threads and how they
+split the tiles. Big problems (packed A): the threads form one team that shares the packed
+blocks and splits the packing and the tiles, with barriers between packing and computing.
+Small problems (A in place): each thread owns a cell of a thread grid over the tiles and packs
+its own B panels, so the only synchronisation is the final join. Either way every thread runs
+the same gemm_cell loop nest. Results do not depend on the thread count: every C element is
+summed in the same order. MXCSR is per thread, so the parallel region opens its own FtzScope.
 
 Benchmark:  python benchmarks/bench_gemm.py            (GFLOP/s vs numpy/OpenBLAS, torch)
             python benchmarks/bench_gemm.py --check    (also verifies the results)
@@ -72,228 +84,86 @@ Test:       python -m pytest tests/test_ops_gemm.py
 #include <new>
 
 #include "common/cpu.h"
-
-// The SIMD kernels use GCC/Clang target attributes; other compilers (MSVC) get the scalar path,
-// which is also all cpu.cpp reports as supported there.
-#if NNLITE_X86 && (defined(__GNUC__) || defined(__clang__))
-#define NNLITE_GEMM_SIMD 1
-#else
-#define NNLITE_GEMM_SIMD 0
-#endif
+#include "common/simd.h"
 
 namespace nnlite {
 
-// ----------------------------------------------------------------------------- micro-kernels
-// Every micro-kernel computes the full MR x NR tile  acc = A (MR x kc) @ Bp (kc x NR), Bp a
-// packed, 64-byte aligned B panel (kc rows of NR), then writes the top-left mr x nr corner of it
-// into C (row stride ldc, unit column stride): C = acc, or C += acc when `accumulate`.
-// A comes either packed (PACKED=true: A[k*MR + i]) or straight from the caller's matrix with
-// its strides (PACKED=false: A[i*rs_a + k*cs_a]; rows >= mr alias row 0 so nothing past the
-// matrix is read, and their results are dropped).
+// ----------------------------------------------------------------------------- tile table
+// A tile is MR rows x NV vectors (NR = NV * W columns, W the lanes of the ISA's vector of T:
+// f64 keeps MR and NV, so its NR is half of f32's). The blocks bound what plan_gemm may use:
+// MC x KC of packed A (480 KiB f32 on AVX-512) fits in half of a 1 MiB L2, KC x NR of B (the
+// panel each micro-kernel call streams, 64 KiB) in L2 beside it, KC x NC of B in L3. KC = 512
+// beat 256 and 384 at 1024^3 (fewer passes over C). Tuned on Zen 4 (1 MiB L2) with
+// benchmarks/bench_gemm.py. The 8 x 1-vector narrow tile serves N <= W (see gemm_kernel).
+struct TileShape {
+    int MR, NV;      // tile rows; tile columns in vectors
+    int KC, MC, NC;  // largest blocks: depth; rows of packed A; columns of a B block
+};
+
+template <typename Isa>
+struct GemmTiles;
+//                                                MR NV   KC       MC    NC
+template <>
+struct GemmTiles<simd::Scalar> {
+    static constexpr TileShape wide{4, 8, 256, 4 * 32, 2048}, narrow = wide;
+    static constexpr bool avx2_transpose = false;
+};
+template <>
+struct GemmTiles<simd::Avx2> {
+    static constexpr TileShape wide{6, 2, 256, 6 * 24, 4096}, narrow{8, 1, 256, 8 * 24, 4096};
+    static constexpr bool avx2_transpose = true;
+};
+template <>
+struct GemmTiles<simd::Avx512> {
+    static constexpr TileShape wide{8, 2, 512, 8 * 30, 4096}, narrow{8, 1, 512, 8 * 30, 4096};
+    static constexpr bool avx2_transpose = true;
+};
+
+// One micro-kernel (gemm.inc): C[0:mr, 0:nr] (+)= A[0:MR, 0:kc] @ B[0:kc, 0:NR].
 template <typename T>
-using MicroKernel = void (*)(int64_t kc, const T* A, int64_t rs_a, int64_t cs_a, const T* Bp,
-                            int64_t ldb, T* C, int64_t ldc, int mr, int nr, bool accumulate);
+using Ukr = void (*)(int64_t kc, const Mat<const T>& a, const Mat<const T>& b, const Mat<T>& c,
+                     int mr, int nr, bool accumulate);
 
-// Row pointers into A and the per-k step, shared by all kernels.
-template <typename T, int MR, bool PACKED>
-static inline int64_t a_rows(const T* A, int64_t rs_a, int64_t cs_a, int mr, const T** ar) {
-    for (int i = 0; i < MR; i++) ar[i] = PACKED ? A + i : A + (i < mr ? i : 0) * rs_a;
-    return PACKED ? MR : cs_a;
-}
-
-// Store an MR x NR tile kept in a local buffer into the mr x nr corner of C.
-template <typename T, int MR, int NR>
-static inline void store_edge(const T* tile, T* C, int64_t ldc, int mr, int nr, bool accumulate) {
-    for (int i = 0; i < mr; i++) {
-        T* crow = C + i * ldc;
-        const T* trow = tile + i * NR;
-        if (accumulate)
-            for (int j = 0; j < nr; j++) crow[j] += trow[j];
-        else
-            for (int j = 0; j < nr; j++) crow[j] = trow[j];
-    }
-}
-
-// scalar: the compiler may auto-vectorise the j loop with the baseline ISA (SSE2, NEON).
-template <typename T, int MR, int NR, bool PACKED>
-static void ukr_scalar(int64_t kc, const T* A, int64_t rs_a, int64_t cs_a, const T* Bp,
-                       int64_t ldb, T* C, int64_t ldc, int mr, int nr, bool accumulate) {
-    const T* ar[MR];
-    const int64_t step = a_rows<T, MR, PACKED>(A, rs_a, cs_a, mr, ar);
-    T acc[MR * NR] = {};
-    for (int64_t k = 0, off = 0; k < kc; k++, off += step) {
-        const T* b = Bp + k * ldb;
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++) acc[i * NR + j] += ar[i][off] * b[j];
-    }
-    store_edge<T, MR, NR>(acc, C, ldc, mr, nr, accumulate);
-}
-
-#if NNLITE_GEMM_SIMD
-
-// One traits struct per (ISA, type) so a single kernel template serves float and double.
-template <typename T> struct V512;
-template <> struct V512<float> {
-    using V = __m512;
-    static constexpr int W = 16;
-    NNLITE_TARGET_AVX512 static inline V zero() { return _mm512_setzero_ps(); }
-    NNLITE_TARGET_AVX512 static inline V load(const float* p) { return _mm512_load_ps(p); }
-    NNLITE_TARGET_AVX512 static inline V loadu(const float* p) { return _mm512_loadu_ps(p); }
-    NNLITE_TARGET_AVX512 static inline void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
-    NNLITE_TARGET_AVX512 static inline V bcast(const float* p) { return _mm512_set1_ps(*p); }
-    NNLITE_TARGET_AVX512 static inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-    NNLITE_TARGET_AVX512 static inline V add(V a, V b) { return _mm512_add_ps(a, b); }
-};
-template <> struct V512<double> {
-    using V = __m512d;
-    static constexpr int W = 8;
-    NNLITE_TARGET_AVX512 static inline V zero() { return _mm512_setzero_pd(); }
-    NNLITE_TARGET_AVX512 static inline V load(const double* p) { return _mm512_load_pd(p); }
-    NNLITE_TARGET_AVX512 static inline V loadu(const double* p) { return _mm512_loadu_pd(p); }
-    NNLITE_TARGET_AVX512 static inline void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
-    NNLITE_TARGET_AVX512 static inline V bcast(const double* p) { return _mm512_set1_pd(*p); }
-    NNLITE_TARGET_AVX512 static inline V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-    NNLITE_TARGET_AVX512 static inline V add(V a, V b) { return _mm512_add_pd(a, b); }
-};
-template <typename T> struct V256;
-template <> struct V256<float> {
-    using V = __m256;
-    static constexpr int W = 8;
-    NNLITE_TARGET_AVX2 static inline V zero() { return _mm256_setzero_ps(); }
-    NNLITE_TARGET_AVX2 static inline V load(const float* p) { return _mm256_load_ps(p); }
-    NNLITE_TARGET_AVX2 static inline V loadu(const float* p) { return _mm256_loadu_ps(p); }
-    NNLITE_TARGET_AVX2 static inline void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
-    NNLITE_TARGET_AVX2 static inline V bcast(const float* p) { return _mm256_broadcast_ss(p); }
-    NNLITE_TARGET_AVX2 static inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-    NNLITE_TARGET_AVX2 static inline V add(V a, V b) { return _mm256_add_ps(a, b); }
-};
-template <> struct V256<double> {
-    using V = __m256d;
-    static constexpr int W = 4;
-    NNLITE_TARGET_AVX2 static inline V zero() { return _mm256_setzero_pd(); }
-    NNLITE_TARGET_AVX2 static inline V load(const double* p) { return _mm256_load_pd(p); }
-    NNLITE_TARGET_AVX2 static inline V loadu(const double* p) { return _mm256_loadu_pd(p); }
-    NNLITE_TARGET_AVX2 static inline void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
-    NNLITE_TARGET_AVX2 static inline V bcast(const double* p) { return _mm256_broadcast_sd(p); }
-    NNLITE_TARGET_AVX2 static inline V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-    NNLITE_TARGET_AVX2 static inline V add(V a, V b) { return _mm256_add_pd(a, b); }
-};
-
-// The two SIMD kernels are the same code; they are spelled twice only because a function's
-// target attribute cannot depend on a template parameter. Full unrolling over MR and NV keeps
-// every accumulator in a register.
-#define NNLITE_UKR_BODY(VT)                                                                  \
-    using V = typename VT::V;                                                                \
-    constexpr int W = VT::W;                                                                 \
-    V c[MR][NV];                                                                             \
-    const T* ar[MR];                                                                         \
-    const int64_t step = a_rows<T, MR, PACKED>(A, rs_a, cs_a, mr, ar);                       \
-    int64_t off = 0;                                                                         \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                    \
-        _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) c[i][j] = VT::zero();           \
-    for (int64_t k = 0; k < kc; k++) {                                                       \
-        V b[NV];                                                                             \
-        _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) b[j] = VT::loadu(Bp + j * W);   \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                              \
-            V a = VT::bcast(ar[i] + off);                                                    \
-            _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) c[i][j] =                   \
-                VT::fma(a, b[j], c[i][j]);                                                   \
-        }                                                                                    \
-        off += step;                                                                         \
-        Bp += ldb;                                                                           \
-    }                                                                                        \
-    if (mr == MR && nr == NV * W) {                                                          \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
-            _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++) {                           \
-            T* p = C + i * ldc + j * W;                                                      \
-            VT::storeu(p, accumulate ? VT::add(c[i][j], VT::loadu(p)) : c[i][j]);            \
-        }                                                                                    \
-    } else {                                                                                 \
-        alignas(64) T tile[MR * NV * W];                                                     \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                \
-            _Pragma("GCC unroll 4") for (int j = 0; j < NV; j++)                             \
-                VT::storeu(tile + i * NV * W + j * W, c[i][j]);                              \
-        store_edge<T, MR, NV * W>(tile, C, ldc, mr, nr, accumulate);                         \
-    }
-
-template <typename T, int MR, int NV, bool PACKED>
-NNLITE_TARGET_AVX512 static void ukr_avx512(int64_t kc, const T* A, int64_t rs_a, int64_t cs_a,
-                                            const T* Bp, int64_t ldb, T* C, int64_t ldc,
-                                            int mr, int nr,
-                                            bool accumulate) {
-    NNLITE_UKR_BODY(V512<T>)
-}
-
-template <typename T, int MR, int NV, bool PACKED>
-NNLITE_TARGET_AVX2 static void ukr_avx2(int64_t kc, const T* A, int64_t rs_a, int64_t cs_a,
-                                        const T* Bp, int64_t ldb, T* C, int64_t ldc, int mr,
-                                        int nr,
-                                        bool accumulate) {
-    NNLITE_UKR_BODY(V256<T>)
-}
-#endif  // NNLITE_GEMM_SIMD
-
-// ----------------------------------------------------------------------------- configuration
-// Block sizes per path and type: MC x KC of packed A (480 KiB f32) fits in half of a 1 MiB L2,
-// KC x NR of B (the panel each micro-kernel call streams, 64 KiB) in L2 beside it; KC x NC of
-// B in L3. KC = 512 beat 256 and 384 at 1024^3 (fewer passes over C). Tuned on Zen 4 (1 MiB L2)
-// with benchmarks/bench_gemm.py; blocks are balanced (balanced_block) so no pass is a sliver.
+// What gemm_kernel() gives the driver: the tile, and the micro-kernel for A packed into panels
+// (a = {panel, 1, MR}) or read in place.
 template <typename T>
-struct GemmConfig {
-    int MR, NR, KC, MC, NC;
-    MicroKernel<T> ukr_packed, ukr_strided;
-    bool simd_pack;  // AVX2 transposes in the packing routines
+struct GemmKernel {
+    TileShape tile;
+    int NR;
+    Ukr<T> packed, strided;
+    bool avx2_transpose;  // pack_panel may use the AVX2 register transposes
 };
 
-template <typename T>
-static GemmConfig<T> config_for(Simd s, int64_t N) {
-    constexpr bool f32 = sizeof(T) == 4;
-    constexpr int W512 = f32 ? 16 : 8, W256 = f32 ? 8 : 4;
-    (void)W512, (void)W256;
-#if NNLITE_GEMM_SIMD
-    // Narrow outputs (N up to one vector, e.g. the 10 logits of a classifier) get a one-vector
-    // wide tile, not 2/3 padding.
-    if (s == Simd::AVX512) {
-        if (N <= W512)
-            return GemmConfig<T>{8, W512, 512, 8 * 30, 4096, ukr_avx512<T, 8, 1, true>,
-                                 ukr_avx512<T, 8, 1, false>, true};
-        return GemmConfig<T>{8, 2 * W512, 512, 8 * 30, 4096, ukr_avx512<T, 8, 2, true>,
-                             ukr_avx512<T, 8, 2, false>, true};
-    }
-    if (s == Simd::AVX2) {
-        if (N <= W256)
-            return GemmConfig<T>{8, W256, 256, 8 * 24, 4096, ukr_avx2<T, 8, 1, true>,
-                                 ukr_avx2<T, 8, 1, false>, true};
-        return GemmConfig<T>{6, 2 * W256, 256, 6 * 24, 4096, ukr_avx2<T, 6, 2, true>,
-                             ukr_avx2<T, 6, 2, false>, true};
-    }
-#endif
-    (void)s;
-    (void)N;
-    return GemmConfig<T>{4, 8, 256, 4 * 32, 2048, ukr_scalar<T, 4, 8, true>,
-                         ukr_scalar<T, 4, 8, false>, false};
-}
+}  // namespace nnlite
+
+#define NNLITE_KERNELS "cpu/gemm.inc"
+#include "common/foreach_isa.h"  // scalar::, avx2::, avx512:: ukr and gemm_kernel
+
+namespace nnlite {
 
 // ----------------------------------------------------------------------------- packing
-// Both packed layouts are "NW vectors interleaved by k": dst[k*NW + j] = src(j, k), j < n,
-// zeros for j in [n, NW). When src(j, k) is contiguous in j (a column of op(A) in gemm_tn, a row
-// of op(B) in gemm) this is a copy; when it is contiguous in k (a row of A in gemm, a row of B
-// in gemm_nt) it is a transpose, done 8x8 (f32) / 4x4 (f64) in AVX2 registers because a
-// scalar transpose costs a load and a store per element and showed up in gemm_nt profiles.
+// A panel is "NW columns interleaved by k": dst[k*NW + j] = src(j, k) for j < n, zeros for j
+// in [n, NW), k < kc. src(j, k) = src.at(j, k): for a B panel j runs along N (the view is
+// B's transpose), for an A panel along M. When src is contiguous in j (a row of op(B) in gemm,
+// a column of op(A) in gemm_tn) this is a copy; when it is contiguous in k (a row of A in
+// gemm, a row of B in gemm_nt) it is a transpose.
 
 // Fills columns [j_begin, NW) of the panel: src columns [j_begin, n), zeros after.
 template <typename T>
-static void pack_transposed_scalar(int j_begin, int n, int NW, int64_t kc, const T* src,
-                                   int64_t vs, int64_t ks, T* dst) {
-    for (int j = j_begin; j < n; j++) {
-        const T* s = src + j * vs;
-        for (int64_t k = 0; k < kc; k++) dst[k * NW + j] = s[k * ks];
-    }
+static void pack_transposed_scalar(const Mat<const T>& src, int j_begin, int n, int NW,
+                                   int64_t kc, T* dst) {
+    for (int j = j_begin; j < n; j++)
+        for (int64_t k = 0; k < kc; k++) dst[k * NW + j] = *src.at(j, k);
     for (int j = std::max(n, j_begin); j < NW; j++)
         for (int64_t k = 0; k < kc; k++) dst[k * NW + j] = T(0);
 }
 
-#if NNLITE_GEMM_SIMD
+#if NNLITE_X86
+// The transposes are done 8x8 (f32) / 4x4 (f64) in AVX2 registers because a scalar transpose
+// costs a load and a store per element and showed up in gemm_nt profiles. They stay here, as
+// AVX2 code used by both the AVX2 and the AVX-512 paths, rather than in simd.h: no other
+// kernel transposes, and a register transpose is a shuffle network per width, not a Vec op.
+
 // dst[k*NW + j] = src[j*vs + k] for an 8 x 8 block: rows j of src become columns.
 NNLITE_TARGET_AVX2 static inline void transpose_block(const float* src, int64_t vs, float* dst,
                                                       int64_t NW) {
@@ -317,6 +187,7 @@ NNLITE_TARGET_AVX2 static inline void transpose_block(const float* src, int64_t 
     }
 }
 
+// The same for a 4 x 4 block of doubles.
 NNLITE_TARGET_AVX2 static inline void transpose_block(const double* src, int64_t vs, double* dst,
                                                       int64_t NW) {
     __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + vs);
@@ -329,40 +200,40 @@ NNLITE_TARGET_AVX2 static inline void transpose_block(const double* src, int64_t
     _mm256_storeu_pd(dst + 3 * NW, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
 
+// A panel whose source is contiguous in k (src.cs == 1): whole blocks by register transposes,
+// the k tail and the j tail by scalar copies.
 template <typename T>
-NNLITE_TARGET_AVX2 static void pack_transposed_avx2(int n, int NW, int64_t kc, const T* src,
-                                                    int64_t vs, T* dst) {
+NNLITE_TARGET_AVX2 static void pack_transposed_avx2(const Mat<const T>& src, int n, int NW,
+                                                    int64_t kc, T* dst) {
     constexpr int B = 32 / sizeof(T);
     const int64_t kb = kc / B * B;
     const int jb = n / B * B;
     for (int j0 = 0; j0 < jb; j0 += B) {
         for (int64_t k0 = 0; k0 < kb; k0 += B)
-            transpose_block(src + j0 * vs + k0, vs, dst + k0 * NW + j0, NW);
+            transpose_block(src.at(j0, k0), src.rs, dst + k0 * NW + j0, NW);
         for (int j = j0; j < j0 + B; j++)
-            for (int64_t k = kb; k < kc; k++) dst[k * NW + j] = src[j * vs + k];
+            for (int64_t k = kb; k < kc; k++) dst[k * NW + j] = *src.at(j, k);
     }
-    pack_transposed_scalar<T>(jb, n, NW, kc, src, vs, 1, dst);
+    pack_transposed_scalar<T>(src, jb, n, NW, kc, dst);
 }
 #endif
 
-// dst[k*NW + j] = src[j*vs + k*ks]
+// dst[k*NW + j] = src.at(j, k), zero-padded to NW columns.
 template <typename T>
-static void pack_panel(int n, int NW, int64_t kc, const T* src, int64_t vs, int64_t ks, T* dst,
-                       bool simd) {
-    if (vs == 1) {  // contiguous in j: row copies
+static void pack_panel(const Mat<const T>& src, int n, int NW, int64_t kc, T* dst, bool avx2) {
+    if (src.rs == 1) {  // contiguous in j: row copies
         for (int64_t k = 0; k < kc; k++) {
-            const T* s = src + k * ks;
             T* d = dst + k * NW;
-            std::memcpy(d, s, sizeof(T) * n);
+            std::memcpy(d, src.at(0, k), sizeof(T) * n);
             for (int j = n; j < NW; j++) d[j] = T(0);
         }
         return;
     }
-#if NNLITE_GEMM_SIMD
-    if (ks == 1 && simd) return pack_transposed_avx2<T>(n, NW, kc, src, vs, dst);
+#if NNLITE_X86
+    if (src.cs == 1 && avx2) return pack_transposed_avx2<T>(src, n, NW, kc, dst);
 #endif
-    (void)simd;
-    pack_transposed_scalar<T>(0, n, NW, kc, src, vs, ks, dst);
+    (void)avx2;
+    pack_transposed_scalar<T>(src, 0, n, NW, kc, dst);
 }
 
 // ----------------------------------------------------------------------------- buffers
@@ -402,233 +273,236 @@ struct AlignedBuffer {
 
 static thread_local AlignedBuffer tl_pack_a, tl_pack_b;
 
+// ----------------------------------------------------------------------------- policy
+// One GEMM call: C (M x N) (+)= A (M x K) @ B (K x N), C with unit column stride.
+template <typename T>
+struct GemmArgs {
+    int64_t M, N, K;
+    Mat<const T> a, b;
+    Mat<T> c;
+    bool accumulate;
+};
+
+// How gemm_cell runs a call; made by plan_gemm.
+struct GemmPlan {
+    bool pack_a;         // copy A into MR-row panels (else the micro-kernel reads A in place)
+    bool b_in_place;     // full B panels are read in place; only a ragged last one is packed
+    int64_t KC, MC, NC;  // blocks: depth; rows of A (multiple of MR); cols of B (of NR)
+    int threads;         // OpenMP threads; 1: no parallel region
+    int grid_n, grid_m;  // thread grid over (B panels, A panels): cells = grid_n * grid_m, and
+                         // threads / cells of them form each cell's team (one of the two is 1)
+};
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // Split `total` into ceil(total/max_blk) near-equal blocks rounded up to a multiple of `unit`,
 // so the last block is never a sliver (a 1025-deep K would otherwise end in a 1-deep pass).
 static int64_t balanced_block(int64_t total, int64_t max_blk, int64_t unit) {
-    if (total <= max_blk) return total;
-    int64_t nblk = (total + max_blk - 1) / max_blk;
-    int64_t blk = (total + nblk - 1) / nblk;
-    return (blk + unit - 1) / unit * unit;
-}
-
-// ----------------------------------------------------------------------------- driver
-// The blocked loops. Called either inside an OpenMP parallel region (the `omp for`s then share
-// the work and their implicit barriers order pack -> compute -> repack) or, for small
-// problems, directly, where the orphaned `omp for`s simply run serially.
-template <typename T>
-static void gemm_blocked(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, const T* a,
-                         int64_t rs_a, int64_t cs_a, const T* b, int64_t rs_b, int64_t cs_b, T* c,
-                         int64_t ldc, bool accumulate, int64_t KC, int64_t MC, int64_t NC,
-                         bool pack_A, bool direct_B, T* Ap, T* Bp) {
-    const int MR = cfg.MR, NR = cfg.NR;
-    const bool simd = cfg.simd_pack;
-    for (int64_t jc = 0; jc < N; jc += NC) {
-        const int64_t nc = std::min(NC, N - jc);
-        const int64_t npb = (nc + NR - 1) / NR;
-        for (int64_t pc = 0; pc < K; pc += KC) {
-            const int64_t kc = std::min(KC, K - pc);
-            const bool acc = accumulate || pc > 0;
-#pragma omp for schedule(static)
-            for (int64_t jp = 0; jp < npb; jp++) {
-                const int64_t j0 = jc + jp * NR;
-                if (direct_B && j0 + NR <= N) continue;  // read in place by the kernel
-                pack_panel<T>((int)std::min<int64_t>(NR, N - j0), NR, kc,
-                              b + pc * rs_b + j0 * cs_b, cs_b, rs_b, Bp + jp * NR * kc, simd);
-            }
-            for (int64_t ic = 0; ic < M; ic += MC) {
-                const int64_t mc = std::min(MC, M - ic);
-                const int64_t npa = (mc + MR - 1) / MR;
-                if (pack_A) {
-#pragma omp for schedule(static)
-                    for (int64_t ip = 0; ip < npa; ip++) {
-                        const int64_t i0 = ic + ip * MR;
-                        pack_panel<T>((int)std::min<int64_t>(MR, M - i0), MR, kc,
-                                      a + i0 * rs_a + pc * cs_a, rs_a, cs_a, Ap + ip * MR * kc,
-                                      simd);
-                    }
-                }
-                // Tiles in B-panel-major order: a thread's contiguous share of tiles touches
-                // few B panels, which then stay in its L1/L2.
-#pragma omp for schedule(static)
-                for (int64_t t = 0; t < npa * npb; t++) {
-                    const int64_t jp = t / npa, ip = t % npa;
-                    const int64_t i0 = ic + ip * MR, j0 = jc + jp * NR;
-                    const int mr = (int)std::min<int64_t>(MR, M - i0);
-                    const int nr = (int)std::min<int64_t>(NR, N - j0);
-                    T* ct = c + i0 * ldc + j0;
-                    const bool in_place = direct_B && nr == NR;
-                    const T* bt = in_place ? b + pc * rs_b + j0 : Bp + jp * NR * kc;
-                    const int64_t ldb = in_place ? rs_b : NR;
-                    if (pack_A)
-                        cfg.ukr_packed(kc, Ap + ip * MR * kc, 1, MR, bt, ldb, ct, ldc, mr, nr,
-                                       acc);
-                    else
-                        cfg.ukr_strided(kc, a + i0 * rs_a + pc * cs_a, rs_a, cs_a, bt, ldb, ct,
-                                        ldc, mr, nr, acc);
-                }
-            }
-        }
-    }
+    if (total <= max_blk) return ceil_div(total, unit) * unit;
+    const int64_t blk = ceil_div(total, ceil_div(total, max_blk));
+    return ceil_div(blk, unit) * unit;
 }
 
 // Below this many multiply-adds one thread wins: an OpenMP fork/join with barriers costs a
 // few microseconds, as long as ~0.5M FMAs take on one core.
 static constexpr int64_t kParallelMinFma = 1 << 19;
 
-// Skip packing A when it is small enough to stay in L2 as it is (an MLP's batch of 64 rows) or
-// when few B panels would reuse each packed A panel.
+// Every tuning rule of the GEMM, each with its reason.
 template <typename T>
-static bool should_pack_a(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K) {
-    if (N <= 2 * cfg.NR) return false;
-    return (double)M * (double)K * sizeof(T) > 384.0 * 1024;
-}
+static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max_threads) {
+    const TileShape& t = kr.tile;
+    const int64_t M = g.M, N = g.N, K = g.K, MR = t.MR, NR = kr.NR;
+    const int64_t npa = ceil_div(M, MR), npb = ceil_div(N, NR);
+    GemmPlan p{};
 
-// The small-problem ("sup") driver, A read in place: each thread owns a fixed rectangle of
-// tiles (a range of B panels x a range of A panels), packs the B panels it needs into its own
-// buffer and never waits for another thread. No barriers matters twice over: a barrier costs
-// about a microsecond when all is well, and on a busy machine, where a spinning team-mate may
-// be descheduled, a single one can cost a whole scheduler time slice (milliseconds; measured
-// 100x slowdowns of a 25 us GEMM with the barrier-based driver while another job ran).
-template <typename T>
-static void gemm_sup_thread(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K,
-                            const T* a, int64_t rs_a, int64_t cs_a, const T* b, int64_t rs_b,
-                            int64_t cs_b, T* c, int64_t ldc, bool accumulate, int64_t KC,
-                            int64_t chunk, bool direct_B, T* Bp, int tid, int tn, int tm) {
-    const int MR = cfg.MR, NR = cfg.NR;
-    const int64_t npa = (M + MR - 1) / MR, npb = (N + NR - 1) / NR;
-    const int bi = tid / tm, ai = tid % tm;
-    const int64_t jp_begin = bi * npb / tn, jp_end = (bi + 1) * npb / tn;
-    const int64_t ip_begin = ai * npa / tm, ip_end = (ai + 1) * npa / tm;
-    for (int64_t jc = jp_begin; jc < jp_end; jc += chunk) {
-        const int64_t jc_end = std::min(jp_end, jc + chunk);
-        for (int64_t pc = 0; pc < K; pc += KC) {
-            const int64_t kc = std::min(KC, K - pc);
-            const bool acc = accumulate || pc > 0;
-            for (int64_t jp = jc; jp < jc_end; jp++) {
-                const int64_t j0 = jp * NR;
-                if (direct_B && j0 + NR <= N) continue;  // read in place by the kernel
-                pack_panel<T>((int)std::min<int64_t>(NR, N - j0), NR, kc,
-                              b + pc * rs_b + j0 * cs_b, cs_b, rs_b, Bp + (jp - jc) * NR * kc,
-                              cfg.simd_pack);
-            }
-            for (int64_t jp = jc; jp < jc_end; jp++) {
-                const int64_t j0 = jp * NR;
-                const int nr = (int)std::min<int64_t>(NR, N - j0);
-                const bool in_place = direct_B && nr == NR;
-                const T* bt = in_place ? b + pc * rs_b + j0 : Bp + (jp - jc) * NR * kc;
-                const int64_t ldb = in_place ? rs_b : NR;
-                for (int64_t ip = ip_begin; ip < ip_end; ip++) {
-                    const int64_t i0 = ip * MR;
-                    cfg.ukr_strided(kc, a + i0 * rs_a + pc * cs_a, rs_a, cs_a, bt, ldb,
-                                    c + i0 * ldc + j0, ldc, (int)std::min<int64_t>(MR, M - i0),
-                                    nr, acc);
-                }
-            }
-        }
-    }
-}
+    // Pack A only when it is too big to stay in L2 as it is (> 384 KiB) and more than two B
+    // panels reuse each packed A panel. An MLP's batch of 64 rows never is: skipping that pass
+    // (BLIS's "sup" idea) was worth ~20% on the MNIST shapes and nothing was lost on the big
+    // ones, since a broadcast from the caller's matrix costs the same as from a panel.
+    p.pack_a = N > 2 * NR && double(M) * double(K) * sizeof(T) > 384.0 * 1024;
 
-template <typename T>
-static void gemm_contiguous_c(int64_t M, int64_t N, int64_t K, const T* a, int64_t rs_a,
-                              int64_t cs_a, const T* b, int64_t rs_b, int64_t cs_b, T* c,
-                              int64_t ldc, bool accumulate) {
-    const GemmConfig<T> cfg = config_for<T>(simd_path(), N);
-    const bool pack_A = should_pack_a(cfg, M, N, K);
-    // Row-contiguous B reused by at most 16 A panels (a small batch) is read in place; only a
-    // ragged last panel is packed (zero padding). Measured: -8% time at (64,784)@(784,256), but
-    // +10% at 1024^3, where each B panel is reused 128 times and contiguity pays.
-    const bool direct_B = cs_b == 1 && M <= 16 * cfg.MR;
-    const int64_t KC = balanced_block(K, cfg.KC, 8);
-    const int64_t npa = (M + cfg.MR - 1) / cfg.MR, npb = (N + cfg.NR - 1) / cfg.NR;
+    // Row-contiguous B reused by at most 16 A panels (a small batch) is read in place: each B
+    // panel serves too few tiles to repay the copy. Only a ragged last panel is packed (zero
+    // padding). Measured: -8% time at (64,784)@(784,256), but +10% at 1024^3, where each B
+    // panel is reused 128 times and contiguity pays.
+    p.b_in_place = g.b.cs == 1 && M <= 16 * MR;
 
-    int nt = num_threads();
+    p.KC = balanced_block(K, t.KC, 8);
+
+    // Threads: one below kParallelMinFma FMAs, and at least two tiles for each.
+    int nt = max_threads;
     if (M * N * K < kParallelMinFma) nt = 1;
     if (npa * npb < 2 * nt) nt = (int)std::max<int64_t>(1, npa * npb / 2);
+    p.threads = nt;
 
-    if (!pack_A) {
-        // Thread grid tn x tm over (B panels, A panels) with the least work on the busiest
-        // thread; ties go to splitting N, where no B panel is packed twice.
-        int tn = 1, tm = 1;
-        int64_t best = INT64_MAX;
-        for (int d = 1; d <= nt; d++) {
-            if (nt % d) continue;
-            const int64_t w = ((npb + d - 1) / d) * ((npa + nt / d - 1) / (nt / d));
-            if (w < best || (w == best && d > tn)) best = w, tn = d, tm = nt / d;
-        }
-        const int64_t chunk = std::min<int64_t>(cfg.NC / cfg.NR, (npb + tn - 1) / tn);
-        (void)tm;  // unused without OpenMP
-        const size_t per_thread = (size_t)chunk * cfg.NR * KC;
-        T* Bp = static_cast<T*>(tl_pack_b.get(sizeof(T) * per_thread * nt));
-#ifdef NNLITE_OPENMP
-        if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-            {
-                FtzScope ftz;  // MXCSR is per thread
-                const int tid = omp_get_thread_num();
-                gemm_sup_thread<T>(cfg, M, N, K, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate,
-                                   KC, chunk, direct_B, Bp + per_thread * tid, tid, tn, tm);
-            }
-            return;
-        }
-#endif
-        gemm_sup_thread<T>(cfg, M, N, K, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, KC,
-                           chunk, direct_B, Bp, 0, 1, 1);
-        return;
+    if (p.pack_a) {
+        // Big problems: one team shares the packed blocks (each packed once) and splits the
+        // tiles B-panel-major; the barriers between packing and computing cost little next to
+        // blocks this big.
+        p.grid_n = p.grid_m = 1;
+        p.MC = balanced_block(M, t.MC, MR);
+        p.NC = balanced_block(N, t.NC, NR);
+        return p;
     }
+    // Small problems: no barriers, each thread owns a cell of tiles (a range of B panels x a
+    // range of A panels) and packs its own B panels. No barriers matters twice over: a barrier
+    // costs about a microsecond when all is well, and on a busy machine, where a spinning
+    // team-mate may be descheduled, a single one can cost a whole scheduler time slice
+    // (milliseconds; measured 100x slowdowns of a 25 us GEMM with the barrier-based driver
+    // while another job ran). The grid has the least work on the busiest thread; ties go to
+    // splitting N, where no B panel is packed twice.
+    p.grid_n = p.grid_m = 1;
+    int64_t best = INT64_MAX;
+    for (int d = 1; d <= nt; d++) {
+        if (nt % d) continue;
+        const int64_t w = ceil_div(npb, d) * ceil_div(npa, nt / d);
+        if (w < best || (w == best && d > p.grid_n)) best = w, p.grid_n = d, p.grid_m = nt / d;
+    }
+    p.MC = npa * MR;  // A in place: no L2 block to bound, one pass over the cell's rows
+    p.NC = std::min<int64_t>(t.NC / NR, ceil_div(npb, p.grid_n)) * NR;
+    return p;
+}
 
-    const int64_t MC = balanced_block(M, cfg.MC, cfg.MR);
-    const int64_t NC = balanced_block(N, cfg.NC, cfg.NR);
-    const int64_t mc_pad = (std::min(MC, M) + cfg.MR - 1) / cfg.MR * cfg.MR;
-    const int64_t nc_pad = (std::min(NC, N) + cfg.NR - 1) / cfg.NR * cfg.NR;
-    T* Ap = static_cast<T*>(tl_pack_a.get(sizeof(T) * mc_pad * KC));
-    T* Bp = static_cast<T*>(tl_pack_b.get(sizeof(T) * nc_pad * KC));
+// ----------------------------------------------------------------------------- driver
+// [lo, hi): part `i` of `n` items cut in `parts` contiguous ranges, the first n % parts of
+// them one longer (how OpenMP's schedule(static) cuts a loop).
+struct Range {
+    int64_t lo, hi;
+};
+static Range share(int64_t n, int64_t i, int64_t parts) {
+    const int64_t q = n / parts, r = n % parts, lo = i * q + std::min(i, r);
+    return {lo, lo + q + (i < r ? 1 : 0)};
+}
+
+// Every thread of a team must reach it before any goes on: packed blocks are complete before
+// they are read, and read before they are packed over.
+static inline void team_barrier(int team) {
 #ifdef NNLITE_OPENMP
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
+    if (team > 1) {
+#pragma omp barrier
+    }
+#endif
+    (void)team;
+}
+
+// The loop nest (see the top of the file) over the tiles of one cell of the thread grid, run
+// by `member` of its `team` of threads: they split the packing and the tiles, with barriers;
+// a team of one just runs it all. Ap, Bp: this cell's packing buffers (MC x KC, NC x KC).
+template <typename T>
+static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmPlan& plan,
+                      int cell, int member, int team, T* Ap, T* Bp) {
+    const int MR = kr.tile.MR, NR = kr.NR;
+    const Ukr<T> ukr = plan.pack_a ? kr.packed : kr.strided;
+    const int64_t mcp = plan.MC / MR, ncp = plan.NC / NR;  // blocks in panels
+    const Range jr = share(ceil_div(g.N, NR), cell / plan.grid_m, plan.grid_n);
+    const Range ir = share(ceil_div(g.M, MR), cell % plan.grid_m, plan.grid_m);
+    for (int64_t jc = jr.lo; jc < jr.hi; jc += ncp) {
+        const int64_t jn = std::min(ncp, jr.hi - jc);  // B panels jc .. jc+jn
+        for (int64_t pc = 0; pc < g.K; pc += plan.KC) {
+            const int64_t kc = std::min(plan.KC, g.K - pc);
+            const bool acc = g.accumulate || pc > 0;
+            const Range pb = share(jn, member, team);
+            for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
+                const int64_t j0 = (jc + jp) * NR;
+                if (plan.b_in_place && j0 + NR <= g.N) continue;  // read in place by ukr
+                pack_panel<T>(g.b.block(pc, j0).t(), (int)std::min<int64_t>(NR, g.N - j0), NR,
+                              kc, Bp + jp * NR * kc, kr.avx2_transpose);
+            }
+            team_barrier(team);
+            for (int64_t ic = ir.lo; ic < ir.hi; ic += mcp) {
+                const int64_t in = std::min(mcp, ir.hi - ic);  // A panels ic .. ic+in
+                if (plan.pack_a) {
+                    const Range pa = share(in, member, team);
+                    for (int64_t ip = pa.lo; ip < pa.hi; ip++) {
+                        const int64_t i0 = (ic + ip) * MR;
+                        pack_panel<T>(g.a.block(i0, pc), (int)std::min<int64_t>(MR, g.M - i0),
+                                      MR, kc, Ap + ip * MR * kc, kr.avx2_transpose);
+                    }
+                    team_barrier(team);
+                }
+                // Tiles in B-panel-major order: a thread's contiguous share of tiles touches
+                // few B panels, which then stay in its L1/L2.
+                const Range tiles = share(jn * in, member, team);
+                for (int64_t t = tiles.lo; t < tiles.hi;) {  // one B panel per pass
+                    const int64_t jp = t / in, j0 = (jc + jp) * NR;
+                    const int nr = (int)std::min<int64_t>(NR, g.N - j0);
+                    const Mat<const T> b = plan.b_in_place && nr == NR
+                                               ? g.b.block(pc, j0)
+                                               : Mat<const T>{Bp + jp * NR * kc, NR, 1};
+                    // The first tile's A panel and C corner; each next tile is MR rows down.
+                    const int64_t ip = t % in, t_end = std::min(tiles.hi, t - ip + in);
+                    int64_t i0 = (ic + ip) * MR;
+                    Mat<const T> a = plan.pack_a ? Mat<const T>{Ap + ip * MR * kc, 1, MR}
+                                                 : g.a.block(i0, pc);
+                    Mat<T> c = g.c.block(i0, j0);
+                    const int64_t a_step = plan.pack_a ? MR * kc : MR * g.a.rs;
+                    for (; t < t_end; t++, i0 += MR, a.p += a_step, c.p += MR * c.rs)
+                        ukr(kc, a, b, c, (int)std::min<int64_t>(MR, g.M - i0), nr, acc);
+                }
+                team_barrier(team);
+            }
+        }
+    }
+}
+
+// C has unit column stride here (the micro-kernels store whole rows of a tile).
+template <typename T>
+static void gemm_contiguous_c(const GemmArgs<T>& g) {
+    const GemmKernel<T> kr = NNLITE_PICK(gemm_kernel<T>)(g.N);
+    const GemmPlan plan = plan_gemm<T>(g, kr, num_threads());
+    const int cells = plan.grid_n * plan.grid_m;
+    const int64_t b_elems = plan.NC * plan.KC;  // one cell's B block
+    T* Ap = plan.pack_a ? static_cast<T*>(tl_pack_a.get(sizeof(T) * plan.MC * plan.KC)) : nullptr;
+    T* Bp = static_cast<T*>(tl_pack_b.get(sizeof(T) * b_elems * cells));
+    // Thread `tid` of `nt`: one team over a single cell, or whole cells, one per thread (a
+    // loop, so the result stays right if OpenMP grants fewer threads than asked for).
+    auto run = [&](int tid, int nt) {
+        if (cells == 1) return gemm_cell<T>(g, kr, plan, 0, tid, nt, Ap, Bp);
+        for (int cell = tid; cell < cells; cell += nt)
+            gemm_cell<T>(g, kr, plan, cell, 0, 1, Ap, Bp + cell * b_elems);
+    };
+#ifdef NNLITE_OPENMP
+    if (plan.threads > 1) {
+#pragma omp parallel num_threads(plan.threads)
         {
             FtzScope ftz;  // MXCSR is per thread
-            gemm_blocked<T>(cfg, M, N, K, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, KC,
-                            MC, NC, true, direct_B, Ap, Bp);
+            run(omp_get_thread_num(), omp_get_num_threads());
         }
         return;
     }
 #endif
-    gemm_blocked<T>(cfg, M, N, K, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, KC, MC, NC,
-                    true, direct_B, Ap, Bp);
+    run(0, 1);
 }
 
 template <typename T>
-void gemm_strided(int64_t M, int64_t N, int64_t K, const T* a, int64_t rs_a, int64_t cs_a,
-                  const T* b, int64_t rs_b, int64_t cs_b, T* c, int64_t rs_c, int64_t cs_c,
-                  bool accumulate) {
+void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const Mat<const T>& b,
+                  const Mat<T>& c, bool accumulate) {
     FtzScope ftz;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {  // empty sum: C = 0, or C unchanged when accumulating
         if (!accumulate)
             for (int64_t i = 0; i < M; i++)
-                for (int64_t j = 0; j < N; j++) c[i * rs_c + j * cs_c] = T(0);
+                for (int64_t j = 0; j < N; j++) *c.at(i, j) = T(0);
         return;
     }
-    if (cs_c == 1 || N == 1) {
-        gemm_contiguous_c<T>(M, N, K, a, rs_a, cs_a, b, rs_b, cs_b, c, rs_c,
-                             accumulate);
+    if (c.cs == 1 || N == 1) {  // (one column: its stride is never used)
+        gemm_contiguous_c<T>({M, N, K, a, b, {c.p, c.rs, 1}, accumulate});
         return;
     }
     // Rare: an `out` whose rows are not unit-stride. Compute into a dense temporary, then
     // scatter; the micro-kernels keep their simple unit-stride stores.
     std::unique_ptr<T[]> tmp(new T[M * N]);
-    gemm_contiguous_c<T>(M, N, K, a, rs_a, cs_a, b, rs_b, cs_b, tmp.get(), N, false);
+    gemm_contiguous_c<T>({M, N, K, a, b, {tmp.get(), N, 1}, false});
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
-            T& dst = c[i * rs_c + j * cs_c];
+            T& dst = *c.at(i, j);
             dst = accumulate ? dst + tmp[i * N + j] : tmp[i * N + j];
         }
 }
 
-template void gemm_strided<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                                  const float*, int64_t, int64_t, float*, int64_t, int64_t, bool);
-template void gemm_strided<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
-                                   const double*, int64_t, int64_t, double*, int64_t, int64_t,
-                                   bool);
+template void gemm_strided<float>(int64_t, int64_t, int64_t, const Mat<const float>&,
+                                  const Mat<const float>&, const Mat<float>&, bool);
+template void gemm_strided<double>(int64_t, int64_t, int64_t, const Mat<const double>&,
+                                   const Mat<const double>&, const Mat<double>&, bool);
 
 }  // namespace nnlite
