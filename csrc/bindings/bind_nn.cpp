@@ -1,8 +1,9 @@
-// nnlite.ops._nn: pybind11 entry points for csrc/layernorm.cpp, embedding.cpp, adam_many.cpp.
+// nnlite.ops._nn: pybind11 entry points for csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp.
 //
 // The Python wrappers (nnlite/ops/native_nn.py) validate arguments exactly like the numpy twins,
 // make inputs C-contiguous and allocate outputs; these functions only re-check what the C++ side
 // relies on (dtype, C order, sizes, writable outputs), dispatch float/double, release the GIL.
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -18,18 +19,22 @@ using nnlite::is_float32;
 
 namespace {
 
-void check_size(const char* op, const char* name, const py::array& a, py::ssize_t size,
-                bool writable = false) {
-    if (a.size() != size)
-        throw py::value_error(std::string(op) + ": internal: " + name + " has the wrong size");
-    if (writable && !a.writeable())
-        throw py::value_error(std::string(op) + ": " + name + " is read-only");
-}
+// One array's expected size; an output must also be writable.
+struct Expect {
+    const char* name;
+    const py::array* a;
+    py::ssize_t size;
+    bool out;
+};
 
-const int64_t* ids_ptr(const char* op, const py::array& ids) {
-    if (!is_c_array_of<int64_t>(ids))
-        throw py::type_error(std::string(op) + ": internal: ids must be C-contiguous int64");
-    return static_cast<const int64_t*>(ids.data());
+void check_sizes(const char* op, std::initializer_list<Expect> expected) {
+    for (const Expect& e : expected) {
+        if (e.a->size() != e.size)
+            throw py::value_error(std::string(op) + ": internal: " + e.name +
+                                  " has the wrong size");
+        if (e.out && !e.a->writeable())
+            throw py::value_error(std::string(op) + ": " + e.name + " is read-only");
+    }
 }
 
 template <typename T>
@@ -37,83 +42,95 @@ const T* cp(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <typename T>
 T* mp(py::array& a) { return static_cast<T*>(a.mutable_data()); }
 
+// Releases the GIL, then fn(T()) with T = float when f32, else double: one call site serves
+// both dtypes.
+template <typename Fn>
+void run_nogil(bool f32, Fn&& fn) {
+    py::gil_scoped_release nogil;
+    if (f32) fn(float());
+    else fn(double());
+}
+
+// rows of x viewed as (rows, C)
+int64_t rows_of(const char* op, const py::array& x, int64_t C) {
+    if (C == 0 || x.size() % C)
+        throw py::value_error(std::string(op) + ": internal: x size is not a multiple of C");
+    return x.size() / C;
+}
+
 // x (rows, C) → y (rows, C), mean, rstd (rows,); C = len(gamma)
 void layernorm(py::array x, py::array gamma, py::array beta, double eps, py::array y,
                py::array mean, py::array rstd) {
     const char* op = "layernorm";
     const bool f32 = is_float32(op, {&x, &gamma, &beta, &y, &mean, &rstd});
-    const int64_t C = gamma.size();
-    if (C == 0 || x.size() % C) throw py::value_error("layernorm: internal: x size is not a multiple of C");
-    const int64_t rows = x.size() / C;
-    check_size(op, "beta", beta, C);
-    check_size(op, "y", y, x.size(), true);
-    check_size(op, "mean", mean, rows, true);
-    check_size(op, "rstd", rstd, rows, true);
-    py::gil_scoped_release nogil;
-    if (f32)
-        nnlite::layernorm_forward<float>(cp<float>(x), cp<float>(gamma), cp<float>(beta), mp<float>(y),
-                                         mp<float>(mean), mp<float>(rstd), rows, C, eps);
-    else
-        nnlite::layernorm_forward<double>(cp<double>(x), cp<double>(gamma), cp<double>(beta),
-                                          mp<double>(y), mp<double>(mean), mp<double>(rstd), rows, C, eps);
+    const int64_t C = gamma.size(), rows = rows_of(op, x, C);
+    check_sizes(op, {{"beta", &beta, C, false}, {"y", &y, x.size(), true},
+                     {"mean", &mean, rows, true}, {"rstd", &rstd, rows, true}});
+    run_nogil(f32, [&](auto t) {
+        using T = decltype(t);
+        nnlite::layernorm_forward<T>(cp<T>(x), cp<T>(gamma), cp<T>(beta), mp<T>(y), mp<T>(mean),
+                                     mp<T>(rstd), rows, C, eps);
+    });
 }
 
-void layernorm_backward(py::array g, py::array x, py::array gamma, py::array mean, py::array rstd,
-                        py::array dx, py::array dgamma, py::array dbeta) {
+// grad: the upstream gradient (dout in the kernels)
+void layernorm_backward(py::array grad, py::array x, py::array gamma, py::array mean,
+                        py::array rstd, py::array dx, py::array dgamma, py::array dbeta) {
     const char* op = "layernorm_backward";
-    const bool f32 = is_float32(op, {&g, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta});
-    const int64_t C = gamma.size();
-    if (C == 0 || x.size() % C) throw py::value_error("layernorm_backward: internal: x size is not a multiple of C");
-    const int64_t rows = x.size() / C;
-    check_size(op, "grad", g, x.size());
-    check_size(op, "mean", mean, rows);
-    check_size(op, "rstd", rstd, rows);
-    check_size(op, "dx", dx, x.size(), true);
-    check_size(op, "dgamma", dgamma, C, true);
-    check_size(op, "dbeta", dbeta, C, true);
-    py::gil_scoped_release nogil;
-    if (f32)
-        nnlite::layernorm_backward<float>(cp<float>(g), cp<float>(x), cp<float>(gamma), cp<float>(mean),
-                                          cp<float>(rstd), mp<float>(dx), mp<float>(dgamma),
-                                          mp<float>(dbeta), rows, C);
-    else
-        nnlite::layernorm_backward<double>(cp<double>(g), cp<double>(x), cp<double>(gamma),
-                                           cp<double>(mean), cp<double>(rstd), mp<double>(dx),
-                                           mp<double>(dgamma), mp<double>(dbeta), rows, C);
+    const bool f32 = is_float32(op, {&grad, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta});
+    const int64_t C = gamma.size(), rows = rows_of(op, x, C);
+    check_sizes(op, {{"grad", &grad, x.size(), false}, {"mean", &mean, rows, false},
+                     {"rstd", &rstd, rows, false}, {"dx", &dx, x.size(), true},
+                     {"dgamma", &dgamma, C, true}, {"dbeta", &dbeta, C, true}});
+    run_nogil(f32, [&](auto t) {
+        using T = decltype(t);
+        nnlite::layernorm_backward<T>(cp<T>(grad), cp<T>(x), cp<T>(gamma), cp<T>(mean),
+                                      cp<T>(rstd), mp<T>(dx), mp<T>(dgamma), mp<T>(dbeta), rows,
+                                      C);
+    });
 }
 
-// ids: int64 (rows,), each in [0, V) (checked here too: a bad id would read out of bounds)
-void check_ids(const char* op, const int64_t* ids, int64_t rows, int64_t V) {
-    for (int64_t r = 0; r < rows; r++)
-        if (ids[r] < 0 || ids[r] >= V)
-            throw py::value_error(std::string(op) + ": internal: id out of range");
-}
+// What embedding and its backward check alike: table (V, C) and the per-token array (rows, C)
+// of one float dtype; ids C-contiguous int64, each in [0, V) (checked here too: a bad id would
+// read or write out of bounds); `out`, one of the two, writable.
+struct EmbeddingArgs {
+    bool f32;
+    const int64_t* ids;
+    int64_t rows, C;
+};
 
-void embedding(py::array ids, py::array table, py::array out) {
-    const char* op = "embedding";
-    const bool f32 = is_float32(op, {&table, &out});
-    if (table.ndim() != 2) throw py::value_error("embedding: internal: table must be 2-D");
+EmbeddingArgs embedding_args(const char* op, const py::array& ids, const py::array& table,
+                             const py::array& tokens, const py::array& out) {
+    const bool f32 = is_float32(op, {&table, &tokens});
+    if (table.ndim() != 2) throw py::value_error(std::string(op) + ": internal: table must be 2-D");
+    if (!is_c_array_of<int64_t>(ids))
+        throw py::type_error(std::string(op) + ": internal: ids must be C-contiguous int64");
     const int64_t V = table.shape(0), C = table.shape(1), rows = ids.size();
-    const int64_t* id = ids_ptr(op, ids);
-    check_size(op, "out", out, rows * C, true);
-    check_ids(op, id, rows, V);
-    py::gil_scoped_release nogil;
-    if (f32) nnlite::embedding_forward<float>(id, cp<float>(table), mp<float>(out), rows, C);
-    else nnlite::embedding_forward<double>(id, cp<double>(table), mp<double>(out), rows, C);
+    const int64_t* id = static_cast<const int64_t*>(ids.data());
+    for (int64_t r = 0; r < rows; r++)
+        if (id[r] < 0 || id[r] >= V)
+            throw py::value_error(std::string(op) + ": internal: id out of range");
+    check_sizes(op, {{"per-token array", &tokens, rows * C, false},
+                     {"output", &out, out.size(), true}});
+    return {f32, id, rows, C};
 }
 
+// out[r] = table[ids[r]]
+void embedding(py::array ids, py::array table, py::array out) {
+    const EmbeddingArgs e = embedding_args("embedding", ids, table, out, out);
+    run_nogil(e.f32, [&](auto t) {
+        using T = decltype(t);
+        nnlite::embedding_forward<T>(e.ids, cp<T>(table), mp<T>(out), e.rows, e.C);
+    });
+}
+
+// dtable[ids[r]] += grad[r]; grad: the upstream gradient (dout in the kernels)
 void embedding_backward(py::array ids, py::array grad, py::array dtable) {
-    const char* op = "embedding_backward";
-    const bool f32 = is_float32(op, {&grad, &dtable});
-    if (dtable.ndim() != 2) throw py::value_error("embedding_backward: internal: dtable must be 2-D");
-    const int64_t V = dtable.shape(0), C = dtable.shape(1), rows = ids.size();
-    const int64_t* id = ids_ptr(op, ids);
-    check_size(op, "grad", grad, rows * C);
-    check_size(op, "dtable", dtable, V * C, true);
-    check_ids(op, id, rows, V);
-    py::gil_scoped_release nogil;
-    if (f32) nnlite::embedding_backward<float>(id, cp<float>(grad), mp<float>(dtable), rows, C);
-    else nnlite::embedding_backward<double>(id, cp<double>(grad), mp<double>(dtable), rows, C);
+    const EmbeddingArgs e = embedding_args("embedding_backward", ids, dtable, grad, dtable);
+    run_nogil(e.f32, [&](auto t) {
+        using T = decltype(t);
+        nnlite::embedding_backward<T>(e.ids, cp<T>(grad), mp<T>(dtable), e.rows, e.C);
+    });
 }
 
 template <typename T>
@@ -130,10 +147,8 @@ void adam_many_t(const py::list& ps, const py::list& gs, const py::list& ms, con
             if (!is_c_array_of<T>(*a))
                 throw py::type_error("adam_update_many: internal: arrays must be C-contiguous, one dtype");
         const py::ssize_t n = p.size();
-        check_size(op, "grad", g, n);
-        check_size(op, "param", p, n, true);
-        check_size(op, "m", m, n, true);
-        check_size(op, "v", v, n, true);
+        check_sizes(op, {{"grad", &g, n, false}, {"param", &p, n, true}, {"m", &m, n, true},
+                         {"v", &v, n, true}});
         ts.push_back({mp<T>(p), cp<T>(g), mp<T>(m), mp<T>(v), int64_t(n), wds[i]});
     }
     // The arrays stay alive: the Python lists passed in hold them for the whole call.
