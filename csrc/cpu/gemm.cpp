@@ -43,7 +43,8 @@ an 8x8 (f32) / 4x4 (f64) AVX2 register transpose when it is contiguous along K (
 B in gemm_nt).
 
 Versions (picked per call by nnlite::simd_path(), forced with NNLITE_SIMD or ops.force_simd):
-    scalar   plain C++ loops, MR x NR = 4 x 8; portable (ARM, MSVC, old x86), obviously correct
+    scalar   plain C++, f32 4 x 8, f64 8 x 4; portable (ARM, MSVC, old x86), obviously correct;
+             the compiler vectorises its j loop with SSE2 / NEON
     avx2     AVX2/FMA,  f32 6 x 16, f64 6 x 8   (12 ymm accumulators); N <= 8/4: 8 x 1 vector
     avx512   AVX-512F,  f32 8 x 32, f64 8 x 16  (16 zmm accumulators); N <= 16/8: 8 x 1 vector
 All three are the same ukr template; only the vector type and the tile shape differ.
@@ -90,31 +91,37 @@ namespace nnlite {
 
 // ----------------------------------------------------------------------------- tile table
 // A tile is MR rows x NV vectors (NR = NV * W columns, W the lanes of the ISA's vector of T:
-// f64 keeps MR and NV, so its NR is half of f32's). The blocks bound what plan_gemm may use:
-// MC x KC of packed A (480 KiB f32 on AVX-512) fits in half of a 1 MiB L2, KC x NR of B (the
-// panel each micro-kernel call streams, 64 KiB) in L2 beside it, KC x NC of B in L3. KC = 512
-// beat 256 and 384 at 1024^3 (fewer passes over C). Tuned on Zen 4 (1 MiB L2) with
-// benchmarks/bench_gemm.py. The 8 x 1-vector narrow tile serves N <= W (see gemm_kernel).
+// on AVX2 and AVX-512 f64 keeps MR and NV, so its NR is half of f32's). The blocks bound what
+// plan_gemm may use: MC x KC of packed A (480 KiB f32 on AVX-512) fits in half of a 1 MiB L2,
+// KC x NR of B (the panel each micro-kernel call streams, 64 KiB) in L2 beside it, KC x NC of B
+// in L3. KC = 512 beat 256 and 384 at 1024^3 (fewer passes over C). Tuned on Zen 4 (1 MiB L2)
+// with benchmarks/bench_gemm.py. The 8 x 1-vector narrow tile serves N <= W (see gemm_kernel).
 struct TileShape {
     int MR, NV;      // tile rows; tile columns in vectors
     int KC, MC, NC;  // largest blocks: depth; rows of packed A; columns of a B block
 };
 
-template <typename Isa>
+template <typename Isa, typename T>
 struct GemmTiles;
-//                                                MR NV   KC       MC    NC
-template <>
-struct GemmTiles<simd::Scalar> {
-    static constexpr TileShape wide{4, 8, 256, 4 * 32, 2048}, narrow = wide;
+// Scalar: W = 1, and a tile row is 32 bytes of C (8 floats, 4 doubles) because the compiler
+// vectorises the micro-kernel's j loop with the baseline ISA, into two SSE2 / NEON registers;
+// rows then fill the 16 registers of SSE2 (f64 8 x 4: 8 x 2 accumulators, f32 4 x 8: 4 x 2
+// plus spare). Measured on a 64x784x256 product: f64 8 x 4 is 1.7x faster than 4 x 8, which
+// spills.
+//                                                            MR  NV   KC       MC    NC
+template <typename T>
+struct GemmTiles<simd::Scalar, T> {
+    static constexpr bool f32 = sizeof(T) == 4;
+    static constexpr TileShape wide{f32 ? 4 : 8, f32 ? 8 : 4, 256, 128, 2048}, narrow = wide;
     static constexpr bool avx2_transpose = false;
 };
-template <>
-struct GemmTiles<simd::Avx2> {
+template <typename T>
+struct GemmTiles<simd::Avx2, T> {
     static constexpr TileShape wide{6, 2, 256, 6 * 24, 4096}, narrow{8, 1, 256, 8 * 24, 4096};
     static constexpr bool avx2_transpose = true;
 };
-template <>
-struct GemmTiles<simd::Avx512> {
+template <typename T>
+struct GemmTiles<simd::Avx512, T> {
     static constexpr TileShape wide{8, 2, 512, 8 * 30, 4096}, narrow{8, 1, 512, 8 * 30, 4096};
     static constexpr bool avx2_transpose = true;
 };
