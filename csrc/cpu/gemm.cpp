@@ -377,6 +377,7 @@ struct Range {
     int64_t lo, hi;
 };
 static Range share(int64_t n, int64_t i, int64_t parts) {
+    if (parts == 1) return {0, n};  // no divisions for a team of one
     const int64_t q = n / parts, r = n % parts, lo = i * q + std::min(i, r);
     return {lo, lo + q + (i < r ? 1 : 0)};
 }
@@ -430,14 +431,15 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
                 // Tiles in B-panel-major order: a thread's contiguous share of tiles touches
                 // few B panels, which then stay in its L1/L2.
                 const Range tiles = share(jn * in, member, team);
-                for (int64_t t = tiles.lo; t < tiles.hi;) {  // one B panel per pass
-                    const int64_t jp = t / in, j0 = (jc + jp) * NR;
+                int64_t jp = tiles.lo / in, ip = tiles.lo % in;  // the first tile
+                for (int64_t t = tiles.lo; t < tiles.hi; jp++, ip = 0) {  // a B panel a pass
+                    const int64_t j0 = (jc + jp) * NR;
                     const int nr = (int)std::min<int64_t>(NR, g.N - j0);
                     const Mat<const T> b = plan.b_in_place && nr == NR
                                                ? g.b.block(pc, j0)
                                                : Mat<const T>{Bp + jp * NR * kc, NR, 1};
                     // The first tile's A panel and C corner; each next tile is MR rows down.
-                    const int64_t ip = t % in, t_end = std::min(tiles.hi, t - ip + in);
+                    const int64_t t_end = std::min(tiles.hi, t - ip + in);
                     int64_t i0 = (ic + ip) * MR;
                     Mat<const T> a = plan.pack_a ? Mat<const T>{Ap + ip * MR * kc, 1, MR}
                                                  : g.a.block(i0, pc);
