@@ -6,9 +6,11 @@
 //
 // The backward splits the *columns* among threads: each thread adds its slice of every row, so
 // no two threads touch one element (no races, no atomics) and every element is summed in token
-// order, exactly like the twin's np.add.at.
-// ids are int64 and were range-checked by the Python wrapper. dout = ∂loss/∂out, the upstream
-// gradient. The row add (embedding.inc) is compiled per ISA, both dtypes on every path.
+// order, exactly like the twin's np.add.at. The row add is in embedding.inc, written once over
+// simd::Vec and compiled per ISA (both dtypes on every path).
+//
+// ids are int64 and were range-checked by the Python wrapper (and the binding). dout = ∂loss/∂out,
+// the upstream gradient.
 #include <algorithm>
 #include <cstring>
 
