@@ -28,11 +28,12 @@ The pieces, in the order of this file:
     GemmTiles    the table of tile shapes (MR x NR) and cache blocks (KC, MC, NC) per ISA
     gemm.inc     the micro-kernel ukr<T, MR, NV>, written once over simd::Vec<T, Isa> and
                  compiled per ISA (common/foreach_isa.h); gemm_kernel() picks its tile
-    pack_panel   packing a panel of A or B (a copy, or an AVX2 register transpose)
+    pack_panel   packing a panel of A or B (a copy, or a transpose, in AVX2 registers if it can)
     plan_gemm    every tuning rule, with its reason: pack A or not, read B in place or not,
                  the block sizes, the thread count and the thread grid
     gemm_cell    the loop nest above, run by each thread on its cell of the thread grid
-    gemm_strided the entry point: plan, allocate, start the threads
+    gemm_contiguous_c  pick the kernel, plan, allocate, start the threads
+    gemm_strided the entry point (empty sums, an `out` without unit column stride)
 
 Packing B makes the micro-kernel's vector loads unit-stride, and zero-pads the last panel so
 the K loop never branches on edges; edge tiles only differ in the final store. A is only
@@ -104,10 +105,10 @@ struct TileShape {
 template <typename Isa, typename T>
 struct GemmTiles;
 // Scalar: W = 1, and a tile row is 32 bytes of C (8 floats, 4 doubles) because the compiler
-// vectorises the micro-kernel's j loop with the baseline ISA, into two SSE2 / NEON registers;
-// rows then fill the 16 registers of SSE2 (f64 8 x 4: 8 x 2 accumulators, f32 4 x 8: 4 x 2
-// plus spare). Measured on a 64x784x256 product: f64 8 x 4 is 1.7x faster than 4 x 8, which
-// spills.
+// vectorises the micro-kernel's j loop with the baseline ISA, into two SSE2 / NEON registers
+// per row. Measured on a 64x784x256 product with SSE2 (16 registers): f32 4 x 8 runs at ~27
+// GFLOP/s; f64 8 x 4 ties 6 x 4 per row (its 16 accumulators spill 4, the 12 of 6 x 4 none)
+// without 6 x 4's padding of 64 rows, and beats 4 x 8 (8 x 2 registers wide, spilling) 1.7x.
 //                                                            MR  NV   KC       MC    NC
 template <typename T>
 struct GemmTiles<simd::Scalar, T> {
