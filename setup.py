@@ -39,7 +39,7 @@ CPP_FAMILIES = {
     "nn": ["csrc/cpu/layernorm.cpp", "csrc/cpu/embedding.cpp", "csrc/cpu/adam_many.cpp",
            "csrc/bindings/bind_nn.cpp"],
 }
-HEADERS = sorted(glob.glob("csrc/*/*.h"))
+HEADERS = sorted(glob.glob("csrc/*/*.h") + glob.glob("csrc/*/*.inc"))  # kernels live in .inc too
 CYTHON_FAMILIES = {
     "optim_kernels": ["nnlite/ops/_optim_kernels.pyx"],
 }

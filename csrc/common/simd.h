@@ -432,7 +432,7 @@ NNLITE_TARGET_END
 namespace nnlite {
 
 // The one run-time switch: the version of a kernel compiled for the current SIMD path.
-//   NNLITE_PICK(bias_act_rows<T, A>)(x, b, y, ...)   picks scalar::, avx2:: or avx512::
+//   NNLITE_PICK(bias_act_rows<T, A, B>)(x, b, y, ...)   picks scalar::, avx2:: or avx512::
 // (a variadic macro so template arguments with commas pass through).
 template <typename F>
 NNLITE_INLINE F pick_isa(F scalar_fn, F avx2_fn, F avx512_fn) {
