@@ -62,11 +62,18 @@ NNLITE_SIMD or ops.force_simd). The drivers below (tiling, online softmax, threa
 float64 runs the same routines with half the lanes (it used to run only the scalar loops); its
 exp is std::exp per lane, so only the summation order differs (within the tests' 1e-12).
 Run:  python benchmarks/bench_attention.py   (against torch's scaled_dot_product_attention)
-Measured (2 shared Zen 4 cores, 2 threads, float32, causal, fwd+bwd; noisy machine, best of 7):
+Measured when the kernel was written (commit 56857ce: 2 shared Zen 4 cores with AVX-512,
+2 threads, float32, causal, fwd+bwd; noisy machine, best of 7):
     (B,H,T,D) = (12,4,64,32): 2.6 ms vs torch 6.1 ms;  (32,8,256,16): 46 ms vs torch 109 ms.
     1 thread, (32,8,256,16) forward: avx512 14.6 ms, avx2 22.5 ms, scalar 83 ms.
-Peak RSS growth of one forward at (4,8,T,32): T=1024: 4.2 MiB (= the output) vs the numpy
-twin's 385 MiB (3 (B,H,T,T) temporaries); T=256: 1.1 MiB vs 24 MiB.
+Measured when the tile routines moved to attention.inc (a Zen 4 VM without AVX-512, busy with
+other builds; 1 thread, causal fwd+bwd, per-ISA copies before -> after, best of 8 interleaved):
+    avx2 float32 (12,4,64,32) 2.73 -> 1.59 ms, (32,8,256,16) 158 -> 100 ms, (16,4,256,8)
+    42 -> 21 ms: full tiles now use plain loads/stores (AVX2 maskstore is microcoded on Zen)
+    and D <= W gets the 8 x 1 tile. float64 (12,4,64,32) 31 -> 5.7 ms (it was scalar only).
+Peak RSS growth of one forward at (4,8,T,32), the same before and after the move: T=1024:
+4.2 MiB (= the output) vs the numpy twin's 385 MiB (3 (B,H,T,T) temporaries); T=256: 1.1 MiB
+vs 24 MiB.
 
 Threads: OpenMP. Forward over (b, h, query tile), backward over (b, h), both with a dynamic
 schedule: causal query tiles near the end of the sequence visit more key tiles (they are handed
