@@ -2,13 +2,13 @@
 
 Extensions (one per kernel family, so each can be rebuilt and tested on its own):
 
-    nnlite.ops._gemm        csrc/gemm.cpp       + csrc/bind_gemm.cpp       (pybind11)
-    nnlite.ops._pointwise   csrc/pointwise.cpp, csrc/softmax.cpp + csrc/bind_pointwise.cpp
-    nnlite.ops._attention   csrc/attention.cpp  + csrc/bind_attention.cpp  (flash-style attention)
-    nnlite.ops._nn          csrc/layernorm.cpp, embedding.cpp, adam_many.cpp + csrc/bind_nn.cpp
+    nnlite.ops._gemm        csrc/cpu/gemm.cpp       + csrc/bindings/bind_gemm.cpp   (pybind11)
+    nnlite.ops._pointwise   csrc/cpu/pointwise.cpp, softmax.cpp + bindings/bind_pointwise.cpp
+    nnlite.ops._attention   csrc/cpu/attention.cpp  + csrc/bindings/bind_attention.cpp
+    nnlite.ops._nn          csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp + bind_nn.cpp
     nnlite.ops._optim_kernels  nnlite/ops/_optim_kernels.pyx                (Cython)
 
-Every C++ extension also compiles csrc/cpu.cpp (run-time SIMD choice, FTZ/DAZ, threads).
+Every C++ extension also compiles csrc/common/cpu.cpp (run-time SIMD choice, FTZ/DAZ, threads).
 
 Switches (environment variables):
     NNLITE_NO_OPENMP=1     build without OpenMP even if the compiler has it
@@ -28,13 +28,18 @@ from pybind11.setup_helpers import Pybind11Extension
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+# csrc/common/  the shared toolbox (cpu.h: dispatch, FTZ, threads; simd.h: vector traits)
+# csrc/cpu/     one file per kernel family, no Python
+# csrc/bindings/ the only C++ that knows Python (pybind11)
 CPP_FAMILIES = {
-    "gemm": ["csrc/gemm.cpp", "csrc/bind_gemm.cpp"],
-    "pointwise": ["csrc/pointwise.cpp", "csrc/softmax.cpp", "csrc/bind_pointwise.cpp"],
-    "attention": ["csrc/attention.cpp", "csrc/bind_attention.cpp"],
-    "nn": ["csrc/layernorm.cpp", "csrc/embedding.cpp", "csrc/adam_many.cpp", "csrc/bind_nn.cpp"],
+    "gemm": ["csrc/cpu/gemm.cpp", "csrc/bindings/bind_gemm.cpp"],
+    "pointwise": ["csrc/cpu/pointwise.cpp", "csrc/cpu/softmax.cpp",
+                  "csrc/bindings/bind_pointwise.cpp"],
+    "attention": ["csrc/cpu/attention.cpp", "csrc/bindings/bind_attention.cpp"],
+    "nn": ["csrc/cpu/layernorm.cpp", "csrc/cpu/embedding.cpp", "csrc/cpu/adam_many.cpp",
+           "csrc/bindings/bind_nn.cpp"],
 }
-HEADERS = sorted(glob.glob("csrc/*.h"))
+HEADERS = sorted(glob.glob("csrc/*/*.h") + glob.glob("csrc/*/*.inc"))  # kernels live in .inc too
 CYTHON_FAMILIES = {
     "optim_kernels": ["nnlite/ops/_optim_kernels.pyx"],
 }
@@ -114,7 +119,7 @@ def extensions():
             continue
         exts.append(Pybind11Extension(
             f"nnlite.ops._{family}",
-            sources=sources + ["csrc/cpu.cpp"],
+            sources=sources + ["csrc/common/cpu.cpp"],
             depends=HEADERS,            # an edited header rebuilds the family (not only a .cpp)
             include_dirs=["csrc"],
             cxx_std=17,
@@ -126,7 +131,7 @@ def extensions():
         cython_exts.append(Extension(
             f"nnlite.ops._{family}",
             sources=sources,
-            include_dirs=[np.get_include(), "csrc"],
+            include_dirs=[np.get_include(), "csrc/common"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         ))
     if cython_exts:

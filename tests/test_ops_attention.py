@@ -1,4 +1,4 @@
-"""Flash-style attention (csrc/attention.cpp) against the numpy twins, on every SIMD path."""
+"""Flash-style attention (csrc/cpu/attention.cpp) against the numpy twins, on every SIMD path."""
 import os
 
 import numpy as np

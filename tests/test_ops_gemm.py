@@ -1,4 +1,4 @@
-"""GEMM kernels (csrc/gemm.cpp) against the numpy twins, on every SIMD path this CPU has."""
+"""GEMM kernels (csrc/cpu/gemm.cpp) against the numpy twins, on every SIMD path this CPU has."""
 import os
 
 import numpy as np

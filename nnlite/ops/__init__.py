@@ -25,23 +25,23 @@ extra; :func:`add_backend` rebinds the names to per-call dispatchers.
 A compiled kernel never hands odd input to its twin: it handles it (a contiguous copy, an
 empty result) or raises the twin's own error saying why (nnlite/ops/_checks.py).
 
-=====================  ==========================  ============================
-op                     compiled in                 Python wrapper
-=====================  ==========================  ============================
-gemm, gemm_nt, gemm_tn csrc/gemm.cpp               nnlite/ops/native_gemm.py
-bias_act, act_forward, csrc/pointwise.cpp          nnlite/ops/native_pointwise.py
+=====================  ============================  ============================
+op                     compiled in (+ its .inc)      Python wrapper
+=====================  ============================  ============================
+gemm, gemm_nt, gemm_tn csrc/cpu/gemm.cpp             nnlite/ops/native_gemm.py
+bias_act, act_forward, csrc/cpu/pointwise.cpp        nnlite/ops/native_pointwise.py
 act_backward
-softmax, softmax_back- csrc/softmax.cpp            nnlite/ops/native_pointwise.py
+softmax, softmax_back- csrc/cpu/softmax.cpp          nnlite/ops/native_pointwise.py
 ward, softmax_cross_
 entropy
-sgd_update, rmsprop_   nnlite/ops/_optim_kernels   nnlite/ops/native_optim.py
+sgd_update, rmsprop_   nnlite/ops/_optim_kernels     nnlite/ops/native_optim.py
 update, bias_grad      .pyx (Cython)
-attention, attention_  csrc/attention.cpp          nnlite/ops/native_attention.py
+attention, attention_  csrc/cpu/attention.cpp        nnlite/ops/native_attention.py
 backward
-layernorm(_backward),  csrc/layernorm.cpp,         nnlite/ops/native_nn.py
+layernorm(_backward),  csrc/cpu/layernorm.cpp,       nnlite/ops/native_nn.py
 embedding(_backward),  embedding.cpp,
 adam_update(_many)     adam_many.cpp
-=====================  ==========================  ============================
+=====================  ============================  ============================
 """
 import contextlib
 import functools

@@ -6,12 +6,12 @@ Each optimizer step is a single pass over the flat arrays: every element of para
 the state is loaded once and stored once, instead of numpy's ~10 temporary arrays per step.
 The math is written in the arrays' own dtype, in the same order as the numpy twins in
 ``nnlite.ops.reference`` (so float32 results agree to rounding). Adam/AdamW is not here: it
-has one compiled version, ``adam_update_many`` in csrc/adam_many.cpp.
+has one compiled version, ``adam_update_many`` in csrc/cpu/adam_many.cpp.
 
 Arguments are C-contiguous typed memoryviews: the wrappers in ``nnlite.ops.native_optim``
 validate them like the twins and flatten them (views, no copies). The optimizer steps split
 large arrays into chunks run in parallel with ``prange`` and without the GIL; every chunk sets
-FTZ/DAZ on its own thread (csrc/ftz_c.h) so decaying state that reaches subnormals doesn't
+FTZ/DAZ on its own thread (csrc/common/ftz.h) so decaying state that reaches subnormals doesn't
 slow the loop down.
 """
 from cython.parallel cimport prange
@@ -22,7 +22,7 @@ ctypedef fused floating:
     float
     double
 
-cdef extern from "ftz_c.h" nogil:
+cdef extern from "ftz.h" nogil:
     unsigned long long nnlite_ftz_enter()
     void nnlite_ftz_leave(unsigned long long saved)
 

@@ -1,4 +1,4 @@
-"""Compiled flash-style attention (csrc/attention.cpp): ``attention``, ``attention_backward``,
+"""Compiled flash-style attention (csrc/cpu/attention.cpp): ``attention``, ``attention_backward``,
 twins of the same names in :mod:`nnlite.ops.reference` (same signatures, same results up to
 rounding, same errors).
 

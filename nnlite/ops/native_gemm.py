@@ -1,4 +1,4 @@
-"""Compiled GEMM (csrc/gemm.cpp): ``gemm``, ``gemm_nt``, ``gemm_tn``, twins of the same names in
+"""Compiled GEMM (csrc/cpu/gemm.cpp): ``gemm``, ``gemm_nt``, ``gemm_tn``, twins of the same names in
 :mod:`nnlite.ops.reference` (same signatures, same results up to rounding, same errors).
 
 The wrappers are kept thin because an MLP training step calls them with small matrices, where

@@ -1,4 +1,4 @@
-"""Compiled transformer kernels and the one compiled Adam (csrc/layernorm.cpp, embedding.cpp,
+"""Compiled transformer kernels and the one compiled Adam (csrc/cpu/layernorm.cpp, embedding.cpp,
 adam_many.cpp).
 
 Thin wrappers: arguments are checked with the same code as the numpy twins in

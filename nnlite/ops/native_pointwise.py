@@ -1,4 +1,4 @@
-"""Compiled activations, softmax and softmax cross-entropy (csrc/pointwise.cpp, csrc/softmax.cpp).
+"""Compiled activations, softmax and softmax cross-entropy (csrc/cpu/pointwise.cpp, csrc/cpu/softmax.cpp).
 
 Thin wrappers: the arguments are checked with the same :mod:`nnlite.ops._checks` calls as the
 numpy twins in :mod:`nnlite.ops.reference` (so errors are identical), inputs are made

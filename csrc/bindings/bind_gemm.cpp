@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <string>
 
-#include "bind_common.h"
-#include "cpu.h"
-#include "gemm.h"
+#include "bindings/bind_common.h"
+#include "common/cpu.h"
+#include "cpu/gemm.h"
 
 namespace py = pybind11;
 
@@ -80,10 +80,11 @@ py::array run(const std::string& op, py::array a, py::array b, bool ta, bool tb,
     const T* pb = static_cast<const T*>(b.data());
     T* pc = static_cast<T*>(target.mutable_data());
     const int64_t rc = target.strides(0) / es, cc = target.strides(1) / es;
+    const nnlite::Mat<const T> va{pa, sa0, sa1}, vb{pb, sb0, sb1};  // the arrays as they are
     {
         py::gil_scoped_release release;
-        nnlite::gemm_strided<T>(M, N, K, pa, ta ? sa1 : sa0, ta ? sa0 : sa1, pb, tb ? sb1 : sb0,
-                                tb ? sb0 : sb1, pc, rc, cc, accumulate && !via_tmp);
+        nnlite::gemm_strided<T>(M, N, K, ta ? va.t() : va, tb ? vb.t() : vb, {pc, rc, cc},
+                                accumulate && !via_tmp);
     }
     if (via_tmp) {
         if (accumulate)

@@ -3,8 +3,10 @@
 //   simd_path()      the SIMD path kernels use: the best this CPU has, unless forced by
 //                    NNLITE_SIMD=scalar|avx2|avx512 or set_simd_path() (tests force each path)
 //   FtzScope         flush subnormals to zero (FTZ) and treat subnormal inputs as zero (DAZ)
-//                    for the life of the scope, on the calling thread. Put one at the top of
-//                    every kernel *and* inside every OpenMP parallel region: MXCSR is per thread.
+//                    for the life of the scope, on the calling thread: the scope guard of
+//                    ftz.h, whose C functions the Cython optimizer kernels call directly.
+//                    Put one at the top of every kernel *and* inside every OpenMP parallel
+//                    region: MXCSR is per thread.
 //                    Why: Adam's second moments decay into subnormals and x87/SSE microcode
 //                    assists make plain float32 code several times slower on them.
 //   num_threads()    OpenMP threads a kernel may use (1 without OpenMP)
@@ -32,6 +34,8 @@
 #include <omp.h>
 #endif
 
+#include "common/ftz.h"
+
 namespace nnlite {
 
 enum class Simd : int { Scalar = 0, AVX2 = 1, AVX512 = 2 };
@@ -48,21 +52,9 @@ void set_num_threads(int n);
 bool has_openmp();
 
 struct FtzScope {
-#if NNLITE_X86
-    unsigned int saved;
-    FtzScope() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }  // FTZ (bit 15) | DAZ (bit 6)
-    ~FtzScope() { _mm_setcsr(saved); }
-#elif defined(__aarch64__)
-    uint64_t saved;
-    FtzScope() {
-        __asm__ __volatile__("mrs %0, fpcr" : "=r"(saved));
-        uint64_t v = saved | (1ull << 24);                            // FZ bit
-        __asm__ __volatile__("msr fpcr, %0" : : "r"(v));
-    }
-    ~FtzScope() { __asm__ __volatile__("msr fpcr, %0" : : "r"(saved)); }
-#else
-    FtzScope() {}
-#endif
+    unsigned long long saved = nnlite_ftz_enter();  // the one implementation: common/ftz.h
+    FtzScope() = default;
+    ~FtzScope() { nnlite_ftz_leave(saved); }
     FtzScope(const FtzScope&) = delete;
     FtzScope& operator=(const FtzScope&) = delete;
 };

@@ -1,10 +1,10 @@
-// nnlite.ops._attention: pybind11 entry points for csrc/attention.cpp.
+// nnlite.ops._attention: pybind11 entry points for csrc/cpu/attention.cpp.
 //
 // The Python wrappers (nnlite/ops/native_attention.py) validate arguments exactly like the numpy
 // twins and make inputs C-contiguous; these functions only re-check what the C++ side relies on
 // (dtype, C order, shapes), allocate the outputs, dispatch float/double and release the GIL.
-#include "attention.h"
-#include "bind_common.h"
+#include "cpu/attention.h"
+#include "bindings/bind_common.h"
 
 namespace py = pybind11;
 
@@ -94,7 +94,7 @@ py::tuple backward(py::array q, py::array k, py::array v, py::array out, py::arr
 }  // namespace
 
 PYBIND11_MODULE(_attention, m) {
-    m.doc() = "nnlite flash-style attention kernels (csrc/attention.cpp)";
+    m.doc() = "nnlite flash-style attention kernels (csrc/cpu/attention.cpp)";
     m.def("forward", &forward, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("causal"),
           py::arg("scale"), py::arg("with_out") = true,
           "(out, lse) of softmax(q kᵀ·scale + mask) v for C-contiguous (B, H, T, D) arrays of "

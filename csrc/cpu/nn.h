@@ -1,39 +1,39 @@
 // Transformer kernels: LayerNorm, token embedding, many-tensor Adam/AdamW.
-// Legend (llm.c): B batch, T time, C channels, V vocab; "rows" = B·T.
+// Legend (llm.c): B batch, T time, C channels, V vocab; "rows" = B·T; dout = ∂loss/∂out, the
+// upstream gradient of a backward.
 //
 //   layernorm_forward   y = (x - μ)·rstd·γ + β per row; caches mean, rstd (rows,)
-//   layernorm_backward  dx (one pass per row), dγ += Σ g·x̂, dβ += Σ g over rows
+//   layernorm_backward  dx (one pass per row), dγ += Σ dout·x̂, dβ += Σ dout over rows
 //                       (per-thread partial sums, reduced in thread order: deterministic)
 //   embedding_forward   out[r, :] = table[ids[r], :]                 (gather, memcpy)
-//   embedding_backward  dtable[ids[r], :] += grad[r, :] in r order    (threads own columns:
+//   embedding_backward  dtable[ids[r], :] += dout[r, :] in r order    (threads own columns:
 //                       no races, and each element sums in the same order as np.add.at)
 //   adam_many           one Adam/AdamW step over a list of tensors (OpenMP over the total
-//                       element count, ranges cut across tensor boundaries)
+//                       element count, ranges cut across tensor boundaries); one tensor is
+//                       a list of one
 //
 // All take C-contiguous arrays (the Python wrapper, nnlite/ops/native_nn.py, makes them so).
-// float32 has AVX-512 and AVX2/FMA paths picked at run time by simd_path(); float64 and
-// "scalar" run plain loops. Every kernel and every parallel region opens an FtzScope.
+// The row kernels (cpu/*.inc) are written once over simd::Vec and compiled for every path;
+// simd_path() picks one at run time, for float32 and float64 alike. Every kernel and every
+// parallel region opens an FtzScope.
 #pragma once
 #include <cstdint>
 #include <vector>
 
-#include "cpu.h"
+#include "common/cpu.h"
 
 namespace nnlite {
-
-// Below this many scalar operations a kernel stays on the calling thread (waking the pool
-// costs a few microseconds, about 32k simple float ops).
 
 template <typename T>
 void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
                        int64_t rows, int64_t C, double eps);
 template <typename T>
-void layernorm_backward(const T* g, const T* x, const T* gamma, const T* mean, const T* rstd,
-                        T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t C);
+void layernorm_backward(const T* dout, const T* x, const T* gamma, const T* mean,
+                        const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t C);
 template <typename T>
 void embedding_forward(const int64_t* ids, const T* table, T* out, int64_t rows, int64_t C);
 template <typename T>
-void embedding_backward(const int64_t* ids, const T* grad, T* dtable, int64_t rows, int64_t C);
+void embedding_backward(const int64_t* ids, const T* dout, T* dtable, int64_t rows, int64_t C);
 
 // One tensor of an adam_many call: flat, C-contiguous, n elements each.
 template <typename T>

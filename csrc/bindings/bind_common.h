@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu.h"
+#include "common/cpu.h"
 
 namespace nnlite {
 namespace py = pybind11;

@@ -1,5 +1,5 @@
 // Run-time CPU feature detection and the forced-path switch. See cpu.h.
-#include "cpu.h"
+#include "common/cpu.h"
 
 #include <atomic>
 #include <cstdlib>

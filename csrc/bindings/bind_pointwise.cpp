@@ -1,10 +1,11 @@
-// nnlite.ops._pointwise: pybind11 entry points for csrc/pointwise.cpp and csrc/softmax.cpp.
+// nnlite.ops._pointwise: pybind11 entry points for cpu/pointwise.cpp and cpu/softmax.cpp.
 //
 // The Python wrappers (nnlite/ops/native_pointwise.py) validate arguments exactly like the numpy
 // twins, make inputs C-contiguous and allocate outputs; these functions only re-check what the
 // C++ side relies on (dtype, C order, writable output), dispatch float/double and release the GIL.
-#include "bind_common.h"
-#include "pointwise.h"
+// dout = the upstream gradient (the Python argument "grad").
+#include "bindings/bind_common.h"
+#include "cpu/pointwise.h"
 
 namespace py = pybind11;
 using nnlite::Act;
@@ -53,16 +54,21 @@ void bias_act(py::array x, py::object b_obj, py::array out, int act_code, double
     else nnlite::bias_act<double>(cp<double>(x), cp<double>(b), mp<double>(out), rows, F, act, alpha);
 }
 
-void act_backward(py::array g, py::array x, py::array y, py::array out, int act_code, double alpha) {
+void act_backward(py::array dout, py::array x, py::array y, py::array out, int act_code,
+                  double alpha) {
     const char* op = "act_backward";
     const Act act = to_act(act_code);
-    const bool f32 = is_float32(op, {&g, &x, &y, &out});
-    const int64_t n = g.size();
+    const bool f32 = is_float32(op, {&dout, &x, &y, &out});
+    const int64_t n = dout.size();
     if (x.size() != n || y.size() != n) throw py::value_error("act_backward: internal: sizes differ");
     check_out(op, out, n);
     py::gil_scoped_release nogil;
-    if (f32) nnlite::act_backward<float>(cp<float>(g), cp<float>(x), cp<float>(y), mp<float>(out), n, act, float(alpha));
-    else nnlite::act_backward<double>(cp<double>(g), cp<double>(x), cp<double>(y), mp<double>(out), n, act, alpha);
+    if (f32)
+        nnlite::act_backward<float>(cp<float>(dout), cp<float>(x), cp<float>(y), mp<float>(out), n,
+                                    act, float(alpha));
+    else
+        nnlite::act_backward<double>(cp<double>(dout), cp<double>(x), cp<double>(y),
+                                     mp<double>(out), n, act, alpha);
 }
 
 // rows × C view of an array whose last axis is C
@@ -80,14 +86,14 @@ void softmax(py::array x, py::array out) {
     else nnlite::softmax_forward<double>(cp<double>(x), mp<double>(out), rows, C);
 }
 
-void softmax_backward(py::array g, py::array y, py::array out) {
-    const bool f32 = is_float32("softmax_backward", {&g, &y, &out});
-    if (y.size() != g.size()) throw py::value_error("softmax_backward: internal: sizes differ");
-    check_out("softmax_backward", out, g.size());
-    auto [rows, C] = rows_cols(g);
+void softmax_backward(py::array dout, py::array y, py::array out) {
+    const bool f32 = is_float32("softmax_backward", {&dout, &y, &out});
+    if (y.size() != dout.size()) throw py::value_error("softmax_backward: internal: sizes differ");
+    check_out("softmax_backward", out, dout.size());
+    auto [rows, C] = rows_cols(dout);
     py::gil_scoped_release nogil;
-    if (f32) nnlite::softmax_backward<float>(cp<float>(g), cp<float>(y), mp<float>(out), rows, C);
-    else nnlite::softmax_backward<double>(cp<double>(g), cp<double>(y), mp<double>(out), rows, C);
+    if (f32) nnlite::softmax_backward<float>(cp<float>(dout), cp<float>(y), mp<float>(out), rows, C);
+    else nnlite::softmax_backward<double>(cp<double>(dout), cp<double>(y), mp<double>(out), rows, C);
 }
 
 // Returns the mean loss; writes dlogits into out. labels: int64 (N,), already range-checked.

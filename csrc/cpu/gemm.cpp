@@ -1,0 +1,518 @@
+/*
+GEMM: the matrix multiply behind every Linear layer, forward and backward.
+
+    C (M,N) = A (M,K) @ B (K,N)            gemm      (forward: Y = X @ W)
+    C (M,N) = A (M,K) @ B(N,K).T           gemm_nt   (input grad: dX = dY @ W.T)
+    C (M,N) = A(K,M).T @ B (K,N)           gemm_tn   (weight grad: dW = X.T @ dY)
+    optionally C += ... (accumulate) for gradient accumulation.
+
+Ladder: dev/gemm/ walks from the definition to this file (it is the last steps: packed panels,
+micro-kernels, OpenMP, the small-M path).
+
+All three are one routine, gemm_strided(). Every operand is a view (Mat, gemm.h: a pointer and
+two element strides), so a transpose is only a swap of the strides the packing routines and the
+micro-kernel read with, and no operand is ever copied before packing, whatever its layout
+(transposed view, slice with a step, Fortran order, negative strides).
+
+The algorithm is the GotoBLAS/BLIS loop nest (gemm_cell):
+
+    for jc in N step NC:                       B block (KC x NC) lives in L3
+      for pc in K step KC:
+        pack B[pc:pc+KC, jc:jc+NC] into NR-wide panels
+        for ic in M step MC:                   A block (MC x KC) lives in L2
+          pack A[ic:ic+MC, pc:pc+KC] into MR-tall panels   (big problems only, see plan_gemm)
+          for every (NR panel, MR panel) tile:
+            micro-kernel: C tile (MR x NR) (+)= A panel (MR x KC) @ B panel (KC x NR)
+
+The pieces, in the order of this file:
+    GemmTiles    the table of tile shapes (MR x NR) and cache blocks (KC, MC, NC) per ISA
+    gemm.inc     the micro-kernel ukr<T, MR, NV>, written once over simd::Vec<T, Isa> and
+                 compiled per ISA (common/foreach_isa.h); gemm_kernel() picks its tile
+    pack_panel   packing a panel of A or B (a copy, or a transpose, in AVX2 registers if it can)
+    plan_gemm    every tuning rule, with its reason: pack A or not, read B in place or not,
+                 the block sizes, the thread count and the thread grid
+    gemm_cell    the loop nest above, run by each thread on its cell of the thread grid
+    gemm_contiguous_c  pick the kernel, plan, allocate, start the threads
+    gemm_strided the entry point (empty sums, an `out` without unit column stride)
+
+Packing B makes the micro-kernel's vector loads unit-stride, and zero-pads the last panel so
+the K loop never branches on edges; edge tiles only differ in the final store. A is only
+broadcast one scalar at a time, which costs the same from the caller's matrix (with its
+strides) as from a packed panel, so A is packed only for big problems (BLIS's "sup" idea for
+the rest, see plan_gemm). Packing is a copy when the source is contiguous along the panel and
+an 8x8 (f32) / 4x4 (f64) AVX2 register transpose when it is contiguous along K (row-major A;
+B in gemm_nt).
+
+Versions (picked per call by nnlite::simd_path(), forced with NNLITE_SIMD or ops.force_simd):
+    scalar   plain C++, f32 4 x 8, f64 8 x 4; portable (ARM, MSVC, old x86), obviously correct;
+             the compiler vectorises its j loop with SSE2 / NEON
+    avx2     AVX2/FMA,  f32 6 x 16, f64 6 x 8   (12 ymm accumulators); N <= 8/4: 8 x 1 vector
+    avx512   AVX-512F,  f32 8 x 32, f64 8 x 16  (16 zmm accumulators); N <= 16/8: 8 x 1 vector
+All three are the same ukr template; only the vector type and the tile shape differ.
+
+The AVX-512 micro-kernel's register layout (f32 shown; f64 is the same with 8 lanes):
+
+               B panel row k: b0 = B[k, 0:16]  b1 = B[k, 16:32]        (2 zmm loads)
+    A[i, k] -> broadcast a    c[i][0] += a*b0  c[i][1] += a*b1         i = 0..7
+                              -> 16 zmm accumulators + 2 for B + 1 broadcast.
+Why 8 x 32 and not the taller 14 x 32 that 32 zmm registers allow: on Zen 4 a zmm FMA issues
+at 1/cycle with 4-cycle latency, so 16 independent accumulators already saturate it, and the
+8 broadcasts + 2 loads per 16 FMAs fit the 2 loads/cycle. What the taller tile would save in
+loads it loses in padding: 64 rows (the MLP batch) are 8 x 8 exactly but 5 x 14 = 70 rows.
+Measured (bench_gemm.py): 8 x 32 ties 14 x 32 and 12 x 32 on the squares, beats both by
+15-35% on the MLP shapes.
+Narrow outputs (the 10 logits of a classifier) use one vector per row instead of two: 2/3 of a
+32-wide tile would be padding.
+
+Threads: OpenMP, one parallel region per call; plan_gemm says how many threads and how they
+split the tiles. Big problems (packed A): the threads form one team that shares the packed
+blocks and splits the packing and the tiles, with barriers between packing and computing.
+Small problems (A in place): each thread owns a cell of a thread grid over the tiles and packs
+its own B panels, so the only synchronisation is the final join. Either way every thread runs
+the same gemm_cell loop nest. Results do not depend on the thread count: every C element is
+summed in the same order. MXCSR is per thread, so the parallel region opens its own FtzScope.
+
+Benchmark:  python benchmarks/bench_gemm.py            (GFLOP/s vs numpy/OpenBLAS, torch)
+            python benchmarks/bench_gemm.py --check    (also verifies the results)
+Test:       python -m pytest tests/test_ops_gemm.py
+*/
+#include "cpu/gemm.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "common/cpu.h"
+#include "common/simd.h"
+
+namespace nnlite {
+
+// ----------------------------------------------------------------------------- tile table
+// A tile is MR rows x NV vectors (NR = NV * W columns, W the lanes of the ISA's vector of T:
+// on AVX2 and AVX-512 f64 keeps MR and NV, so its NR is half of f32's). The blocks bound what
+// plan_gemm may use: MC x KC of packed A (480 KiB f32 on AVX-512) fits in half of a 1 MiB L2,
+// KC x NR of B (the panel each micro-kernel call streams, 64 KiB) in L2 beside it, KC x NC of B
+// in L3. KC = 512 beat 256 and 384 at 1024^3 (fewer passes over C). Tuned on Zen 4 (1 MiB L2)
+// with benchmarks/bench_gemm.py. The 8 x 1-vector narrow tile serves N <= W (see gemm_kernel).
+struct TileShape {
+    int MR, NV;      // tile rows; tile columns in vectors
+    int KC, MC, NC;  // largest blocks: depth; rows of packed A; columns of a B block
+};
+
+template <typename Isa, typename T>
+struct GemmTiles;
+// Scalar: W = 1, and a tile row is 32 bytes of C (8 floats, 4 doubles) because the compiler
+// vectorises the micro-kernel's j loop with the baseline ISA, into two SSE2 / NEON registers
+// per row. Measured on a 64x784x256 product with SSE2 (16 registers): f32 4 x 8 runs at ~27
+// GFLOP/s; f64 8 x 4 ties 6 x 4 per row (its 16 accumulators spill 4, the 12 of 6 x 4 none)
+// without 6 x 4's padding of 64 rows, and beats 4 x 8 (8 x 2 registers wide, spilling) 1.7x.
+//                                                            MR  NV   KC       MC    NC
+template <typename T>
+struct GemmTiles<simd::Scalar, T> {
+    static constexpr bool f32 = sizeof(T) == 4;
+    static constexpr TileShape wide{f32 ? 4 : 8, f32 ? 8 : 4, 256, 128, 2048}, narrow = wide;
+    static constexpr bool avx2_transpose = false;
+};
+template <typename T>
+struct GemmTiles<simd::Avx2, T> {
+    static constexpr TileShape wide{6, 2, 256, 6 * 24, 4096}, narrow{8, 1, 256, 8 * 24, 4096};
+    static constexpr bool avx2_transpose = true;
+};
+template <typename T>
+struct GemmTiles<simd::Avx512, T> {
+    static constexpr TileShape wide{8, 2, 512, 8 * 30, 4096}, narrow{8, 1, 512, 8 * 30, 4096};
+    static constexpr bool avx2_transpose = true;
+};
+
+// One micro-kernel (gemm.inc): C[0:mr, 0:nr] (+)= A[0:MR, 0:kc] @ B[0:kc, 0:NR].
+template <typename T>
+using Ukr = void (*)(int64_t kc, const Mat<const T>& a, const Mat<const T>& b, const Mat<T>& c,
+                     int mr, int nr, bool accumulate);
+
+// What gemm_kernel() gives the driver: the tile, and the micro-kernel for A packed into panels
+// (a = {panel, 1, MR}) or read in place.
+template <typename T>
+struct GemmKernel {
+    TileShape tile;
+    int NR;
+    Ukr<T> packed, strided;
+    bool avx2_transpose;  // pack_panel may use the AVX2 register transposes
+};
+
+}  // namespace nnlite
+
+#define NNLITE_KERNELS "cpu/gemm.inc"
+#include "common/foreach_isa.h"  // scalar::, avx2::, avx512:: ukr and gemm_kernel
+
+namespace nnlite {
+
+// ----------------------------------------------------------------------------- packing
+// A panel is "NW columns interleaved by k": dst[k*NW + j] = src(j, k) for j < n, zeros for j
+// in [n, NW), k < kc. src(j, k) = src.at(j, k): for a B panel j runs along N (the view is
+// B's transpose), for an A panel along M. When src is contiguous in j (a row of op(B) in gemm,
+// a column of op(A) in gemm_tn) this is a copy; when it is contiguous in k (a row of A in
+// gemm, a row of B in gemm_nt) it is a transpose.
+
+// Fills columns [j_begin, NW) of the panel: src columns [j_begin, n), zeros after.
+template <typename T>
+static void pack_transposed_scalar(const Mat<const T>& src, int j_begin, int n, int NW,
+                                   int64_t kc, T* dst) {
+    for (int j = j_begin; j < n; j++)
+        for (int64_t k = 0; k < kc; k++) dst[k * NW + j] = *src.at(j, k);
+    for (int j = std::max(n, j_begin); j < NW; j++)
+        for (int64_t k = 0; k < kc; k++) dst[k * NW + j] = T(0);
+}
+
+#if NNLITE_X86
+// The transposes are done 8x8 (f32) / 4x4 (f64) in AVX2 registers because a scalar transpose
+// costs a load and a store per element and showed up in gemm_nt profiles. They stay here, as
+// AVX2 code used by both the AVX2 and the AVX-512 paths, rather than in simd.h: no other
+// kernel transposes, and a register transpose is a shuffle network per width, not a Vec op.
+
+// dst[k*NW + j] = src[j*vs + k] for an 8 x 8 block: rows j of src become columns.
+NNLITE_TARGET_AVX2 static inline void transpose_block(const float* src, int64_t vs, float* dst,
+                                                      int64_t NW) {
+    __m256 r[8], t[8];
+    for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + j * vs);
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
+    }
+    r[0] = _mm256_shuffle_ps(t[0], t[2], 0x44);
+    r[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+    r[2] = _mm256_shuffle_ps(t[1], t[3], 0x44);
+    r[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+    r[4] = _mm256_shuffle_ps(t[4], t[6], 0x44);
+    r[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
+    r[6] = _mm256_shuffle_ps(t[5], t[7], 0x44);
+    r[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(dst + k * NW, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_storeu_ps(dst + (k + 4) * NW, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+    }
+}
+
+// The same for a 4 x 4 block of doubles.
+NNLITE_TARGET_AVX2 static inline void transpose_block(const double* src, int64_t vs, double* dst,
+                                                      int64_t NW) {
+    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + vs);
+    __m256d r2 = _mm256_loadu_pd(src + 2 * vs), r3 = _mm256_loadu_pd(src + 3 * vs);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + NW, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * NW, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * NW, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+
+// A panel whose source is contiguous in k (src.cs == 1): whole blocks by register transposes,
+// the k tail and the j tail by scalar copies.
+template <typename T>
+NNLITE_TARGET_AVX2 static void pack_transposed_avx2(const Mat<const T>& src, int n, int NW,
+                                                    int64_t kc, T* dst) {
+    constexpr int B = 32 / sizeof(T);
+    const int64_t kb = kc / B * B;
+    const int jb = n / B * B;
+    for (int j0 = 0; j0 < jb; j0 += B) {
+        for (int64_t k0 = 0; k0 < kb; k0 += B)
+            transpose_block(src.at(j0, k0), src.rs, dst + k0 * NW + j0, NW);
+        for (int j = j0; j < j0 + B; j++)
+            for (int64_t k = kb; k < kc; k++) dst[k * NW + j] = *src.at(j, k);
+    }
+    pack_transposed_scalar<T>(src, jb, n, NW, kc, dst);
+}
+#endif
+
+// dst[k*NW + j] = src.at(j, k), zero-padded to NW columns.
+template <typename T>
+static void pack_panel(const Mat<const T>& src, int n, int NW, int64_t kc, T* dst, bool avx2) {
+    if (src.rs == 1) {  // contiguous in j: row copies
+        for (int64_t k = 0; k < kc; k++) {
+            T* d = dst + k * NW;
+            std::memcpy(d, src.at(0, k), sizeof(T) * n);
+            for (int j = n; j < NW; j++) d[j] = T(0);
+        }
+        return;
+    }
+#if NNLITE_X86
+    if (src.cs == 1 && avx2) return pack_transposed_avx2<T>(src, n, NW, kc, dst);
+#endif
+    (void)avx2;
+    pack_transposed_scalar<T>(src, 0, n, NW, kc, dst);
+}
+
+// ----------------------------------------------------------------------------- buffers
+// Packing buffers are cached per calling thread and only grow: a training step calls GEMM
+// thousands of times with the same shapes, and fresh large allocations would pay page faults
+// on every call. Worker threads only use the caller's buffers, so concurrent callers (several
+// Python threads without the GIL) never share one.
+struct AlignedBuffer {
+    void* p = nullptr;
+    size_t bytes = 0;
+    ~AlignedBuffer() { release(); }
+    void release() {
+#ifdef _MSC_VER
+        _aligned_free(p);
+#else
+        std::free(p);
+#endif
+        p = nullptr;
+    }
+    void* get(size_t need) {
+        if (need > bytes) {
+            release();
+            bytes = (need + 4095) & ~size_t(4095);
+#ifdef _MSC_VER
+            p = _aligned_malloc(bytes, 64);
+#else
+            p = std::aligned_alloc(64, bytes);
+#endif
+            if (!p) {
+                bytes = 0;
+                throw std::bad_alloc();
+            }
+        }
+        return p;
+    }
+};
+
+static thread_local AlignedBuffer tl_pack_a, tl_pack_b;
+
+// ----------------------------------------------------------------------------- policy
+// One GEMM call: C (M x N) (+)= A (M x K) @ B (K x N), C with unit column stride.
+template <typename T>
+struct GemmArgs {
+    int64_t M, N, K;
+    Mat<const T> a, b;
+    Mat<T> c;
+    bool accumulate;
+};
+
+// How gemm_cell runs a call; made by plan_gemm.
+struct GemmPlan {
+    bool pack_a;         // copy A into MR-row panels (else the micro-kernel reads A in place)
+    bool b_in_place;     // full B panels are read in place; only a ragged last one is packed
+    int64_t KC, MC, NC;  // blocks: depth; rows of A (multiple of MR); cols of B (of NR)
+    int threads;         // OpenMP threads; 1: no parallel region
+    int grid_n, grid_m;  // thread grid over (B panels, A panels): cells = grid_n * grid_m, and
+                         // threads / cells of them form each cell's team (one of the two is 1)
+};
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Split `total` into ceil(total/max_blk) near-equal blocks rounded up to a multiple of `unit`,
+// so the last block is never a sliver (a 1025-deep K would otherwise end in a 1-deep pass).
+static int64_t balanced_block(int64_t total, int64_t max_blk, int64_t unit) {
+    if (total <= max_blk) return ceil_div(total, unit) * unit;
+    const int64_t blk = ceil_div(total, ceil_div(total, max_blk));
+    return ceil_div(blk, unit) * unit;
+}
+
+// Below this many multiply-adds one thread wins: an OpenMP fork/join with barriers costs a
+// few microseconds, as long as ~0.5M FMAs take on one core.
+static constexpr int64_t kParallelMinFma = 1 << 19;
+
+// Every tuning rule of the GEMM, each with its reason.
+template <typename T>
+static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max_threads) {
+    const TileShape& t = kr.tile;
+    const int64_t M = g.M, N = g.N, K = g.K, MR = t.MR, NR = kr.NR;
+    const int64_t npa = ceil_div(M, MR), npb = ceil_div(N, NR);
+    GemmPlan p{};
+
+    // Pack A only when it is too big to stay in L2 as it is (> 384 KiB) and more than two B
+    // panels reuse each packed A panel. An MLP's batch of 64 rows never is: skipping that pass
+    // (BLIS's "sup" idea) was worth ~20% on the MNIST shapes and nothing was lost on the big
+    // ones, since a broadcast from the caller's matrix costs the same as from a panel.
+    p.pack_a = N > 2 * NR && double(M) * double(K) * sizeof(T) > 384.0 * 1024;
+
+    // Row-contiguous B reused by at most 16 A panels (a small batch) is read in place: each B
+    // panel serves too few tiles to repay the copy. Only a ragged last panel is packed (zero
+    // padding). Measured: -8% time at (64,784)@(784,256), but +10% at 1024^3, where each B
+    // panel is reused 128 times and contiguity pays.
+    p.b_in_place = g.b.cs == 1 && M <= 16 * MR;
+
+    p.KC = balanced_block(K, t.KC, 8);
+
+    // Threads: one below kParallelMinFma FMAs, and at least two tiles for each.
+    int nt = max_threads;
+    if (M * N * K < kParallelMinFma) nt = 1;
+    if (npa * npb < 2 * nt) nt = (int)std::max<int64_t>(1, npa * npb / 2);
+    p.threads = nt;
+
+    if (p.pack_a) {
+        // Big problems: one team shares the packed blocks (each packed once) and splits the
+        // tiles B-panel-major; the barriers between packing and computing cost little next to
+        // blocks this big.
+        p.grid_n = p.grid_m = 1;
+        p.MC = balanced_block(M, t.MC, MR);
+        p.NC = balanced_block(N, t.NC, NR);
+        return p;
+    }
+    // Small problems: no barriers, each thread owns a cell of tiles (a range of B panels x a
+    // range of A panels) and packs its own B panels. No barriers matters twice over: a barrier
+    // costs about a microsecond when all is well, and on a busy machine, where a spinning
+    // team-mate may be descheduled, a single one can cost a whole scheduler time slice
+    // (milliseconds; measured 100x slowdowns of a 25 us GEMM with the barrier-based driver
+    // while another job ran). The grid has the least work on the busiest thread; ties go to
+    // splitting N, where no B panel is packed twice.
+    p.grid_n = p.grid_m = 1;
+    int64_t best = INT64_MAX;
+    for (int d = 1; d <= nt; d++) {
+        if (nt % d) continue;
+        const int64_t w = ceil_div(npb, d) * ceil_div(npa, nt / d);
+        if (w < best || (w == best && d > p.grid_n)) best = w, p.grid_n = d, p.grid_m = nt / d;
+    }
+    p.MC = npa * MR;  // A in place: no L2 block to bound, one pass over the cell's rows
+    p.NC = std::min<int64_t>(t.NC / NR, ceil_div(npb, p.grid_n)) * NR;
+    return p;
+}
+
+// ----------------------------------------------------------------------------- driver
+// [lo, hi): part `i` of `n` items cut in `parts` contiguous ranges, the first n % parts of
+// them one longer (how OpenMP's schedule(static) cuts a loop).
+struct Range {
+    int64_t lo, hi;
+};
+static Range share(int64_t n, int64_t i, int64_t parts) {
+    if (parts == 1) return {0, n};  // no divisions for a team of one
+    const int64_t q = n / parts, r = n % parts, lo = i * q + std::min(i, r);
+    return {lo, lo + q + (i < r ? 1 : 0)};
+}
+
+// Every thread of a team must reach it before any goes on: packed blocks are complete before
+// they are read, and read before they are packed over.
+static inline void team_barrier(int team) {
+#ifdef NNLITE_OPENMP
+    if (team > 1) {
+#pragma omp barrier
+    }
+#endif
+    (void)team;
+}
+
+// The loop nest (see the top of the file) over the tiles of one cell of the thread grid, run
+// by `member` of its `team` of threads: they split the packing and the tiles, with barriers;
+// a team of one just runs it all. Ap, Bp: this cell's packing buffers (MC x KC, NC x KC).
+template <typename T>
+static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmPlan& plan,
+                      int cell, int member, int team, T* Ap, T* Bp) {
+    const int MR = kr.tile.MR, NR = kr.NR;
+    const Ukr<T> ukr = plan.pack_a ? kr.packed : kr.strided;
+    const int64_t mcp = plan.MC / MR, ncp = plan.NC / NR;  // blocks in panels
+    const Range jr = share(ceil_div(g.N, NR), cell / plan.grid_m, plan.grid_n);
+    const Range ir = share(ceil_div(g.M, MR), cell % plan.grid_m, plan.grid_m);
+    for (int64_t jc = jr.lo; jc < jr.hi; jc += ncp) {
+        const int64_t jn = std::min(ncp, jr.hi - jc);  // B panels jc .. jc+jn
+        for (int64_t pc = 0; pc < g.K; pc += plan.KC) {
+            const int64_t kc = std::min(plan.KC, g.K - pc);
+            const bool acc = g.accumulate || pc > 0;
+            const Range pb = share(jn, member, team);
+            for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
+                const int64_t j0 = (jc + jp) * NR;
+                if (plan.b_in_place && j0 + NR <= g.N) continue;  // read in place by ukr
+                pack_panel<T>(g.b.block(pc, j0).t(), (int)std::min<int64_t>(NR, g.N - j0), NR,
+                              kc, Bp + jp * NR * kc, kr.avx2_transpose);
+            }
+            team_barrier(team);
+            for (int64_t ic = ir.lo; ic < ir.hi; ic += mcp) {
+                const int64_t in = std::min(mcp, ir.hi - ic);  // A panels ic .. ic+in
+                if (plan.pack_a) {
+                    const Range pa = share(in, member, team);
+                    for (int64_t ip = pa.lo; ip < pa.hi; ip++) {
+                        const int64_t i0 = (ic + ip) * MR;
+                        pack_panel<T>(g.a.block(i0, pc), (int)std::min<int64_t>(MR, g.M - i0),
+                                      MR, kc, Ap + ip * MR * kc, kr.avx2_transpose);
+                    }
+                    team_barrier(team);
+                }
+                // Tiles in B-panel-major order: a thread's contiguous share of tiles touches
+                // few B panels, which then stay in its L1/L2.
+                const Range tiles = share(jn * in, member, team);
+                int64_t jp = tiles.lo / in, ip = tiles.lo % in;  // the first tile
+                for (int64_t t = tiles.lo; t < tiles.hi; jp++, ip = 0) {  // a B panel a pass
+                    const int64_t j0 = (jc + jp) * NR;
+                    const int nr = (int)std::min<int64_t>(NR, g.N - j0);
+                    const Mat<const T> b = plan.b_in_place && nr == NR
+                                               ? g.b.block(pc, j0)
+                                               : Mat<const T>{Bp + jp * NR * kc, NR, 1};
+                    // The first tile's A panel and C corner; each next tile is MR rows down.
+                    const int64_t t_end = std::min(tiles.hi, t - ip + in);
+                    int64_t i0 = (ic + ip) * MR;
+                    Mat<const T> a = plan.pack_a ? Mat<const T>{Ap + ip * MR * kc, 1, MR}
+                                                 : g.a.block(i0, pc);
+                    Mat<T> c = g.c.block(i0, j0);
+                    const int64_t a_step = plan.pack_a ? MR * kc : MR * g.a.rs;
+                    for (; t < t_end; t++, i0 += MR, a.p += a_step, c.p += MR * c.rs)
+                        ukr(kc, a, b, c, (int)std::min<int64_t>(MR, g.M - i0), nr, acc);
+                }
+                team_barrier(team);
+            }
+        }
+    }
+}
+
+// C has unit column stride here (the micro-kernels store whole rows of a tile).
+template <typename T>
+static void gemm_contiguous_c(const GemmArgs<T>& g) {
+    const GemmKernel<T> kr = NNLITE_PICK(gemm_kernel<T>)(g.N);
+    const GemmPlan plan = plan_gemm<T>(g, kr, num_threads());
+    const int cells = plan.grid_n * plan.grid_m;
+    const int64_t b_elems = plan.NC * plan.KC;  // one cell's B block
+    T* Ap = plan.pack_a ? static_cast<T*>(tl_pack_a.get(sizeof(T) * plan.MC * plan.KC)) : nullptr;
+    T* Bp = static_cast<T*>(tl_pack_b.get(sizeof(T) * b_elems * cells));
+    // Thread `tid` of `nt`: one team over a single cell, or whole cells, one per thread (a
+    // loop, so the result stays right if OpenMP grants fewer threads than asked for).
+    auto run = [&](int tid, int nt) {
+        if (cells == 1) return gemm_cell<T>(g, kr, plan, 0, tid, nt, Ap, Bp);
+        for (int cell = tid; cell < cells; cell += nt)
+            gemm_cell<T>(g, kr, plan, cell, 0, 1, Ap, Bp + cell * b_elems);
+    };
+#ifdef NNLITE_OPENMP
+    if (plan.threads > 1) {
+#pragma omp parallel num_threads(plan.threads)
+        {
+            FtzScope ftz;  // MXCSR is per thread
+            run(omp_get_thread_num(), omp_get_num_threads());
+        }
+        return;
+    }
+#endif
+    run(0, 1);
+}
+
+template <typename T>
+void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const Mat<const T>& b,
+                  const Mat<T>& c, bool accumulate) {
+    FtzScope ftz;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {  // empty sum: C = 0, or C unchanged when accumulating
+        if (!accumulate)
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) *c.at(i, j) = T(0);
+        return;
+    }
+    if (c.cs == 1 || N == 1) {  // (one column: its stride is never used)
+        gemm_contiguous_c<T>({M, N, K, a, b, {c.p, c.rs, 1}, accumulate});
+        return;
+    }
+    // Rare: an `out` whose rows are not unit-stride. Compute into a dense temporary, then
+    // scatter; the micro-kernels keep their simple unit-stride stores.
+    std::unique_ptr<T[]> tmp(new T[M * N]);
+    gemm_contiguous_c<T>({M, N, K, a, b, {tmp.get(), N, 1}, false});
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            T& dst = *c.at(i, j);
+            dst = accumulate ? dst + tmp[i * N + j] : tmp[i * N + j];
+        }
+}
+
+template void gemm_strided<float>(int64_t, int64_t, int64_t, const Mat<const float>&,
+                                  const Mat<const float>&, const Mat<float>&, bool);
+template void gemm_strided<double>(int64_t, int64_t, int64_t, const Mat<const double>&,
+                                   const Mat<const double>&, const Mat<double>&, bool);
+
+}  // namespace nnlite

@@ -1,0 +1,35 @@
+// GEMM kernels: C (M,N) = op(A) (M,K) @ op(B) (K,N), float32 and float64. See gemm.cpp.
+#pragma once
+#include <cstdint>
+
+namespace nnlite {
+
+// An operand view: element (i, j) at p[i*rs + j*cs]. Strides are in elements and may be
+// negative or zero, so a transposed, sliced, reversed or Fortran-ordered matrix is only a
+// different pair of strides: op(A) of gemm_tn is A's view with rs and cs swapped (t()).
+// Functions that are not inlined take views by const reference: a 24-byte struct passed by
+// value goes through the stack, and GCC copies it there with one 16-byte load of a just
+// written temporary, which store forwarding cannot serve (measured: +4% on 5 us GEMMs).
+template <typename T>
+struct Mat {
+    T* p;
+    int64_t rs, cs;
+    T* at(int64_t i, int64_t j) const { return p + i * rs + j * cs; }
+    Mat block(int64_t i, int64_t j) const { return {at(i, j), rs, cs}; }  // from (i, j) on
+    Mat t() const { return {p, cs, rs}; }                                  // the transpose
+};
+
+// accumulate=false: C = op(A) @ op(B);  accumulate=true: C += op(A) @ op(B), with
+//   op(A)[i][k] = a.at(i, k)    op(B)[k][j] = b.at(k, j)    C[i][j] = c.at(i, j).
+// K == 0 gives C = 0 (or leaves C as is when accumulating). Allocates only cached per-thread
+// packing buffers; callable without the GIL.
+template <typename T>
+void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const Mat<const T>& b,
+                  const Mat<T>& c, bool accumulate);
+
+extern template void gemm_strided<float>(int64_t, int64_t, int64_t, const Mat<const float>&,
+                                         const Mat<const float>&, const Mat<float>&, bool);
+extern template void gemm_strided<double>(int64_t, int64_t, int64_t, const Mat<const double>&,
+                                          const Mat<const double>&, const Mat<double>&, bool);
+
+}  // namespace nnlite
