@@ -17,6 +17,9 @@ argument is still <= 0. One pass over the keys, and the state of a row (m, l and
 of o) stays in registers and L1: no T x T buffer at all, O(D) memory per query instead of O(T).
 The price: two exp() per key instead of one, and the rescale of o (D multiplies) per key.
 
+Standalone on purpose: the code this step shares with 00_naive.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 00_naive.c 01_online.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/attention/01_online 4 8 256 32
 */
 #include "harness.h"

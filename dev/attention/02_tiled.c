@@ -19,6 +19,9 @@ the rescale and the exp(m - m') happen once per tile. Memory stays O(BR·BC) per
 What it loses: every key tile is visited, also those entirely above the causal diagonal (10 of
 the 16 tiles at T = 256 hold work, the other 6 are fully masked), and scalar expf() remains.
 
+Standalone on purpose: the code this step shares with 01_online.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 01_online.c 02_tiled.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/attention/02_tiled 4 8 256 32
 */
 #include "harness.h"

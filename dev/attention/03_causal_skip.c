@@ -13,6 +13,9 @@ the diagonal tile pays for the mask. At T = 256 that is 10 of the 16 tiles per h
 the share tends to half: a causal model does half the work of a bidirectional one, and now
 this code does too.
 
+Standalone on purpose: the code this step shares with 02_tiled.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 02_tiled.c 03_causal_skip.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/attention/03_causal_skip 4 8 256 32
 */
 #include "harness.h"

@@ -18,6 +18,9 @@ so the score blocks need no edge case. These are csrc/attention.cpp's AVX2 TileO
 AVX-512 ones are the same with 16 lanes (4 rows x 64 keys). Only the tile routines are compiled
 for AVX2 (target attribute).
 
+Standalone on purpose: the code this step shares with 03_causal_skip.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 03_causal_skip.c 04_avx2.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/attention/04_avx2 4 8 256 32
 */
 #include "harness.h"

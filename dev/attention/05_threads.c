@@ -14,6 +14,9 @@ small ones to fill the gaps at the end. On a shared machine it also keeps a desc
 from holding up the rest. Each thread has its own S tile, Kᵀ (of the keys its task needs) and
 row statistics. As in csrc/attention.cpp; built with -fopenmp (NO_OMP=1 to opt out).
 
+Standalone on purpose: the code this step shares with 04_avx2.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 04_avx2.c 05_threads.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/attention/05_threads 4 8 256 32
 */
 #include "harness.h"

@@ -18,6 +18,9 @@ in the forward would cost B·H·T² floats; recomputing it costs one Q Kᵀ per 
 Threads: one task per head, dynamic schedule; each task owns its head's dq, dk, dv, so no two
 threads ever write the same element. The forward is step 5's, unchanged. As csrc/attention.cpp.
 
+Standalone on purpose: the code this step shares with 05_threads.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 05_threads.c 06_backward.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/attention/06_backward 4 8 256 32   (times forward and backward)
 */
 #include "harness.h"

@@ -10,6 +10,9 @@ iterations are independent (each j has its own C[i,j]), so the compiler vectoris
 What is left: for each row of A, all of B (K x N, 4 MiB at 1024^2) streams through the
 caches again, and C[i, :] is loaded and stored once per k.
 
+Standalone on purpose: the code this step shares with 00_naive.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 00_naive.c 01_loop_order.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/gemm/01_loop_order 1024 1024 1024
 */
 #include "harness.h"

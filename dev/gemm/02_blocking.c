@@ -13,6 +13,9 @@ Measured, this alone buys little while B fits in L3 (4 MiB at 1024^2; Zen 4 has 
 inner loop still loads and stores C once per multiply-add, and that, not the B stream, is its
 limit. The blocks matter from step 3 on, where they are what makes packing affordable.
 
+Standalone on purpose: the code this step shares with 01_loop_order.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 01_loop_order.c 02_blocking.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/gemm/02_blocking 1024 1024 1024
 */
 #include "harness.h"

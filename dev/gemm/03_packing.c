@@ -19,6 +19,9 @@ The kernel is plain C, MR x NR = 4 x 8 (8 SSE registers of accumulators): the co
 vectorises it at the x86-64 baseline. This is csrc/gemm.cpp's scalar path (its 4 x 8 and
 blocks KC = 256, MC = 128).
 
+Standalone on purpose: the code this step shares with 02_blocking.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 02_blocking.c 03_packing.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/gemm/03_packing 1024 1024 1024
 */
 #include "harness.h"

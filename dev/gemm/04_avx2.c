@@ -15,6 +15,9 @@ Blocks as csrc/gemm.cpp's AVX2 path: KC = 256 (B panel 16 KiB in L1), MC = 144 (
 144 KiB in L2), NC = 4096. The kernel alone is compiled for AVX2 (target attribute), so on a
 CPU without it main() prints "skipped" instead of dying on an illegal instruction.
 
+Standalone on purpose: the code this step shares with 03_packing.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 03_packing.c 04_avx2.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/gemm/04_avx2 1024 1024 1024
 */
 #include "harness.h"

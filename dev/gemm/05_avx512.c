@@ -15,6 +15,9 @@ KC = 512 (fewer passes over C; the 64 KiB B panel sits in L2), MC = 240.
 On a CPU without AVX-512F main() prints "skipped": only the kernel is compiled for AVX-512
 (target attribute), so main() itself runs anywhere.
 
+Standalone on purpose: the code this step shares with 04_avx2.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 04_avx2.c 05_avx512.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/gemm/05_avx512 1024 1024 1024
 */
 #include "harness.h"

@@ -18,6 +18,9 @@ depend on the thread count. At 1024^3 each block pass has ~1500 tiles (AVX2: 24 
 slowest thread (on a busy machine, for a descheduled one: see step 7).
 Built with -fopenmp (make -C dev, NO_OMP=1 to opt out); OMP_NUM_THREADS sets the count.
 
+Standalone on purpose: the code this step shares with 05_avx512.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 05_avx512.c 06_openmp.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/gemm/06_openmp 1024 1024 1024
 */
 #include "harness.h"

@@ -17,6 +17,9 @@ Step 6 at 64 x 784 x 256 spends much of its time on things that do not pay at th
 This is the BLIS "sup" (small/skinny, unpacked) idea; csrc/gemm.cpp's gemm_sup_thread.
 Large M (> 16 MR rows) still takes step 6's path, unchanged but for the kernel's strides.
 
+Standalone on purpose: the code this step shares with 06_openmp.c is repeated, not included, so each
+file reads (and compiles) alone; `diff 06_openmp.c 07_small_m.c` shows exactly what this step changes.
+
 Run:  make -C dev && dev/build/gemm/07_small_m 64 784 256
 */
 #include "harness.h"
