@@ -40,12 +40,21 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
-# ----------------------------------------------------------------------------------- SGD
+# ------------------------------------------------------------------------- SGD and RMSprop
 
-cdef void _sgd_chunk(floating* p, floating* g, floating* vel, Py_ssize_t lo, Py_ssize_t hi,
-                     floating lr, floating mu, floating wd, bint use_mom, bint nesterov,
-                     bint use_wd) noexcept nogil:
-    cdef unsigned long long csr = nnlite_ftz_enter()
+cdef enum Step:
+    SGD
+    RMSPROP
+
+
+cdef struct Settings:       # one step's hyperparameters, as the wrappers pass them (double)
+    double lr, momentum, alpha, eps, weight_decay
+    bint nesterov
+
+
+cdef inline void _sgd_chunk(floating* p, floating* g, floating* vel, Py_ssize_t lo,
+                            Py_ssize_t hi, floating lr, floating mu, floating wd, bint use_mom,
+                            bint nesterov, bint use_wd) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating gi
     for i in range(lo, hi):
@@ -59,7 +68,47 @@ cdef void _sgd_chunk(floating* p, floating* g, floating* vel, Py_ssize_t lo, Py_
             else:
                 gi = vel[i]
         p[i] = p[i] - lr * gi
+
+
+cdef inline void _rmsprop_chunk(floating* p, floating* g, floating* sq, Py_ssize_t lo,
+                                Py_ssize_t hi, floating lr, floating a, floating oma,
+                                floating eps, floating wd, bint use_wd) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, si
+    for i in range(lo, hi):
+        gi = g[i]
+        if use_wd:
+            gi = gi + wd * p[i]
+        si = sq[i] * a + oma * gi * gi
+        sq[i] = si
+        p[i] = p[i] - lr * gi / (_sqrt(si) + eps)
+
+
+cdef inline void _chunk(Step step, floating* p, floating* g, floating* s, Py_ssize_t lo,
+                        Py_ssize_t hi, const Settings* h) noexcept nogil:
+    """Elements [lo, hi) of one step, with FTZ/DAZ set on the thread that runs them; the
+    settings are cast to the arrays' dtype here (the math then runs in that dtype)."""
+    cdef unsigned long long csr = nnlite_ftz_enter()
+    if step == SGD:
+        _sgd_chunk(p, g, s, lo, hi, <floating>h.lr, <floating>h.momentum,
+                   <floating>h.weight_decay, h.momentum != 0.0, h.nesterov,
+                   h.weight_decay != 0.0)
+    else:
+        _rmsprop_chunk(p, g, s, lo, hi, <floating>h.lr, <floating>h.alpha,
+                       <floating>(1.0 - h.alpha), <floating>h.eps, <floating>h.weight_decay,
+                       h.weight_decay != 0.0)
     nnlite_ftz_leave(csr)
+
+
+cdef void _run(Step step, floating* p, floating* g, floating* s, Py_ssize_t n,
+               const Settings* h) noexcept nogil:
+    """One optimizer step over n elements (none read when n is 0): one code path for small
+    and large arrays, in chunks that the OpenMP pool runs only when n pays for waking it."""
+    cdef Py_ssize_t c, lo, hi, nchunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(nchunks, schedule="static", use_threads_if=n > PARALLEL_MIN):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, n)
+        _chunk(step, p, g, s, lo, hi, h)
 
 
 def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
@@ -72,40 +121,10 @@ def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
 
     param, grad, velocity: 1-D C-contiguous, one dtype, one length.
     """
-    cdef Py_ssize_t n = param.shape[0], c, lo, hi, nchunks
-    if n == 0:
-        return
-    cdef floating* p = &param[0]
-    cdef floating* g = &grad[0]
-    cdef floating* vel = &velocity[0]
-    cdef floating flr = <floating>lr, fmu = <floating>momentum, fwd = <floating>weight_decay
-    cdef bint use_mom = momentum != 0.0, use_wd = weight_decay != 0.0
-    # One code path for small and large arrays (the pool is only woken when it pays);
-    # each chunk sets FTZ/DAZ on whichever thread runs it.
-    nchunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n > PARALLEL_MIN):
-        lo = c * CHUNK
-        hi = min(lo + CHUNK, n)
-        _sgd_chunk(p, g, vel, lo, hi, flr, fmu, fwd, use_mom, nesterov, use_wd)
-
-
-# ----------------------------------------------------------------------------------- RMSprop
-
-cdef void _rmsprop_chunk(floating* p, floating* g, floating* sq, Py_ssize_t lo, Py_ssize_t hi,
-                         floating lr, floating a, floating oma, floating eps, floating wd,
-                         bint use_wd) noexcept nogil:
-    cdef unsigned long long csr = nnlite_ftz_enter()
-    cdef Py_ssize_t i
-    cdef floating gi, si
-    for i in range(lo, hi):
-        gi = g[i]
-        if use_wd:
-            gi = gi + wd * p[i]
-        si = sq[i] * a + oma * gi * gi
-        sq[i] = si
-        p[i] = p[i] - lr * gi / (_sqrt(si) + eps)
-    nnlite_ftz_leave(csr)
+    cdef Settings h = Settings(lr=lr, momentum=momentum, alpha=0.0, eps=0.0,
+                               weight_decay=weight_decay, nesterov=nesterov)
+    with nogil:
+        _run(SGD, &param[0], &grad[0], &velocity[0], param.shape[0], &h)
 
 
 def rmsprop_update(floating[::1] param, floating[::1] grad, floating[::1] sq,
@@ -118,23 +137,10 @@ def rmsprop_update(floating[::1] param, floating[::1] grad, floating[::1] sq,
 
     param, grad, sq: 1-D C-contiguous, one dtype, one length.
     """
-    cdef Py_ssize_t n = param.shape[0], c, lo, hi, nchunks
-    if n == 0:
-        return
-    cdef floating* pp = &param[0]
-    cdef floating* gp = &grad[0]
-    cdef floating* sp = &sq[0]
-    cdef floating flr = <floating>lr, fa = <floating>alpha, oma = <floating>(1.0 - alpha)
-    cdef floating feps = <floating>eps, fwd = <floating>weight_decay
-    cdef bint use_wd = weight_decay != 0.0
-    # One code path for small and large arrays (the pool is only woken when it pays);
-    # each chunk sets FTZ/DAZ on whichever thread runs it.
-    nchunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n > PARALLEL_MIN):
-        lo = c * CHUNK
-        hi = min(lo + CHUNK, n)
-        _rmsprop_chunk(pp, gp, sp, lo, hi, flr, fa, oma, feps, fwd, use_wd)
+    cdef Settings h = Settings(lr=lr, momentum=0.0, alpha=alpha, eps=eps,
+                               weight_decay=weight_decay, nesterov=False)
+    with nogil:
+        _run(RMSPROP, &param[0], &grad[0], &sq[0], param.shape[0], &h)
 
 
 # ----------------------------------------------------------------------------------- bias grad
