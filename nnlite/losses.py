@@ -11,26 +11,15 @@ logits where ``log(softmax(z))`` would give ``log(0)``.
 Losses do not check for NaN/inf in predictions: they compute (and pass NaN on); the
 training loop is what notices a diverged run.
 """
-import numpy as np
-
 from . import ops
+from ._configurable import Configurable
+from .layers import _checks
 from .layers.base import shape_str
 
 
 def _as_float(loss, what, x, dtype=None):
-    xp = ops.array_module(x)
-    if not isinstance(x, xp.ndarray):
-        try:
-            x = xp.asarray(x)
-        except (ValueError, TypeError) as e:
-            raise TypeError(f"{loss}: {what} must be a numeric array, "
-                            f"got {type(x).__name__}") from e
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{loss}: {what} must be numeric, got dtype {x.dtype} "
-                        f"with shape {shape_str(x.shape)}")
-    if dtype is None:
-        dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
-    return x.astype(dtype, copy=False)
+    """``x`` as a float array (the layers' conversion); errors say "<loss>: <what> must be"."""
+    return _checks.as_input(loss, x, dtype, what)
 
 
 def _match_shapes(loss, y_pred, y_true):
@@ -43,14 +32,10 @@ def _match_shapes(loss, y_pred, y_true):
                      f"have shape {shape_str(y_true.shape)}; they must match")
 
 
-class Loss:
+class Loss(Configurable):
     """Base class: subclasses implement ``forward`` (caching what ``backward`` needs)."""
 
     registry = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        Loss.registry[cls.__name__] = cls
 
     def __init__(self):
         self._grad = None       # cache: ∂loss/∂y_pred, computed with the forward pass
@@ -66,17 +51,6 @@ class Loss:
 
     def __call__(self, y_pred, y_true):
         return self.forward(y_pred, y_true)
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class MSE(Loss):

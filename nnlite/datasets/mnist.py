@@ -20,36 +20,34 @@ class _Spec:
     mirrors: tuple   # base URLs, tried in order
 
 
-MNIST = _Spec(
-    name="MNIST",
-    subdir="mnist",
-    files={
-        "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9912422),
-        "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", 28881),
-        "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", 1648877),
-        "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", 4542),
-    },
-    mirrors=(
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "https://storage.googleapis.com/cvdf-datasets/mnist/",
-        "http://yann.lecun.com/exdb/mnist/",
-    ),
-)
+# The four files, by role: Fashion-MNIST is a drop-in for MNIST, with the same file names, so
+# one table holds both sets: role -> (file name, MNIST's (md5, size), Fashion-MNIST's (md5, size))
+_FILES = {
+    "train_images": ("train-images-idx3-ubyte.gz", ("f68b3c2dcbeaaa9fbdd348bbdeb94873", 9912422),
+                     ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880)),
+    "train_labels": ("train-labels-idx1-ubyte.gz", ("d53e105ee54ea40749a09fcbcd1e9432", 28881),
+                     ("25c81989df183df01b3e8a0aad5dffbe", 29515)),
+    "test_images": ("t10k-images-idx3-ubyte.gz", ("9fb629c4189551a2d022fa330f9573f3", 1648877),
+                    ("bef4ecab320f06d8554ea6380940ec79", 4422102)),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", ("ec29112dd5afa0611ce80d1b7f02629c", 4542),
+                    ("bb300cfdad3c16e7a12a480ee83cd310", 5148)),
+}
 
-FASHION_MNIST = _Spec(
-    name="Fashion-MNIST",
-    subdir="fashion-mnist",
-    files={
-        "train_images": ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
-        "train_labels": ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe", 29515),
-        "test_images": ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", 4422102),
-        "test_labels": ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", 5148),
-    },
-    mirrors=(
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
-    ),
-)
+
+def _files(column):
+    """One set's ``_Spec.files`` from ``_FILES``: column 0 is MNIST, 1 Fashion-MNIST."""
+    return {role: (name, *sums[column]) for role, (name, *sums) in _FILES.items()}
+
+
+MNIST = _Spec("MNIST", "mnist", _files(0), mirrors=(
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+))
+FASHION_MNIST = _Spec("Fashion-MNIST", "fashion-mnist", _files(1), mirrors=(
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+))
 
 SAMPLE_FILE = "mnist_sample.npz"
 SAMPLE_SIZE = 1000

@@ -1,4 +1,5 @@
-"""Input checks shared by the layers: each error names the layer and the shapes involved."""
+"""Input checks shared by the layers (and the losses' input conversion): each error names the
+layer and the shapes involved."""
 import numpy as np
 
 from .. import ops
@@ -14,26 +15,48 @@ def describe(layer):
     return f"{s} '{layer.name}'" if getattr(layer, "name", None) else s
 
 
-def as_input(layer, x, dtype=None):
+def sizes(layer, **values):
+    """A layer's size arguments as ints, each >= 1 (ValueError naming them all otherwise):
+    ``sizes("Linear", in_features=0, out_features=3)`` raises ``Linear: in_features and
+    out_features must be >= 1, got 0 and 3``."""
+    ints = tuple(int(v) for v in values.values())
+    if min(ints) < 1:
+        raise ValueError(f"{layer}: {' and '.join(values)} must be >= 1, got "
+                         + " and ".join(f"{v}" for v in values.values()))
+    return ints
+
+
+def as_input(layer, x, dtype=None, what=None):
     """``x`` as a float array of ``dtype``, of its own backend's array type (numpy for lists).
 
     Integer/bool inputs are cast; float inputs are cast to ``dtype`` when given (the layer's
     parameter dtype decides, so float64 data entering a float32 layer becomes float32).
     Parameter-free layers pass ``dtype=None``: they keep float32/float64 as they come.
+    The losses use it too: ``layer`` is then the loss's name and ``what`` its argument
+    (``"y_pred"``), and the errors read "<loss>: <what> must be ...".
     """
     xp = ops.array_module(x)
     if not isinstance(x, xp.ndarray):
         try:
             x = xp.asarray(x)
         except (ValueError, TypeError) as e:   # ragged nested lists
-            raise TypeError(f"{describe(layer)}: expected a numeric array, got "
-                            f"{type(x).__name__} that numpy cannot turn into one") from e
+            raise TypeError(_not_numeric(layer, what, x, None)) from e
     if x.dtype.kind not in "biuf":
-        raise TypeError(f"{describe(layer)}: expected a numeric array, got dtype {x.dtype} "
-                        f"with shape {shape_str(x.shape)}")
+        raise TypeError(_not_numeric(layer, what, x, x.dtype))
     if dtype is None:
         dtype = x.dtype if x.dtype in FLOATS else np.float32
     return x.astype(dtype, copy=False)
+
+
+def _not_numeric(layer, what, x, dtype):
+    """as_input's error: ``x`` is not an array (``dtype`` None) or not a numeric one."""
+    if what is None:
+        got = (f"{type(x).__name__} that numpy cannot turn into one" if dtype is None else
+               f"dtype {dtype} with shape {shape_str(x.shape)}")
+        return f"{describe(layer)}: expected a numeric array, got {got}"
+    if dtype is None:
+        return f"{layer}: {what} must be a numeric array, got {type(x).__name__}"
+    return f"{layer}: {what} must be numeric, got dtype {dtype} with shape {shape_str(x.shape)}"
 
 
 def check_min_ndim(layer, x, ndim, layout):

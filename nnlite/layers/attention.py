@@ -64,10 +64,7 @@ class MultiHeadAttention(Layer):
     def __init__(self, dim, n_head, causal=True, dropout=0.0, init="normal", rng=None,
                  dtype=np.float32, name=None):
         super().__init__(name=name)
-        self.dim, self.n_head = int(dim), int(n_head)
-        if self.dim < 1 or self.n_head < 1:
-            raise ValueError(f"MultiHeadAttention: dim and n_head must be >= 1, got {dim} "
-                             f"and {n_head}")
+        self.dim, self.n_head = checks.sizes("MultiHeadAttention", dim=dim, n_head=n_head)
         if self.dim % self.n_head != 0:
             raise ValueError(f"MultiHeadAttention: dim {self.dim} is not divisible by n_head "
                              f"{self.n_head} (each head gets dim / n_head channels)")

@@ -15,22 +15,20 @@ Layers register themselves by class name (``Layer.registry``) for loading saved 
 """
 import numpy as np
 
+from .._configurable import Configurable
+
 
 def shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
         ("," if len(shape) == 1 else "") + ")"
 
 
-class Layer:
+class Layer(Configurable):
     """Base class of all layers. Subclasses override ``forward``/``backward`` and, when they
     have constructor arguments, ``get_config``; layers that change the shape override
     ``output_shape``."""
 
     registry = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        Layer.registry[cls.__name__] = cls
 
     def __init__(self, name=None):
         self.params = {}
@@ -57,10 +55,6 @@ class Layer:
 
     def get_config(self):
         return {"name": self.name} if self.name else {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     # -- conveniences ----------------------------------------------------------------------
     def zero_grad(self):
@@ -90,8 +84,3 @@ class Layer:
             self.params[k] = np.ascontiguousarray(self.params[k], dtype=dtype)
             self.grads[k] = np.zeros_like(self.params[k])
         return self
-
-    def __repr__(self):
-        cfg = self.get_config()
-        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
-        return f"{type(self).__name__}({args})"

@@ -49,10 +49,8 @@ class Embedding(Layer):
     def __init__(self, num_embeddings, embedding_dim, init="normal", rng=None, dtype=np.float32,
                  name=None):
         super().__init__(name=name)
-        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        if self.num_embeddings < 1 or self.embedding_dim < 1:
-            raise ValueError(f"Embedding: num_embeddings and embedding_dim must be >= 1, got "
-                             f"{num_embeddings} and {embedding_dim}")
+        self.num_embeddings, self.embedding_dim = checks.sizes(
+            "Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         W = _init.get(init)(self.num_embeddings, self.embedding_dim, rng=rng, dtype=dtype)
         self.params["W"] = np.ascontiguousarray(W, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
@@ -112,13 +110,8 @@ class PositionalEmbedding(Layer):
         The longest sequence (context length) the table covers.
     dim : int
         :math:`C`, the channels of ``x``.
-    init : str, callable or None, default "normal"
-        The initial table: "normal" is nanoGPT's :math:`P \sim N(0, 0.02^2)`; any name or
-        callable of :mod:`nnlite.init`; ``None``: zeros, nothing drawn (the caller sets it).
-    rng : numpy.random.Generator or int, optional
-        For the initial table.
-    dtype : numpy dtype, default float32
-    name : str, optional
+    init, rng, dtype, name
+        As for :class:`Embedding` ("normal" is nanoGPT's :math:`P \sim N(0, 0.02^2)` here).
 
     Attributes
     ----------
@@ -128,10 +121,8 @@ class PositionalEmbedding(Layer):
 
     def __init__(self, block_size, dim, init="normal", rng=None, dtype=np.float32, name=None):
         super().__init__(name=name)
-        self.block_size, self.dim = int(block_size), int(dim)
-        if self.block_size < 1 or self.dim < 1:
-            raise ValueError(f"PositionalEmbedding: block_size and dim must be >= 1, got "
-                             f"{block_size} and {dim}")
+        self.block_size, self.dim = checks.sizes("PositionalEmbedding", block_size=block_size,
+                                                 dim=dim)
         P = _init.get(init)(self.block_size, self.dim, rng=rng, dtype=dtype)
         self.params["P"] = np.ascontiguousarray(P, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}

@@ -43,10 +43,8 @@ class Linear(Layer):
     def __init__(self, in_features, out_features, bias=True, init="he_uniform", rng=None,
                  dtype=np.float32, name=None):
         super().__init__(name=name)
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        if self.in_features < 1 or self.out_features < 1:
-            raise ValueError(f"Linear: in_features and out_features must be >= 1, got "
-                             f"{in_features} and {out_features}")
+        self.in_features, self.out_features = checks.sizes(
+            "Linear", in_features=in_features, out_features=out_features)
         self.bias = bool(bias)
         self.init = init if init is None or isinstance(init, str) else \
             getattr(init, "__name__", str(init))

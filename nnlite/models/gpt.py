@@ -168,13 +168,9 @@ class GPT(Sequential):
                 *((f"h.{i}", block) for i, block in enumerate(self.h)),
                 ("ln_f", self.ln_f), ("lm_head", self.lm_head)]
 
-    @property
-    def params(self):
-        return named_arrays(self.modules(), "params")
-
-    @property
-    def grads(self):
-        return named_arrays(self.modules(), "grads")
+    def _arrays(self, which):
+        """``params``/``grads`` keyed by module path (``"h.0.attn.qkv.W"``), not index."""
+        return named_arrays(self.modules(), which)
 
     def _init_weights(self, rng):
         """GPT-2's, each matrix drawn once, here, from ``rng`` in parameter order: N(0, 0.02²),

@@ -80,13 +80,17 @@ class Sequential(Trainer, Layer):
     # -- the Layer contract ----------------------------------------------------------------
     @property
     def params(self):
-        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
-                for k, v in layer.params.items()}
+        return self._arrays("params")
 
     @property
     def grads(self):
+        return self._arrays("grads")
+
+    def _arrays(self, which):
+        """``{"<index>.<key>": array}`` over the layers' ``params`` or ``grads`` (the layers'
+        own arrays); a model that names its layers (GPT) keys them by name instead."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
-                for k, v in layer.grads.items()}
+                for k, v in getattr(layer, which).items()}
 
     def forward(self, x, training=True):
         for layer in self.layers:

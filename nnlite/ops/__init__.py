@@ -73,37 +73,23 @@ def _cpu(module, op):
         return None
 
 
-_TABLE = {
-    # op: {column: function}
-    "gemm": {"numpy": reference.gemm, "cpu": _cpu("native_gemm", "gemm")},
-    "gemm_nt": {"numpy": reference.gemm_nt, "cpu": _cpu("native_gemm", "gemm_nt")},
-    "gemm_tn": {"numpy": reference.gemm_tn, "cpu": _cpu("native_gemm", "gemm_tn")},
-    "bias_act": {"numpy": reference.bias_act, "cpu": _cpu("native_pointwise", "bias_act")},
-    "bias_grad": {"numpy": reference.bias_grad, "cpu": _cpu("native_optim", "bias_grad")},
-    "act_forward": {"numpy": reference.act_forward, "cpu": _cpu("native_pointwise", "act_forward")},
-    "act_backward": {"numpy": reference.act_backward,
-                     "cpu": _cpu("native_pointwise", "act_backward")},
-    "softmax": {"numpy": reference.softmax, "cpu": _cpu("native_pointwise", "softmax")},
-    "softmax_backward": {"numpy": reference.softmax_backward,
-                         "cpu": _cpu("native_pointwise", "softmax_backward")},
-    "softmax_cross_entropy": {"numpy": reference.softmax_cross_entropy,
-                              "cpu": _cpu("native_pointwise", "softmax_cross_entropy")},
-    "sgd_update": {"numpy": reference.sgd_update, "cpu": _cpu("native_optim", "sgd_update")},
-    "adam_update": {"numpy": reference.adam_update, "cpu": _cpu("native_nn", "adam_update")},
-    "rmsprop_update": {"numpy": reference.rmsprop_update,
-                       "cpu": _cpu("native_optim", "rmsprop_update")},
-    "attention": {"numpy": reference.attention, "cpu": _cpu("native_attention", "attention")},
-    "attention_backward": {"numpy": reference.attention_backward,
-                           "cpu": _cpu("native_attention", "attention_backward")},
-    "layernorm": {"numpy": reference.layernorm, "cpu": _cpu("native_nn", "layernorm")},
-    "layernorm_backward": {"numpy": reference.layernorm_backward,
-                           "cpu": _cpu("native_nn", "layernorm_backward")},
-    "embedding": {"numpy": reference.embedding, "cpu": _cpu("native_nn", "embedding")},
-    "embedding_backward": {"numpy": reference.embedding_backward,
-                           "cpu": _cpu("native_nn", "embedding_backward")},
-    "adam_update_many": {"numpy": reference.adam_update_many,
-                         "cpu": _cpu("native_nn", "adam_update_many")},
+# op -> the module of nnlite/ops whose wrapper runs its compiled kernel; its numpy twin is
+# reference.<op>. The order is the ops' order (OPS).
+_WRAPPERS = {
+    "gemm": "native_gemm", "gemm_nt": "native_gemm", "gemm_tn": "native_gemm",
+    "bias_act": "native_pointwise", "bias_grad": "native_optim",
+    "act_forward": "native_pointwise", "act_backward": "native_pointwise",
+    "softmax": "native_pointwise", "softmax_backward": "native_pointwise",
+    "softmax_cross_entropy": "native_pointwise",
+    "sgd_update": "native_optim", "adam_update": "native_nn", "rmsprop_update": "native_optim",
+    "attention": "native_attention", "attention_backward": "native_attention",
+    "layernorm": "native_nn", "layernorm_backward": "native_nn",
+    "embedding": "native_nn", "embedding_backward": "native_nn",
+    "adam_update_many": "native_nn",
 }
+# op: {column: function}
+_TABLE = {op: {"numpy": getattr(reference, op), "cpu": _cpu(module, op)}
+          for op, module in _WRAPPERS.items()}
 OPS = tuple(_TABLE)
 
 # array type -> (backend that runs it, its array module); np.ndarray is also the default

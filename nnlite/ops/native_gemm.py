@@ -38,6 +38,8 @@ def _run(op, a, b, trans_a, trans_b, out, accumulate):
     return _slow(op, a, b, trans_a, trans_b, out, accumulate)
 
 
+# The three ops repeat reference.py's gemm/gemm_nt/gemm_tn line for line (signature, docstring)
+# on purpose: each is a plain function straight into _run, no generic wrapper on the fast path.
 def gemm(a, b, out=None, accumulate=False):
     """C = A·B for A (M, K), B (K, N). With ``out``: written there (``accumulate``: out += A·B)."""
     return _run("gemm", a, b, False, False, out, accumulate)

@@ -32,6 +32,7 @@ def _gemm(op, a, b, trans_a, trans_b, out, accumulate):
     return out
 
 
+# native_gemm.py repeats these three entry points on purpose (see there).
 def gemm(a, b, out=None, accumulate=False):
     """C = A·B for A (M, K), B (K, N). With ``out``: written there (``accumulate``: out += A·B)."""
     return _gemm("gemm", a, b, False, False, out, accumulate)

@@ -12,6 +12,7 @@ Per-parameter state (momentum, Adam moments) is a list ordered like the pairs pa
 import numpy as np
 
 from .. import ops
+from .._configurable import Configurable
 from .clip import clip_grad_norm
 from . import schedules as _schedules
 
@@ -24,7 +25,7 @@ def _check_decay_filter(owner, decay_filter):
                      f"got {decay_filter!r}")
 
 
-class Optimizer:
+class Optimizer(Configurable):
     """Base class.
 
     Parameters
@@ -39,10 +40,6 @@ class Optimizer:
 
     registry = {}
     state_keys = ()         # names of the per-parameter state arrays
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        Optimizer.registry[cls.__name__] = cls
 
     def __init__(self, lr, clipnorm=None):
         if not callable(lr) and float(lr) < 0:
@@ -145,10 +142,6 @@ class Optimizer:
         if isinstance(cfg.get("lr"), dict):
             cfg["lr"] = _schedules.deserialize(cfg["lr"])
         return cls(**cfg)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class SGD(Optimizer):

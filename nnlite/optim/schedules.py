@@ -5,29 +5,19 @@ update.
 """
 import math
 
+from .._configurable import Configurable
 
-class Schedule:
+
+class Schedule(Configurable):
     """Base class: ``__call__(step)`` and ``get_config()`` (constructor args)."""
 
     registry = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        Schedule.registry[cls.__name__] = cls
 
     def __call__(self, step):
         raise NotImplementedError
 
     def get_config(self):
         return dict(self._config)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class StepDecay(Schedule):
