@@ -112,28 +112,20 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+def _built(families):
+    """``(extension name, sources)`` of each family in ``families`` that this build makes."""
+    return [(f"nnlite.ops._{family}", sources) for family, sources in families.items()
+            if _wanted(family)]
+
+
 def extensions():
-    exts = []
-    for family, sources in CPP_FAMILIES.items():
-        if not _wanted(family):
-            continue
-        exts.append(Pybind11Extension(
-            f"nnlite.ops._{family}",
-            sources=sources + ["csrc/common/cpu.cpp"],
-            depends=HEADERS,            # an edited header rebuilds the family (not only a .cpp)
-            include_dirs=["csrc"],
-            cxx_std=17,
-        ))
-    cython_exts = []
-    for family, sources in CYTHON_FAMILIES.items():
-        if not _wanted(family):
-            continue
-        cython_exts.append(Extension(
-            f"nnlite.ops._{family}",
-            sources=sources,
-            include_dirs=[np.get_include(), "csrc/common"],
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        ))
+    # depends: an edited header rebuilds the family (not only an edited .cpp)
+    exts = [Pybind11Extension(name, sources=sources + ["csrc/common/cpu.cpp"], depends=HEADERS,
+                              include_dirs=["csrc"], cxx_std=17)
+            for name, sources in _built(CPP_FAMILIES)]
+    cython_exts = [Extension(name, sources=sources, include_dirs=[np.get_include(), "csrc/common"],
+                             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+                   for name, sources in _built(CYTHON_FAMILIES)]
     if cython_exts:
         from Cython.Build import cythonize
         exts += cythonize(cython_exts, language_level=3, quiet=True,

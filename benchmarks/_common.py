@@ -82,6 +82,23 @@ def add_run_args(p, repeat):
     p.add_argument("--simd", default=None, help="force nnlite's SIMD path (scalar|avx2|avx512)")
 
 
+def start_vs_torch(p, repeat):
+    """Start a script that times nnlite vs its numpy twin vs torch (``vs_columns``).
+
+    Adds the run arguments (``add_run_args``) and ``--no-torch`` to the parser ``p`` after the
+    script's own, parses them, sets the thread variables before numpy loads, imports this
+    checkout's nnlite, then torch unless ``--no-torch`` (in that order, as the scripts always
+    have). Returns ``(args, torch)``; torch is None when left out or not installed.
+    """
+    add_run_args(p, repeat=repeat)
+    p.add_argument("--no-torch", action="store_true")
+    args = p.parse_args()
+    set_threads(args.threads)  # before numpy starts its thread pool
+    repo_nnlite()
+    import nnlite.ops  # noqa: F401  (numpy, then nnlite's kernels, load here: before torch)
+    return args, (None if args.no_torch else import_torch(args.threads))
+
+
 def add_gpt_args(p, n_layer):
     """Add the GPT size arguments (nanoGPT's CPU "baby GPT" defaults) to the parser ``p``."""
     p.add_argument("--n-layer", type=int, default=n_layer)
@@ -89,6 +106,59 @@ def add_gpt_args(p, n_layer):
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--block-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=12)
+
+
+def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd):
+    """nnlite's GPT written with ``torch.nn`` (nanoGPT's model, its modules named as nnlite's:
+    ``wte``, ``wpe``, ``h.0.ln_1``, ``h.0.attn.qkv``, ``h.0.mlp.fc``, ..., ``ln_f``,
+    ``lm_head``), drawn from torch's default generator. ``torch`` is passed in: this module
+    does not import it."""
+    tnn, F = torch.nn, torch.nn.functional
+    C, nh = n_embd, n_head
+
+    class Attention(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.proj = tnn.Linear(C, 3 * C), tnn.Linear(C, C)
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = (z.view(b, t, nh, C // nh).transpose(1, 2) for z in self.qkv(x).split(C, 2))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (B, nh, T, hs)
+            return self.proj(y.transpose(1, 2).reshape(b, t, C))
+
+    class MLP(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.proj = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
+
+        def forward(self, x):
+            return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.attn, self.ln_2, self.mlp = tnn.LayerNorm(C), Attention(), \
+                tnn.LayerNorm(C), MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class TorchGPT(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = tnn.Embedding(vocab_size, C), tnn.Embedding(block_size, C)
+            self.h = tnn.ModuleList([Block() for _ in range(n_layer)])
+            self.ln_f, self.lm_head = tnn.LayerNorm(C), tnn.Linear(C, vocab_size)
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            for block in self.h:
+                x = block(x)
+            return self.lm_head(self.ln_f(x))
+
+    return TorchGPT()
 
 
 def timeit(fn, budget=0.02, max_n=1 << 16, warmup=True):

@@ -101,46 +101,10 @@ def profile_nnlite(args, data):
 
 def torch_step(args):
     torch = _common.import_torch(args.threads, optional=False)
-    tnn, F = torch.nn, torch.nn.functional
+    F = torch.nn.functional
     torch.manual_seed(0)
-    C, nh = args.n_embd, args.n_head
-
-    class Attention(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.qkv, self.proj = tnn.Linear(C, 3 * C), tnn.Linear(C, C)
-
-        def forward(self, x):
-            B, T, _ = x.shape
-            q, k, v = self.qkv(x).split(C, dim=2)
-            q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
-
-    class Block(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln1, self.attn, self.ln2 = tnn.LayerNorm(C), Attention(), tnn.LayerNorm(C)
-            self.mlp = tnn.Sequential(tnn.Linear(C, 4 * C), tnn.GELU(approximate="tanh"),
-                                      tnn.Linear(4 * C, C))
-
-        def forward(self, x):
-            x = x + self.attn(self.ln1(x))
-            return x + self.mlp(self.ln2(x))
-
-    class GPT(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte = tnn.Embedding(args.vocab_size, C)
-            self.wpe = tnn.Embedding(args.block_size, C)
-            self.blocks = tnn.Sequential(*[Block() for _ in range(args.n_layer)])
-            self.ln_f, self.head = tnn.LayerNorm(C), tnn.Linear(C, args.vocab_size)
-
-        def forward(self, idx):
-            pos = torch.arange(idx.shape[1])
-            return self.head(self.ln_f(self.blocks(self.wte(idx) + self.wpe(pos))))
-
-    model = GPT()
+    model = _common.torch_gpt(torch, args.vocab_size, args.block_size, args.n_layer,
+                              args.n_head, args.n_embd)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},

@@ -15,23 +15,13 @@ import sys
 import _common
 
 
-def parse():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    _common.add_run_args(p, repeat=5)
-    p.add_argument("--no-torch", action="store_true")
-    return p.parse_args()
-
-
-args = parse()
-_common.set_threads(args.threads)  # before numpy starts its thread pool
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+args, torch = _common.start_vs_torch(parser, repeat=5)
 
 import numpy as np  # noqa: E402
-
-_common.repo_nnlite()
 from nnlite import ops  # noqa: E402
 from nnlite.ops import reference as ref  # noqa: E402
 
-torch = None if args.no_torch else _common.import_torch(args.threads)
 F = torch.nn.functional if torch is not None else None
 
 B, T, C, V, N_LAYER = 12, 64, 128, 65, 4

@@ -16,24 +16,18 @@ import sys
 import _common
 
 
-def parse():
+def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shapes", default="64x256,4096x1024", help="comma-separated ROWSxCOLS")
-    _common.add_run_args(p, repeat=5)
-    p.add_argument("--no-torch", action="store_true")
-    return p.parse_args()
+    return p
 
 
-args = parse()
-_common.set_threads(args.threads)  # before numpy starts its thread pool
+args, torch = _common.start_vs_torch(parser(), repeat=5)
 
 import numpy as np  # noqa: E402
-
-_common.repo_nnlite()
 from nnlite import ops  # noqa: E402
 from nnlite.ops import reference as ref  # noqa: E402
 
-torch = None if args.no_torch else _common.import_torch(args.threads)
 F = torch.nn.functional if torch is not None else None
 
 

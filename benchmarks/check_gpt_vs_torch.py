@@ -36,53 +36,6 @@ train, _ = nl.data.train_val_split(tok.encode(text), 0.9)
 V = tok.vocab_size
 
 
-# the same network in torch.nn, its modules named as nnlite's (and nanoGPT's)
-class Attention(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.qkv, self.proj = tnn.Linear(C, 3 * C), tnn.Linear(C, C)
-
-    def forward(self, x):
-        b, t, _ = x.shape
-        q, k, v = (z.view(b, t, nh, C // nh).transpose(1, 2) for z in self.qkv(x).split(C, 2))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (B, nh, T, hs)
-        return self.proj(y.transpose(1, 2).reshape(b, t, C))
-
-
-class MLP(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc, self.proj = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
-
-    def forward(self, x):
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
-
-
-class Block(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ln_1, self.attn, self.ln_2, self.mlp = tnn.LayerNorm(C), Attention(), \
-            tnn.LayerNorm(C), MLP()
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class TorchGPT(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.wte, self.wpe = tnn.Embedding(V, C), tnn.Embedding(T, C)
-        self.h = tnn.ModuleList([Block() for _ in range(L)])
-        self.ln_f, self.lm_head = tnn.LayerNorm(C), tnn.Linear(C, V)
-
-    def forward(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        for block in self.h:
-            x = block(x)
-        return self.lm_head(self.ln_f(x))
-
-
 def pairs(tm):
     """(torch parameter, nnlite key, transpose?) for every parameter. The modules have the same
     paths (``h.0.attn.qkv``); the parameter names differ: a Linear's ``weight``/``bias`` are
@@ -102,7 +55,7 @@ def pairs(tm):
 
 
 nl.random.seed(0)
-ours, tm = nl.models.GPT(V, T, L, nh, C), TorchGPT()
+ours, tm = nl.models.GPT(V, T, L, nh, C), _common.torch_gpt(torch, V, T, L, nh, C)
 assert [k for _, k, _ in pairs(tm)] == list(ours.params), "the key map misses parameters"
 rng = np.random.default_rng(0)
 for k, v in ours.params.items():            # non-zero biases, so their gradients are tested too

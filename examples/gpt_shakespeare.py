@@ -352,6 +352,7 @@ def plot(evals, path):
     return path
 
 
+# The usual entry point, as in the other examples: each example is a script that stands alone.
 def main(argv=None):
     args = parse_args(argv)
     return sample(args) if args.sample else train(args)

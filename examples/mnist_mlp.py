@@ -123,6 +123,7 @@ def full(args):
     return result
 
 
+# The usual entry point, as in the other examples: each example is a script that stands alone.
 def main(argv=None):
     args = parse_args(argv)
     return course(args) if args.course else full(args)

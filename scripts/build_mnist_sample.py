@@ -8,8 +8,6 @@ The output is byte-reproducible: the .npz (a zip of .npy files, as np.savez_comp
 is assembled with zipfile using a fixed entry order, timestamp and permissions, so rebuilding
 from the same files gives the same bytes (and MD5, printed at the end).
 """
-import argparse
-import hashlib
 import io
 import os
 import sys
@@ -17,8 +15,10 @@ import zipfile
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUT = os.path.join(ROOT, "nnlite", "datasets", "mnist_sample.npz")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _build  # noqa: E402
+
+DEFAULT_OUT = os.path.join(_build.DATASETS, "mnist_sample.npz")
 N = 1000
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can store
 
@@ -31,7 +31,7 @@ def sample_arrays(data_dir, n=N):
             "x_test": np.ascontiguousarray(xt[:n]), "y_test": yt[:n].astype(np.uint8)}
 
 
-def write_npz(path, arrays):
+def npz_bytes(arrays):
     """Like np.savez_compressed, but deterministic bytes (fixed date_time, order, attrs)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -43,23 +43,15 @@ def write_npz(path, arrays):
             info.external_attr = 0o644 << 16
             info.create_system = 3  # unix, whatever the building OS
             zf.writestr(info, npy.getvalue(), compresslevel=9)
-    data = buf.getvalue()
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return hashlib.md5(data).hexdigest(), len(data)
+    return buf.getvalue()
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", required=True,
-                   help="folder with the four MNIST .gz files (directly or in mnist/)")
-    p.add_argument("--out", default=DEFAULT_OUT, help="output .npz")
-    args = p.parse_args(argv)
-    sys.path.insert(0, ROOT)
-    md5, size = write_npz(args.out, sample_arrays(args.data_dir))
-    print(f"wrote {args.out}: {size} bytes, md5 {md5}")
+    args = _build.parse_args(__doc__, "folder with the four MNIST .gz files (directly or in "
+                             "mnist/)", DEFAULT_OUT, "output .npz", argv)
+    data = npz_bytes(sample_arrays(args.data_dir))
+    md5 = _build.write(args.out, data)
+    print(f"wrote {args.out}: {len(data)} bytes, md5 {md5}")
     return md5
 
 

@@ -12,15 +12,15 @@ deflate stream comes from zlib at level 9, so rebuilding from the same file give
 the stock one (built with 1.2.13; a different deflate implementation such as zlib-ng may
 compress differently, though the decompressed text and its MD5 stay the same).
 """
-import argparse
-import hashlib
 import os
 import struct
 import sys
 import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUT = os.path.join(ROOT, "nnlite", "datasets", "tinyshakespeare.txt.gz")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _build  # noqa: E402
+
+DEFAULT_OUT = os.path.join(_build.DATASETS, "tinyshakespeare.txt.gz")
 # magic, CM=deflate, FLG=0 (no name/comment/extra), MTIME=0, XFL=2 (max compression), OS=255
 GZIP_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x02\xff"
 
@@ -42,22 +42,14 @@ def find_input(data_dir):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", required=True,
-                   help="folder with tinyshakespeare/input.txt (or input.txt directly)")
-    p.add_argument("--out", default=DEFAULT_OUT, help="output .gz")
-    args = p.parse_args(argv)
-    sys.path.insert(0, ROOT)
+    args = _build.parse_args(__doc__, "folder with tinyshakespeare/input.txt (or input.txt "
+                             "directly)", DEFAULT_OUT, "output .gz", argv)
     from nnlite.datasets import shakespeare
 
     src = find_input(args.data_dir)
     text = shakespeare._read_file(src)  # MD5-checked
     data = gzip_bytes(text.encode("ascii"))
-    tmp = args.out + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, args.out)
-    md5 = hashlib.md5(data).hexdigest()
+    md5 = _build.write(args.out, data)
     print(f"wrote {args.out}: {len(data)} bytes, md5 {md5} (from {src}, {len(text)} characters)")
     return md5
 

@@ -1,5 +1,21 @@
-"""Shared by the kernel tests: a compiled kernel must fail exactly as its numpy twin does."""
+"""Shared by the kernel tests: a compiled kernel must fail exactly as its numpy twin does, and
+the helpers every kernel test file uses."""
+import contextlib
+import os
+
 import pytest
+
+from nnlite import ops
+
+# NNLITE_BACKEND=numpy runs the twins: then no op may claim to be compiled
+needs_compiled = pytest.mark.skipif(
+    os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy",
+    reason="NNLITE_BACKEND=numpy runs the twins")
+
+
+def simd(path):
+    """``with simd(path):`` runs the kernels on that SIMD path (None: as they are)."""
+    return ops.force_simd(path) if path else contextlib.nullcontext()
 
 
 def same_error(native, twin, *args, **kwargs):

@@ -1,26 +1,13 @@
 """Flash-style attention (csrc/cpu/attention.cpp) against the numpy twins, on every SIMD path."""
-import os
-
 import numpy as np
 import pytest
 
+from _kernels import needs_compiled, simd
 import nnlite.ops as ops
 from nnlite.ops import reference as ref
 
 PATHS = ops.simd_paths() or [None]
 DTYPES = (np.float32, np.float64)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
-def simd(path):
-    return ops.force_simd(path) if path else _null()
 
 
 def qkvg(shape, dtype, rng):
@@ -40,11 +27,10 @@ def assert_close(got, want, dtype, what=""):
     assert err <= tol, f"{what}: max error {err:.3g} > {tol:.3g}"
 
 
-def test_compiled_version_is_used():
-    if os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy":
-        pytest.skip("NNLITE_BACKEND=numpy runs the twins")
-    assert ops.compiled_kernels()["attention"] == "compiled", ops.compiled_kernels()["attention"]
-    assert ops.compiled_kernels()["attention_backward"] == "compiled"
+@needs_compiled
+@pytest.mark.parametrize("op", ["attention", "attention_backward"])
+def test_compiled_version_is_used(op):
+    assert ops.compiled_kernels()[op] == "compiled", ops.compiled_kernels()[op]
 
 
 # T around the 64-row tiles (1, 7, 64, 65, 256 = 4 tiles); D the usual head sizes

@@ -1,9 +1,8 @@
 """GEMM kernels (csrc/cpu/gemm.cpp) against the numpy twins, on every SIMD path this CPU has."""
-import os
-
 import numpy as np
 import pytest
 
+from _kernels import needs_compiled, simd
 import nnlite.ops as ops
 from nnlite.ops import reference as ref
 
@@ -18,18 +17,6 @@ SHAPES = [
     (257, 64, 65), (64, 1000, 1), (1, 1000, 64), (1000, 7, 63), (65, 1000, 257),
     (64, 784, 256), (128, 64, 10), (64, 10, 128),
 ]
-
-
-def simd(path):
-    return ops.force_simd(path) if path else _null()
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def operands(op, m, k, n, dtype, rng):
@@ -55,12 +42,10 @@ def assert_close(got, want, k, dtype):
     assert err <= tol, f"max error {err:.3g} > {tol:.3g}"
 
 
-def test_compiled_version_is_used():
-    if os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy":
-        pytest.skip("NNLITE_BACKEND=numpy runs the twins")
-    assert ops.compiled_kernels()["gemm"] == "compiled", ops.compiled_kernels()["gemm"]
-    assert ops.compiled_kernels()["gemm_nt"] == "compiled"
-    assert ops.compiled_kernels()["gemm_tn"] == "compiled"
+@needs_compiled
+@pytest.mark.parametrize("op", OPS)
+def test_compiled_version_is_used(op):
+    assert ops.compiled_kernels()[op] == "compiled", ops.compiled_kernels()[op]
 
 
 @pytest.mark.parametrize("path", PATHS)

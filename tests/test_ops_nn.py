@@ -1,10 +1,8 @@
 """Compiled LayerNorm / embedding / many-tensor Adam vs their numpy twins, on every SIMD path."""
-import os
-
 import numpy as np
 import pytest
 
-from _kernels import same_error
+from _kernels import needs_compiled, same_error
 from nnlite import ops
 from nnlite.ops import reference as ref
 
@@ -33,8 +31,7 @@ def tol(dtype, n_sum=1):
     return dict(rtol=1e-11, atol=1e-13 * max(1, n_sum))
 
 
-@pytest.mark.skipif(os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy",
-                    reason="NNLITE_BACKEND=numpy runs the twins")
+@needs_compiled
 @pytest.mark.parametrize("op", OPS)
 def test_compiled(op):
     assert ops.compiled_kernels()[op] == "compiled"

@@ -1,10 +1,8 @@
 """Compiled optimizer steps vs their numpy twins: SGD and RMSprop (Cython), Adam (adam_many.cpp)."""
-import os
-
 import numpy as np
 import pytest
 
-from _kernels import same_error
+from _kernels import needs_compiled, same_error
 from nnlite import ops
 from nnlite.ops import reference as ref
 
@@ -35,8 +33,7 @@ def run_both(name, rng, shape, dtype, n_state, steps=4, **kw):
     return p
 
 
-@pytest.mark.skipif(os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy",
-                    reason="NNLITE_BACKEND=numpy runs the twins")
+@needs_compiled
 @pytest.mark.parametrize("op", ["sgd_update", "adam_update", "rmsprop_update"])
 def test_compiled(op):
     assert ops.compiled_kernels()[op] == "compiled"

@@ -1,10 +1,8 @@
 """Compiled activations / softmax / cross-entropy vs their numpy twins, on every SIMD path."""
-import os
-
 import numpy as np
 import pytest
 
-from _kernels import same_error
+from _kernels import needs_compiled, same_error
 from nnlite import ops
 from nnlite.ops import reference as ref
 
@@ -38,8 +36,7 @@ def tol(dtype):
     return dict(rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.skipif(os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy",
-                    reason="NNLITE_BACKEND=numpy runs the twins")
+@needs_compiled
 @pytest.mark.parametrize("op", OPS)
 def test_compiled(op):
     assert ops.compiled_kernels()[op] == "compiled"
