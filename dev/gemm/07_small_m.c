@@ -15,7 +15,8 @@ Step 6 at 64 x 784 x 256 spends much of its time on things that do not pay at th
   - threads at all below 2^19 multiply-adds (~15 us of work for one core): waking them costs
     more than that.
 This is the BLIS "sup" (small/skinny, unpacked) idea; csrc/gemm.cpp's gemm_sup_thread.
-Large M (> 16 MR rows) still takes step 6's path, unchanged but for the kernel's strides.
+Large M (> 16 MR rows) still takes step 6's path, unchanged but for the kernel's strides
+(the kernels keep step 6's do-while k loop, for the same reason).
 
 Standalone on purpose: the code this step shares with 06_openmp.c is repeated, not included, so each
 file reads (and compiles) alone; `diff 06_openmp.c 07_small_m.c` shows exactly what this step changes.
@@ -38,21 +39,31 @@ AVX2 static void kernel_avx2(int kc, const float* A, int rs_a, int cs_a, const f
     for (int i = 0; i < MR; i++) a[i] = A + (i < mr ? i : 0) * rs_a;
     __m256 c[MR][2];
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
-    for (int k = 0, off = 0; k < kc; k++, off += cs_a, B += ldb) {
+    int k = 0, off = 0;
+    do {  // kc >= 1: a do-while, not a for (see the header)
         const __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);
         for (int i = 0; i < MR; i++) {
             const __m256 ai = _mm256_broadcast_ss(a[i] + off);
             c[i][0] = _mm256_fmadd_ps(ai, b0, c[i][0]);
             c[i][1] = _mm256_fmadd_ps(ai, b1, c[i][1]);
         }
+        off += cs_a, B += ldb;
+    } while (++k < kc);
+    if (mr == MR && nr == NR) {  // a full tile: straight from registers into C
+        for (int i = 0; i < MR; i++) {
+            float* ci = C + i * ldc;
+            _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), c[i][0]));
+            _mm256_storeu_ps(ci + 8, _mm256_add_ps(_mm256_loadu_ps(ci + 8), c[i][1]));
+        }
+    } else {  // an edge tile: through a buffer, only the mr x nr corner
+        float tile[MR][NR];
+        for (int i = 0; i < MR; i++) {
+            _mm256_storeu_ps(tile[i], c[i][0]);
+            _mm256_storeu_ps(tile[i] + 8, c[i][1]);
+        }
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) C[i * ldc + j] += tile[i][j];
     }
-    float tile[MR][NR];
-    for (int i = 0; i < MR; i++) {
-        _mm256_storeu_ps(tile[i], c[i][0]);
-        _mm256_storeu_ps(tile[i] + 8, c[i][1]);
-    }
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) C[i * ldc + j] += tile[i][j];
 }
 
 AVX512 static void kernel_avx512(int kc, const float* A, int rs_a, int cs_a, const float* B,
@@ -62,21 +73,31 @@ AVX512 static void kernel_avx512(int kc, const float* A, int rs_a, int cs_a, con
     for (int i = 0; i < MR; i++) a[i] = A + (i < mr ? i : 0) * rs_a;
     __m512 c[MR][2];
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
-    for (int k = 0, off = 0; k < kc; k++, off += cs_a, B += ldb) {
+    int k = 0, off = 0;
+    do {  // kc >= 1: a do-while, not a for (see the header)
         const __m512 b0 = _mm512_loadu_ps(B), b1 = _mm512_loadu_ps(B + 16);
         for (int i = 0; i < MR; i++) {
             const __m512 ai = _mm512_set1_ps(a[i][off]);
             c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
             c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
         }
+        off += cs_a, B += ldb;
+    } while (++k < kc);
+    if (mr == MR && nr == NR) {  // a full tile: straight from registers into C
+        for (int i = 0; i < MR; i++) {
+            float* ci = C + i * ldc;
+            _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), c[i][0]));
+            _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), c[i][1]));
+        }
+    } else {  // an edge tile: through a buffer, only the mr x nr corner
+        float tile[MR][NR];
+        for (int i = 0; i < MR; i++) {
+            _mm512_storeu_ps(tile[i], c[i][0]);
+            _mm512_storeu_ps(tile[i] + 16, c[i][1]);
+        }
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) C[i * ldc + j] += tile[i][j];
     }
-    float tile[MR][NR];
-    for (int i = 0; i < MR; i++) {
-        _mm512_storeu_ps(tile[i], c[i][0]);
-        _mm512_storeu_ps(tile[i] + 16, c[i][1]);
-    }
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) C[i * ldc + j] += tile[i][j];
 }
 
 typedef struct { int MR, NR, KC, MC, NC; kernel_fn kernel; } Config;
