@@ -8,9 +8,11 @@ The math is written in the arrays' own dtype, in the same order as the numpy twi
 ``nnlite.ops.reference`` (so float32 results agree to rounding). Adam/AdamW is not here: it
 has one compiled version, ``adam_update_many`` in csrc/cpu/adam_many.cpp.
 
-Arguments are C-contiguous typed memoryviews: the wrappers in ``nnlite.ops.native_optim``
-validate them like the twins and flatten them (views, no copies). The optimizer steps split
-large arrays into chunks run in parallel with ``prange`` and without the GIL; every chunk sets
+Arguments are C-contiguous typed memoryviews (``grad`` const, so a read-only one is fine): the
+wrappers in ``nnlite.ops.native_optim`` validate them like the twins and flatten them (views, no
+copies; an array not aligned to its itemsize is copied). The optimizer steps split large arrays
+into chunks run in parallel with ``prange`` (``_threads`` of them, process-wide) and without the
+GIL; every chunk sets
 FTZ/DAZ on its own thread (csrc/common/ftz.h) so decaying state that reaches subnormals doesn't
 slow the loop down.
 """
@@ -25,6 +27,33 @@ ctypedef fused floating:
 cdef extern from "ftz.h" nogil:
     unsigned long long nnlite_ftz_enter()
     void nnlite_ftz_leave(unsigned long long saved)
+
+# OpenMP's default team size, without requiring omp.h when the build has no OpenMP.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int nnlite_default_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int nnlite_default_threads(void) { return 1; }
+    #endif
+    """
+    int nnlite_default_threads() nogil
+
+# The thread count of every prange: process-wide, like the C++ kernels' (common/cpu.cpp), not
+# OpenMP's per-thread setting; nnlite.ops.set_num_threads sets it here too.
+cdef int _threads = max(1, nnlite_default_threads())
+
+
+def _num_threads():
+    return _threads
+
+
+def _set_num_threads(int n):
+    global _threads
+    if n < 1:
+        raise ValueError("number of threads must be >= 1")
+    _threads = n
 
 # Arrays up to this many elements run on the calling thread: waking the OpenMP pool costs
 # about what 32k fused updates do.
@@ -42,7 +71,7 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 
 # ----------------------------------------------------------------------------------- SGD
 
-cdef void _sgd_chunk(floating* p, floating* g, floating* vel, Py_ssize_t lo, Py_ssize_t hi,
+cdef void _sgd_chunk(floating* p, const floating* g, floating* vel, Py_ssize_t lo, Py_ssize_t hi,
                      floating lr, floating mu, floating wd, bint use_mom, bint nesterov,
                      bint use_wd) noexcept nogil:
     cdef unsigned long long csr = nnlite_ftz_enter()
@@ -62,7 +91,7 @@ cdef void _sgd_chunk(floating* p, floating* g, floating* vel, Py_ssize_t lo, Py_
     nnlite_ftz_leave(csr)
 
 
-def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
+def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] velocity,
                double lr, double momentum, bint nesterov, double weight_decay):
     """SGD with momentum / Nesterov / L2 weight decay, in place (PyTorch's torch.optim.SGD):
 
@@ -76,7 +105,7 @@ def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
     if n == 0:
         return
     cdef floating* p = &param[0]
-    cdef floating* g = &grad[0]
+    cdef const floating* g = &grad[0]
     cdef floating* vel = &velocity[0]
     cdef floating flr = <floating>lr, fmu = <floating>momentum, fwd = <floating>weight_decay
     cdef bint use_mom = momentum != 0.0, use_wd = weight_decay != 0.0
@@ -84,7 +113,7 @@ def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
     # each chunk sets FTZ/DAZ on whichever thread runs it.
     nchunks = (n + CHUNK - 1) // CHUNK
     for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n > PARALLEL_MIN):
+                    use_threads_if=n > PARALLEL_MIN, num_threads=_threads):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         _sgd_chunk(p, g, vel, lo, hi, flr, fmu, fwd, use_mom, nesterov, use_wd)
@@ -92,7 +121,7 @@ def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
 
 # ----------------------------------------------------------------------------------- RMSprop
 
-cdef void _rmsprop_chunk(floating* p, floating* g, floating* sq, Py_ssize_t lo, Py_ssize_t hi,
+cdef void _rmsprop_chunk(floating* p, const floating* g, floating* sq, Py_ssize_t lo, Py_ssize_t hi,
                          floating lr, floating a, floating oma, floating eps, floating wd,
                          bint use_wd) noexcept nogil:
     cdef unsigned long long csr = nnlite_ftz_enter()
@@ -108,7 +137,7 @@ cdef void _rmsprop_chunk(floating* p, floating* g, floating* sq, Py_ssize_t lo, 
     nnlite_ftz_leave(csr)
 
 
-def rmsprop_update(floating[::1] param, floating[::1] grad, floating[::1] sq,
+def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[::1] sq,
                    double lr, double alpha, double eps, double weight_decay):
     """RMSprop, in place (PyTorch's torch.optim.RMSprop without momentum / centering):
 
@@ -122,7 +151,7 @@ def rmsprop_update(floating[::1] param, floating[::1] grad, floating[::1] sq,
     if n == 0:
         return
     cdef floating* pp = &param[0]
-    cdef floating* gp = &grad[0]
+    cdef const floating* gp = &grad[0]
     cdef floating* sp = &sq[0]
     cdef floating flr = <floating>lr, fa = <floating>alpha, oma = <floating>(1.0 - alpha)
     cdef floating feps = <floating>eps, fwd = <floating>weight_decay
@@ -131,7 +160,7 @@ def rmsprop_update(floating[::1] param, floating[::1] grad, floating[::1] sq,
     # each chunk sets FTZ/DAZ on whichever thread runs it.
     nchunks = (n + CHUNK - 1) // CHUNK
     for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n > PARALLEL_MIN):
+                    use_threads_if=n > PARALLEL_MIN, num_threads=_threads):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         _rmsprop_chunk(pp, gp, sp, lo, hi, flr, fa, oma, feps, fwd, use_wd)
