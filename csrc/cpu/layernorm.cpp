@@ -40,7 +40,7 @@ void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean,
 // sums are added in piece order. Which thread ran a piece does not matter, so the bits do not
 // depend on the thread count. Pieces of at least kChunkMinRows rows keep the final adds (at
 // most 1/kChunkMinRows of the main pass) and the partial buffers small.
-constexpr int64_t kChunks = 64, kChunkMinRows = 32;
+constexpr int64_t kChunks = 16, kChunkMinRows = 64;
 
 template <typename T>
 void layernorm_backward(const T* dout, const T* x, const T* gamma, const T* mean,

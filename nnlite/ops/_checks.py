@@ -201,15 +201,21 @@ def opt_arrays(op, **arrays):
     Returns them in order as plain ndarrays: a subclass (np.matrix, whose ``*`` and
     ``reshape`` mean something else) becomes a view of the same memory, so updating the view
     updates it."""
+    out = []
     for k, v in arrays.items():
-        if not isinstance(v, np.ndarray) or v.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got "
-                            f"{getattr(v, 'dtype', type(v).__name__)}")
+        if type(v) is not np.ndarray:
+            if not isinstance(v, np.ndarray):
+                raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got "
+                                f"{getattr(v, 'dtype', type(v).__name__)}")
+            v = v.view(np.ndarray)
+        if v.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got {v.dtype}")
+        out.append(v)
     shapes = {k: v.shape for k, v in arrays.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{op}: arrays must have one shape, got {shapes}")
     same_dtype(op, **arrays)
-    return [v if type(v) is np.ndarray else v.view(np.ndarray) for v in arrays.values()]
+    return out
 
 
 def check_step(op, step):
