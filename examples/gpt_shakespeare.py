@@ -201,6 +201,10 @@ def save_checkpoint(run):
     for old in glob.glob(os.path.join(run.out_dir, "model-*.nnl")):    # superseded files
         if os.path.basename(old) != model_file:
             os.remove(old)
+    for tmp in glob.glob(os.path.join(run.out_dir, ".model-*.nnl.*.tmp")):  # of killed runs
+        name = re.match(r"\.(model-\d+\.nnl)\.", os.path.basename(tmp))
+        if name:                                # (only those whose writer is gone)
+            nl.io.safetensors.remove_stale_temp_files(os.path.join(run.out_dir, name[1]))
 
 
 def check_checkpoint(state, path):

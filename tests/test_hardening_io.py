@@ -432,3 +432,18 @@ def test_example_checks_its_flags(tmp_path, run_dir):
     with pytest.raises(ValueError, match=r"arguments: eval_interval must be an int in \[1"):
         load_example().main(TINY + ["--eval-interval", "0", "--text-file",
                                     str(run_dir / "text.txt"), "--out-dir", str(tmp_path)])
+
+
+def test_example_removes_model_temp_files_of_killed_runs(tmp_path, run_dir):
+    d = tmp_path / "run"
+    shutil.copytree(run_dir / "run", d)
+    dead = _dead_pid()
+    stale = d / f".model-000002.nnl.{dead}.abcdefgh.tmp"          # a save killed long ago
+    live = d / f".model-000002.nnl.{os.getpid()}.abcdefgh.tmp"    # a writer still running
+    for f in (stale, live):
+        f.write_bytes(b"half")
+    r = load_example().main(["--resume", "--out-dir", str(d), "--text-file",
+                             str(run_dir / "text.txt"), "--verbose", "0",
+                             "--max-new-tokens", "0"])
+    assert r["iterations"] == 8
+    assert sorted(os.listdir(d)) == sorted(["ckpt.json", "model-000008.nnl", live.name])
