@@ -37,7 +37,9 @@ import argparse
 import glob
 import json
 import math
+import numbers
 import os
+import re
 import sys
 import time
 
@@ -68,6 +70,15 @@ HYPER = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout", "
          "warmup_iters", "max_iters", "weight_decay", "grad_clip", "eval_interval", "eval_iters",
          "seed")
 CKPT = "ckpt.json"
+# what each setting must be: (type, lowest, highest); the flags and a resumed ckpt.json alike
+LIMITS = {"n_layer": (int, 1, 1024), "n_head": (int, 1, 1024), "n_embd": (int, 1, 1 << 16),
+          "block_size": (int, 1, 1 << 16), "batch_size": (int, 1, 1 << 16),
+          "dropout": (float, 0.0, 1.0), "lr": (float, 0.0, 10.0), "min_lr": (float, 0.0, 10.0),
+          "warmup_iters": (int, 0, 1 << 40), "max_iters": (int, 1, 1 << 40),
+          "weight_decay": (float, 0.0, 10.0), "grad_clip": (float, 0.0, 1e30),
+          "eval_interval": (int, 1, 1 << 40), "eval_iters": (int, 1, 1 << 40),
+          "seed": (int, 0, 2 ** 63 - 1)}
+MAX_TOKENS_PER_BATCH = 1 << 22      # batch_size * block_size: 4M tokens (the presets: < 10k)
 
 
 def parse_args(argv=None):
@@ -124,6 +135,33 @@ def parse_args(argv=None):
     return args
 
 
+def check_hyper(hp, source):
+    """``hp`` (dict) holds exactly the settings of :data:`HYPER`, each of the right type and in
+    range; ValueError naming ``source`` and the setting otherwise."""
+    if not isinstance(hp, dict):
+        raise ValueError(f"{source}: settings must be a JSON object, got {type(hp).__name__}")
+    missing, extra = set(HYPER) - set(hp), set(hp) - set(HYPER)
+    if missing or extra:
+        raise ValueError(f"{source}: settings missing {sorted(missing) or 'none'}, unexpected "
+                         f"{sorted(extra) or 'none'}")
+    for k in HYPER:
+        kind, low, high = LIMITS[k]
+        v = hp[k]
+        ok = (isinstance(v, numbers.Integral) if kind is int else
+              isinstance(v, numbers.Real) and math.isfinite(v)) and not isinstance(v, bool)
+        if not ok or not low <= v <= high or (k == "dropout" and v >= 1.0):
+            what = "an int" if kind is int else "a number"
+            raise ValueError(f"{source}: {k} must be {what} in [{low}, {high}"
+                             f"{')' if k == 'dropout' else ']'}, got {v!r}")
+    if hp["batch_size"] * hp["block_size"] > MAX_TOKENS_PER_BATCH:
+        raise ValueError(f"{source}: batch_size * block_size = "
+                         f"{hp['batch_size'] * hp['block_size']:,} tokens per batch is more "
+                         f"than {MAX_TOKENS_PER_BATCH:,}")
+    if hp["n_embd"] % hp["n_head"]:
+        raise ValueError(f"{source}: n_embd {hp['n_embd']} is not divisible by n_head "
+                         f"{hp['n_head']}")
+
+
 # -- checkpoints ---------------------------------------------------------------------------
 def _plain(obj):
     """JSON-able copy (numpy scalars and arrays become Python numbers and lists)."""
@@ -140,13 +178,11 @@ def _plain(obj):
 
 def write_json_atomic(path, obj):
     """Write to a temporary file in the same folder, flush it to disk, then rename over
-    ``path``: a reader sees the old file or the new one, never half of one."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_plain(obj), f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    ``path`` (``nl.io.atomic_write``): a reader sees the old file or the new one, never half
+    of one, and no temporary file stays behind (one a killed run left goes at the next
+    write)."""
+    data = json.dumps(_plain(obj), indent=1).encode("utf-8")
+    nl.io.atomic_write(path, lambda f: f.write(data))
 
 
 def save_checkpoint(run):
@@ -165,17 +201,76 @@ def save_checkpoint(run):
     for old in glob.glob(os.path.join(run.out_dir, "model-*.nnl")):    # superseded files
         if os.path.basename(old) != model_file:
             os.remove(old)
+    for tmp in glob.glob(os.path.join(run.out_dir, ".model-*.nnl.*.tmp")):  # of killed runs
+        name = re.match(r"\.(model-\d+\.nnl)\.", os.path.basename(tmp))
+        if name:                                # (only those whose writer is gone)
+            nl.io.safetensors.remove_stale_temp_files(os.path.join(run.out_dir, name[1]))
+
+
+def check_checkpoint(state, path):
+    """``state`` (``ckpt.json``, parsed) is what :func:`save_checkpoint` writes; ValueError
+    naming ``path`` and the entry otherwise. The model file must be a plain
+    ``model-NNNNNN.nnl`` beside it (no other folder), the settings those of :data:`HYPER`."""
+    def need(key, kind, what):
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise ValueError(f"{path}: {key} must be {what}, got {state.get(key)!r:.80}")
+        return state[key]
+
+    if not isinstance(state, dict) or state.get("format") != "nnlite-gpt-checkpoint" \
+            or state.get("version") != 1:
+        raise ValueError(f"{path}: not a checkpoint of this example (format "
+                         f"'nnlite-gpt-checkpoint', version 1)")
+    name = need("model_file", str, "a file name")
+    if not re.fullmatch(r"model-\d{6,}\.nnl", name):
+        raise ValueError(f"{path}: model_file must be a file model-NNNNNN.nnl beside it, got "
+                         f"{name!r:.80}")
+    if need("iteration", int, "an int >= 0") < 0:
+        raise ValueError(f"{path}: iteration must be >= 0, got {state['iteration']}")
+    check_hyper(need("args", dict, "a JSON object of settings"), f"{path}: args")
+    for key, kind, what in (("tokenizer", dict, "a JSON object"),
+                            ("samplers", dict, "a JSON object"),
+                            ("random_state", dict, "a JSON object"),
+                            ("best_val_loss", (int, float), "a number"),
+                            ("evals", list, "a list")):
+        need(key, kind, what)
+    if set(state["samplers"]) != {"train", "eval_train", "eval_val"}:
+        raise ValueError(f"{path}: samplers must be train, eval_train and eval_val, got "
+                         f"{sorted(state['samplers'])}")
+    for e in state["evals"]:
+        if not isinstance(e, dict) or set(e) != {"iter", "train_loss", "val_loss"}:
+            raise ValueError(f"{path}: each of evals must be {{iter, train_loss, val_loss}}, "
+                             f"got {e!r:.80}")
 
 
 def load_checkpoint(out_dir):
-    """``(state dict, model)`` from ``out_dir``; FileNotFoundError saying what to do."""
+    """``(state dict, model)`` from ``out_dir``, checked (:func:`check_checkpoint`, and the
+    model must be the one its settings describe); FileNotFoundError saying what to do,
+    ValueError naming the file and what is wrong."""
     path = os.path.join(out_dir, CKPT)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint in {out_dir!r} ({CKPT} missing): train first, "
                                 f"or point --out-dir at a training run's folder")
     with open(path, encoding="utf-8") as f:
-        state = json.load(f)
+        try:
+            state = json.load(f)
+        except (ValueError, RecursionError) as e:      # (JSONDecodeError is a ValueError)
+            raise ValueError(f"{path}: not valid JSON ({type(e).__name__}: {e})") from None
+    check_checkpoint(state, path)
     model = nl.load_model(os.path.join(out_dir, state["model_file"]))
+    hp, cfg = state["args"], getattr(model, "config", None)
+    try:
+        tok = nl.data.CharTokenizer.from_config(state["tokenizer"])
+    except Exception as e:                              # noqa: BLE001
+        raise ValueError(f"{path}: tokenizer: {type(e).__name__}: {e}") from None
+    want = {k: hp[k] for k in ("n_layer", "n_head", "n_embd", "block_size")}
+    want["vocab_size"] = tok.vocab_size
+    got = {k: getattr(cfg, k, None) for k in want}
+    if not isinstance(model, nl.models.GPT) or got != want:
+        raise ValueError(f"{path}: its settings {want} do not describe the model in "
+                         f"{state['model_file']} ({got})")
+    if model.optimizer is None or model.optimizer.iterations != state["iteration"]:
+        raise ValueError(f"{path}: iteration {state['iteration']} does not match the model "
+                         f"file's optimizer")
     return state, model
 
 
@@ -248,10 +343,12 @@ def train(args):
     state = model = None
     if args.resume:
         state, model = load_checkpoint(args.out_dir)
-        for k, v in state["args"].items():      # the run's own settings, not the flags'
-            setattr(args, k, v)
+        for k in HYPER:                         # the run's own settings, not the flags'
+            setattr(args, k, state["args"][k])
         run.tok = nl.data.CharTokenizer.from_config(state["tokenizer"])
         run.evals, run.best_val_loss = state["evals"], state["best_val_loss"]
+    else:
+        check_hyper({k: getattr(args, k) for k in HYPER}, "arguments")
     text = load_text(args)
     if state is None:
         run.tok = nl.data.CharTokenizer.from_text(text)
@@ -271,9 +368,13 @@ def train(args):
                   f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
             print(f"{model!r}")
     else:
-        for k, s in run.samplers.items():
-            s.load_state_dict(state["samplers"][k])
-        nl.random.get_rng().bit_generator.state = state["random_state"]
+        try:
+            for k, s in run.samplers.items():
+                s.load_state_dict(state["samplers"][k])
+            nl.random.get_rng().bit_generator.state = state["random_state"]
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"{os.path.join(args.out_dir, CKPT)}: samplers or random_state: "
+                             f"{type(e).__name__}: {e}") from None
         if args.verbose:
             print(f"resuming {args.out_dir} at iteration {state['iteration']} "
                   f"(settings from the checkpoint)")

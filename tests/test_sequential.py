@@ -414,3 +414,59 @@ def test_validation_split_bounds():
     with pytest.raises(ValueError, match="validation_split"):
         compiled().fit(*blobs(n=10), validation_split=1.5, verbose=0)
     assert not math.isnan(compiled().evaluate(*blobs(n=10))["loss"])
+
+
+# -- a finite loss with a non-finite gradient (issue 9): no update, a message ---------------
+@pytest.mark.parametrize("clipnorm", [1.0, None])
+def test_nonfinite_gradient_stops_fit_before_the_update(clipnorm):
+    # a finite loss (1.6e37) whose dW overflows float32: 8 * 1e30 * 1e18
+    m = nl.Sequential([nl.Linear(4, 1)])
+    m.compile(optimizer=nl.optim.SGD(lr=0.1, clipnorm=clipnorm), loss="mse")
+    m[0].params["W"][...] = 1e-12
+    before = m.get_weights()
+    x, y = np.full((8, 4), 1e30, np.float32), np.zeros((8, 1), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(FloatingPointError, match=r"gradient norm became (inf|nan) at epoch "
+                                                     r"1, step 1/1, with a finite loss"):
+            m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        for k, w in m.get_weights().items():
+            np.testing.assert_array_equal(w, before[k], err_msg=k)   # not NaN, not moved
+        assert not math.isfinite(m.optimizer.last_grad_norm) and m.optimizer.iterations == 0
+        with pytest.raises(FloatingPointError, match=r"gradient norm became (inf|nan), with"):
+            m.train_step(x, y)
+    for k, w in m.get_weights().items():
+        np.testing.assert_array_equal(w, before[k], err_msg=k)
+
+
+@pytest.mark.parametrize("make", [lambda: nl.optim.SGD(0.1, momentum=0.9), nl.optim.Adam,
+                                  lambda: nl.optim.RMSprop(clipnorm=1.0)])
+def test_optimizer_step_refuses_nonfinite_gradients(make):
+    opt = make()
+    p, g = np.ones((2, 3), np.float32), np.full((2, 3), 0.5, np.float32)
+    opt.step([(p, g)])                                        # state made, one step taken
+    p0, state0 = p.copy(), [{k: a.copy() for k, a in st.items()} for st in opt.state]
+    for bad in (np.nan, np.inf, -np.inf):
+        g2 = g.copy()
+        g2[1, 2] = bad
+        with pytest.raises(nl.optim.NonFiniteGradient, match="step 2 not taken"):
+            opt.step([(p, g2)])
+        np.testing.assert_array_equal(p, p0)
+        assert opt.iterations == 1 and not math.isfinite(opt.last_grad_norm)
+        for st, st0 in zip(opt.state, state0):
+            assert all(np.array_equal(st[k], st0[k]) for k in st)
+        assert np.isnan(g2[1, 2]) == np.isnan(bad)            # clipping left it alone
+    # large but finite: float32's sum of squares overflows, the norm is finite (float64)
+    big = np.full((2, 3), 1e20, np.float32)
+    opt.step([(p, big)])
+    assert opt.iterations == 2 and opt.last_grad_norm == pytest.approx(np.sqrt(6) * 1e20,
+                                                                         rel=1e-6)
+    assert np.isfinite(p).all()
+
+
+def test_global_norm_matches_float64():
+    rng = np.random.default_rng(0)
+    gs = [rng.standard_normal(s).astype(np.float32) for s in [(784, 256), (256,), (256, 10)]]
+    want = np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in gs))
+    assert nl.optim.global_norm(gs) == pytest.approx(want, rel=1e-5)
+    assert nl.optim.global_norm([]) == 0.0

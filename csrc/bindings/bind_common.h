@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <initializer_list>
 #include <sstream>
 #include <string>
@@ -23,10 +24,18 @@ inline std::string shape_str(const py::array& a) {
     return s.str();
 }
 
-// True when ``a`` is a C-contiguous array of T (the kernels take raw row-major pointers).
+// True when the data of ``a`` is aligned for T: the kernels read and write it as T (a view at an
+// odd byte offset of a byte buffer is not, and touching it as T is undefined behaviour).
+template <typename T>
+inline bool is_aligned_for(const py::array& a) {
+    return reinterpret_cast<uintptr_t>(a.data()) % alignof(T) == 0;
+}
+
+// True when ``a`` is a C-contiguous, aligned array of T (the kernels take raw row-major
+// pointers). The Python wrappers copy any other array first (nnlite/ops/_checks.c_aligned).
 template <typename T>
 inline bool is_c_array_of(const py::array& a) {
-    return py::isinstance<py::array_t<T, py::array::c_style>>(a);
+    return py::isinstance<py::array_t<T, py::array::c_style>>(a) && is_aligned_for<T>(a);
 }
 
 // dtype of the first array; every other one must match it and be C-contiguous. The Python
@@ -37,8 +46,8 @@ inline bool is_float32(const char* op, std::initializer_list<const py::array*> a
     for (const py::array* a : arrays) {
         if (f32 ? !is_c_array_of<float>(*a) : !is_c_array_of<double>(*a))
             throw py::type_error(std::string(op) +
-                                 ": internal: arrays must be C-contiguous and all float32 or "
-                                 "all float64 (got " + shape_str(*a) + ")");
+                                 ": internal: arrays must be C-contiguous, aligned and all "
+                                 "float32 or all float64 (got " + shape_str(*a) + ")");
     }
     return f32;
 }

@@ -38,21 +38,28 @@ bool overlaps(const py::array& x, const py::array& y) {
     return xl < xh && yl < yh && xl < yh && yl < xh;
 }
 
-// Strides in elements; a view whose byte strides are not whole elements (from a structured or
-// raw byte buffer) is copied first: the kernels address elements.
+// Strides in elements, data aligned for T; a view whose byte strides are not whole elements or
+// whose data starts at an odd byte offset (both from a structured or raw byte buffer) is copied
+// first (ndarray.copy(): C order, aligned): the kernels address and load elements as T.
 template <typename T>
-py::array element_addressable(const py::array& x) {
+bool element_addressable(const py::array& x) {
+    if (!nnlite::is_aligned_for<T>(x)) return false;
     for (py::ssize_t d = 0; d < x.ndim(); d++)
-        if (x.strides(d) % (py::ssize_t)sizeof(T) != 0)
-            return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(x);
-    return x;
+        if (x.strides(d) % (py::ssize_t)sizeof(T) != 0) return false;
+    return true;
+}
+
+template <typename T>
+py::array addressable(const py::array& x) {
+    if (element_addressable<T>(x)) return x;
+    return x.attr("copy")().cast<py::array>();
 }
 
 template <typename T>
 py::array run(const std::string& op, py::array a, py::array b, bool ta, bool tb,
               py::object out_obj, bool accumulate) {
-    a = element_addressable<T>(a);
-    b = element_addressable<T>(b);
+    a = addressable<T>(a);
+    b = addressable<T>(b);
     const int64_t M = ta ? a.shape(1) : a.shape(0);
     const int64_t K = ta ? a.shape(0) : a.shape(1);
     const int64_t N = tb ? b.shape(0) : b.shape(1);
@@ -68,12 +75,12 @@ py::array run(const std::string& op, py::array a, py::array b, bool ta, bool tb,
         if (!out.writeable())
             throw py::value_error(op + ": out is read-only");
     }
-    // out sharing memory with an input (gemm(a, b, out=a)): compute into a fresh array first,
-    // as the numpy twin does, then copy/add it in.
+    // out sharing memory with an input (gemm(a, b, out=a)), or not addressable as T (misaligned,
+    // odd byte strides): compute into a fresh array first, as the numpy twin does, then copy/add
+    // it in.
     py::array target = out;
     bool via_tmp = !out_obj.is_none() &&
-                   (overlaps(out, a) || overlaps(out, b) || out.strides(1) % es != 0 ||
-                    out.strides(0) % es != 0);
+                   (overlaps(out, a) || overlaps(out, b) || !element_addressable<T>(out));
     if (via_tmp) target = py::array_t<T>({(py::ssize_t)M, (py::ssize_t)N});
 
     const T* pa = static_cast<const T*>(a.data());

@@ -1,7 +1,9 @@
 // Run-time CPU feature detection and the forced-path switch. See cpu.h.
 #include "common/cpu.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -38,11 +40,25 @@ const char* simd_name(Simd s) {
     }
 }
 
-Simd simd_from_name(const std::string& name) {
+// The one normalisation of a path name, for NNLITE_SIMD and set_simd_path alike (as Python's
+// .strip().lower()): " AVX2\n" and "Scalar" name avx2 and scalar.
+static std::string normalised(const std::string& raw) {
+    const char* space = " \t\n\r\f\v";
+    const size_t b = raw.find_first_not_of(space);
+    if (b == std::string::npos) return std::string();
+    const size_t e = raw.find_last_not_of(space);
+    std::string s = raw.substr(b, e - b + 1);
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
+    return s;
+}
+
+Simd simd_from_name(const std::string& raw) {
+    const std::string name = normalised(raw);
     if (name == "scalar" || name == "portable") return Simd::Scalar;
     if (name == "avx2") return Simd::AVX2;
     if (name == "avx512") return Simd::AVX512;
-    throw std::invalid_argument("unknown SIMD path '" + name + "': expected scalar, avx2 or avx512");
+    throw std::invalid_argument("unknown SIMD path '" + raw + "': expected scalar, avx2 or avx512");
 }
 
 static std::atomic<int> g_forced{-1};
@@ -82,9 +98,18 @@ bool has_openmp() {
 #endif
 }
 
+// The thread count is process-wide: OpenMP's own setting (omp_set_num_threads) belongs to the
+// calling thread only, so a kernel called from another Python thread would use that thread's
+// default. Every parallel region passes num_threads(num_threads()) instead. 0: not set, use
+// OpenMP's default (OMP_NUM_THREADS, or the cores), read once.
+static std::atomic<int> g_threads{0};
+
 int num_threads() {
 #ifdef NNLITE_OPENMP
-    return omp_get_max_threads();
+    const int n = g_threads.load(std::memory_order_relaxed);
+    if (n > 0) return n;
+    static const int initial = std::max(1, omp_get_max_threads());
+    return initial;
 #else
     return 1;
 #endif
@@ -93,7 +118,7 @@ int num_threads() {
 void set_num_threads(int n) {
     if (n < 1) throw std::invalid_argument("number of threads must be >= 1");
 #ifdef NNLITE_OPENMP
-    omp_set_num_threads(n);
+    g_threads.store(n, std::memory_order_relaxed);
 #else
     (void)n;
 #endif

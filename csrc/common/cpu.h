@@ -1,7 +1,8 @@
 // Run-time CPU features shared by every kernel family.
 //
 //   simd_path()      the SIMD path kernels use: the best this CPU has, unless forced by
-//                    NNLITE_SIMD=scalar|avx2|avx512 or set_simd_path() (tests force each path)
+//                    NNLITE_SIMD=scalar|avx2|avx512 or set_simd_path() (tests force each path;
+//                    names are stripped and lower-cased, in simd_from_name)
 //   FtzScope         flush subnormals to zero (FTZ) and treat subnormal inputs as zero (DAZ)
 //                    for the life of the scope, on the calling thread: the scope guard of
 //                    ftz.h, whose C functions the Cython optimizer kernels call directly.
@@ -9,7 +10,14 @@
 //                    region: MXCSR is per thread.
 //                    Why: Adam's second moments decay into subnormals and x87/SSE microcode
 //                    assists make plain float32 code several times slower on them.
-//   num_threads()    OpenMP threads a kernel may use (1 without OpenMP)
+//   num_threads()    OpenMP threads a kernel may use (1 without OpenMP): one process-wide
+//                    value (set_num_threads), not OpenMP's per-thread setting, so every
+//                    parallel region says num_threads(...) explicitly
+//   Reductions       no kernel's result may depend on the thread count: a sum split among
+//                    threads is split in pieces fixed by the sizes alone, added in piece order
+//   Allocation       never inside a parallel region (a std::bad_alloc there calls
+//                    std::terminate): workspace is allocated before it, so a failure reaches
+//                    Python as MemoryError
 #pragma once
 #include <cstdint>
 #include <string>
@@ -68,8 +76,9 @@ constexpr int64_t kOmpMinWork = 32768;
 template <typename Fn>
 inline void parallel_range(int64_t n, int64_t cost_per_item, Fn&& fn) {
 #ifdef NNLITE_OPENMP
-    if (n > 1 && n * cost_per_item > kOmpMinWork && num_threads() > 1) {
-#pragma omp parallel
+    const int threads = num_threads();
+    if (n > 1 && n * cost_per_item > kOmpMinWork && threads > 1) {
+#pragma omp parallel num_threads(threads)
         {
             FtzScope ftz;
             const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();

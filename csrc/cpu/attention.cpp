@@ -40,6 +40,10 @@ Backward, one task per (b, h) (each thread owns that head's dq, dk, dv, so nothi
 
 Memory: per thread a BR x BC tile for S/P and one for dP, Kᵀ (and Vᵀ) of one head (D x T),
 and O(T) row statistics, so O(T·D) extra instead of O(T²); nothing of size B·H·T·T ever exists.
+All of it is allocated before the parallel region (an allocation failing inside one would abort
+the process; here it is a MemoryError), and only for the threads that get a task. Kᵀ is padded
+to a multiple of 16 keys unless that would make it big (see Layout): T = 1 with a big D used to
+pad it 16x.
 The recompute costs one more Q Kᵀ in the backward, which is cheaper than reading a stored P.
 
 Inner loops: five small tile routines (TileOps), called once per tile, written once over the
@@ -78,7 +82,8 @@ vs 24 MiB.
 Threads: OpenMP. Forward over (b, h, query tile), backward over (b, h), both with a dynamic
 schedule: causal query tiles near the end of the sequence visit more key tiles (they are handed
 out first), and on a shared 2-core machine a stalled thread should not hold up the other.
-MXCSR is per thread, so every parallel region opens its own FtzScope.
+MXCSR is per thread, so every parallel region opens its own FtzScope. Each (b, h, tile) or
+(b, h) is computed by one thread in a fixed order, so results do not depend on the thread count.
 */
 #include "cpu/attention.h"
 
@@ -87,6 +92,7 @@ MXCSR is per thread, so every parallel region opens its own FtzScope.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -138,10 +144,11 @@ static TileOps<T> pick_ops() {
             NNLITE_PICK(exp_rows<T>), NNLITE_PICK(ds_rows<T>)};
 }
 
-// Kᵀ of rows [0, n) of one head: Kt[d*ldt + j] = K[j*D + d], zero in columns [n, round16(n)).
+// Kᵀ of rows [0, n) of one head: Kt[d*ldt + j] = K[j*D + d], zero in columns [n, np), where
+// np = pad(n) (see Layout).
 template <typename T>
-static void transpose_rows(const T* K, int64_t n, int64_t D, T* Kt, int64_t ldt) {
-    const int64_t np = round16(n);
+static void transpose_rows(const T* K, int64_t n, int64_t D, T* Kt, int64_t ldt, bool pad16) {
+    const int64_t np = pad16 ? round16(n) : n;
     for (int64_t d = 0; d < D; d++) {
         T* kt = Kt + d * ldt;
         for (int64_t j = 0; j < n; j++) kt[j] = K[j * D + d];
@@ -149,23 +156,71 @@ static void transpose_rows(const T* K, int64_t n, int64_t D, T* Kt, int64_t ldt)
     }
 }
 
-#ifdef NNLITE_OPENMP
-// Enough work to wake the OpenMP team? (about 2·T²·D FMAs per head; ~30 µs of work)
-static bool go_parallel(int64_t BH, int64_t T_, int64_t D) {
-    return num_threads() > 1 && double(BH) * double(T_) * double(T_) * double(D) > 2e5;
+// Threads for `tasks` independent tasks: 1 when the work (about 2·T²·D FMAs per head) is below
+// ~30 µs, never more than there are tasks (an idle thread would still get a workspace).
+static int workers_for(int64_t tasks, int64_t BH, int64_t T_, int64_t D) {
+    const int nt = num_threads();
+    if (nt <= 1 || double(BH) * double(T_) * double(T_) * double(D) <= 2e5) return 1;
+    return int(std::min<int64_t>(nt, tasks));
 }
+
+// How Kᵀ (and Vᵀ) of a head are laid out, and which scores routine reads them. The SIMD
+// scores routines need the keys padded with zeros to a multiple of 16 (whole vectors). Below
+// 16 keys that padding would make Kᵀ up to 16 times the size of K (T = 1 with a big D: 16x),
+// so short sequences with a padded Kᵀ over kMaxPadBytes take the scalar routine, which reads
+// exactly the keys there are (short ones with a usual head size keep the faster SIMD one).
+constexpr int64_t kMaxPadBytes = int64_t(1) << 20;
+
+template <typename T>
+struct Layout {
+    bool pad16;     // keys padded to a multiple of 16
+    int64_t ldt;    // row stride of Kᵀ: T rounded up (pad16) or T
+    void (*scores)(const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t, int64_t, T);
+    int64_t ncp(int64_t cols) const { return pad16 ? round16(cols) : cols; }
+};
+
+template <typename T>
+static Layout<T> layout_for(const TileOps<T>& ops, int64_t T_, int64_t D) {
+    if (T_ < 16 && D * 16 * int64_t(sizeof(T)) > kMaxPadBytes)
+        return {false, T_, &scalar::scores<T>};
+    return {true, round16(T_), ops.scores};
+}
+
+// Per-thread workspace, allocated in one piece before the parallel region: a std::bad_alloc
+// thrown inside one would call std::terminate (the process aborts), while here it reaches
+// Python as MemoryError. Each worker's first `tiles` elements (the S, dP tiles) are zeroed once:
+// vector lanes just past the last key may be read (and masked) before a tile writes them. The
+// rest (Kᵀ, Vᵀ: as big as K) is left untouched until written: no zero-fill pass over it.
+template <typename T>
+struct Workspace {
+    std::unique_ptr<T[]> buf;
+    int64_t per;
+    Workspace(int workers, int64_t per_worker, int64_t tiles)
+        : buf(new T[size_t(workers) * size_t(per_worker)]), per(per_worker) {
+        for (int w = 0; w < workers; w++) std::fill(of(w), of(w) + tiles, T(0));
+    }
+    T* of(int worker) { return buf.get() + size_t(worker) * size_t(per); }
+};
+
+static inline int worker_id() {
+#ifdef NNLITE_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
 #endif
+}
 
 // ------------------------------------------------------------------------------- forward
 
 // One task: query tile [i0, i0 + rows) of one head. out == nullptr: only m, l (for lse).
 template <typename T>
-static void forward_tile(const TileOps<T>& ops, const T* q, const T* k, const T* v, T* out,
-                         T* lse, int64_t T_, int64_t D, int64_t i0, bool causal, T scale, T* S,
-                         T* Kt, int64_t ldt, T* m, T* mnew, T* l, T* rowsum) {
+static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q, const T* k,
+                         const T* v, T* out, T* lse, int64_t T_, int64_t D, int64_t i0,
+                         bool causal, T scale, T* S, T* Kt, T* m, T* mnew, T* l, T* rowsum) {
+    const int64_t ldt = lay.ldt;
     const int64_t rows = std::min(BR, T_ - i0);
     const int64_t kend = causal ? i0 + rows : T_;  // keys any row of this tile can see
-    transpose_rows(k, kend, D, Kt, ldt);
+    transpose_rows(k, kend, D, Kt, ldt, lay.pad16);
     for (int64_t r = 0; r < rows; r++) {
         m[r] = -std::numeric_limits<T>::infinity();
         l[r] = T(0);
@@ -174,7 +229,7 @@ static void forward_tile(const TileOps<T>& ops, const T* q, const T* k, const T*
     for (int64_t j0 = 0; j0 < kend; j0 += BC) {
         const int64_t cols = std::min(BC, kend - j0);
         const int64_t off = (causal && j0 + cols > i0) ? i0 - j0 : kNoMask;  // diagonal tile
-        ops.scores(q + i0 * D, D, Kt + j0, ldt, S, BC, rows, round16(cols), D, scale);
+        lay.scores(q + i0 * D, D, Kt + j0, ldt, S, BC, rows, lay.ncp(cols), D, scale);
         std::copy(m, m + rows, mnew);
         ops.row_max(S, BC, rows, cols, off, mnew);
         ops.exp_rows(S, BC, rows, cols, off, mnew, rowsum);
@@ -204,26 +259,32 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64
                        int64_t T_, int64_t D, bool causal, T scale) {
     FtzScope ftz;
     const TileOps<T> ops = pick_ops<T>();
+    const Layout<T> lay = layout_for(ops, T_, D);
     const int64_t nq = (T_ + BR - 1) / BR, ntask = BH * nq;
-    const int64_t ldt = round16(T_);
+    const int workers = workers_for(ntask, BH, T_, D);
+    // per worker: S (BR x BC), Kᵀ (D x ldt), m, mnew, l, rowsum (BR each)
+    Workspace<T> ws(workers, BR * BC + D * lay.ldt + 4 * BR, BR * BC);
+    auto task = [&](int64_t t, T* w) {
+        // causal: the last query tiles are the most work, so hand them out first
+        const int64_t bh = t / nq, qt = causal ? nq - 1 - t % nq : t % nq;
+        const int64_t o = bh * T_ * D;
+        T *S = w, *Kt = S + BR * BC, *m = Kt + D * lay.ldt;
+        forward_tile(ops, lay, q + o, k + o, v + o, out ? out + o : nullptr, lse + bh * T_, T_,
+                     D, qt * BR, causal, scale, S, Kt, m, m + BR, m + 2 * BR, m + 3 * BR);
+    };
 #ifdef NNLITE_OPENMP
-#pragma omp parallel if (go_parallel(BH, T_, D))
-#endif
-    {
-        FtzScope ftz_thread;
-        std::vector<T> S(BR * BC), Kt(D * ldt), stats(4 * BR);
-        T *m = stats.data(), *mnew = m + BR, *l = m + 2 * BR, *rowsum = m + 3 * BR;
-#ifdef NNLITE_OPENMP
+    if (workers > 1) {
+#pragma omp parallel num_threads(workers)
+        {
+            FtzScope ftz_thread;
+            T* w = ws.of(worker_id());
 #pragma omp for schedule(dynamic, 1)
-#endif
-        for (int64_t t = 0; t < ntask; t++) {
-            // causal: the last query tiles are the most work, so hand them out first
-            const int64_t bh = t / nq, qt = causal ? nq - 1 - t % nq : t % nq;
-            const int64_t o = bh * T_ * D;
-            forward_tile(ops, q + o, k + o, v + o, out ? out + o : nullptr, lse + bh * T_, T_, D,
-                         qt * BR, causal, scale, S.data(), Kt.data(), ldt, m, mnew, l, rowsum);
+            for (int64_t t = 0; t < ntask; t++) task(t, w);
         }
+        return;
     }
+#endif
+    for (int64_t t = 0; t < ntask; t++) task(t, ws.of(0));
 }
 
 // ------------------------------------------------------------------------------- backward
@@ -232,8 +293,9 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64
 template <typename T>
 static void backward_head(const TileOps<T>& ops, const T* q, const T* k, const T* v,
                           const T* out, const T* dout, const T* lse, T* dq, T* dk, T* dv,
-                          int64_t T_, int64_t D, bool causal, T scale, T* S, T* dP, T* Kt,
-                          T* Vt, int64_t ldt, T* delta) {
+                          int64_t T_, int64_t D, bool causal, T scale, const Layout<T>& lay,
+                          T* S, T* dP, T* Kt, T* Vt, T* delta) {
+    const int64_t ldt = lay.ldt;
     std::fill(dq, dq + T_ * D, T(0));
     std::fill(dk, dk + T_ * D, T(0));
     std::fill(dv, dv + T_ * D, T(0));
@@ -242,17 +304,17 @@ static void backward_head(const TileOps<T>& ops, const T* q, const T* k, const T
         for (int64_t d = 0; d < D; d++) s += dout[i * D + d] * out[i * D + d];
         delta[i] = s;
     }
-    transpose_rows(k, T_, D, Kt, ldt);
-    transpose_rows(v, T_, D, Vt, ldt);
+    transpose_rows(k, T_, D, Kt, ldt, lay.pad16);
+    transpose_rows(v, T_, D, Vt, ldt, lay.pad16);
     for (int64_t j0 = 0; j0 < T_; j0 += BC) {
-        const int64_t cols = std::min(BC, T_ - j0), ncp = round16(cols);
+        const int64_t cols = std::min(BC, T_ - j0), ncp = lay.ncp(cols);
         for (int64_t i0 = causal ? j0 : 0; i0 < T_; i0 += BR) {
             const int64_t rows = std::min(BR, T_ - i0);
             const int64_t off = (causal && i0 < j0 + cols) ? i0 - j0 : kNoMask;
-            ops.scores(q + i0 * D, D, Kt + j0, ldt, S, BC, rows, ncp, D, scale);
+            lay.scores(q + i0 * D, D, Kt + j0, ldt, S, BC, rows, ncp, D, scale);
             ops.exp_rows(S, BC, rows, cols, off, lse + i0, nullptr);        // P
             ops.accum(S, 1, BC, dout + i0 * D, D, dv + j0 * D, D, cols, rows, D);  // dV += Pᵀ dO
-            ops.scores(dout + i0 * D, D, Vt + j0, ldt, dP, BC, rows, ncp, D, T(1));  // dP = dO Vᵀ
+            lay.scores(dout + i0 * D, D, Vt + j0, ldt, dP, BC, rows, ncp, D, T(1));  // dP = dO Vᵀ
             ops.ds_rows(S, dP, BC, rows, cols, delta + i0, scale);          // dS·scale
             ops.accum(dP, BC, 1, k + j0 * D, D, dq + i0 * D, D, rows, cols, D);   // dQ += dS K
             ops.accum(dP, 1, BC, q + i0 * D, D, dk + j0 * D, D, cols, rows, D);   // dK += dSᵀ Q
@@ -266,23 +328,30 @@ void attention_backward(const T* q, const T* k, const T* v, const T* out, const 
                         bool causal, T scale) {
     FtzScope ftz;
     const TileOps<T> ops = pick_ops<T>();
-    const int64_t ldt = round16(T_);
+    const Layout<T> lay = layout_for(ops, T_, D);
+    const int workers = workers_for(BH, BH, T_, D);
+    // per worker: S, dP (BR x BC each), Kᵀ, Vᵀ (D x ldt each), delta (T)
+    Workspace<T> ws(workers, 2 * BR * BC + 2 * D * lay.ldt + T_, 2 * BR * BC);
+    auto head = [&](int64_t bh, T* w) {
+        const int64_t o = bh * T_ * D;
+        T *S = w, *dP = S + BR * BC, *Kt = dP + BR * BC, *Vt = Kt + D * lay.ldt;
+        backward_head(ops, q + o, k + o, v + o, out + o, dout + o, lse + bh * T_, dq + o,
+                      dk + o, dv + o, T_, D, causal, scale, lay, S, dP, Kt, Vt,
+                      Vt + D * lay.ldt);
+    };
 #ifdef NNLITE_OPENMP
-#pragma omp parallel if (go_parallel(BH, T_, D))
-#endif
-    {
-        FtzScope ftz_thread;
-        std::vector<T> S(BR * BC), dP(BR * BC), Kt(D * ldt), Vt(D * ldt), delta(T_);
-#ifdef NNLITE_OPENMP
+    if (workers > 1) {
+#pragma omp parallel num_threads(workers)
+        {
+            FtzScope ftz_thread;
+            T* w = ws.of(worker_id());
 #pragma omp for schedule(dynamic, 1)  // equal heads, but a shared machine may stall a thread
-#endif
-        for (int64_t bh = 0; bh < BH; bh++) {
-            const int64_t o = bh * T_ * D;
-            backward_head(ops, q + o, k + o, v + o, out + o, dout + o, lse + bh * T_, dq + o,
-                          dk + o, dv + o, T_, D, causal, scale, S.data(), dP.data(), Kt.data(),
-                          Vt.data(), ldt, delta.data());
+            for (int64_t bh = 0; bh < BH; bh++) head(bh, w);
         }
+        return;
     }
+#endif
+    for (int64_t bh = 0; bh < BH; bh++) head(bh, ws.of(0));
 }
 
 template void attention_forward<float>(const float*, const float*, const float*, float*, float*,

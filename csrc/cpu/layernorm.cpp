@@ -10,8 +10,9 @@
 // The row kernels are in layernorm.inc, written once over simd::Vec and compiled per ISA (both
 // dtypes on every path); this file runs them over the rows. Each row is read twice in the
 // forward (two-pass variance: no cancellation) and twice in the backward (sums, then dx), from
-// L1. dγ/dβ: every thread sums its own rows into a private (2, C) buffer; the buffers are then
-// added in thread order, so results are deterministic.
+// L1. dγ/dβ: fixed row chunks, each with its own partial sum, added in chunk order (see
+// layernorm_backward), so results do not depend on the number of threads.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -34,43 +35,36 @@ void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean,
     });
 }
 
+// dγ/dβ are sums over rows: the rows are cut into kChunks-or-fewer pieces whose size depends on
+// the row count alone, each piece sums its rows into its own (2, C) partial sum, and the partial
+// sums are added in piece order. Which thread ran a piece does not matter, so the bits do not
+// depend on the thread count. Pieces of at least kChunkMinRows rows keep the final adds (at
+// most 1/kChunkMinRows of the main pass) and the partial buffers small.
+constexpr int64_t kChunks = 16, kChunkMinRows = 64;
+
 template <typename T>
 void layernorm_backward(const T* dout, const T* x, const T* gamma, const T* mean,
                         const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t C) {
     FtzScope ftz;
     const auto row = NNLITE_PICK(layernorm_backward_row<T>);
-    int nt = 1;
-#ifdef NNLITE_OPENMP
-    const bool par = rows > 1 && rows * C * 8 > kOmpMinWork && num_threads() > 1;
-    if (par) nt = num_threads();
-#endif
-    // part[t] = (dγ, dβ) partial sums of thread t: 2·C each
-    std::vector<T> part(size_t(nt) * 2 * C, T(0));
-    auto run = [&](int t, int64_t lo, int64_t hi) {
-        T* dg = part.data() + size_t(t) * 2 * C;
-        for (int64_t i = lo; i < hi; i++)
-            row(dout + i * C, x + i * C, gamma, mean[i], rstd[i], dx + i * C, dg, dg + C, C);
+    const int64_t nchunk = std::max<int64_t>(1, std::min(kChunks, rows / kChunkMinRows));
+    // part[c] = (dγ, dβ) partial sums of chunk c (rows [rows·c/nchunk, rows·(c+1)/nchunk)):
+    // allocated here, before any parallel region (see common/cpu.h)
+    std::vector<T> part(size_t(nchunk) * 2 * C, T(0));
+    auto run = [&](int64_t c0, int64_t c1) {   // chunks [c0, c1)
+        for (int64_t c = c0; c < c1; c++) {
+            T* dg = part.data() + size_t(c) * 2 * C;
+            for (int64_t i = rows * c / nchunk, hi = rows * (c + 1) / nchunk; i < hi; i++)
+                row(dout + i * C, x + i * C, gamma, mean[i], rstd[i], dx + i * C, dg, dg + C, C);
+        }
     };
-#ifdef NNLITE_OPENMP
-    if (par) {
-#pragma omp parallel num_threads(nt)
-        {
-            FtzScope ftz_thread;
-            const int64_t n = omp_get_num_threads(), t = omp_get_thread_num();
-            const int64_t lo = rows * t / n, hi = rows * (t + 1) / n;
-            if (lo < hi) run(int(t), lo, hi);
-        }
-    } else
-#endif
-        run(0, 0, rows);
-    for (int64_t j = 0; j < C; j++) {
-        T sg = 0, sb = 0;
-        for (int t = 0; t < nt; t++) {
-            sg += part[size_t(t) * 2 * C + j];
-            sb += part[size_t(t) * 2 * C + C + j];
-        }
-        dgamma[j] = sg;
-        dbeta[j] = sb;
+    parallel_range(nchunk, rows / nchunk * C * 8, run);
+    std::copy(part.data(), part.data() + C, dgamma);   // chunk 0, then the others in order
+    std::copy(part.data() + C, part.data() + 2 * C, dbeta);
+    for (int64_t c = 1; c < nchunk; c++) {
+        const T* pg = part.data() + size_t(c) * 2 * C;
+        for (int64_t j = 0; j < C; j++) dgamma[j] += pg[j];
+        for (int64_t j = 0; j < C; j++) dbeta[j] += pg[C + j];
     }
 }
 

@@ -13,7 +13,9 @@ and raises :class:`CheckpointError` (a ``ValueError``) naming the file, never cr
 """
 import json
 import os
+import re
 import tempfile
+import time
 
 import numpy as np
 
@@ -85,14 +87,84 @@ def _write_all(f, header, arrays):
             f.write(a.reshape(-1).view(np.uint8).data)
 
 
+_STARTED = time.time()      # about when this process started: older temp files are not ours
+
+
+def _umask():
+    """The process's umask, read without changing it where Linux allows (``os.umask`` sets it
+    for every thread for a moment)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True                         # someone else's process, or cannot tell: keep
+    return True
+
+
+def remove_stale_temp_files(path):
+    """Remove the temporary files that :func:`atomic_write` left beside ``path`` when its
+    process was killed (SIGKILL, power cut): ``.<name>.<pid>.<random>.tmp`` whose process is
+    gone, and ``.<name>.<random>.tmp`` (older nnlite) from before this process started.
+    Other files, and temporary files of live processes, are left alone. Returns the removed
+    paths."""
+    d, name = os.path.split(os.path.abspath(os.fspath(path)))
+    pattern = re.compile(r"\." + re.escape(name) + r"\.(?:(\d+)\.)?[A-Za-z0-9_]{6,}\.tmp")
+    removed = []
+    try:
+        entries = os.listdir(d)
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.fullmatch(entry)
+        if m is None:
+            continue
+        full = os.path.join(d, entry)
+        try:
+            if m.group(1) is not None:
+                pid = int(m.group(1))
+                stale = pid != os.getpid() and not _pid_alive(pid)
+            else:
+                stale = os.lstat(full).st_mtime < _STARTED
+            if stale:
+                os.unlink(full)
+                removed.append(full)
+        except OSError:
+            pass                            # raced with another cleaner: fine
+    return removed
+
+
 def atomic_write(path, write):
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over
-    ``path``: a crash leaves the old file intact and no temporary file behind."""
+    ``path``: a crash leaves the old file intact, and an exception no temporary file behind.
+
+    The temporary file is ``.<name>.<pid>.<random>.tmp``; one left by a killed process (no
+    ``except`` runs on SIGKILL) is removed by the next write of the same ``path``
+    (:func:`remove_stale_temp_files`). The file gets the mode any new file gets (0666 less
+    the umask), not ``mkstemp``'s 0600.
+    """
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    remove_stale_temp_files(path)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.{os.getpid()}.",
+                               suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -149,8 +221,8 @@ def parse_header(raw, path):
 
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise bad(f"not valid JSON ({e})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:   # (nested ~1000 deep)
+        raise bad(f"not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(header, dict):
         raise bad(f"expected a JSON object, got {type(header).__name__}")
     metadata = header.pop("__metadata__", None) or {}
@@ -165,8 +237,9 @@ def parse_header(raw, path):
         if code not in DTYPES:
             raise bad(f"tensor {name!r} has unsupported dtype {code!r} "
                       f"(supported: {', '.join(DTYPES)})")
-        if not isinstance(shape, list) or not all(_is_int(s) for s in shape):
-            raise bad(f"tensor {name!r} has invalid shape {shape!r}")
+        if not isinstance(shape, list) or not all(_is_int(s) for s in shape) or len(shape) > 32 \
+                or int(np.prod([s for s in shape if s], dtype=object)) >= 2 ** 62:  # numpy's
+            raise bad(f"tensor {name!r} has invalid shape {str(shape)[:200]}")
         if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs)
                 and offs[0] <= offs[1]):
             raise bad(f"tensor {name!r} has invalid data_offsets {offs!r}")

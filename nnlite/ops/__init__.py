@@ -228,6 +228,16 @@ def force_simd(path):
         set_simd_path(old)
 
 
+def _thread_modules():
+    """Every compiled module with its own thread count: the C++ extensions and the Cython one."""
+    mods = _extensions()
+    try:
+        mods.append(importlib.import_module(f"{__name__}._optim_kernels"))
+    except ImportError:
+        pass
+    return mods
+
+
 def num_threads():
     """OpenMP threads the kernels use (1 when built without OpenMP)."""
     mods = _extensions()
@@ -235,9 +245,14 @@ def num_threads():
 
 
 def set_num_threads(n):
-    """Set the OpenMP thread count for every compiled kernel."""
-    for mod in _extensions():
-        mod._set_num_threads(int(n))
+    """Set the OpenMP thread count for every compiled kernel, for the whole process: a kernel
+    called from any Python thread uses it (OpenMP's own setting is per calling thread).
+    Results do not depend on it: every sum split among threads is split the same way."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: the number of threads must be >= 1, got {n}")
+    for mod in _thread_modules():
+        mod._set_num_threads(n)
 
 
 def has_openmp():

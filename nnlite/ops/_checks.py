@@ -5,7 +5,25 @@ Both backends raise the *same* errors, naming the op and the shapes, so that swi
 """
 import numpy as np
 
+from .._args import is_int
+
 FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def c_aligned(a, dtype=None):
+    """``a`` as a C-contiguous array (of ``dtype``) whose data is aligned to its itemsize, for a
+    kernel to read: ``np.ascontiguousarray``, plus a copy of an array that is contiguous but
+    misaligned (a view into a byte buffer at an odd offset), which ascontiguousarray returns
+    as it is and which the SIMD code must not read (undefined behaviour). One flag read."""
+    a = np.ascontiguousarray(a, dtype)
+    return a if a.flags.aligned else a.copy()
+
+
+def writable_target(a):
+    """True when a kernel can write ``a`` in place: C-contiguous and aligned (else the caller
+    works on a copy and writes it back)."""
+    f = a.flags
+    return f.c_contiguous and f.aligned
 
 
 def as_float_array(op, name, x):
@@ -178,15 +196,40 @@ def softmax_cross_entropy_args(logits, labels):
 
 
 def opt_arrays(op, **arrays):
-    """Optimizer arrays, updated in place: float32/float64 ndarrays of one shape and dtype."""
+    """Optimizer arrays, updated in place: float32/float64 ndarrays of one shape and dtype.
+
+    Returns them in order as plain ndarrays: a subclass (np.matrix, whose ``*`` and
+    ``reshape`` mean something else) becomes a view of the same memory, so updating the view
+    updates it."""
+    out = []
     for k, v in arrays.items():
-        if not isinstance(v, np.ndarray) or v.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got "
-                            f"{getattr(v, 'dtype', type(v).__name__)}")
+        if type(v) is not np.ndarray:
+            if not isinstance(v, np.ndarray):
+                raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got "
+                                f"{getattr(v, 'dtype', type(v).__name__)}")
+            v = v.view(np.ndarray)
+        if v.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got {v.dtype}")
+        out.append(v)
     shapes = {k: v.shape for k, v in arrays.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{op}: arrays must have one shape, got {shapes}")
     same_dtype(op, **arrays)
+    return out
+
+
+def check_step(op, step):
+    """An optimizer step number: an int (not a float, not a bool) in [1, 2**63), the range the
+    compiled kernels take; the numpy twins check the same so both refuse the same steps."""
+    if type(step) is int and 1 <= step < 2 ** 63:       # the usual case, without the ABC check
+        return step
+    if not is_int(step):
+        raise TypeError(f"{op}: step must be an int, got {step!r}")
+    if step < 1:
+        raise ValueError(f"{op}: step counts from 1, got {step}")
+    if step >= 2 ** 63:
+        raise ValueError(f"{op}: step must be < 2**63, got {step}")
+    return int(step)
 
 
 def check_writable(op, **arrays):
@@ -198,32 +241,38 @@ def check_writable(op, **arrays):
 
 
 def sgd_update_args(param, grad, velocity, momentum):
-    """Checks for sgd_update: a velocity array exactly when momentum is used."""
+    """Checks for sgd_update: a velocity array exactly when momentum is used. Returns
+    (param, grad, velocity) as plain ndarrays (velocity None without momentum)."""
     arrays = dict(param=param, grad=grad)
     if momentum:
         if velocity is None:
             raise ValueError("sgd_update: momentum needs a velocity array")
         arrays["velocity"] = velocity
-    opt_arrays("sgd_update", **arrays)
+    out = opt_arrays("sgd_update", **arrays)
     check_writable("sgd_update", param=param, **({"velocity": velocity} if momentum else {}))
+    return out[0], out[1], (out[2] if momentum else None)
 
 
 def adam_update_args(param, grad, m, v, step):
-    """Checks for one adam_update: the four arrays, and a step counting from 1."""
-    opt_arrays("adam_update", param=param, grad=grad, m=m, v=v)
+    """Checks for one adam_update: the four arrays, and a step counting from 1 (an int below
+    2**63). Returns (param, grad, m, v) as plain ndarrays."""
+    out = opt_arrays("adam_update", param=param, grad=grad, m=m, v=v)
     check_writable("adam_update", param=param, m=m, v=v)
-    if step < 1:
-        raise ValueError(f"adam_update: step counts from 1, got {step}")
+    check_step("adam_update", step)
+    return out
 
 
 def rmsprop_update_args(param, grad, sq):
-    """Checks for rmsprop_update: the three arrays; param and sq updated in place."""
-    opt_arrays("rmsprop_update", param=param, grad=grad, sq=sq)
+    """Checks for rmsprop_update: the three arrays; param and sq updated in place. Returns
+    (param, grad, sq) as plain ndarrays."""
+    out = opt_arrays("rmsprop_update", param=param, grad=grad, sq=sq)
     check_writable("rmsprop_update", param=param, sq=sq)
+    return out
 
 
-def adam_update_many_args(params, grads, ms, vs, weight_decays):
-    """Checked list lengths for adam_update_many; returns the weight decays, one per param."""
+def adam_update_many_args(params, grads, ms, vs, weight_decays, step):
+    """Checked list lengths and step for adam_update_many; returns the weight decays, one per
+    param."""
     n = len(params)
     if not (len(grads) == len(ms) == len(vs) == n):
         raise ValueError(f"adam_update_many: got {n} params, {len(grads)} grads, {len(ms)} m "
@@ -231,6 +280,7 @@ def adam_update_many_args(params, grads, ms, vs, weight_decays):
     wds = [float(weight_decays)] * n if np.isscalar(weight_decays) else list(weight_decays)
     if len(wds) != n:
         raise ValueError(f"adam_update_many: {len(wds)} weight decays for {n} params")
+    check_step("adam_update_many", step)
     return wds
 
 

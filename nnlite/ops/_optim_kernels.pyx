@@ -8,9 +8,11 @@ The math is written in the arrays' own dtype, in the same order as the numpy twi
 ``nnlite.ops.reference`` (so float32 results agree to rounding). Adam/AdamW is not here: it
 has one compiled version, ``adam_update_many`` in csrc/cpu/adam_many.cpp.
 
-Arguments are C-contiguous typed memoryviews: the wrappers in ``nnlite.ops.native_optim``
-validate them like the twins and flatten them (views, no copies). The optimizer steps split
-large arrays into chunks run in parallel with ``prange`` and without the GIL; every chunk sets
+Arguments are C-contiguous typed memoryviews (``grad`` const, so a read-only one is fine): the
+wrappers in ``nnlite.ops.native_optim`` validate them like the twins and flatten them (views, no
+copies; an array not aligned to its itemsize is copied). The optimizer steps split large arrays
+into chunks run in parallel with ``prange`` (``_threads`` of them, process-wide) and without the
+GIL; every chunk sets
 FTZ/DAZ on its own thread (csrc/common/ftz.h) so decaying state that reaches subnormals doesn't
 slow the loop down.
 """
@@ -25,6 +27,33 @@ ctypedef fused floating:
 cdef extern from "ftz.h" nogil:
     unsigned long long nnlite_ftz_enter()
     void nnlite_ftz_leave(unsigned long long saved)
+
+# OpenMP's default team size, without requiring omp.h when the build has no OpenMP.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int nnlite_default_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int nnlite_default_threads(void) { return 1; }
+    #endif
+    """
+    int nnlite_default_threads() nogil
+
+# The thread count of every prange: process-wide, like the C++ kernels' (common/cpu.cpp), not
+# OpenMP's per-thread setting; nnlite.ops.set_num_threads sets it here too.
+cdef int _threads = max(1, nnlite_default_threads())
+
+
+def _num_threads():
+    return _threads
+
+
+def _set_num_threads(int n):
+    global _threads
+    if n < 1:
+        raise ValueError("number of threads must be >= 1")
+    _threads = n
 
 # Arrays up to this many elements run on the calling thread: waking the OpenMP pool costs
 # about what 32k fused updates do.
@@ -52,7 +81,7 @@ cdef struct Settings:       # one step's hyperparameters, as the wrappers pass t
     bint nesterov
 
 
-cdef inline void _sgd_chunk(floating* p, floating* g, floating* vel, Py_ssize_t lo,
+cdef inline void _sgd_chunk(floating* p, const floating* g, floating* vel, Py_ssize_t lo,
                             Py_ssize_t hi, floating lr, floating mu, floating wd, bint use_mom,
                             bint nesterov, bint use_wd) noexcept nogil:
     cdef Py_ssize_t i
@@ -70,7 +99,7 @@ cdef inline void _sgd_chunk(floating* p, floating* g, floating* vel, Py_ssize_t 
         p[i] = p[i] - lr * gi
 
 
-cdef inline void _rmsprop_chunk(floating* p, floating* g, floating* sq, Py_ssize_t lo,
+cdef inline void _rmsprop_chunk(floating* p, const floating* g, floating* sq, Py_ssize_t lo,
                                 Py_ssize_t hi, floating lr, floating a, floating oma,
                                 floating eps, floating wd, bint use_wd) noexcept nogil:
     cdef Py_ssize_t i
@@ -84,7 +113,7 @@ cdef inline void _rmsprop_chunk(floating* p, floating* g, floating* sq, Py_ssize
         p[i] = p[i] - lr * gi / (_sqrt(si) + eps)
 
 
-cdef inline void _chunk(Step step, floating* p, floating* g, floating* s, Py_ssize_t lo,
+cdef inline void _chunk(Step step, floating* p, const floating* g, floating* s, Py_ssize_t lo,
                         Py_ssize_t hi, const Settings* h) noexcept nogil:
     """Elements [lo, hi) of one step, with FTZ/DAZ set on the thread that runs them; the
     settings are cast to the arrays' dtype here (the math then runs in that dtype)."""
@@ -100,18 +129,19 @@ cdef inline void _chunk(Step step, floating* p, floating* g, floating* s, Py_ssi
     nnlite_ftz_leave(csr)
 
 
-cdef void _run(Step step, floating* p, floating* g, floating* s, Py_ssize_t n,
+cdef void _run(Step step, floating* p, const floating* g, floating* s, Py_ssize_t n,
                const Settings* h) noexcept nogil:
     """One optimizer step over n elements (none read when n is 0): one code path for small
     and large arrays, in chunks that the OpenMP pool runs only when n pays for waking it."""
     cdef Py_ssize_t c, lo, hi, nchunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(nchunks, schedule="static", use_threads_if=n > PARALLEL_MIN):
+    for c in prange(nchunks, schedule="static", use_threads_if=n > PARALLEL_MIN,
+                    num_threads=_threads):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         _chunk(step, p, g, s, lo, hi, h)
 
 
-def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
+def sgd_update(floating[::1] param, const floating[::1] grad, floating[::1] velocity,
                double lr, double momentum, bint nesterov, double weight_decay):
     """SGD with momentum / Nesterov / L2 weight decay, in place (PyTorch's torch.optim.SGD):
 
@@ -127,7 +157,7 @@ def sgd_update(floating[::1] param, floating[::1] grad, floating[::1] velocity,
         _run(SGD, &param[0], &grad[0], &velocity[0], param.shape[0], &h)
 
 
-def rmsprop_update(floating[::1] param, floating[::1] grad, floating[::1] sq,
+def rmsprop_update(floating[::1] param, const floating[::1] grad, floating[::1] sq,
                    double lr, double alpha, double eps, double weight_decay):
     """RMSprop, in place (PyTorch's torch.optim.RMSprop without momentum / centering):
 

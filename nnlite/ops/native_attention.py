@@ -13,7 +13,7 @@ import numpy as np
 from . import _attention as _native
 from . import _checks as checks
 
-_c = np.ascontiguousarray
+_c = checks.c_aligned      # C-contiguous and aligned to the itemsize (a copy when not)
 
 
 def _scale(q, scale):

@@ -11,11 +11,11 @@ import numpy as np
 from . import _checks as checks
 from . import _nn
 
-_c = np.ascontiguousarray
+_c = checks.c_aligned      # C-contiguous and aligned to the itemsize (a copy when not)
 
 
 def _ids64(ids):
-    return np.ascontiguousarray(ids, dtype=np.int64)
+    return _c(ids, dtype=np.int64)
 
 
 def layernorm(x, gamma, beta, eps=1e-5):
@@ -63,12 +63,12 @@ def embedding(ids, table):
 def embedding_backward(ids, grad_out, dtable):
     """Scatter-add: dtable[ids[...], :] += grad_out[..., :] (repeated ids add up). In place.
 
-    A non-contiguous ``dtable`` is summed into a contiguous copy, then written back.
+    A non-contiguous (or misaligned) ``dtable`` is summed into a copy, then written back.
     """
     ids, g = checks.embedding_backward_args(ids, grad_out, dtable)
     if ids.size == 0 or dtable.size == 0:
         return
-    direct = dtable.flags.c_contiguous
+    direct = checks.writable_target(dtable)
     target = dtable if direct else _c(dtable)
     _nn.embedding_backward(_ids64(ids).reshape(-1), _c(g), target)
     if not direct:
@@ -82,16 +82,26 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
     m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;  p ← p - lr · (m/(1-β₁ᵗ)) / (√(v/(1-β₂ᵗ)) + ε)
 
     One parameter through the kernel of :func:`adam_update_many`. Like the other single-array
-    optimizer steps, param, m and v must be C-contiguous (the kernel writes through them).
+    optimizer steps, param, m and v must be C-contiguous (the kernel writes through them); one
+    misaligned for its dtype is updated through an aligned copy, written back.
     """
-    checks.adam_update_args(param, grad, m, v, step)
+    param, grad, m, v = checks.adam_update_args(param, grad, m, v, step)
+    arrays, copies = [], []
     for name, a in (("param", param), ("m", m), ("v", v)):
-        if not a.flags.c_contiguous:
+        f = a.flags
+        if not f.c_contiguous:
             raise ValueError(f"adam_update: {name} must be C-contiguous to be updated in place, "
                              f"got shape {a.shape} with strides {a.strides}; use "
                              f"np.ascontiguousarray once when creating it")
-    _nn.adam_update_many([param], [_c(grad)], [m], [v], float(lr), float(beta1), float(beta2),
+        if not f.aligned:
+            copies.append((a, a.copy()))
+            a = copies[-1][1]
+        arrays.append(a)
+    p, m2, v2 = arrays
+    _nn.adam_update_many([p], [_c(grad)], [m2], [v2], float(lr), float(beta1), float(beta2),
                          float(eps), [float(weight_decay)], int(step), bool(decoupled))
+    for a, copy in copies:
+        a[...] = copy
 
 
 def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -103,19 +113,20 @@ def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps
     all of them in one C++ call (one OpenMP region over every element).
 
     Every array is checked before any is updated. A param, m or v that is not C-contiguous
-    is updated through a contiguous copy, written back after the kernel.
+    (or not aligned to its itemsize) is updated through a contiguous copy, written back after
+    the kernel.
     """
     params, grads, ms, vs = list(params), list(grads), list(ms), list(vs)
-    wds = checks.adam_update_many_args(params, grads, ms, vs, weight_decays)
-    for p, g, m, v in zip(params, grads, ms, vs):
-        checks.adam_update_args(p, g, m, v, step)
+    wds = checks.adam_update_many_args(params, grads, ms, vs, weight_decays, step)
+    checked = [checks.adam_update_args(p, g, m, v, step)
+               for p, g, m, v in zip(params, grads, ms, vs)]
     groups = {}                      # dtype -> lists for one kernel call
     copies = []                      # (original, contiguous copy) to write back
-    for p, g, m, v, wd in zip(params, grads, ms, vs, wds):
+    for (p, g, m, v), wd in zip(checked, wds):
         grp = groups.setdefault(p.dtype, ([], [], [], [], []))
         arrays = []
         for a in (p, m, v):
-            if not a.flags.c_contiguous:
+            if not checks.writable_target(a):
                 copies.append((a, _c(a)))
                 a = copies[-1][1]
             arrays.append(a)

@@ -2,7 +2,7 @@
 
 Thin wrappers: the arguments are checked with the same :mod:`nnlite.ops._checks` calls as the
 numpy twins in :mod:`nnlite.ops.reference` (so errors are identical), inputs are made
-C-contiguous, outputs allocated, then ``nnlite.ops._pointwise`` does the work without the GIL.
+C-contiguous and aligned, outputs allocated, then ``nnlite.ops._pointwise`` does the work without the GIL.
 Empty arrays are answered here (an empty result, nothing to compute); every other input the
 checks accept goes to the kernel.
 """
@@ -10,6 +10,8 @@ import numpy as np
 
 from . import _checks as checks
 from . import _pointwise as _pw
+
+_c = checks.c_aligned      # C-contiguous and aligned to the itemsize (a copy when not)
 
 _ACT = dict(_pw.ACT_CODES)
 _F32 = np.dtype(np.float32)
@@ -20,10 +22,10 @@ _ndarray = np.ndarray
 def _writable_target(out, *inputs):
     """``out`` itself if the kernel can write it directly, else None (use a temporary).
 
-    Direct writes need a C-contiguous, writable ``out`` that either is one of the inputs
-    exactly (elementwise in place is safe) or does not overlap them at all.
+    Direct writes need a C-contiguous, aligned, writable ``out`` (numpy's "carray") that either
+    is one of the inputs exactly (elementwise in place is safe) or does not overlap them at all.
     """
-    if out is None or not (out.flags.c_contiguous and out.flags.writeable):
+    if out is None or not out.flags.carray:
         return None
     for a in inputs:
         if a is None or not np.may_share_memory(out, a):
@@ -49,21 +51,23 @@ def bias_act(x, b, act="none", alpha=0.01, out=None):
     ``out=x`` adds the bias in place (a Linear layer's y = xW, then y += b).
     """
     # Fast path (a Linear layer's bias, every step): exactly the cases where every check in
-    # bias_act_args passes and the kernel can write a new array, or x itself, directly.
+    # bias_act_args passes and the kernel can write a new array, or x itself, directly
+    # (C-contiguous and aligned: the kernel must not touch arrays misaligned for their dtype).
     if type(x) is _ndarray and type(b) is _ndarray and (out is None or out is x):
         dt = x.dtype
         if (dt == _F32 or dt == _F64) and b.dtype == dt and b.ndim == 1 and x.ndim \
-                and x.shape[-1] == b.shape[0] and x.size and x.flags.c_contiguous \
-                and b.flags.c_contiguous and type(act) is str and act in _ACT \
-                and (out is None or x.flags.writeable):
-            y = np.empty(x.shape, dt) if out is None else out
-            _pw.bias_act(x, b, y, _ACT[act], float(alpha))
-            return y
+                and x.shape[-1] == b.shape[0] and x.size and type(act) is str and act in _ACT:
+            xf, bf = x.flags, b.flags
+            if xf.c_contiguous and xf.aligned and bf.c_contiguous and bf.aligned \
+                    and (out is None or xf.writeable):
+                y = np.empty(x.shape, dt) if out is None else out
+                _pw.bias_act(x, b, y, _ACT[act], float(alpha))
+                return y
     x, b = checks.bias_act_args("bias_act", x, b, act, out)
     if x.size == 0:
         return out if out is not None else np.empty(x.shape, x.dtype)
-    xc = np.ascontiguousarray(x)
-    bc = np.ascontiguousarray(b)
+    xc = _c(x)
+    bc = _c(b)
     y = _writable_target(out, xc, bc)
     if y is None:
         y = np.empty(x.shape, x.dtype)
@@ -77,7 +81,7 @@ def act_forward(x, act, alpha=0.01):
     checks.check_act("act_forward", act)
     y = np.empty(x.shape, x.dtype)
     if x.size:
-        _pw.bias_act(np.ascontiguousarray(x), None, y, _ACT[act], float(alpha))
+        _pw.bias_act(_c(x), None, y, _ACT[act], float(alpha))
     return y
 
 
@@ -86,8 +90,7 @@ def act_backward(grad_out, x, y, act, alpha=0.01):
     g, x, y = checks.act_backward_args(grad_out, x, y, act)
     dx = np.empty(x.shape, x.dtype)
     if x.size:
-        _pw.act_backward(np.ascontiguousarray(g), np.ascontiguousarray(x),
-                         np.ascontiguousarray(y), dx, _ACT[act], float(alpha))
+        _pw.act_backward(_c(g), _c(x), _c(y), dx, _ACT[act], float(alpha))
     return dx
 
 
@@ -96,7 +99,7 @@ def softmax(x):
     x = checks.softmax_args(x)
     y = np.empty(x.shape, x.dtype)
     if x.size:
-        _pw.softmax(np.ascontiguousarray(x), y)
+        _pw.softmax(_c(x), y)
     return y
 
 
@@ -105,7 +108,7 @@ def softmax_backward(grad_out, y):
     g, y = checks.softmax_backward_args(grad_out, y)
     dx = np.empty(y.shape, y.dtype)
     if y.size:
-        _pw.softmax_backward(np.ascontiguousarray(g), np.ascontiguousarray(y), dx)
+        _pw.softmax_backward(_c(g), _c(y), dx)
     return dx
 
 
@@ -118,5 +121,5 @@ def softmax_cross_entropy(logits, labels):
     # the checks leave N >= 1 rows and labels in [0, C), so C >= 1 too
     z, t = checks.softmax_cross_entropy_args(logits, labels)
     d = np.empty(z.shape, z.dtype)
-    loss = _pw.softmax_cross_entropy(np.ascontiguousarray(z), np.ascontiguousarray(t, np.int64), d)
+    loss = _pw.softmax_cross_entropy(_c(z), _c(t, np.int64), d)
     return float(loss), d

@@ -178,7 +178,7 @@ def softmax_cross_entropy(logits, labels):
 def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False,
                weight_decay=0.0):
     """g ← g + λp;  v ← μv + g;  p ← p - lr·(nesterov ? g + μv : v)   (plain SGD when μ = 0)."""
-    checks.sgd_update_args(param, grad, velocity, momentum)
+    param, grad, velocity = checks.sgd_update_args(param, grad, velocity, momentum)
     g = grad + weight_decay * param if weight_decay else grad
     if momentum:
         velocity *= momentum
@@ -193,7 +193,7 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
 
     m ← β₁m + (1-β₁)g;  v ← β₂v + (1-β₂)g²;  p ← p - lr · (m/(1-β₁ᵗ)) / (√(v/(1-β₂ᵗ)) + ε)
     """
-    checks.adam_update_args(param, grad, m, v, step)
+    param, grad, m, v = checks.adam_update_args(param, grad, m, v, step)
     g = grad
     if weight_decay and not decoupled:
         g = grad + weight_decay * param
@@ -210,7 +210,7 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
 
 def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     """g ← g + λp;  s ← αs + (1-α)g²;  p ← p - lr·g/(√s + ε)."""
-    checks.rmsprop_update_args(param, grad, sq)
+    param, grad, sq = checks.rmsprop_update_args(param, grad, sq)
     g = grad + weight_decay * param if weight_decay else grad
     sq *= alpha
     sq += (1 - alpha) * g * g
@@ -319,6 +319,6 @@ def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps
     ``weight_decays`` is one float for all or a list with one per parameter (GPT training
     decays matrices only). Each parameter gets exactly :func:`adam_update`.
     """
-    wds = checks.adam_update_many_args(params, grads, ms, vs, weight_decays)
+    wds = checks.adam_update_many_args(params, grads, ms, vs, weight_decays, step)
     for p, g, m, v, wd in zip(params, grads, ms, vs, wds):
         adam_update(p, g, m, v, lr, beta1, beta2, eps, wd, step, decoupled)

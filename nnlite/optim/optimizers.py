@@ -9,12 +9,23 @@ callable ``f(param) -> bool``.
 Per-parameter state (momentum, Adam moments) is a list ordered like the pairs passed to
 ``step``, so it saves as plain arrays (``state_dict``) and loads back in the same order.
 """
+import math
+
 import numpy as np
 
 from .. import ops
 from .._configurable import Configurable
-from .clip import clip_grad_norm
+from .clip import clip_grad_norm, global_norm
 from . import schedules as _schedules
+
+
+class NonFiniteGradient(FloatingPointError):
+    """Raised by :meth:`Optimizer.step` when the gradient holds a NaN or inf: nothing was
+    updated. ``norm`` is the global norm (NaN or inf)."""
+
+    def __init__(self, message, norm):
+        super().__init__(message)
+        self.norm = norm
 
 
 def _check_decay_filter(owner, decay_filter):
@@ -35,7 +46,11 @@ class Optimizer(Configurable):
         called with the number of steps taken so far (0 on the first step).
     clipnorm : float, optional
         When set, gradients are clipped to this global norm before each step
-        (:func:`clip_grad_norm`); the norm before clipping is kept in ``last_grad_norm``.
+        (:func:`clip_grad_norm`).
+
+    Every step first takes the gradients' global norm (kept in ``last_grad_norm``, before
+    clipping): a NaN or inf one raises :class:`NonFiniteGradient` and nothing is updated, so
+    one overflow in a backward pass cannot turn the weights into NaN.
     """
 
     registry = {}
@@ -63,10 +78,22 @@ class Optimizer(Configurable):
         ----------
         params_and_grads : list of (ndarray, ndarray)
             The same parameters, in the same order, at every call.
+
+        Raises
+        ------
+        NonFiniteGradient
+            (a ``FloatingPointError``) if a gradient holds NaN or inf; nothing is updated.
         """
         pairs = list(params_and_grads)
-        if self.clipnorm is not None:
-            self.last_grad_norm = clip_grad_norm([g for _, g in pairs], self.clipnorm)
+        grads = [g for _, g in pairs]
+        norm = global_norm(grads) if self.clipnorm is None else \
+            clip_grad_norm(grads, self.clipnorm)            # (clips only a finite norm)
+        self.last_grad_norm = norm
+        if not math.isfinite(norm):
+            raise NonFiniteGradient(
+                f"{type(self).__name__}: the gradient's global norm is {norm} (a NaN or inf "
+                f"entry); step {self.iterations + 1} not taken, the parameters are unchanged",
+                norm)
         if not self.state:
             self.state = [{k: ops.array_module(p).zeros_like(p) for k in self.state_keys}
                           for p, _ in pairs]             # on the parameter's own backend

@@ -10,8 +10,9 @@ trainer the loop:
 
 One training step (:meth:`Trainer.train_step`, which ``fit`` calls): zero the grads, forward
 (training=True), loss forward, a check that it is finite, loss backward, backward through the
-layers in reverse, ``optimizer.step(pairs)`` (which clips by global norm first when the
-optimizer has ``clipnorm``).
+layers in reverse, ``optimizer.step(pairs)`` (which checks that the gradients' global norm is
+finite, then clips by it when the optimizer has ``clipnorm``). A NaN/inf loss or gradient
+raises ``FloatingPointError`` before the update, naming the epoch and step.
 
 ``fit`` takes arrays ``(x, y)`` or an iterable of ``(xb, yb)`` batches (a ``DataLoader``, a
 ``RandomWindowSampler``, a generator) with ``steps_per_epoch``; :mod:`.data_adapter` turns
@@ -39,12 +40,14 @@ from .callbacks import CallbackList, History
 from .progress import Progbar
 
 
-class _NonFiniteLoss(FloatingPointError):
-    """Raised by the step; ``fit``/``train_step`` turn it into a message that says where."""
+class _NonFinite(FloatingPointError):
+    """Raised by the step (a NaN/inf loss, or a gradient norm with a finite loss);
+    ``fit``/``train_step`` turn it into a message that says where."""
 
-    def __init__(self, loss):
-        super().__init__(f"loss became {loss}")
-        self.loss = loss
+    def __init__(self, loss, grad_norm=None):
+        super().__init__(f"loss became {loss}" if grad_norm is None else
+                         f"gradient norm became {grad_norm}")
+        self.loss, self.grad_norm = loss, grad_norm
 
 
 def _freeze_input_grads(layers):
@@ -133,20 +136,28 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------
     def _train_batch(self, xb, yb, pairs):
-        """The step itself; returns ``(loss, output)``. Raises before the update if the loss is
-        not finite, so the weights stay usable."""
+        """The step itself; returns ``(loss, output)``. Raises before the update if the loss or
+        the gradient is not finite, so the weights stay usable."""
         self.zero_grad()
         out = self.forward(xb, training=True)
         loss = self.loss.forward(out, yb)
         if not math.isfinite(loss):
-            raise _NonFiniteLoss(loss)
+            raise _NonFinite(loss)
         self.backward(self.loss.backward())
-        self.optimizer.step(pairs)          # clips first when the optimizer has clipnorm
+        try:
+            self.optimizer.step(pairs)      # checks the grad norm, clips when clipnorm is set
+        except _optim.NonFiniteGradient as e:
+            raise _NonFinite(loss, e.norm) from None
         return loss, out
 
-    def _nonfinite_message(self, loss, where):
-        return (f"loss became {loss}{where}; try a lower learning rate (optimizer: "
-                f"{self.optimizer!r}) or gradient clipping (clipnorm=...)")
+    def _nonfinite_message(self, e, where):
+        if e.grad_norm is None:
+            return (f"loss became {e.loss}{where}; try a lower learning rate (optimizer: "
+                    f"{self.optimizer!r}) or gradient clipping (clipnorm=...)")
+        return (f"gradient norm became {e.grad_norm}{where}, with a finite loss {e.loss:.6g} "
+                f"(e.g. an overflow in the backward pass); the weights are left as they were "
+                f"before this step. Try inputs scaled to a moderate range, a lower learning "
+                f"rate (optimizer: {self.optimizer!r}) or float64 (model.astype(np.float64))")
 
     def train_step(self, xb, yb):
         """One optimisation step on the batch ``(xb, yb)``: zero the grads, forward
@@ -162,15 +173,16 @@ class Trainer:
         Raises
         ------
         FloatingPointError
-            If the loss is NaN or inf; the weights are left as they were.
+            If the loss or the gradient's global norm is NaN or inf; the weights are left as
+            they were.
         """
         self._check_compiled("train_step")
         saved = _freeze_input_grads(self.layers)
         try:
             xb, yb = data_adapter.cast_batch(xb, yb, self._input_dtype())
             return self._train_batch(xb, yb, self._pairs())[0]
-        except _NonFiniteLoss as e:
-            raise FloatingPointError(self._nonfinite_message(e.loss, "")) from None
+        except _NonFinite as e:
+            raise FloatingPointError(self._nonfinite_message(e, "")) from None
         finally:
             _restore_input_grads(saved)
 
@@ -218,8 +230,8 @@ class Trainer:
         Raises
         ------
         FloatingPointError
-            If the loss becomes NaN or inf; the message names the epoch and step. The weights
-            are left as they were before that step.
+            If the loss, or the gradients' global norm, becomes NaN or inf; the message names
+            the epoch and step. The weights are left as they were before that step.
         """
         self._check_compiled("fit")
         train, val = data_adapter.fit_adapters(
@@ -273,9 +285,9 @@ class Trainer:
             cbs.on_batch_begin(step, logs)
             try:
                 loss, out = self._train_batch(xb, yb, pairs)
-            except _NonFiniteLoss as e:
+            except _NonFinite as e:
                 raise FloatingPointError(self._nonfinite_message(
-                    e.loss, f" at epoch {epoch + 1}, step {step + 1}/{train.steps}")) from None
+                    e, f" at epoch {epoch + 1}, step {step + 1}/{train.steps}")) from None
             m = len(xb)
             sums[0] += loss * m
             for j, fn in enumerate(metrics, 1):
