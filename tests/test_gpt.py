@@ -1,7 +1,6 @@
 """GPT (nnlite.models.GPT), fit on batch iterables, and examples/gpt_shakespeare.py:
 overfitting, sampling, checkpoints and exact resumption."""
 import dataclasses
-import importlib.util
 import json
 import os
 import warnings
@@ -15,6 +14,8 @@ from nnlite.models.gpt import GPTConfig
 from nnlite.models.gpt_blocks import Block
 from nnlite.testing import check_layer_gradients
 
+from _scripts import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
         "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. "
@@ -22,11 +23,7 @@ TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location("example_gpt_shakespeare",
-                                                  REPO / "examples" / "gpt_shakespeare.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("examples/gpt_shakespeare.py", "example_gpt_shakespeare")
 
 
 def tiny_gpt(vocab=20, block=8, dropout=0.0, seed=0):

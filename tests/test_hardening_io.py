@@ -2,7 +2,6 @@
 nothing is allocated before the shapes are checked, nothing is silently replaced by a
 default, temporary files of killed writers are cleaned up, saved files honour the umask, and
 the GPT example checks its ckpt.json."""
-import importlib.util
 import json
 import os
 import pathlib
@@ -19,6 +18,8 @@ import nnlite as nl
 from nnlite.io import CheckpointError, save_file
 from nnlite.io import safetensors as st
 from nnlite.io.model_file import checksum
+
+from _scripts import load_script
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -351,11 +352,7 @@ def test_saved_files_honour_the_umask(tmp_path, umask, mode):
 
 # -- items 5 and 12: the GPT example's ckpt.json -----------------------------------------------
 def load_example():
-    spec = importlib.util.spec_from_file_location("example_gpt_hardening",
-                                                  REPO / "examples" / "gpt_shakespeare.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("examples/gpt_shakespeare.py", "example_gpt_hardening")
 
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, "

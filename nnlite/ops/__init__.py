@@ -187,14 +187,19 @@ if _import_errors:
 _EXTENSIONS = ("_gemm", "_pointwise", "_attention", "_nn")
 
 
-def _extensions():
+def _import_modules(names):
+    """The compiled modules among ``names`` that import (none in an unbuilt checkout)."""
     mods = []
-    for name in _EXTENSIONS:
+    for name in names:
         try:
             mods.append(importlib.import_module(f"{__name__}.{name}"))
         except ImportError:
             pass
     return mods
+
+
+def _extensions():
+    return _import_modules(_EXTENSIONS)
 
 
 def simd_path():
@@ -230,12 +235,7 @@ def force_simd(path):
 
 def _thread_modules():
     """Every compiled module with its own thread count: the C++ extensions and the Cython one."""
-    mods = _extensions()
-    try:
-        mods.append(importlib.import_module(f"{__name__}._optim_kernels"))
-    except ImportError:
-        pass
-    return mods
+    return _import_modules(_EXTENSIONS + ("_optim_kernels",))
 
 
 def num_threads():

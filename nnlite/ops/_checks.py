@@ -375,3 +375,22 @@ def embedding_backward_args(ids, grad_out, dtable):
         raise ValueError(f"{op}: grad_out must have shape {ids.shape + (dtable.shape[1],)} for "
                          f"ids {ids.shape} and dtable {dtable.shape}, got {grad_out.shape}")
     return ids, grad_out
+
+
+def inplace_arrays(op, copies, flat, **arrays):
+    """The arrays a kernel writes in place (1-D views when ``flat``), with a clear error when
+    that is impossible. An array not aligned to its itemsize (the kernel must not touch it) is
+    updated through an aligned copy, recorded in ``copies`` as (array, copy) to be written
+    back by the caller."""
+    out = []
+    for name, a in arrays.items():
+        f = a.flags
+        if not f.c_contiguous:
+            raise ValueError(f"{op}: {name} must be C-contiguous to be updated in place, got "
+                             f"shape {a.shape} with strides {a.strides}; use "
+                             f"np.ascontiguousarray once when creating it")
+        if not f.aligned:
+            copies.append((a, a.copy()))
+            a = copies[-1][1]
+        out.append(a.reshape(-1) if flat else a)
+    return out

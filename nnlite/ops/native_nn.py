@@ -86,18 +86,8 @@ def adam_update(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
     misaligned for its dtype is updated through an aligned copy, written back.
     """
     param, grad, m, v = checks.adam_update_args(param, grad, m, v, step)
-    arrays, copies = [], []
-    for name, a in (("param", param), ("m", m), ("v", v)):
-        f = a.flags
-        if not f.c_contiguous:
-            raise ValueError(f"adam_update: {name} must be C-contiguous to be updated in place, "
-                             f"got shape {a.shape} with strides {a.strides}; use "
-                             f"np.ascontiguousarray once when creating it")
-        if not f.aligned:
-            copies.append((a, a.copy()))
-            a = copies[-1][1]
-        arrays.append(a)
-    p, m2, v2 = arrays
+    copies = []
+    p, m2, v2 = checks.inplace_arrays("adam_update", copies, False, param=param, m=m, v=v)
     _nn.adam_update_many([p], [_c(grad)], [m2], [v2], float(lr), float(beta1), float(beta2),
                          float(eps), [float(weight_decay)], int(step), bool(decoupled))
     for a, copy in copies:

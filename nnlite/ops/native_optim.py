@@ -20,24 +20,6 @@ _F64 = np.dtype(np.float64)
 _ndarray = np.ndarray
 
 
-def _flat_inplace(op, copies, **arrays):
-    """1-D views of arrays the kernel writes, with a clear error when that is impossible. An
-    array not aligned to its itemsize (the kernel must not touch it) is updated through an
-    aligned copy, recorded in ``copies`` to be written back."""
-    flat = []
-    for name, a in arrays.items():
-        f = a.flags
-        if not f.c_contiguous:
-            raise ValueError(f"{op}: {name} must be C-contiguous to be updated in place, got "
-                             f"shape {a.shape} with strides {a.strides}; use "
-                             f"np.ascontiguousarray once when creating it")
-        if not f.aligned:
-            copies.append((a, a.copy()))
-            a = copies[-1][1]
-        flat.append(a.reshape(-1))
-    return flat
-
-
 def _write_back(copies):
     for a, copy in copies:
         a[...] = copy
@@ -54,9 +36,9 @@ def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False
     param, grad, velocity = checks.sgd_update_args(param, grad, velocity, momentum)
     copies = []
     if momentum:
-        p, v = _flat_inplace(op, copies, param=param, velocity=velocity)
+        p, v = checks.inplace_arrays(op, copies, True, param=param, velocity=velocity)
     else:
-        (p,) = _flat_inplace(op, copies, param=param)
+        (p,) = checks.inplace_arrays(op, copies, True, param=param)
         v = p  # not read when momentum is 0
     _k.sgd_update(p, _flat_grad(grad), v, float(lr), float(momentum), bool(nesterov),
                   float(weight_decay))
@@ -69,7 +51,7 @@ def rmsprop_update(param, grad, sq, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=
     op = "rmsprop_update"
     param, grad, sq = checks.rmsprop_update_args(param, grad, sq)
     copies = []
-    p, s = _flat_inplace(op, copies, param=param, sq=sq)
+    p, s = checks.inplace_arrays(op, copies, True, param=param, sq=sq)
     _k.rmsprop_update(p, _flat_grad(grad), s, float(lr), float(alpha), float(eps),
                       float(weight_decay))
     if copies:
