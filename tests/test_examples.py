@@ -2,7 +2,6 @@
 ≥ 95 % on a subset through the public API."""
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -10,7 +10,6 @@ import hashlib
 import importlib.util
 import itertools
 import json
-import os
 from pathlib import Path
 
 import numpy as np
