@@ -1,17 +1,28 @@
 """Shared by the data-set tests: where the real files are, and a fake network.
 
 The real files come from $NNLITE_DATA, else <repo>/../shared/data. Tests needing them are
-skipped when absent, unless NNLITE_REQUIRE_DATA=1 (CI), where a missing file fails them.
+skipped when absent (``needs_data``; conftest.py counts them at the end of the run), unless
+NNLITE_REQUIRE_DATA=1, where a missing file fails them.
 """
 import io
 import os
 from pathlib import Path
+
+import pytest
 
 from nnlite.datasets import _download
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NNLITE_DATA") or REPO.parent / "shared" / "data")
 REQUIRE = os.environ.get("NNLITE_REQUIRE_DATA") == "1"
+NO_DATA = "data set not found"     # in every such skip reason: conftest.py counts them
+
+
+def needs_data(what, *files):
+    """Skip unless ``files`` (paths relative to DATA) are all there."""
+    have = all((DATA / f).is_file() for f in files)
+    return pytest.mark.skipif(not (have or REQUIRE),
+                              reason=f"{NO_DATA}: {what} not in {DATA} (set NNLITE_DATA)")
 
 
 class Opener:

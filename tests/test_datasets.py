@@ -4,34 +4,48 @@ The real files come from $NNLITE_DATA, else <repo>/../shared/data (tests needing
 skipped when absent). No test touches the network: the URL opener is replaced by a fake that
 fails unless a test installs its own, and the user cache is redirected to tmp_path.
 """
+import contextlib
 import dataclasses
 import functools
 import gzip
 import hashlib
 import http.server
 import importlib.util
+import io
 import os
 import shutil
+import socket
+import ssl
+import subprocess
+import sys
 import threading
+import time
+import tracemalloc
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _offline import DATA, REPO, Opener, isolate, needs_data
 
-from _offline import DATA, REPO, REQUIRE, Opener, isolate
 from nnlite import datasets
-from nnlite.datasets import (DataFileError, DatasetNotFoundError, get_data_home,
-                             load_fashion_mnist, load_mnist, load_mnist_sample)
-from nnlite.datasets import _download, _idx, mnist
+from nnlite.datasets import (
+    DataFileError,
+    DatasetNotFoundError,
+    _download,
+    _idx,
+    get_data_home,
+    load_fashion_mnist,
+    load_mnist,
+    load_mnist_sample,
+    mnist,
+)
 
-HAVE_MNIST = all((DATA / "mnist" / f).is_file() for f, _, _ in mnist.MNIST.files.values())
-HAVE_FASHION = all((DATA / "fashion-mnist" / f).is_file()
-                   for f, _, _ in mnist.FASHION_MNIST.files.values())
-needs_mnist = pytest.mark.skipif(not (HAVE_MNIST or REQUIRE),
-                                 reason=f"MNIST files not in {DATA}/mnist")
-needs_fashion = pytest.mark.skipif(not (HAVE_FASHION or REQUIRE),
-                                   reason=f"Fashion-MNIST files not in {DATA}/fashion-mnist")
+needs_mnist = needs_data("MNIST", *(f"mnist/{f}" for f, _, _ in mnist.MNIST.files.values()))
+needs_fashion = needs_data("Fashion-MNIST", *(f"fashion-mnist/{f}"
+                                              for f, _, _ in mnist.FASHION_MNIST.files.values()))
+MIRROR_0 = mnist.MNIST.mirrors[0]
 
 
 @pytest.fixture(autouse=True)
@@ -196,8 +210,43 @@ def test_bad_gzip(tmp_path):
         _idx.read_idx(tmp_path / "crc.gz")
 
 
+def test_gzip_bomb_costs_no_more_than_the_declared_array(tmp_path):
+    """64 MiB of zeros after a (2, 28, 28) payload, in a 64 KB file, MD5 check off."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)           # 31: gzip framing
+    parts = [z.compress(idx_bytes(np.zeros((2, 28, 28))))]
+    parts += [z.compress(bytes(1 << 20)) for _ in range(64)] + [z.flush()]
+    p = tmp_path / "bomb.gz"
+    p.write_bytes(b"".join(parts))
+    del parts
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFileError, match=r"bomb.gz: payload has trailing bytes: the "
+                                                r"header says shape \(2, 28, 28\) = 1568 bytes"):
+            _idx.read_idx(p, _idx.IMAGES_MAGIC)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_header_dimensions_are_checked_before_allocating(tmp_path):
+    def header(*dims):
+        return (0x0800 + len(dims)).to_bytes(4, "big") + b"".join(
+            d.to_bytes(4, "big") for d in dims)
+    # 2^31 * 2^31 * 4 = 2^64: wrapped to 0 in int64, which "matched" the empty payload
+    p = write_gz(tmp_path / "wrap.gz", header(2**31, 2**31, 4))
+    with pytest.raises(DataFileError, match=r"wrap.gz: the header says shape \(2147483648, "
+                                            r"2147483648, 4\) = 18446744073709551616 bytes, "
+                                            r"more than a \d+-byte gzip file can hold"):
+        _idx.read_idx(p)
+    # MNIST's shape in a file far too small to hold it: refused, not allocated then filled
+    p = write_gz(tmp_path / "small.gz", header(60000, 28, 28) + bytes(10))
+    with pytest.raises(DataFileError, match=r"\(60000, 28, 28\) = 47040000 bytes, more than"):
+        _idx.read_idx(p, _idx.IMAGES_MAGIC)
+
+
 def test_set_level_checks(tmp_path):
-    (x, y), (xt, yt) = mnist._load_dir(write_set(tmp_path / "ok"), mnist.MNIST, verify=False)
+    (x, y), (_, yt) = mnist._load_dir(write_set(tmp_path / "ok"), mnist.MNIST, verify=False)
     assert x.shape == (5, 28, 28) and y.dtype == np.int64 and len(yt) == 3
     with pytest.raises(DataFileError, match="labels must be in 0..9, found 12"):
         mnist._load_dir(write_set(tmp_path / "lab", labels=np.array([0, 12, 3, 4, 5])),
@@ -222,6 +271,39 @@ def test_not_found_without_download(tmp_path, isolated):
     assert "download=False" in msg and "data_dir" in msg
     assert isolated.calls == []
     assert isinstance(e.value, FileNotFoundError)
+    assert "allow_sample=True" in msg                    # MNIST has a sample: say so
+    with pytest.raises(DatasetNotFoundError) as e:
+        load_fashion_mnist(download=False)
+    assert "allow_sample" not in str(e.value)            # Fashion-MNIST has none
+
+
+@needs_mnist
+def test_partial_folder_names_the_missing_file_and_downloads_only_it(tmp_path, monkeypatch):
+    d = tmp_path / "d"
+    d.mkdir()
+    for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz"):
+        os.symlink(DATA / "mnist" / f, d / f)
+    with pytest.raises(DatasetNotFoundError) as e:
+        load_mnist(d, download=False)
+    msg = str(e.value)
+    assert msg.startswith("MNIST: t10k-labels-idx1-ubyte.gz not found")
+    assert f"{d}  [data_dir]: has 3 of 4, lacks t10k-labels-idx1-ubyte.gz" in msg
+    opener = real_bytes_opener()
+    monkeypatch.setattr(_download, "_urlopen", opener)
+    assert list(load_mnist(d)[1][1][:3]) == [7, 2, 1]
+    assert opener.calls == [MIRROR_0 + "t10k-labels-idx1-ubyte.gz"]   # that one file only
+    assert [p.name for p in cache_dir().iterdir()] == ["t10k-labels-idx1-ubyte.gz"]
+
+
+def test_readme_first_snippet_works_offline(isolated):
+    """The README's first call works without data or network: the sample, with a warning."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    line = next(ln for ln in readme.splitlines() if "nl.datasets.load_mnist(" in ln)
+    env = {"nl": __import__("nnlite")}
+    with pytest.warns(UserWarning, match="bundled 1000/1000 sample"):
+        exec(line.split("#")[0].strip(), env)  # noqa: S102  (the README's line, as written)
+    assert env["x_train"].shape == (1000, 28, 28) and isolated.calls
 
 
 def test_failing_download_raises(isolated):
@@ -235,7 +317,7 @@ def test_failing_download_raises(isolated):
 
 def test_failing_download_falls_back_to_sample(isolated):
     with pytest.warns(UserWarning, match="bundled 1000/1000 sample.*rather than 98 %"):
-        (x, y), (xt, yt) = load_mnist(allow_sample=True)
+        (x, y), (xt, _) = load_mnist(allow_sample=True)
     assert x.shape == xt.shape == (1000, 28, 28) and x.dtype == np.uint8
     assert y.dtype == np.int64 and list(y[:5]) == [5, 0, 4, 1, 9]
     assert isolated.calls  # the download was tried first
@@ -247,7 +329,7 @@ def test_failing_download_falls_back_to_sample(isolated):
 def test_download_into_cache(monkeypatch):
     opener = real_bytes_opener()
     monkeypatch.setattr(_download, "_urlopen", opener)
-    (x, y), (xt, yt) = load_mnist()
+    (x, y), _ = load_mnist()
     assert len(opener.calls) == 4
     assert x.shape == (60000, 28, 28) and list(y[:5]) == [5, 0, 4, 1, 9]
     files = sorted(p.name for p in cache_dir().iterdir())
@@ -282,33 +364,172 @@ def test_corrupt_download_is_discarded(monkeypatch):
         assert len(load_mnist(allow_sample=True)[0][0]) == 1000
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves files quietly; ``/redirect/<path>`` answers 302 to ``server.redirect_to/<path>``."""
+
     def log_message(self, *args):
         pass
 
+    def do_GET(self):
+        if self.path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", self.server.redirect_to + self.path[len("/redirect"):])
+            self.end_headers()
+        else:
+            super().do_GET()
 
-@needs_mnist
-def test_download_over_real_http(monkeypatch, capsys):
-    """The real urllib path, against http.server on 127.0.0.1 (a 404 mirror first)."""
-    monkeypatch.setattr(_download, "_urlopen", urllib.request.urlopen)
-    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    handler = functools.partial(QuietHandler, directory=str(DATA))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+TLS_PEM = Path(__file__).with_name("localhost.pem")   # test-only, self-signed for 127.0.0.1
+
+
+@contextlib.contextmanager
+def serve(directory, tls=True, redirect_to=None):
+    """A file server on 127.0.0.1 in a thread: https (with TLS_PEM) or plain http."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+    server.redirect_to = redirect_to
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS_PEM)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        spec = dataclasses.replace(mnist.MNIST, mirrors=(base + "/missing/", base + "/mnist/"))
-        monkeypatch.setattr(mnist, "MNIST", spec)
-        (x, y), (xt, yt) = load_mnist()
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def real_network(monkeypatch):
+    """The real urllib opener, trusting TLS_PEM, with no proxy in the way."""
+    for var in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+    context = ssl.create_default_context(cafile=str(TLS_PEM))
+    monkeypatch.setattr(_download, "_urlopen",
+                        functools.partial(urllib.request.urlopen, context=context))
+
+
+@needs_mnist
+def test_download_over_real_https(monkeypatch, capsys, real_network):
+    """The real urllib path, against a local https server (a 404 mirror first)."""
+    with serve(DATA) as base:
+        spec = dataclasses.replace(mnist.MNIST, mirrors=(base + "/missing/", base + "/mnist/"))
+        monkeypatch.setattr(mnist, "MNIST", spec)
+        (x, y), _ = load_mnist()
     assert x.shape == (60000, 28, 28) and list(y[:5]) == [5, 0, 4, 1, 9]
     assert _idx.md5sum(cache_dir() / "train-images-idx3-ubyte.gz") == spec.files["train_images"][1]
     err = capsys.readouterr().err
-    assert "Downloading" in err and "100%" in err and "404" in err
+    assert err.count("Downloading") == 4 and "100%" in err and "MD5 ok" in err
+    assert "404" not in err  # a mirror that fails before another serves is no news
+    assert "\r" not in err   # not a terminal: one final line per file, no redraws
+
+
+@needs_mnist
+def test_progress_bar_on_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(_download, "_urlopen", real_bytes_opener())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    load_mnist()
+    err = capsys.readouterr().err
+    bars = [part for part in err.split("\r") if "train-images" not in part and "[" in part]
+    assert len(bars) > 10 and "[########################] 100%  9.9 MB / 9.9 MB" in err
+    assert err.count("\n") == 8       # per file: its line, and the bar's final state
+
+
+def test_mirrors_are_https_only(tmp_path, real_network):
+    from nnlite.datasets import shakespeare
+    for url in (*mnist.MNIST.mirrors, *mnist.FASHION_MNIST.mirrors, *shakespeare.MIRRORS):
+        assert url.startswith("https://"), url
+    name, md5, size = mnist.MNIST.files["test_labels"]
+    with pytest.raises(DataFileError, match="not an https URL"):
+        _download.fetch("http://127.0.0.1:9/" + name, tmp_path / name, md5, size)
+    # nor does a redirect from https to http get through (it would have downloaded before)
+    with serve(DATA, tls=False) as plain, serve(DATA, redirect_to=plain) as secure, \
+            pytest.raises(DataFileError, match=r"redirected to http://127\.0\.0\.1.*https"):
+        _download.fetch(f"{secure}/redirect/mnist/{name}", tmp_path / name, md5, size)
+    assert list(tmp_path.iterdir()) == []
+
+
+class Endless:
+    """A response that never ends (a server gone wrong); counts the bytes read from it."""
+
+    def __init__(self, limit, headers=None):
+        self.served, self.limit, self.headers = 0, limit, headers or {}
+
+    def read(self, n):
+        if self.served > self.limit:
+            raise AssertionError(f"read {self.served} bytes, the cap is {self.limit}")
+        self.served += n
+        return bytes(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_stops_at_the_expected_size(tmp_path, monkeypatch):
+    name, md5, size = mnist.MNIST.files["test_labels"]     # 4542 bytes
+    dest = tmp_path / name
+    resp = Endless(size + 1)
+    monkeypatch.setattr(_download, "_urlopen", lambda url, timeout: resp)
+    with pytest.raises(DataFileError, match=f"more than the expected {size} bytes; download "
+                                            "discarded"):
+        _download.fetch(MIRROR_0 + name, dest, md5, size)
+    assert resp.served == size + 1 and list(tmp_path.iterdir()) == []
+    # a server that announces 300 MB is refused before anything is read
+    resp = Endless(0, headers={"Content-Length": "300000000"})
+    with pytest.raises(DataFileError, match=f"announces 300000000 bytes, expected {size}"):
+        _download.fetch(MIRROR_0 + name, dest, md5, size)
+    assert resp.served == 0 and list(tmp_path.iterdir()) == []
+    # and a short one is named as such
+    monkeypatch.setattr(_download, "_urlopen", lambda url, timeout: io.BytesIO(bytes(100)))
+    with pytest.raises(DataFileError, match=f"only 100 of {size} bytes received"):
+        _download.fetch(MIRROR_0 + name, dest, md5, size)
+
+
+def test_download_timeout_is_short_and_configurable(monkeypatch, isolated):
+    seen = []
+    monkeypatch.setattr(_download, "_urlopen",
+                        lambda url, timeout: seen.append(timeout) or isolated(url))
+    with pytest.raises(DatasetNotFoundError):
+        load_mnist()
+    assert seen and set(seen) == {_download.DEFAULT_TIMEOUT} and _download.DEFAULT_TIMEOUT <= 10
+    monkeypatch.setenv("NNLITE_DOWNLOAD_TIMEOUT", "2.5")
+    with pytest.raises(DatasetNotFoundError):
+        load_mnist()
+    assert seen[-1] == 2.5
+    for bad in ("soon", "0", "-1", "inf", "nan"):
+        monkeypatch.setenv("NNLITE_DOWNLOAD_TIMEOUT", bad)
+        with pytest.raises(ValueError, match=f"NNLITE_DOWNLOAD_TIMEOUT must be a positive "
+                                             f"number of seconds, got '{bad}'"):
+            load_mnist()
+
+
+def test_a_mirror_that_never_answers_costs_one_timeout(monkeypatch, capsys, real_network):
+    """A proxy or server that accepts the connection and then says nothing: each mirror costs
+    the timeout (here 0.5 s), then the sample comes with one notice."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)                # connections queue up, nobody ever answers
+        base = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        monkeypatch.setattr(mnist, "MNIST", dataclasses.replace(
+            mnist.MNIST, mirrors=(base + "/a/", base + "/b/")))
+        monkeypatch.setenv("NNLITE_DOWNLOAD_TIMEOUT", "0.5")
+        start = time.monotonic()
+        with pytest.warns(UserWarning) as record:
+            (x, _), _ = load_mnist(allow_sample=True)
+        elapsed = time.monotonic() - start
+    assert len(x) == 1000 and elapsed < 5
+    assert len(record) == 1                               # one notice, naming both failures
+    notice = str(record[0].message)
+    assert "bundled 1000/1000 sample" in notice and notice.count("timed out") == 2
+    err = capsys.readouterr().err
+    assert err.count("Downloading") == 1 and "none of the 2 mirrors" in err
+    assert err.count("\n") == 2                           # the file's line and the status line
 
 
 # ---- paths and the bundled sample ------------------------------------------------------------
@@ -352,3 +573,19 @@ def test_build_script_is_reproducible(tmp_path):
         assert sorted(new.files) == sorted(old.files)
         for k in new.files:
             assert np.array_equal(new[k], old[k]) and new[k].dtype == old[k].dtype
+
+
+def test_data_skips_are_counted_at_the_end(tmp_path):
+    """Without the data, the run ends saying how many tests skipped and how to enable them."""
+    env = {**os.environ, "NNLITE_DATA": str(tmp_path / "empty")}
+    env.pop("NNLITE_REQUIRE_DATA", None)
+    tests = REPO / "tests"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+         f"{tests / 'test_datasets.py'}::test_mnist_via_env",
+         f"{tests / 'test_text.py'}::test_real_file_via_env",
+         f"{tests / 'test_datasets.py'}::test_get_data_home"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (f"2 tests skipped: the data sets are not in {tmp_path / 'empty'}. To run them, point "
+            "NNLITE_DATA at a folder") in run.stdout, run.stdout

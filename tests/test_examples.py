@@ -6,15 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _offline import needs_data
 
 import nnlite as nl
 from nnlite.datasets import _download
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("NNLITE_DATA") or str(REPO.parent / "shared" / "data")
-HAVE_MNIST = (Path(DATA) / "mnist" / "train-images-idx3-ubyte.gz").is_file()
-needs_mnist = pytest.mark.skipif(not (HAVE_MNIST or os.environ.get("NNLITE_REQUIRE_DATA") == "1"),
-                                 reason=f"MNIST not in {DATA}")
+needs_mnist = needs_data("MNIST", "mnist/train-images-idx3-ubyte.gz")
 
 
 def load_example(name):

@@ -14,16 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _offline import DATA, REPO, Opener, isolate, needs_data
 
-from _offline import DATA, REPO, REQUIRE, Opener, isolate
 from nnlite import datasets
 from nnlite.data import CharTokenizer, RandomWindowSampler, train_val_split
-from nnlite.datasets import DataFileError, get_data_home, load_tiny_shakespeare
-from nnlite.datasets import _download, shakespeare
+from nnlite.datasets import (
+    DataFileError,
+    DatasetNotFoundError,
+    _download,
+    get_data_home,
+    load_tiny_shakespeare,
+    shakespeare,
+)
 
 REAL = DATA / "tinyshakespeare" / "input.txt"
-needs_text = pytest.mark.skipif(not (REAL.is_file() or REQUIRE),
-                                reason=f"Tiny Shakespeare not in {DATA}/tinyshakespeare")
+needs_text = needs_data("Tiny Shakespeare", "tinyshakespeare/input.txt")
 URL = shakespeare.MIRRORS[0] + shakespeare.FILENAME
 BUNDLED = Path(shakespeare.__file__).with_name(shakespeare.BUNDLED_FILE)
 
@@ -80,6 +85,10 @@ def test_lookup_precedence(tmp_path, monkeypatch, text):
     # $NNLITE_DATA wins over a corrupt cache, and the cache's bad file is reported
     cache_file().parent.mkdir(parents=True)
     cache_file().write_bytes(text[:1000].encode())
+    big = tmp_path / "big.txt"                  # read no further than the expected size
+    big.write_bytes(text.encode() * 3)
+    with pytest.raises(DataFileError, match="big.txt: MD5 .* more than 1115394 bytes"):
+        load_tiny_shakespeare(big)
     monkeypatch.setenv("NNLITE_DATA", str(good))
     assert load_tiny_shakespeare() == text
     monkeypatch.delenv("NNLITE_DATA")
@@ -87,15 +96,21 @@ def test_lookup_precedence(tmp_path, monkeypatch, text):
         load_tiny_shakespeare()
 
 
-def test_bundled_fallback_when_offline(tmp_path, isolated, text, capsys):
+def test_bundled_copy_first_without_network(tmp_path, isolated, text, capsys):
+    """No file anywhere: the bundled copy, which is the whole text, with no network call and
+    nothing printed (the download was tried first, stalling offline, and told of its failure)."""
+    assert load_tiny_shakespeare() == text
     assert load_tiny_shakespeare(tmp_path / "nowhere") == text
-    assert isolated.calls == [URL]  # the download was tried first, and failed
-    assert not cache_file().parent.exists() or list(cache_file().parent.iterdir()) == []
-    assert "no network" in capsys.readouterr().err
-    assert load_tiny_shakespeare(download=False) == text and len(isolated.calls) == 1
+    assert isolated.calls == [] and capsys.readouterr().err == ""
+    assert not cache_file().parent.exists()
 
 
-def test_download_into_cache(monkeypatch, text):
+def break_bundled_copy(monkeypatch):
+    monkeypatch.setattr(shakespeare, "BUNDLED_FILE", "no_such_file.gz")
+
+
+def test_download_repairs_a_missing_bundled_copy(monkeypatch, text):
+    break_bundled_copy(monkeypatch)
     opener = Opener({URL: text.encode("ascii")})
     monkeypatch.setattr(_download, "_urlopen", opener)
     assert load_tiny_shakespeare() == text
@@ -105,18 +120,20 @@ def test_download_into_cache(monkeypatch, text):
     assert load_tiny_shakespeare() == text and len(opener.calls) == 1  # now from the cache
 
 
-def test_corrupt_download_is_discarded(monkeypatch, text, capsys):
+def test_corrupt_download_is_discarded(monkeypatch, text):
+    break_bundled_copy(monkeypatch)
     data = bytearray(text.encode("ascii"))
     data[500] ^= 1
-    opener = Opener({URL: bytes(data)})
-    monkeypatch.setattr(_download, "_urlopen", opener)
-    assert load_tiny_shakespeare() == text  # falls back to the bundled copy
-    assert "MD5 checksum mismatch" in capsys.readouterr().err
+    monkeypatch.setattr(_download, "_urlopen", Opener({URL: bytes(data)}))
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)bundled Tiny Shakespeare.*missing or "
+                                                   r"corrupt.*reinstall nnlite.*MD5 checksum "
+                                                   r"mismatch.*download discarded"):
+        load_tiny_shakespeare()
     assert list(cache_file().parent.iterdir()) == []  # neither the temp file nor input.txt
 
 
 def test_corrupt_bundled_copy_is_an_error(tmp_path, monkeypatch, text):
-    monkeypatch.setattr(shakespeare, "BUNDLED_FILE", "no_such_file.gz")
+    break_bundled_copy(monkeypatch)
     with pytest.raises(DataFileError, match="bundled Tiny Shakespeare.*missing or corrupt"):
         load_tiny_shakespeare(download=False)
     monkeypatch.setattr(shakespeare.resources, "files", lambda pkg: tmp_path)

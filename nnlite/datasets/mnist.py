@@ -17,7 +17,8 @@ class _Spec:
     name: str        # for messages
     subdir: str      # folder name under $NNLITE_DATA and the cache
     files: dict      # role -> (file name, md5, size in bytes); roles: train/test _images/_labels
-    mirrors: tuple   # base URLs, tried in order
+    mirrors: tuple   # https base URLs, tried in order
+    has_sample: bool = False
 
 
 # The four files, by role: Fashion-MNIST is a drop-in for MNIST, with the same file names, so
@@ -39,14 +40,14 @@ def _files(column):
     return {role: (name, *sums[column]) for role, (name, *sums) in _FILES.items()}
 
 
+# https only (yann.lecun.com and Zalando's S3 website serve plain http): see _download.py
 MNIST = _Spec("MNIST", "mnist", _files(0), mirrors=(
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-))
+), has_sample=True)
 FASHION_MNIST = _Spec("Fashion-MNIST", "fashion-mnist", _files(1), mirrors=(
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
 ))
 
 SAMPLE_FILE = "mnist_sample.npz"
@@ -58,11 +59,9 @@ SAMPLE_WARNING = (
     "the download.")
 
 
-def _load_split(folder, spec, split, verify=True):
-    files = spec.files
-    img_name, img_md5, _ = files[f"{split}_images"]
-    lab_name, lab_md5, _ = files[f"{split}_labels"]
-    img_path, lab_path = os.path.join(folder, img_name), os.path.join(folder, lab_name)
+def _load_split(paths, spec, split, verify=True):
+    img_path, lab_path = paths[f"{split}_images"], paths[f"{split}_labels"]
+    img_md5, lab_md5 = spec.files[f"{split}_images"][1], spec.files[f"{split}_labels"][1]
     images = read_idx(img_path, IMAGES_MAGIC, img_md5 if verify else None)
     labels = read_idx(lab_path, LABELS_MAGIC, lab_md5 if verify else None)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
@@ -70,72 +69,88 @@ def _load_split(folder, spec, split, verify=True):
     if labels.ndim != 1:
         raise DataFileError(f"{lab_path}: labels have shape {labels.shape}, expected (N,)")
     if len(images) != len(labels):
-        raise DataFileError(f"{folder}: {len(images)} {split} images ({img_name}) but "
-                            f"{len(labels)} labels ({lab_name})")
+        raise DataFileError(f"{len(images)} {split} images ({img_path}) but {len(labels)} "
+                            f"labels ({lab_path})")
     if labels.size and labels.max() > 9:
         raise DataFileError(f"{lab_path}: labels must be in 0..9, found {int(labels.max())}")
     return images, labels.astype(np.int64)
 
 
-def _load_dir(folder, spec, verify=True):
-    """Load both splits from the four files in ``folder``; ``verify=False`` skips the MD5s
+def _load_files(paths, spec, verify=True):
+    """Load both splits from the four files (role -> path); ``verify=False`` skips the MD5s
     (for home-made test files only)."""
-    return (_load_split(folder, spec, "train", verify), _load_split(folder, spec, "test", verify))
+    return tuple(_load_split(paths, spec, split, verify) for split in ("train", "test"))
 
 
-def _missing(folder, spec):
-    return [name for name, _, _ in spec.files.values()
-            if not os.path.isfile(os.path.join(folder, name))]
+def _load_dir(folder, spec, verify=True):
+    """``_load_files`` on the four files in ``folder``."""
+    return _load_files({role: os.path.join(folder, name)
+                        for role, (name, _, _) in spec.files.items()}, spec, verify)
 
 
 def _find(spec, data_dir):
-    """The first folder holding all four files, and the list of places searched."""
+    """Each file's path in the first folder holding it (None where none does), and a line per
+    folder searched saying which files it lacks.
+
+    Files are found one by one, not as a set of four: each is MD5-checked, so a copy from one
+    folder is as good as from another, and a partial folder needs only its missing files."""
+    paths = dict.fromkeys(spec.files)
     searched = []
     for folder, origin in candidate_dirs(spec.subdir, data_dir):
-        missing = _missing(folder, spec)
-        if not missing:
-            return str(folder), searched
-        n = len(spec.files) - len(missing)
-        note = "" if not n else f" (has {n} of {len(spec.files)} files)"
-        searched.append(f"{folder}  [{origin}]{note}")
-    return None, searched
+        if all(paths.values()):
+            break
+        lacking = []
+        for role, (name, _, _) in spec.files.items():
+            # exists, not isfile: a FIFO or folder in the way is reported, not skipped
+            if not os.path.exists(folder / name):
+                lacking.append(name)
+            elif paths[role] is None:
+                paths[role] = str(folder / name)
+        have = len(spec.files) - len(lacking)
+        note = (f"has {have} of {len(spec.files)}, lacks {', '.join(lacking)}" if have
+                else "none of them")
+        searched.append(f"{folder}  [{origin}]: {note}")
+    return paths, searched
 
 
-def _download_missing(spec, quiet=False):
-    """Fetch the missing files into the cache; returns (folder, failures)."""
+def _download_missing(spec, paths, quiet=False):
+    """Fetch the files no folder holds into the cache, filling in ``paths``; returns the
+    failures (empty when all are there now)."""
     folder = get_data_home() / spec.subdir
-    failures = []
-    for name, md5, size in spec.files.values():
-        dest = folder / name
-        if dest.is_file():
+    for role, (name, md5, size) in spec.files.items():
+        if paths[role] is not None:
             continue
-        errors = _download.fetch_from_mirrors(spec.mirrors, name, dest, md5, size, quiet=quiet)
-        if errors:
-            failures += errors
-            break  # a file no mirror has: the others would fail alike
-    return str(folder), failures
+        failures = _download.fetch_from_mirrors(spec.mirrors, name, folder / name, md5, size,
+                                                quiet=quiet)
+        if failures:
+            return failures     # a file no mirror has: the others would fail alike
+        paths[role] = str(folder / name)
+    return []
 
 
 def _load(spec, data_dir, download, allow_sample):
-    folder, searched = _find(spec, data_dir)
+    paths, searched = _find(spec, data_dir)
     failures = []
-    if folder is None and download:
-        folder, failures = _download_missing(spec)
-        if failures:
-            folder = None
-    if folder is not None:
-        return _load_dir(folder, spec)
+    if not all(paths.values()) and download:
+        failures = _download_missing(spec, paths)
+    if all(paths.values()):
+        return _load_files(paths, spec)
 
-    lines = [f"{spec.name} files not found. Looked for "
-             f"{', '.join(f for f, _, _ in spec.files.values())} in:"]
+    missing = [name for role, (name, _, _) in spec.files.items() if paths[role] is None]
+    lines = [f"{spec.name}: {', '.join(missing)} not found. Looked in:"]
     lines += [f"  {s}" for s in searched]
     if not download:
         lines.append("Download disabled (download=False).")
     elif failures:
         lines.append(f"Download into {get_data_home() / spec.subdir} failed:")
         lines += [f"  {url}: {type(e).__name__}: {e}" for url, e in failures]
-    lines.append(f"Fix: set {ENV_VAR} to a folder holding {spec.subdir}/*.gz, pass "
-                 f"data_dir=<folder with the .gz files>, or allow the download (network access).")
+    fixes = [f"set {ENV_VAR} to a folder holding {spec.subdir}/*.gz",
+             "pass data_dir=<folder with the .gz files>",
+             "allow the download (download=True, network access)"]
+    if spec.has_sample and not allow_sample:
+        fixes.append(f"or pass allow_sample=True to use the bundled {SAMPLE_SIZE}+{SAMPLE_SIZE}"
+                     "-image sample")
+    lines.append("Fix: " + "; ".join(fixes) + ".")
     message = "\n".join(lines)
     if allow_sample:
         warnings.warn(SAMPLE_WARNING + "\n" + message, UserWarning, stacklevel=3)
@@ -147,11 +162,26 @@ def load_mnist(data_dir=None, *, download=True, allow_sample=False):
     """MNIST handwritten digits: ``(x_train, y_train), (x_test, y_test)``.
 
     Images are uint8 arrays of shape (N, 28, 28) (0 = background, 255 = ink), labels int64 in
-    0..9; 60 000 training and 10 000 test images. ``data_dir``: a folder holding the four
-    original ``.gz`` files (directly or in ``mnist/``). Otherwise ``$NNLITE_DATA/mnist``, then
-    the user cache (``get_data_home()``), then a download into the cache (``download=True``).
-    If all fails: ``DatasetNotFoundError``, or with ``allow_sample=True`` a warning and the
-    bundled 1000 + 1000-image sample (``load_mnist_sample()``).
+    0..9; 60 000 training and 10 000 test images.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        A folder holding the four original ``.gz`` files (directly or in ``mnist/``), looked
+        in first; then ``$NNLITE_DATA/mnist``, then the user cache (``get_data_home()``).
+    download : bool, default True
+        Download the files found nowhere into the cache (over https, MD5-checked).
+    allow_sample : bool, default False
+        If the files can be neither found nor downloaded, return the bundled 1000 + 1000-image
+        sample (``load_mnist_sample()``) with a warning, instead of raising.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        Files found nowhere and not downloadable (without ``allow_sample``): the message
+        names them, the folders searched, and the fixes.
+    DataFileError
+        A file that is there but wrong (checksum, format, not a regular file).
     """
     return _load(MNIST, data_dir, download, allow_sample)
 
@@ -173,9 +203,9 @@ def load_mnist_sample():
     """The bundled sample: the first 1000 training and the first 1000 test images of MNIST,
     as ``(x_train, y_train), (x_test, y_test)`` (uint8 (1000, 28, 28), int64 labels)."""
     try:
-        with resources.files(__package__).joinpath(SAMPLE_FILE).open("rb") as f:
-            with np.load(f) as z:
-                arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        with resources.files(__package__).joinpath(SAMPLE_FILE).open("rb") as f, \
+                np.load(f) as z:
+            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except (OSError, KeyError, ValueError) as e:
         raise DataFileError(f"the bundled MNIST sample ({SAMPLE_FILE}) is missing or "
                             f"corrupt: {type(e).__name__}: {e}") from None

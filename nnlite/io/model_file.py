@@ -242,7 +242,8 @@ def _check_shapes(spec, weights):
     have = collections.Counter(tuple(a.shape) for a in weights.values())
     if want == have:
         return
-    size = lambda c: sum(int(np.prod(s, dtype=object)) * k for s, k in c.items())  # noqa: E731
+    def size(c):
+        return sum(int(np.prod(s, dtype=object)) * k for s, k in c.items())
     msg = (f"the architecture does not match the tensors: it needs {size(want):,} parameters "
            f"in {sum(want.values())} tensors, the file holds {size(have):,} in "
            f"{sum(have.values())}")
@@ -379,7 +380,8 @@ def load_model(path, compile=True, custom_objects=None):
     Raises
     ------
     CheckpointError
-        (a ``ValueError``) naming the file and what is wrong: not an nnlite model, truncated,
+        (a ``ValueError``) naming the file and what is wrong: not a regular file (a FIFO,
+        directory or device is refused rather than waited on), not an nnlite model, truncated,
         a failed checksum, malformed metadata, an architecture whose parameter shapes differ
         from the file's tensors (checked before anything is allocated), or, with
         ``compile``, a loss, optimizer, schedule or metric that cannot be rebuilt as saved.
@@ -425,7 +427,7 @@ def _build(meta, tensors, Layer):
         model.set_weights(weights)
     except _Bad:
         raise
-    except Exception as e:                  # noqa: BLE001  say which file; keep the words
+    except Exception as e:                  # say which file; keep the words
         raise _Bad(f"cannot rebuild the model: {type(e).__name__}: {e}") from e
     return model
 

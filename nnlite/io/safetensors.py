@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from .._args import is_int
+from .._files import open_regular
 
 # safetensors dtype code <-> numpy dtype (little-endian). BF16/F8 have no numpy dtype.
 DTYPES = {
@@ -53,10 +54,9 @@ def serialize(tensors, metadata=None):
     reference implementation's order (dtype, largest first, then name), so every tensor starts
     at a multiple of its item size and the bytes match the reference writer's.
     """
-    if metadata is not None:
-        if not isinstance(metadata, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-            raise TypeError("metadata must be a dict of str -> str")
+    if metadata is not None and (not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+        raise TypeError("metadata must be a dict of str -> str")
     arrays = []
     for name, t in tensors.items():
         if not isinstance(name, str) or name == "__metadata__":
@@ -263,7 +263,7 @@ def parse_header(raw, path):
 def read_file(path):
     """``(tensors, metadata)`` from a safetensors file; see :func:`load_file`."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    with open_regular(path, CheckpointError) as f:   # a FIFO would block, /dev/zero never end
         size = os.fstat(f.fileno()).st_size
         if size < 8:
             raise CheckpointError(f"{path}: truncated or not a safetensors file "
@@ -305,7 +305,8 @@ def load_file(path):
     Raises
     ------
     CheckpointError
-        (a ``ValueError``) if the file is truncated or its header is malformed or inconsistent.
+        (a ``ValueError``) if the file is truncated or its header is malformed or
+        inconsistent, or if ``path`` is not a regular file (a FIFO, directory or device).
     """
     return read_file(path)[0]
 
