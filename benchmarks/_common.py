@@ -109,37 +109,39 @@ def add_gpt_args(p, n_layer):
 
 
 def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd):
-    """nnlite's GPT written with ``torch.nn`` (nanoGPT's model, its modules named as nnlite's:
-    ``wte``, ``wpe``, ``h.0.ln_1``, ``h.0.attn.qkv``, ``h.0.mlp.fc``, ..., ``ln_f``,
-    ``lm_head``), drawn from torch's default generator. ``torch`` is passed in: this module
-    does not import it."""
+    """nnlite's GPT written with ``torch.nn``: nanoGPT's model, its modules named as nanoGPT's
+    (``transformer.wte``, ``transformer.h.0.attn.c_attn``, ``.mlp.c_fc``, ..., ``lm_head``), so
+    ``nl.io.torch_state_dict(gpt)`` loads into it. Two differences from nanoGPT, both as
+    nnlite's GPT: the head has a bias and is not tied to ``wte``, GELU is the tanh one. Drawn
+    from torch's default generator. ``torch`` is passed in: this module does not import it."""
     tnn, F = torch.nn, torch.nn.functional
     C, nh = n_embd, n_head
 
-    class Attention(tnn.Module):
+    class CausalSelfAttention(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.qkv, self.proj = tnn.Linear(C, 3 * C), tnn.Linear(C, C)
+            self.c_attn, self.c_proj = tnn.Linear(C, 3 * C), tnn.Linear(C, C)
 
         def forward(self, x):
             b, t, _ = x.shape
-            q, k, v = (z.view(b, t, nh, C // nh).transpose(1, 2) for z in self.qkv(x).split(C, 2))
+            q, k, v = (z.view(b, t, nh, C // nh).transpose(1, 2)
+                       for z in self.c_attn(x).split(C, 2))
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (B, nh, T, hs)
-            return self.proj(y.transpose(1, 2).reshape(b, t, C))
+            return self.c_proj(y.transpose(1, 2).reshape(b, t, C))
 
     class MLP(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.fc, self.proj = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
+            self.c_fc, self.c_proj = tnn.Linear(C, 4 * C), tnn.Linear(4 * C, C)
 
         def forward(self, x):
-            return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
 
     class Block(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.ln_1, self.attn, self.ln_2, self.mlp = tnn.LayerNorm(C), Attention(), \
-                tnn.LayerNorm(C), MLP()
+            self.ln_1, self.attn = tnn.LayerNorm(C), CausalSelfAttention()
+            self.ln_2, self.mlp = tnn.LayerNorm(C), MLP()
 
         def forward(self, x):
             x = x + self.attn(self.ln_1(x))
@@ -148,15 +150,18 @@ def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd):
     class TorchGPT(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.wte, self.wpe = tnn.Embedding(vocab_size, C), tnn.Embedding(block_size, C)
-            self.h = tnn.ModuleList([Block() for _ in range(n_layer)])
-            self.ln_f, self.lm_head = tnn.LayerNorm(C), tnn.Linear(C, vocab_size)
+            self.transformer = tnn.ModuleDict({
+                "wte": tnn.Embedding(vocab_size, C), "wpe": tnn.Embedding(block_size, C),
+                "h": tnn.ModuleList([Block() for _ in range(n_layer)]),
+                "ln_f": tnn.LayerNorm(C)})
+            self.lm_head = tnn.Linear(C, vocab_size)
 
         def forward(self, idx):
-            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-            for block in self.h:
+            tr = self.transformer
+            x = tr.wte(idx) + tr.wpe(torch.arange(idx.shape[1]))
+            for block in tr.h:
                 x = block(x)
-            return self.lm_head(self.ln_f(x))
+            return self.lm_head(tr.ln_f(x))
 
     return TorchGPT()
 

@@ -36,34 +36,17 @@ train, _ = nl.data.train_val_split(tok.encode(text), 0.9)
 V = tok.vocab_size
 
 
-def pairs(tm):
-    """(torch parameter, nnlite key, transpose?) for every parameter. The modules have the same
-    paths (``h.0.attn.qkv``); the parameter names differ: a Linear's ``weight``/``bias`` are
-    nnlite's ``W`` (kept (in, out), torch's (out, in): transposed) and ``b``, a LayerNorm's
-    ``gamma``/``beta``, the tables ``wte.W`` and ``wpe.P``."""
-    out = []
-    for name, t in tm.named_parameters():
-        path, kind = name.rsplit(".", 1)
-        module = tm.get_submodule(path)
-        if isinstance(module, tnn.Embedding):
-            out.append((t, f"{path}.{'P' if path == 'wpe' else 'W'}", False))
-        elif isinstance(module, tnn.LayerNorm):
-            out.append((t, f"{path}.{'gamma' if kind == 'weight' else 'beta'}", False))
-        else:
-            out.append((t, f"{path}.{'W' if kind == 'weight' else 'b'}", kind == "weight"))
-    return out
-
-
 nl.random.seed(0)
 ours, tm = nl.models.GPT(V, T, L, nh, C), _common.torch_gpt(torch, V, T, L, nh, C)
-assert [k for _, k, _ in pairs(tm)] == list(ours.params), "the key map misses parameters"
 rng = np.random.default_rng(0)
 for k, v in ours.params.items():            # non-zero biases, so their gradients are tested too
     if v.ndim == 1 and not k.endswith("gamma"):
         v[...] = rng.normal(0, 0.02, v.shape)
-with torch.no_grad():
-    for t, k, tr in pairs(tm):
-        t.copy_(torch.from_numpy(np.ascontiguousarray(ours.params[k].T if tr else ours.params[k])))
+# nnlite's weights in torch, by the library's map (PyTorch's names, Linear weights transposed)
+tm.load_state_dict({k: torch.from_numpy(v) for k, v in nl.io.torch_state_dict(ours).items()})
+tparams = dict(tm.named_parameters())
+pairs = [(tparams[k.torch], k.nnlite, k.transpose) for k in nl.io.torch_keys(ours)]
+assert len(pairs) == len(tparams), "the key map misses parameters"
 
 # (1) one batch: loss and gradients
 sampler = nl.data.RandomWindowSampler(train, T, B, seed=5)
@@ -75,9 +58,9 @@ ours.backward(ours.loss.backward())
 tloss = F.cross_entropy(tm(torch.from_numpy(x)).view(-1, V), torch.from_numpy(y).view(-1))
 tloss.backward()
 worst = max(np.abs(t.grad.numpy() - (ours.grads[k].T if tr else ours.grads[k])).max()
-            / (np.abs(t.grad.numpy()).max() + 1e-12) for t, k, tr in pairs(tm))
+            / (np.abs(t.grad.numpy()).max() + 1e-12) for t, k, tr in pairs)
 print(f"one batch: loss nnlite {loss:.6f} torch {tloss.item():.6f}; "
-      f"largest relative gradient difference over {len(pairs(tm))} parameters {worst:.1e}")
+      f"largest relative gradient difference over {len(pairs)} parameters {worst:.1e}")
 
 # (2) training on the same batches with the same recipe
 schedule = nl.optim.CosineDecay(1e-3, total_steps=2000, warmup_steps=100, min_lr=1e-4)
