@@ -1,0 +1,158 @@
+"""What a user reads while training: the progress bar on a terminal of any width, evaluate's
+timing, EarlyStopping's line, the summary's names and shapes, ``python -m nnlite`` in a pipe."""
+import io
+import re
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nnlite as nl
+from nnlite.training.progress import Progbar
+
+
+def blobs(n=240, d=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, d)) * 3
+    y = rng.integers(0, k, n)
+    return (centers[y] + rng.standard_normal((n, d))).astype(np.float32), y
+
+
+def compiled(d=6, k=3, hidden=16, seed=0):
+    nl.random.seed(seed)
+    m = nl.Sequential([nl.Linear(d, hidden), nl.ReLU(), nl.Linear(hidden, k)])
+    m.compile(optimizer=nl.optim.Adam(lr=0.01), loss="cross_entropy", metrics=["accuracy"])
+    return m
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def screen(text, columns):
+    """The rows a terminal ``columns`` wide shows after ``text``: ``\\r`` returns to the start
+    of the cursor's row, ``\\n`` goes to the next, a character past the last column wraps."""
+    rows, row, col = [[]], 0, 0
+    for ch in text:
+        if ch in "\r\n":
+            col = 0
+            row += ch == "\n"
+        else:
+            if col == columns:
+                row, col = row + 1, 0
+            while len(rows) <= row:
+                rows.append([])
+            rows[row][col:col + 1] = [ch]   # (col never runs past the row's end: in order)
+            col += 1
+        while len(rows) <= row:
+            rows.append([])
+    return ["".join(r).rstrip() for r in rows[:row + (col > 0)]]
+
+
+class Clock:
+    """A stand-in for ``time`` in the progress module: each reading is a second later, so
+    every update redraws."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def monotonic(self):
+        self.t += 1.0
+        return self.t
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80])
+def test_progress_bar_fits_a_narrow_terminal(columns, monkeypatch):
+    """No stale rows: a redraw that wrapped would leave one per refresh."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setattr(nl.training.progress, "time", Clock())
+    monkeypatch.setattr("sys.stdout", FakeTTY())
+    x, y = blobs(n=200)
+    compiled().fit(x, y, epochs=4, batch_size=4, validation_split=0.1)  # 45 redraws an epoch
+    out = sys.stdout.getvalue()
+    rows = screen(out, columns)
+    assert all(len(r) < columns for r in rows), rows
+    # each epoch: its header and its final line (broken between fields where too wide)
+    finals = [r for r in rows if re.match(r"45/45 ", r)]
+    assert len(finals) == 4 and rows[0] == "Epoch 1/4" and rows.count("Epoch 4/4") == 1
+    wrapped = rows[1:rows.index("Epoch 2/4")]
+    assert len(rows) == 4 * (1 + len(wrapped)), rows
+    final = " ".join(s.strip() for s in wrapped)        # every value is there, in order
+    assert re.fullmatch(r"45/45( \[=+\])? - \d+s \d+s/step - loss: \d\.\d{4} - accuracy: "
+                        r"\d\.\d{4} - val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4}", final), final
+    if columns == 80:       # the running line keeps a bar; the final one fits on 2 rows
+        assert len(wrapped) == 2 and "[" in out.split("\r")[-2]
+
+
+def test_progbar_final_line_is_broken_between_fields(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setattr(nl.training.progress, "time", Clock())
+    f = FakeTTY()
+    logs = {"loss": 0.2551, "accuracy": 0.9262, "val_loss": 0.1, "val_accuracy": 0.97}
+    Progbar(844, file=f).update(844, logs, finalize=True)
+    assert screen(f.getvalue(), 60) == [
+        "844/844 - 1s 1ms/step - loss: 0.2551 - accuracy: 0.9262",
+        "        - val_loss: 0.1000 - val_accuracy: 0.9700"]
+
+
+def test_progbar_clear_leaves_nothing():
+    f = FakeTTY()
+    bar = Progbar(10, file=f, interval=0)
+    bar.update(3, {"loss": 1.0})
+    bar.clear()
+    print("step 10: done", file=f)
+    assert screen(f.getvalue(), 80) == ["step 10: done"]
+    off = io.StringIO()                                     # off a terminal: nothing at all
+    bar = Progbar(10, file=off, interval=0)
+    bar.update(3)
+    bar.clear()
+    assert off.getvalue() == ""
+
+
+class Slow(nl.layers.Layer):
+    """Identity that takes ``seconds`` per forward: an evaluation with a known duration."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x, training=True):
+        time.sleep(self.seconds)
+        return x
+
+    def backward(self, grad_out):
+        return grad_out
+
+    def output_shape(self, input_shape):
+        return input_shape
+
+
+def _seconds(text):
+    value, unit = re.fullmatch(r"(\d+)(s|ms|us)", text).groups()
+    return int(value) * {"s": 1, "ms": 1e-3, "us": 1e-6}[unit]
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_evaluate_verbose_times_the_evaluation(verbose, capsys):
+    x, y = blobs(n=40)
+    m = compiled()
+    m.layers.insert(0, Slow(0.03))
+    m.evaluate(x, y, batch_size=4, verbose=verbose)            # 10 batches, >= 0.3 s
+    line = capsys.readouterr().out.strip()
+    total, per_step = re.fullmatch(r"10/10(?: \[=+\])? - (\w+) (\w+)/step - loss: \S+ - "
+                                   r"accuracy: \S+", line).groups()
+    assert 0.03 <= _seconds(per_step) < 0.3 and _seconds(total) in (0, 1)
+    assert per_step.endswith("ms") and ("[" in line) == (verbose == 1)
+
+
+def test_evaluate_live_bar_on_a_terminal(monkeypatch):
+    monkeypatch.setattr(nl.training.progress, "time", Clock())
+    monkeypatch.setattr("sys.stdout", FakeTTY())
+    x, y = blobs(n=40)
+    compiled().evaluate(x, y, batch_size=4, verbose=1)
+    out = sys.stdout.getvalue()
+    assert out.count("\r") == 11 and "ETA:" in out and screen(out, 80)[0].startswith("10/10 [")
+
+
