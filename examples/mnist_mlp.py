@@ -109,7 +109,7 @@ def full(args):
     model.compile(optimizer=nl.optim.Adam(lr=schedule), loss="cross_entropy", metrics=["accuracy"])
     model.summary()
     callbacks = [nl.callbacks.EarlyStopping(monitor="val_loss", patience=3,
-                                            restore_best_weights=True)]
+                                            restore_best_weights=True, verbose=args.verbose)]
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=args.batch_size, epochs=epochs, validation_split=0.1,
               callbacks=callbacks, verbose=args.verbose, seed=args.seed)

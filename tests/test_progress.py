@@ -156,3 +156,29 @@ def test_evaluate_live_bar_on_a_terminal(monkeypatch):
     assert out.count("\r") == 11 and "ETA:" in out and screen(out, 80)[0].startswith("10/10 [")
 
 
+class Score(nl.callbacks.Callback):
+    """Puts a scripted 'score' into the epoch logs."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = scores
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["score"] = self.scores[epoch]
+
+
+def test_early_stopping_says_when_and_why_it_stopped(capsys):
+    x, y = blobs(n=32)
+    es = nl.callbacks.EarlyStopping(monitor="score", patience=2, restore_best_weights=True,
+                                    verbose=1)
+    scores = Score([3.0, 0.0712, 2.0, 2.5, 9, 9])
+    compiled().fit(x, y, epochs=6, verbose=0, callbacks=[scores, es])
+    assert capsys.readouterr().out.splitlines() == [
+        ("EarlyStopping: stopped at epoch 4 (score did not improve for 2 epochs; best 0.0712 "
+         "at epoch 2)"),
+        "EarlyStopping: restored the weights of epoch 2"]
+    es.verbose = 0
+    compiled().fit(x, y, epochs=6, verbose=0, callbacks=[Score([3.0, 1.0, 2.0, 2.5, 9, 9]), es])
+    assert capsys.readouterr().out == ""
+
+
