@@ -1,9 +1,12 @@
 """What a user reads while training: the progress bar on a terminal of any width, evaluate's
 timing, EarlyStopping's line, the summary's names and shapes, ``python -m nnlite`` in a pipe."""
 import io
+import os
 import re
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,5 +183,18 @@ def test_early_stopping_says_when_and_why_it_stopped(capsys):
     es.verbose = 0
     compiled().fit(x, y, epochs=6, verbose=0, callbacks=[Score([3.0, 1.0, 2.0, 2.5, 9, 9]), es])
     assert capsys.readouterr().out == ""
+
+
+def test_python_m_nnlite_into_a_closed_pipe_is_quiet():
+    """``python -m nnlite | head``: the reader may go before the output is written."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.Popen([sys.executable, "-m", "nnlite"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    p.stdout.close()                        # as head does after its lines
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 1 and err == "", err
+    out = subprocess.run([sys.executable, "-m", "nnlite"], capture_output=True, text=True,
+                         check=False, env=env, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("nnlite ") and out.stderr == ""
 
 
