@@ -198,3 +198,23 @@ def test_python_m_nnlite_into_a_closed_pipe_is_quiet():
     assert out.returncode == 0 and out.stdout.startswith("nnlite ") and out.stderr == ""
 
 
+def test_summary_names_the_model_by_its_class_and_knows_a_flatten_before_a_linear():
+    lines = []
+    nl.models.GPT(20, 8, n_layer=1, n_head=2, n_embd=8).summary(print_fn=lines.append)
+    assert lines[0] == 'Model: "gpt"'
+
+    class MyNet(nl.Sequential):
+        pass
+    lines = []
+    MyNet([nl.Linear(3, 2)]).summary(print_fn=lines.append)
+    nl.Sequential([nl.Linear(3, 2)], name="mine").summary(print_fn=lines.append)
+    assert [s for s in lines if s.startswith("Model")] == ['Model: "my_net"', 'Model: "mine"']
+
+    # the README's model, no input_shape: the Flatten's output is what the Linear takes
+    lines = []
+    nl.Sequential([nl.Flatten(), nl.Linear(784, 256), nl.ReLU(), nl.Linear(256, 10)]).summary(
+        print_fn=lines.append)
+    assert any(re.fullmatch(r" flatten \(Flatten\)\s+\(None, 784\)\s+0", s) for s in lines)
+    assert not any("?" in s for s in lines)
+
+
