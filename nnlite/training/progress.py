@@ -92,11 +92,15 @@ class Progbar:
         Width of the bar itself, ``[===...]``, at most (a narrow terminal gets a narrower one).
     unit : str
         What a step is, for the timing: ``4ms/step``, ``120ms/iter``.
+    label : str, optional
+        Put before the count: ``evaluating 120/400 [===>...``.
     """
 
-    def __init__(self, target, verbose=1, interval=0.1, file=None, width=30, unit="step"):
+    def __init__(self, target, verbose=1, interval=0.1, file=None, width=30, unit="step",
+                 label=None):
         self.target, self.verbose, self.interval = int(target), verbose, interval
         self.width, self.unit, self._file = width, unit, file
+        self.label = f"{label} " if label else ""
         self.dynamic = verbose == 1 and _is_tty(self.file)
         self._start = self._last = time.monotonic()
         self._last_len = 0
@@ -118,8 +122,8 @@ class Progbar:
         limit = None if columns is None else max(columns - 1, 1)
         line = self._line(current, logs, finalize, now - self._start, limit)
         if self.dynamic:
-            rows = [line] if limit is None else \
-                wrap_fields(line, limit, len(str(self.target)) * 2 + 2)
+            indent = len(self.label) + len(str(self.target)) * 2 + 2   # under the first " - "
+            rows = [line] if limit is None else wrap_fields(line, limit, indent)
             if not finalize:        # a running line: its first row, whole fields only
                 rows = rows[:1]
             pad = max(0, self._last_len - len(rows[0]))   # erase leftovers of a longer line
@@ -140,7 +144,7 @@ class Progbar:
 
     def _line(self, current, logs, finalize, elapsed, limit=None):
         n = len(str(self.target))
-        head = f"{current:>{n}}/{self.target}"
+        head = f"{self.label}{current:>{n}}/{self.target}"
         per_step = elapsed / max(current, 1)
         if finalize:
             timing = f" - {format_time(elapsed)} {format_per_step(per_step, self.unit)}"
