@@ -99,3 +99,39 @@ def test_gpt_example_resume_flags_override_the_checkpoint(tmp_path, text_file, c
         with pytest.raises(ValueError, match=f"{flag} {value} cannot apply to a resumed run: "
                                              f"the .*{what}"):
             ex.main(run + [flag, value])
+
+
+# -- --help ----------------------------------------------------------------------------------
+def help_entries(text):
+    """``{option: description}`` from an argparse ``--help``: an option's line starts with two
+    spaces and a dash, its description follows after 2+ spaces and/or on deeper lines."""
+    entries, current = {}, None
+    for line in text.splitlines():
+        m = re.match(r"  (-\S.*?)(?:\s{2,}(.*))?$", line)
+        if m:
+            current = re.findall(r"(?:^|, )(--?[\w-]+)", m[1])[-1]   # "-h, --help": --help
+            entries[current] = m[2] or ""
+        elif current and line.startswith("    ") and line.strip():
+            entries[current] += " " + line.strip()
+        else:
+            current = None
+    return entries
+
+
+EXAMPLES = ["gpt_shakespeare", "mnist_mlp", "perceptron", "regression", "wine"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_help_describes_every_flag_with_its_default_once(name, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as e:
+        load_script(f"examples/{name}.py").main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    entries = help_entries(text)
+    usage = text.split("\n\n")[0]
+    assert set(re.findall(r"\[(--[\w-]+)", usage)) | {"--help"} == set(entries), entries
+    for flag, description in entries.items():
+        assert description, f"{name} {flag}: no description"
+        assert len(re.findall(r"default", description, re.IGNORECASE)) <= 1, (flag, description)
+    assert "(default: None)" not in text and "(default: False)" not in text
