@@ -90,8 +90,8 @@ def parse_args(argv=None):
                    help="preset of the model and training settings below (the table in the "
                         "script's docstring; default: %(default)s)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                   help="0 quiet, 1 progress bars, 2 a line per evaluation interval "
-                        "(default: %(default)s)")
+                   help="0 quiet, 1 live progress bars, 2 the same lines without the live "
+                        "bars, for logs (default: %(default)s)")
     g = p.add_argument_group(
         "model and training", "Default: the --config preset's value (weight decay, gradient "
         "clipping and seed: the same for every preset). With --resume, the checkpoint's; a "
@@ -440,7 +440,9 @@ def train(args):
         state, model = load_checkpoint(args.out_dir)
         changed = resume_settings(args, state, os.path.join(args.out_dir, CKPT))
         if changed.keys() & {"lr", "min_lr", "warmup_iters", "max_iters", "weight_decay",
-                             "grad_clip"}:          # the optimizer, with its state, anew
+                             "grad_clip"}:
+            # the optimizer keeps its state (moments, step count); its schedule, decay and
+            # clipping become those of the new settings
             fresh = make_optimizer(args)
             for attr in ("lr", "weight_decay", "clipnorm"):   # (lr: the schedule)
                 setattr(model.optimizer, attr, getattr(fresh, attr))
