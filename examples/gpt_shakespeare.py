@@ -32,6 +32,8 @@ evaluation and checkpoints are a callback. A checkpoint is a model file (``model
 weights, optimizer state, schedule) and ``ckpt.json`` (settings, tokenizer, iteration, sampler
 and ``nl.random`` states, losses so far), written atomically, the JSON last; ``--resume``
 continues so that the run is the one an uninterrupted run would have been, loss for loss.
+Training flags given with ``--resume`` override the checkpoint's settings (``--max-iters 4000``
+trains on; the schedule follows the new values), those of the model and the seed cannot.
 """
 import argparse
 import glob
@@ -54,18 +56,19 @@ except ImportError:             # run from a checkout without installing: use th
 PRESETS = {
     # nanoGPT README, "baby GPT" on a CPU: --block_size=64 --batch_size=12 --n_layer=4
     # --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0
-    "baby": dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
-                 lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=2000, eval_interval=250,
-                 eval_iters=200),
+    "baby": {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 12,
+             "dropout": 0.0, "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 100,
+             "max_iters": 2000, "eval_interval": 250, "eval_iters": 200},
     # the course notes' two runs (seed 003): model sizes, batch, lr, dropout and iterations
-    "course-base": dict(n_layer=4, n_head=4, n_embd=64, block_size=32, batch_size=16,
-                        dropout=0.0, lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=5000,
-                        eval_interval=500, eval_iters=200),
-    "course-best": dict(n_layer=8, n_head=8, n_embd=128, block_size=256, batch_size=32,
-                        dropout=0.2, lr=3e-3, min_lr=3e-4, warmup_iters=100, max_iters=5000,
-                        eval_interval=500, eval_iters=200),
+    "course-base": {"n_layer": 4, "n_head": 4, "n_embd": 64, "block_size": 32, "batch_size": 16,
+                    "dropout": 0.0, "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 100,
+                    "max_iters": 5000, "eval_interval": 500, "eval_iters": 200},
+    "course-best": {"n_layer": 8, "n_head": 8, "n_embd": 128, "block_size": 256,
+                    "batch_size": 32, "dropout": 0.2, "lr": 3e-3, "min_lr": 3e-4,
+                    "warmup_iters": 100, "max_iters": 5000, "eval_interval": 500,
+                    "eval_iters": 200},
 }
-COMMON = dict(weight_decay=0.1, grad_clip=1.0, seed=1337)   # nanoGPT's
+COMMON = {"weight_decay": 0.1, "grad_clip": 1.0, "seed": 1337}   # nanoGPT's
 HYPER = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout", "lr", "min_lr",
          "warmup_iters", "max_iters", "weight_decay", "grad_clip", "eval_interval", "eval_iters",
          "seed")
@@ -82,37 +85,54 @@ MAX_TOKENS_PER_BATCH = 1 << 22      # batch_size * block_size: 4M tokens (the pr
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", choices=sorted(PRESETS), default="baby",
-                   help="preset; the flags below override its values")
-    g = p.add_argument_group("model and training (default: the preset's)")
-    g.add_argument("--n-layer", type=int)
-    g.add_argument("--n-head", type=int)
-    g.add_argument("--n-embd", type=int)
-    g.add_argument("--block-size", type=int, help="context length")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--dropout", type=float)
-    g.add_argument("--lr", type=float, help="peak learning rate (after warm-up)")
-    g.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine decay")
-    g.add_argument("--warmup-iters", type=int)
-    g.add_argument("--max-iters", type=int)
-    g.add_argument("--weight-decay", type=float, help=f"default {COMMON['weight_decay']}")
-    g.add_argument("--grad-clip", type=float,
-                   help=f"clip gradients to this global norm, 0 = off; default {COMMON['grad_clip']}")
-    g.add_argument("--eval-interval", type=int, help="evaluate and checkpoint every N iterations")
-    g.add_argument("--eval-iters", type=int, help="batches per loss estimate")
-    g.add_argument("--seed", type=int, help=f"default {COMMON['seed']}")
+                   help="preset of the model and training settings below (the table in the "
+                        "script's docstring; default: %(default)s)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="0 quiet, 1 live progress bars, 2 the same lines without the live "
+                        "bars, for logs (default: %(default)s)")
+    g = p.add_argument_group(
+        "model and training", "Default: the --config preset's value (weight decay, gradient "
+        "clipping and seed: the same for every preset). With --resume, the checkpoint's; a "
+        "flag given then overrides it, unless it would change the model or its random streams.")
+    g.add_argument("--n-layer", type=int, metavar="N", help="transformer blocks")
+    g.add_argument("--n-head", type=int, metavar="N", help="attention heads per block")
+    g.add_argument("--n-embd", type=int, metavar="N",
+                   help="embedding width, a multiple of --n-head")
+    g.add_argument("--block-size", type=int, metavar="N", help="context length, in characters")
+    g.add_argument("--batch-size", type=int, metavar="N", help="sequences per training batch")
+    g.add_argument("--dropout", type=float, metavar="P", help="dropout rate, in [0, 1)")
+    g.add_argument("--lr", type=float, help="peak learning rate (after the warm-up)")
+    g.add_argument("--min-lr", type=float, metavar="LR",
+                   help="learning rate at the end of the cosine decay")
+    g.add_argument("--warmup-iters", type=int, metavar="N",
+                   help="iterations of linear learning-rate warm-up")
+    g.add_argument("--max-iters", type=int, metavar="N",
+                   help="train up to this iteration; the cosine decay ends there")
+    g.add_argument("--weight-decay", type=float, metavar="WD",
+                   help=f"AdamW weight decay, on matrices only (default: "
+                        f"{COMMON['weight_decay']})")
+    g.add_argument("--grad-clip", type=float, metavar="NORM",
+                   help=f"clip gradients to this global norm, 0 = off (default: "
+                        f"{COMMON['grad_clip']})")
+    g.add_argument("--eval-interval", type=int, metavar="N",
+                   help="estimate the losses and checkpoint every N iterations")
+    g.add_argument("--eval-iters", type=int, metavar="N", help="batches per loss estimate")
+    g.add_argument("--seed", type=int, metavar="N",
+                   help=f"seed of the weights, batches, dropout and sampling (default: "
+                        f"{COMMON['seed']})")
     g = p.add_argument_group("files")
-    g.add_argument("--out-dir", default=None,
+    g.add_argument("--out-dir", metavar="DIR",
                    help="checkpoints go here (default: out-<config>, e.g. out-baby)")
-    g.add_argument("--data-dir", default=None, help="folder with tinyshakespeare/input.txt "
+    g.add_argument("--data-dir", metavar="DIR", help="folder with tinyshakespeare/input.txt "
                    "(default: $NNLITE_DATA, the cache, a download, then the bundled copy)")
-    g.add_argument("--text-file", default=None,
+    g.add_argument("--text-file", metavar="FILE",
                    help="train on this UTF-8 text file instead of Tiny Shakespeare")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run checkpointed in --out-dir (with its settings)")
-    g.add_argument("--stop-after", type=int, default=None,
+                   help="continue the run checkpointed in --out-dir, with its settings "
+                        "(but those given as flags, see above)")
+    g.add_argument("--stop-after", type=int, metavar="N",
                    help="stop after this iteration (a multiple of --eval-interval), as if "
                         "interrupted; --resume continues")
     g.add_argument("--plot", action="store_true",
@@ -120,12 +140,18 @@ def parse_args(argv=None):
     g = p.add_argument_group("sampling")
     g.add_argument("--sample", action="store_true",
                    help="only load the checkpoint from --out-dir and print generated text")
-    g.add_argument("--prompt", default="\n", help="text to continue")
-    g.add_argument("--max-new-tokens", type=int, default=500)
-    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    g.add_argument("--top-k", type=int, default=200)
-    g.add_argument("--verbose", type=int, default=1, help="0 quiet, 1 progress bar, 2 lines")
+    g.add_argument("--prompt", default="\n", metavar="TEXT",
+                   help="text to continue (default: a newline)")
+    g.add_argument("--max-new-tokens", type=int, default=500, metavar="N",
+                   help="characters to generate after training or with --sample, 0 = none "
+                        "(default: %(default)s)")
+    g.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                   help="sampling temperature, 0 = greedy (default: %(default)s)")
+    g.add_argument("--top-k", type=int, default=200, metavar="K",
+                   help="sample among the K likeliest characters (default: %(default)s)")
     args = p.parse_args(argv)
+    # the settings given on the command line: with --resume they override the checkpoint's
+    args.given = [k for k in HYPER if getattr(args, k) is not None]
     hp = {**COMMON, **PRESETS[args.config]}
     for k in HYPER:                         # a flag given wins over the preset
         if getattr(args, k) is None:
@@ -139,7 +165,8 @@ def check_hyper(hp, source):
     """``hp`` (dict) holds exactly the settings of :data:`HYPER`, each of the right type and in
     range; ValueError naming ``source`` and the setting otherwise."""
     if not isinstance(hp, dict):
-        raise ValueError(f"{source}: settings must be a JSON object, got {type(hp).__name__}")
+        raise ValueError(  # noqa: TRY004  (a bad file or flag: main reports ValueErrors)
+            f"{source}: settings must be a JSON object, got {type(hp).__name__}")
     missing, extra = set(HYPER) - set(hp), set(hp) - set(HYPER)
     if missing or extra:
         raise ValueError(f"{source}: settings missing {sorted(missing) or 'none'}, unexpected "
@@ -213,7 +240,8 @@ def check_checkpoint(state, path):
     ``model-NNNNNN.nnl`` beside it (no other folder), the settings those of :data:`HYPER`."""
     def need(key, kind, what):
         if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
-            raise ValueError(f"{path}: {key} must be {what}, got {state.get(key)!r:.80}")
+            raise ValueError(  # noqa: TRY004  (a bad file: main reports ValueErrors)
+                f"{path}: {key} must be {what}, got {state.get(key)!r:.80}")
         return state[key]
 
     if not isinstance(state, dict) or state.get("format") != "nnlite-gpt-checkpoint" \
@@ -274,7 +302,38 @@ def load_checkpoint(out_dir):
     return state, model
 
 
-# -- evaluation + checkpointing, as a callback ------------------------------------------------
+# -- progress, evaluation + checkpointing, as callbacks ----------------------------------------
+class IterationProgress(nl.callbacks.Callback):
+    """fit's progress, counted in iterations: a line ``Iterations 251-500 of 2000`` per
+    evaluation interval, then a bar of its iterations. (fit's own would say ``Epoch 2/8``,
+    and ``Epoch 1/6`` again after ``--resume``: its epochs are this run's intervals.)"""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def on_epoch_begin(self, epoch, logs=None):
+        r, it = self.run, self.model.optimizer.iterations
+        end = min(it + r.args.eval_interval, r.last_iter)
+        if r.args.verbose:
+            print(f"Iterations {it + 1}-{end} of {r.args.max_iters}")
+        self.bar, self.done = nl.training.Progbar(end - it, r.args.verbose, unit="iter"), 0
+
+    def on_batch_end(self, batch, logs=None):
+        self.done = batch + 1
+        self.bar.update(self.done, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.update(self.done, logs, finalize=True)
+
+
+def counted(batches, steps, bar, offset):
+    """The first ``steps`` of ``batches``, each reported to ``bar`` (as step ``offset + i``)."""
+    for i, batch in zip(range(steps), batches):     # (zip stops before drawing one more)
+        bar.update(offset + i)
+        yield batch
+
+
 class EvalCheckpoint(nl.callbacks.Callback):
     """Every ``eval_interval`` iterations (at the end of each ``fit`` epoch): estimate the
     train and val loss, print nanoGPT's line, add ``val_loss``/``train_eval_loss`` to the
@@ -288,9 +347,14 @@ class EvalCheckpoint(nl.callbacks.Callback):
 
     def _evaluate(self):
         t0 = time.perf_counter()
-        r, it = self.run, self.model.optimizer.iterations
-        train = self.model.evaluate(r.samplers["eval_train"], steps=r.args.eval_iters)["loss"]
-        val = self.model.evaluate(r.samplers["eval_val"], steps=r.args.eval_iters)["loss"]
+        r, it, n = self.run, self.model.optimizer.iterations, self.run.args.eval_iters
+        # a live bar on a terminal while the 2 x eval_iters batches run, erased after: the
+        # line below says what it found
+        bar = nl.training.Progbar(2 * n, r.args.verbose, unit="batch", label="evaluating")
+        train = self.model.evaluate(counted(r.samplers["eval_train"], n, bar, 0), steps=n)
+        val = self.model.evaluate(counted(r.samplers["eval_val"], n, bar, n), steps=n)
+        bar.clear()
+        train, val = train["loss"], val["loss"]
         r.evals.append({"iter": it, "train_loss": train, "val_loss": val})
         r.best_val_loss = min(r.best_val_loss, val)
         if r.args.verbose:
@@ -337,14 +401,51 @@ def make_optimizer(args):
                           clipnorm=args.grad_clip or None, decay_filter="matrices")
 
 
+# what a flag given with --resume cannot change, and why
+FIXED_ON_RESUME = {**dict.fromkeys(("n_layer", "n_head", "n_embd", "block_size", "dropout"),
+                                   "the checkpoint's model was built with"),
+                   "seed": "the run's random streams continue from the checkpoint, seeded with"}
+
+
+def resume_settings(args, state, path):
+    """Set ``args`` to the checkpoint's settings, except those given on the command line
+    (``args.given``) that a run in progress can change: the training schedule, batches and
+    evaluation. Returns ``{setting: (checkpoint's, new)}`` of those changed; ValueError when a
+    flag asks for what cannot be (another model, another seed, a ``max_iters`` already
+    passed)."""
+    saved, changed = state["args"], {}
+    for k in HYPER:
+        new = getattr(args, k)
+        if k in args.given and new != saved[k]:
+            if k in FIXED_ON_RESUME:
+                raise ValueError(f"--{k.replace('_', '-')} {new} cannot apply to a resumed run: "
+                                 f"{FIXED_ON_RESUME[k]} {k} {saved[k]} ({path}); train a new "
+                                 f"one in another --out-dir")
+            changed[k] = (saved[k], new)
+        else:
+            setattr(args, k, saved[k])
+    check_hyper({k: getattr(args, k) for k in HYPER}, "arguments")
+    if "max_iters" in changed and args.max_iters <= state["iteration"]:
+        raise ValueError(f"--max-iters {args.max_iters}: the run in {args.out_dir} is at "
+                         f"iteration {state['iteration']} already; give more to train further")
+    return changed
+
+
 def train(args):
     run = Run(args)
     os.makedirs(args.out_dir, exist_ok=True)
     state = model = None
+    changed = {}
     if args.resume:
         state, model = load_checkpoint(args.out_dir)
-        for k in HYPER:                         # the run's own settings, not the flags'
-            setattr(args, k, state["args"][k])
+        changed = resume_settings(args, state, os.path.join(args.out_dir, CKPT))
+        if changed.keys() & {"lr", "min_lr", "warmup_iters", "max_iters", "weight_decay",
+                             "grad_clip"}:
+            # the optimizer keeps its state (moments, step count); its schedule, decay and
+            # clipping become those of the new settings
+            fresh = make_optimizer(args)
+            for attr in ("lr", "weight_decay", "clipnorm"):   # (lr: the schedule)
+                setattr(model.optimizer, attr, getattr(fresh, attr))
         run.tok = nl.data.CharTokenizer.from_config(state["tokenizer"])
         run.evals, run.best_val_loss = state["evals"], state["best_val_loss"]
     else:
@@ -376,8 +477,9 @@ def train(args):
             raise ValueError(f"{os.path.join(args.out_dir, CKPT)}: samplers or random_state: "
                              f"{type(e).__name__}: {e}") from None
         if args.verbose:
-            print(f"resuming {args.out_dir} at iteration {state['iteration']} "
-                  f"(settings from the checkpoint)")
+            given = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
+            print(f"resuming {args.out_dir} at iteration {state['iteration']} (settings from "
+                  f"the checkpoint{'; from the command line: ' + given if given else ''})")
     run.model = model
 
     start = model.optimizer.iterations
@@ -388,11 +490,14 @@ def train(args):
                              f"--eval-interval {args.eval_interval} (checkpoints are taken there)")
         run.last_iter = min(run.last_iter, args.stop_after)
     epochs = -(-(run.last_iter - start) // args.eval_interval)
+    if epochs <= 0 and args.verbose:
+        print(f"nothing to train: the run is at iteration {start} of --max-iters "
+              f"{args.max_iters}{'' if start < args.max_iters else ' (give more to continue)'}")
     cb = EvalCheckpoint(run)
     t0 = time.perf_counter()
-    if epochs > 0:
+    if epochs > 0:             # (the progress first: its line ends before the evaluation's)
         model.fit(run.samplers["train"], steps_per_epoch=args.eval_interval, epochs=epochs,
-                  callbacks=[cb], verbose=args.verbose)
+                  callbacks=[IterationProgress(run), cb], verbose=0)
     seconds = time.perf_counter() - t0
     done = model.optimizer.iterations - start
     last = run.evals[-1] if run.evals else {}
@@ -401,7 +506,7 @@ def train(args):
               "seconds": seconds,
               "ms_per_iter": 1e3 * (seconds - cb.eval_seconds) / max(done, 1),
               "evals": run.evals}
-    if args.verbose:
+    if args.verbose and done:
         print(f"{done} iterations in {seconds:.1f}s ({result['ms_per_iter']:.1f} ms/iter "
               f"training, {cb.eval_seconds:.1f}s evaluating and checkpointing)")
     if args.plot:
@@ -423,7 +528,7 @@ def sample_text(model, tok, args):
 def sample(args):
     state, model = load_checkpoint(args.out_dir)
     tok = nl.data.CharTokenizer.from_config(state["tokenizer"])
-    if args.seed is None:
+    if "seed" not in args.given:            # the run's own, unless one is given
         args.seed = state["args"]["seed"]
     text = sample_text(model, tok, args)
     print(text)

@@ -22,20 +22,25 @@ import nnlite as nl
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # (defaults written once, in the help: some depend on --course, which argparse can't show)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--course", action="store_true",
                    help="reproduce the course notes (784-20-10, MSE, per-sample SGD)")
-    p.add_argument("--data-dir", default=None, help="folder with the MNIST .gz files "
-                   "(default: $NNLITE_DATA, then the user cache, then download)")
-    p.add_argument("--epochs", type=int, default=None, help="default: 10 (course: 40)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 Adam (course: 0.1 SGD)")
-    p.add_argument("--train-size", type=int, default=None,
-                   help="use only the first N training images (course: 1000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", default=None, help="save the trained model here (.nnl)")
-    p.add_argument("--verbose", type=int, default=1)
+    p.add_argument("--data-dir", metavar="DIR", help="folder with the MNIST .gz files "
+                   "(default: $NNLITE_DATA, then the user cache, then a download)")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="passes over the training images (default: 10; --course: 40)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="images per step (default: %(default)s; --course: 1)")
+    p.add_argument("--lr", type=float,
+                   help="learning rate (default: 1e-3 for Adam; --course: 0.1 for SGD)")
+    p.add_argument("--train-size", type=int, metavar="N",
+                   help="use only the first N training images (default: all; --course: 1000)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the weights and the shuffling (default: %(default)s)")
+    p.add_argument("--save", metavar="FILE", help="save the trained model to this .nnl file")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="0 quiet, 1 progress bar, 2 a line per epoch (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -109,7 +114,7 @@ def full(args):
     model.compile(optimizer=nl.optim.Adam(lr=schedule), loss="cross_entropy", metrics=["accuracy"])
     model.summary()
     callbacks = [nl.callbacks.EarlyStopping(monitor="val_loss", patience=3,
-                                            restore_best_weights=True)]
+                                            restore_best_weights=True, verbose=args.verbose)]
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=args.batch_size, epochs=epochs, validation_split=0.1,
               callbacks=callbacks, verbose=args.verbose, seed=args.seed)

@@ -41,9 +41,12 @@ def train_perceptron(x, t, lr=0.1, epochs=20, seed=0):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Perceptron on AND, OR and XOR")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=20, metavar="N",
+                   help="passes over the four inputs (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.1,
+                   help="learning rate of the perceptron rule (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the initial weights (default: %(default)s)")
     args = p.parse_args(argv)
     results = {}
     for name, t in TARGETS.items():

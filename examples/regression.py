@@ -23,13 +23,20 @@ def make_data(n=200, seed=0):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Fit y = x + 2 sin x + noise")
-    p.add_argument("--hidden", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=600)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=0.02)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", default=None, help="save a plot of the fit to this file")
-    p.add_argument("--verbose", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=10, metavar="N",
+                   help="Tanh units in the hidden layer (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=600, metavar="N",
+                   help="passes over the 200 points (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N",
+                   help="points per step (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.02,
+                   help="Adam's learning rate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the noise, the weights and the shuffling (default: %(default)s)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="save a plot of the fit to this file (needs matplotlib)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
+                   help="0 quiet, 1 progress bar, 2 a line per epoch (default: %(default)s)")
     args = p.parse_args(argv)
 
     x, y = make_data(seed=args.seed)

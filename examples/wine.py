@@ -24,7 +24,7 @@ def load_wine_split(test_fraction=0.25, seed=0):
     test = np.zeros(len(y), bool)
     for c in np.unique(y):                       # stratified: each class split alike
         idx = rng.permutation(np.flatnonzero(y == c))
-        test[idx[:int(round(len(idx) * test_fraction))]] = True
+        test[idx[:round(len(idx) * test_fraction)]] = True
     x_train, y_train, x_test, y_test = x[~test], y[~test], x[test], y[test]
     mean, std = x_train.mean(0), x_train.std(0)  # statistics of the training part only
     return ((x_train - mean) / std, y_train), ((x_test - mean) / std, y_test), data.target_names
@@ -32,11 +32,16 @@ def load_wine_split(test_fraction=0.25, seed=0):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="MLP on the wine data")
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verbose", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=32, metavar="N",
+                   help="ReLU units in the hidden layer (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=60, metavar="N",
+                   help="passes over the training samples (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-2,
+                   help="Adam's learning rate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the split, the weights and the shuffling (default: %(default)s)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
+                   help="0 quiet, 1 progress bar, 2 a line per epoch (default: %(default)s)")
     args = p.parse_args(argv)
 
     (x, y), (x_test, y_test), names = load_wine_split(seed=args.seed)

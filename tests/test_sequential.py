@@ -323,8 +323,8 @@ def test_summary_table(capsys):
 def test_summary_shapes_known_after_fit(capsys):
     x, y = blobs(n=20)
     nl.random.seed(0)
-    m = nl.Sequential([nl.Flatten(), nl.Linear(6, 3)])
-    m.compile("sgd", "cross_entropy")
+    m = nl.Sequential([nl.Flatten(), nl.ReLU(), nl.Linear(6, 3)])   # (a Flatten then a
+    m.compile("sgd", "cross_entropy")                                  # Linear is known)
     m.summary()
     assert re.search(r"flatten \(Flatten\)\s+\?", capsys.readouterr().out)
     m.fit(x.reshape(20, 2, 3), y, verbose=0)

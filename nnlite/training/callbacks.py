@@ -152,11 +152,12 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch and self.verbose:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            print(f"EarlyStopping: stopped at epoch {self.stopped_epoch + 1} ({self.monitor} did "
+                  f"not improve for {self.wait} epoch{'s' * (self.wait != 1)}; best "
+                  f"{self.best:.4f} at epoch {self.best_epoch + 1})")
         if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch:
             if self.verbose:
-                print(f"Restoring model weights from the end of the best epoch: "
-                      f"{self.best_epoch + 1}.")
+                print(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1}")
             self.model.set_weights(self.best_weights)
 
 
@@ -216,9 +217,9 @@ class LambdaCallback(Callback):
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None,
                  on_batch_end=None, on_train_begin=None, on_train_end=None):
         super().__init__()
-        for name, fn in dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
-                             on_batch_begin=on_batch_begin, on_batch_end=on_batch_end,
-                             on_train_begin=on_train_begin, on_train_end=on_train_end).items():
+        for name, fn in {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
+                         "on_batch_begin": on_batch_begin, "on_batch_end": on_batch_end,
+                         "on_train_begin": on_train_begin, "on_train_end": on_train_end}.items():
             if fn is not None:
                 setattr(self, name, fn)
 
@@ -244,5 +245,5 @@ class LearningRateScheduler(Callback):
             logs["lr"] = float(opt.get_lr() if hasattr(opt, "get_lr") else opt.lr)
 
 
-__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
-           "LambdaCallback", "LearningRateScheduler"]
+__all__ = ["Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback",
+           "LearningRateScheduler", "ModelCheckpoint"]

@@ -17,6 +17,13 @@ GPT, counts them once), the rows from each layer.
 import re
 
 from ..layers.base import shape_str
+from ..layers.flatten import Flatten
+
+
+def snake_case(obj):
+    """``LeakyReLU`` -> ``leaky_relu``, ``MultiHeadAttention`` -> ``multi_head_attention``,
+    ``GPT`` -> ``gpt``: the name Keras gives an unnamed layer or model of ``obj``'s class."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", type(obj).__name__).lower()
 
 
 def auto_names(layers):
@@ -26,8 +33,7 @@ def auto_names(layers):
         if layer.name:
             names.append(layer.name)
             continue
-        # LeakyReLU -> leaky_relu, MultiHeadAttention -> multi_head_attention
-        base = re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", type(layer).__name__).lower()
+        base = snake_case(layer)
         n = counts.get(base, 0)
         counts[base] = n + 1
         names.append(base if n == 0 else f"{base}_{n}")
@@ -47,11 +53,14 @@ def print_summary(model, print_fn=print):
 
     Output shapes need the input shape: ``model.input_shape``, else the first layer's
     ``in_features``; a layer whose output shape cannot be known shows ``?`` (and so do the
-    layers after it).
+    layers after it, up to one with ``in_features``). A ``Flatten`` of unknown input shows
+    ``(None, in_features)`` of the layer after it: whatever it flattens, that is its output.
     """
     shape = None if model.input_shape is None else (None, *model.input_shape)
     rows = []
-    for name, layer in zip(auto_names(model.layers), model.layers):
+    layers = model.layers
+    for i, (name, layer) in enumerate(zip(auto_names(layers), layers)):
+        after = layers[i + 1] if i + 1 < len(layers) else None
         if shape is None and getattr(layer, "in_features", None):
             shape = (None, layer.in_features)
         if shape is not None:
@@ -59,6 +68,8 @@ def print_summary(model, print_fn=print):
                 shape = tuple(layer.output_shape(shape))
             except Exception:   # noqa: BLE001  (unknowable here: show '?')
                 shape = None
+        elif isinstance(layer, Flatten) and getattr(after, "in_features", None):
+            shape = (None, after.in_features)
         rows.append((f"{name} ({type(layer).__name__})",
                      shape_str(shape) if shape is not None else "?",
                      f"{layer.num_params():,}"))
@@ -66,10 +77,10 @@ def print_summary(model, print_fn=print):
     w = [max(max(len(r[i]) for r in [head, *rows]) + 3, least)
          for i, least in enumerate((29, 26, 10))]   # Keras' 65 columns, wider if needed
     total = sum(w)
-    line = lambda r: f" {r[0]:<{w[0]}}{r[1]:<{w[1]}}{r[2]:>{w[2] - 3}}"  # noqa: E731
+    line = lambda r: f" {r[0]:<{w[0]}}{r[1]:<{w[1]}}{r[2]:>{w[2] - 3}}"
     nbytes = sum(p.nbytes for p in model.params.values())
     count = model.num_params()
-    print_fn(f'Model: "{model.name or "sequential"}"')
+    print_fn(f'Model: "{model.name or snake_case(model)}"')
     print_fn("_" * total)
     print_fn(line(head))
     print_fn("=" * total)
