@@ -46,8 +46,11 @@ class Layer(Configurable):
     def backward(self, grad_out):
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
-    def __call__(self, x, training=True):
-        return self.forward(x, training=training)
+    def __call__(self, x, training=None):
+        """``layer(x)``: ``forward`` in the layer's current mode (PyTorch's ``module(x)``):
+        training after ``train()`` (the default), inference after ``eval()``. ``training=``
+        given explicitly is passed on as it is."""
+        return self.forward(x, training=self.training if training is None else training)
 
     def output_shape(self, input_shape):
         """Output shape for an input shape (batch dim included, may be None)."""
@@ -61,13 +64,22 @@ class Layer(Configurable):
         for g in self.grads.values():
             g.fill(0)
 
-    def train(self):
-        self.training = True
+    def sublayers(self):
+        """The layers this one is made of, in forward order (none for a plain layer);
+        ``train``/``eval`` reach them through it."""
+        return []
+
+    def train(self, mode=True):
+        """Set training mode (``mode=False``: inference) on this layer and every sublayer,
+        as PyTorch's ``module.train(mode)``. Dropout then drops (or not) in ``layer(x)``."""
+        self.training = bool(mode)
+        for layer in self.sublayers():
+            layer.train(mode)
         return self
 
     def eval(self):
-        self.training = False
-        return self
+        """Inference mode on this layer and every sublayer: ``train(False)``."""
+        return self.train(False)
 
     def num_params(self):
         return int(sum(p.size for p in self.params.values()))

@@ -81,15 +81,8 @@ class Residual(Layer):
     def zero_grad(self):
         self.inner.zero_grad()
 
-    def train(self):
-        self.training = True
-        self.inner.train()
-        return self
-
-    def eval(self):
-        self.training = False
-        self.inner.eval()
-        return self
+    def sublayers(self):
+        return [self.inner]
 
     def astype(self, dtype):
         self.inner.astype(dtype)

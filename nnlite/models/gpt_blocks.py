@@ -70,17 +70,8 @@ class _Modules(Layer):
         for _, layer in self.modules():
             layer.zero_grad()
 
-    def train(self):
-        self.training = True
-        for _, layer in self.modules():
-            layer.train()
-        return self
-
-    def eval(self):
-        self.training = False
-        for _, layer in self.modules():
-            layer.eval()
-        return self
+    def sublayers(self):
+        return [layer for _, layer in self.modules()]
 
     def astype(self, dtype):
         for _, layer in self.modules():

@@ -77,6 +77,9 @@ class Sequential(Trainer, Layer):
     def __iter__(self):
         return iter(self.layers)
 
+    def sublayers(self):
+        return list(self.layers)
+
     # -- the Layer contract ----------------------------------------------------------------
     @property
     def params(self):

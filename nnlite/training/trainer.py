@@ -14,6 +14,11 @@ layers in reverse, ``optimizer.step(pairs)`` (which checks that the gradients' g
 finite, then clips by it when the optimizer has ``clipnorm``). A NaN/inf loss or gradient
 raises ``FloatingPointError`` before the update, naming the epoch and step.
 
+Modes, as PyTorch's: ``model.train()``/``model.eval()`` set every layer, and ``model(x)`` runs
+in the current mode. ``fit`` and ``train_step`` switch every layer to train mode (dropout on)
+and put the modes back afterwards; ``evaluate``, ``predict`` and validation always run
+inference (training=False).
+
 ``fit`` takes arrays ``(x, y)`` or an iterable of ``(xb, yb)`` batches (a ``DataLoader``, a
 ``RandomWindowSampler``, a generator) with ``steps_per_epoch``; :mod:`.data_adapter` turns
 either into per-epoch batch iterators:
@@ -27,6 +32,7 @@ dtype), ``params``/``grads`` (dicts with the same keys; the optimizer gets them 
 ``forward(x, training)``, ``backward(grad)``, ``zero_grad()``, ``dtype``, ``input_shape``,
 and ``get_weights``/``set_weights``/``save`` for the callbacks that use them.
 """
+import contextlib
 import math
 import warnings
 
@@ -67,6 +73,29 @@ def _freeze_input_grads(layers):
 def _restore_input_grads(saved):
     for layer, flag in saved:
         layer.needs_input_grad = flag
+
+
+def _modes(layer):
+    """``[(layer, training), ...]`` for ``layer`` and every layer under it."""
+    out = [(layer, layer.training)]
+    for sub in getattr(layer, "sublayers", list)():
+        out += _modes(sub)
+    return out
+
+
+@contextlib.contextmanager
+def _training(model):
+    """Training as ``fit`` does it: every layer in train mode (``model.train()``: dropout on,
+    even after ``model.eval()``), no input gradient below the first trainable layer; both
+    put back as they were afterwards."""
+    modes, saved = _modes(model), _freeze_input_grads(model.layers)
+    model.train()
+    try:
+        yield
+    finally:
+        _restore_input_grads(saved)
+        for layer, mode in modes:
+            layer.training = mode
 
 
 class Trainer:
@@ -177,14 +206,12 @@ class Trainer:
             they were.
         """
         self._check_compiled("train_step")
-        saved = _freeze_input_grads(self.layers)
-        try:
+        with _training(self):
             xb, yb = data_adapter.cast_batch(xb, yb, self._input_dtype())
-            return self._train_batch(xb, yb, self._pairs())[0]
-        except _NonFinite as e:
-            raise FloatingPointError(self._nonfinite_message(e, "")) from None
-        finally:
-            _restore_input_grads(saved)
+            try:
+                return self._train_batch(xb, yb, self._pairs())[0]
+            except _NonFinite as e:
+                raise FloatingPointError(self._nonfinite_message(e, "")) from None
 
     def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, steps_per_epoch=None,
@@ -242,9 +269,8 @@ class Trainer:
         # History last (as Keras): it records what the user's callbacks add to the logs
         cbs = CallbackList([*(callbacks or []), history], model=self)
         self.history, self.stop_training = history, False
-        saved = _freeze_input_grads(self.layers)
         logs = {}
-        try:
+        with _training(self):
             cbs.on_train_begin(logs)
             for epoch in range(epochs):
                 cbs.on_epoch_begin(epoch, logs)
@@ -265,8 +291,6 @@ class Trainer:
                 if self.stop_training:
                     break
             cbs.on_train_end(logs)
-        finally:
-            _restore_input_grads(saved)
         return history
 
     def _fit_epoch(self, train, epoch, bar, cbs, logs):
