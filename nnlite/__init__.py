@@ -12,3 +12,4 @@ from .layers import *  # noqa: E402,F401,F403
 from .config import show_config  # noqa: E402
 # -- top-level names added by each part (keep one line per part) --
 from .models import Sequential, load_model  # noqa: E402
+from .random import seed as set_seed  # noqa: E402  (Keras' set_random_seed, torch.manual_seed)

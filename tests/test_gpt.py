@@ -437,13 +437,13 @@ def test_fit_on_iterables_errors_and_exhaustion():
 def test_train_step_returns_the_loss_and_refuses_nan():
     x, y = _blobs()
     m = _mlp()
-    before = m.get_weights()
+    before = m.state_dict()
     loss = m.train_step(x, y)
     assert isinstance(loss, float) and loss > 0 and m.optimizer.iterations == 1
     assert not np.array_equal(before["0.W"], m.params["0.W"])
     bad = x.copy()
     bad[0, 0] = np.nan
-    w = m.get_weights()
+    w = m.state_dict()
     with pytest.raises(FloatingPointError, match="loss became nan; try a lower"):
         m.train_step(bad, y)
     assert all(np.array_equal(w[k], v) for k, v in m.params.items())

@@ -1,5 +1,7 @@
 """Keras and PyTorch habits (issue 10, items 8-12): each works, or fails with an error that
 names the nnlite way."""
+import re
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,138 @@ def test_fit_trains_with_dropout_after_eval_and_restores_the_modes():
     m.train()
     m.fit(x, y, epochs=1, batch_size=120, verbose=0)
     assert m[2].training
+
+
+# -- item 8: Keras' names and shapes --------------------------------------------------------
+@pytest.mark.parametrize("cls, default", [(nl.optim.Adam, 1e-3), (nl.optim.AdamW, 1e-3),
+                                          (nl.optim.SGD, 0.01), (nl.optim.RMSprop, 0.01)])
+def test_learning_rate_is_an_alias_of_lr(cls, default):
+    assert cls(learning_rate=0.05).lr == 0.05 and cls(0.05).lr == 0.05
+    assert cls().lr == default
+    opt = cls(learning_rate=nl.optim.ExponentialDecay(0.1, 0.5))
+    assert opt.get_lr() == 0.1 and cls.from_config(opt.get_config()).get_lr() == 0.1
+    opt.learning_rate = 0.2                             # Keras: optimizer.learning_rate = ...
+    assert opt.lr == 0.2 and opt.learning_rate == 0.2
+    with pytest.raises(TypeError, match="give the learning rate once"):
+        cls(lr=0.1, learning_rate=0.1)
+
+
+def test_weights_are_keras_lists_and_state_dict_is_the_dict():
+    m = mlp()
+    w = m.get_weights()
+    assert isinstance(w, list) and [a.shape for a in w] == [(4, 8), (8,), (8, 3), (3,)]
+    assert all(a is not p for a, p in zip(w, m.params.values()))       # copies
+    assert all(a is p for a, p in zip(m.weights, m.params.values()))   # the arrays themselves
+    assert m[0].weights[0] is m[0].params["W"]
+    new = [np.full_like(a, i) for i, a in enumerate(w)]
+    m.set_weights(new)                                  # Keras' list, in get_weights order
+    assert all(np.array_equal(m.params[k], a) for k, a in zip(m.params, new))
+    sd = m.state_dict()                                 # PyTorch's dict, keyed as params
+    assert list(sd) == ["0.W", "0.b", "2.W", "2.b"] and np.array_equal(sd["2.b"], new[3])
+    m.set_weights(w)
+    m.load_state_dict(sd)
+    assert np.array_equal(m.params["2.b"], new[3])
+    m.set_weights({k: np.zeros_like(v) for k, v in sd.items()})     # a dict is taken too
+    assert not m.params["0.W"].any()
+    m[0].set_weights([np.ones((4, 8)), np.ones(8)])     # a layer's own, float64 cast in place
+    assert m[0].params["W"].dtype == np.float32 and m.params["0.W"].all()
+    with pytest.raises(ValueError, match=r"expected a list of 4 arrays \(0.W, 0.b, 2.W, "
+                                         r"2.b\), as get_weights\(\) returns, got 3"):
+        m.set_weights(w[:3])
+    with pytest.raises(ValueError, match=r"array 2 \('2.W'\) has shape \(3, 8\), the model's "
+                                         r"has \(8, 3\)"):
+        m.set_weights([w[0], w[1], w[2].T, w[3]])
+    with pytest.raises(ValueError, match=r"missing \['2.b'\]"):
+        m.load_state_dict({k: v for k, v in sd.items() if k != "2.b"})
+
+
+def test_count_params():
+    m = mlp()
+    assert m.count_params() == m.num_params() == 4 * 8 + 8 + 8 * 3 + 3
+    assert m[0].count_params() == 40 and m[1].count_params() == 0
+
+
+def test_set_seed_makes_runs_repeatable_and_np_random_seed_does_not_reach_nnlite():
+    assert nl.set_seed is nl.random.seed
+    x, y = blobs()
+
+    def run():
+        m = nl.Sequential([nl.Linear(4, 8), nl.Dropout(0.3), nl.Linear(8, 3)])
+        m.compile("adam", "cross_entropy")
+        m.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        return m.get_weights()
+
+    nl.set_seed(3)
+    a = run()
+    nl.set_seed(3)
+    assert all(np.array_equal(u, v) for u, v in zip(a, run()))
+    np.random.seed(3)
+    b = run()
+    np.random.seed(3)
+    assert not all(np.array_equal(u, v) for u, v in zip(b, run()))
+    assert "np.random.seed" in nl.random.__doc__ and "nl.set_seed" in nl.random.__doc__
+
+
+def test_sparse_categorical_accuracy_metric():
+    x, y = blobs()
+    m = mlp()
+    m.compile("adam", "cross_entropy",
+              metrics=["sparse_categorical_accuracy", "categorical_accuracy"])
+    out = m.predict(x)
+    with pytest.raises(ValueError, match=r"for one-hot targets use 'categorical_accuracy'"):
+        m.evaluate(x, np.eye(3)[y])
+    m.compile("adam", "cross_entropy", metrics=["categorical_accuracy"])
+    h = m.evaluate(x, np.eye(3)[y])                     # one-hot targets
+    assert h["categorical_accuracy"] == pytest.approx(np.mean(out.argmax(1) == y))
+    m.compile("adam", "cross_entropy", metrics=["sparse_categorical_accuracy"])
+    h = m.fit(x, y, epochs=1, verbose=0).history
+    assert 0 <= h["sparse_categorical_accuracy"][0] <= 1
+    assert m.evaluate(x, y)["sparse_categorical_accuracy"] == pytest.approx(
+        np.mean(m.predict(x).argmax(1) == y))
+
+
+def test_evaluate_return_dict_false_is_keras_list():
+    x, y = blobs()
+    m = mlp()
+    m.compile("adam", "cross_entropy", metrics=["accuracy"])
+    d = m.evaluate(x, y)
+    assert m.evaluate(x, y, return_dict=False) == [d["loss"], d["accuracy"]]
+    assert m.evaluate(x, y, return_dict=True) == d
+    m.compile("adam", "cross_entropy")
+    assert m.evaluate(x, y, return_dict=False) == d["loss"]
+
+
+def test_predict_takes_loaders_and_verbose(capsys):
+    x, y = blobs(n=70)
+    m = mlp(dropout=0.5)                                # train mode: predict still infers
+    want = m.forward(x, training=False)
+    loader = nl.data.DataLoader(nl.data.TensorDataset(x, y), batch_size=32)
+    np.testing.assert_allclose(m.predict(loader), want, rtol=1e-6)
+    xs = nl.data.DataLoader(nl.data.TensorDataset(x), batch_size=32)    # (xb,) batches
+    np.testing.assert_allclose(m.predict(xs), want, rtol=1e-6)
+    np.testing.assert_allclose(m.predict(iter([x[:30], x[30:]]), steps=2), want, rtol=1e-6)
+    np.testing.assert_allclose(m.predict(xs, steps=1), want[:32], rtol=1e-6)
+    with pytest.raises(ValueError, match="without len\\(\\): pass steps=N"):
+        m.predict(iter([x]))
+    capsys.readouterr()
+    m.predict(x, batch_size=32, verbose=2)
+    assert re.fullmatch(r"3/3 - \S+ \S+/step\n", capsys.readouterr().out)
+    m.predict(x, verbose=0)
+    assert capsys.readouterr().out == ""
+    m.compile("adam", "cross_entropy")                  # fit and evaluate took loaders already
+    m.fit(loader, epochs=1, verbose=0)
+    assert set(m.evaluate(loader)) == {"loss"}
+
+
+# -- item 12: error messages ------------------------------------------------------------------
+def test_optimizer_step_given_params_names_the_pairs():
+    m = mlp()
+    opt = nl.optim.SGD()
+    for wrong, what in [(m.params, r"a dict \(model.params\?\)"), (m, "a Sequential"),
+                        (list(m.params.values()), "ndarray at position 0")]:
+        with pytest.raises(TypeError, match=rf"SGD.step\(\) takes a list of \(param, grad\) "
+                                            rf"pairs, got {what}: pass \[\(model.params\[k\], "
+                                            rf"model.grads\[k\]\) for k in model.params\]"):
+            opt.step(wrong)
+    opt.step([(m.params[k], m.grads[k]) for k in m.params])     # the nnlite way
+    assert opt.iterations == 1

@@ -11,7 +11,8 @@
 
 Nothing is unpickled or executed: layers are rebuilt from ``Layer.registry`` by class name,
 inside :func:`nnlite.init.skip_init` (no weights drawn: the file sets every one), and filled
-with ``model.set_weights``, where a model class can accept older keys (``GPT.upgrade_keys``).
+with ``model.load_state_dict``, where a model class can accept older keys
+(``GPT.upgrade_keys``).
 
 Loading trusts nothing in the file: every malformed part raises :class:`CheckpointError` (a
 ``ValueError``) naming the file and the part, and the parameter shapes the architecture asks
@@ -420,9 +421,9 @@ def _build(meta, tensors, Layer):
     name, config = _spec(arch, "architecture")
     try:
         _check_shapes(arch, weights)        # before any array is made
-        with _init.skip_init():             # zeros, nothing drawn: set_weights fills them
+        with _init.skip_init():             # zeros, nothing drawn: load_state_dict fills them
             model = Layer.registry[name].from_config(config)
-        model.set_weights(weights)
+        model.load_state_dict(weights)
     except _Bad:
         raise
     except Exception as e:                  # noqa: BLE001  say which file; keep the words

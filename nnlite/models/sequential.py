@@ -147,26 +147,8 @@ class Sequential(Trainer, Layer):
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)" if inner else "Sequential()"
 
-    # -- weights -------------------------------------------------------------------------
-    def get_weights(self):
-        """A dict of copies of the parameters (``"<index>.<name>"`` keys)."""
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def set_weights(self, weights):
-        """Copy ``weights`` (dict as from :meth:`get_weights`) into the parameters, in place
-        (so an optimizer holding them keeps working)."""
-        params = self.params
-        missing, extra = set(params) - set(weights), set(weights) - set(params)
-        if missing or extra:
-            raise ValueError(f"set_weights: keys do not match the model: missing "
-                             f"{sorted(missing) or 'none'}, unexpected {sorted(extra) or 'none'}")
-        for k, p in params.items():
-            w = np.asarray(weights[k])
-            if w.shape != p.shape:
-                raise ValueError(f"set_weights: {k!r} has shape {shape_str(w.shape)}, the "
-                                 f"model's has {shape_str(p.shape)}")
-            np.copyto(p, w, casting="same_kind")
-
+    # -- weights: get_weights/set_weights (lists), state_dict/load_state_dict (dicts) and
+    # weights come from Layer, over ``params``
     def save(self, path, include_optimizer=True):
         """Save architecture, weights, compile settings and optimizer state to one ``.nnl``
         file (safetensors; see :mod:`nnlite.io.model_file`). ``nl.load_model`` reads it."""
@@ -180,7 +162,7 @@ class Sequential(Trainer, Layer):
 
     def load_weights(self, path):
         from ..io.safetensors import load_file
-        self.set_weights(load_file(path))
+        self.load_state_dict(load_file(path))
 
     def summary(self, print_fn=print):
         """Print a table of layers, output shapes and parameter counts.

@@ -73,15 +73,20 @@ def prepare(x, y, dtype, what="x", check=True):
     return x, y
 
 
+def cast_x(xb, dtype):
+    """An input batch from an iterable in ``dtype`` (floats and integers alike for a float
+    model; integers only for an Embedding first, so float "ids" reach it unchanged and it
+    says so)."""
+    xb, want = np.asarray(xb), np.dtype(dtype)
+    if xb.dtype != want and (want.kind == "f" or xb.dtype.kind in "iub"):
+        xb = np.ascontiguousarray(xb, dtype=want)
+    return xb
+
+
 def cast_batch(xb, yb, dtype):
     """A batch from an iterable, typed as :func:`prepare` types arrays: float inputs and
     targets in ``dtype``, integer ids and labels left as they are."""
-    xb, yb = np.asarray(xb), np.asarray(yb)
-    want = np.dtype(dtype)
-    # float models take any numbers; an Embedding first (int64) takes integers only, so
-    # float "ids" reach it unchanged and it says so
-    if xb.dtype != want and (want.kind == "f" or xb.dtype.kind in "iub"):
-        xb = np.ascontiguousarray(xb, dtype=want)
+    xb, yb = cast_x(xb, dtype), np.asarray(yb)
     if yb.dtype.kind in "fb":
         yb = np.ascontiguousarray(yb, dtype=xb.dtype if xb.dtype.kind == "f" else np.float32)
     return xb, yb
@@ -286,3 +291,35 @@ def evaluate_adapter(x, y, dtype, batch_size=256, steps=None):
                          f"pass an iterable of (xb, yb) batches as x")
     x, y = prepare(x, y, dtype, check=False)
     return ArrayAdapter(x, y, int(batch_size))
+
+
+def predict_batches(x, dtype, batch_size=256, steps=None):
+    """``(steps, batches)`` for ``predict``: input batches only, typed for the model.
+
+    Arrays are cut into ``batch_size`` slices. An iterable (``DataLoader``, generator) gives
+    ``steps`` batches (default one full pass, which needs ``len()``), each an input array or
+    a tuple whose first element is the input (``(xb,)``, ``(xb, yb)``: targets are ignored).
+    """
+    if not is_batch_iterable(x):
+        x = as_x(x, dtype)
+        size = int(batch_size)
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return -(-len(x) // size), (x[lo:lo + size] for lo in range(0, len(x), size))
+    n = check_count(steps, "steps")
+    if n is None:
+        try:
+            n = len(x)
+        except TypeError:
+            raise ValueError(f"predict: x is an iterable of type {type(x).__name__} without "
+                             f"len(): pass steps=N (batches to predict)") from None
+
+    def batches():
+        for _, batch in zip(range(n), x):
+            if isinstance(batch, (tuple, list)):
+                if not batch:
+                    raise TypeError("predict: x yielded an empty tuple; expected xb, (xb,) or "
+                                    "(xb, yb) batches")
+                batch = batch[0]
+            yield cast_x(batch, dtype)
+    return n, batches()

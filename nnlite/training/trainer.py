@@ -338,39 +338,63 @@ class Trainer:
             n += len(xb)
         return {k: float(s / max(n, 1)) for k, s in zip(names, sums)}
 
-    def evaluate(self, x, y=None, batch_size=256, verbose=0, steps=None):
+    def evaluate(self, x, y=None, batch_size=256, verbose=0, steps=None, return_dict=True):
         """Loss and metrics on ``(x, y)`` (training=False), averaged over samples.
 
         ``x`` may instead be an iterable of ``(xb, yb)`` batches (``y`` None): ``steps`` of
         them, or one full pass when it has ``len()``.
 
+        Parameters
+        ----------
+        return_dict : bool, default True
+            True: a dict (nnlite's default). False: as Keras' default, the loss alone when no
+            metrics were compiled, else the list ``[loss, *metrics]``.
+
         Returns
         -------
-        dict
-            ``{'loss': ..., '<metric>': ...}``
+        dict, float or list of float
+            ``{'loss': ..., '<metric>': ...}`` (see ``return_dict``).
         """
         self._check_compiled("evaluate")
         data = data_adapter.evaluate_adapter(x, y, self._input_dtype(), batch_size, steps)
         logs = self._evaluate_batches(data.epoch())
         if verbose:
             Progbar(data.steps, verbose=2).update(data.steps, logs, finalize=True)
-        return logs
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=256):
-        """Outputs for ``x`` (training=False), in batches.
+    def predict(self, x, batch_size=256, verbose=0, steps=None):
+        """Outputs for ``x``, always inference (training=False, whatever the mode), in
+        batches.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, ...), or an iterable of batches
+            An iterable (``DataLoader``, generator) gives input arrays or tuples ``(xb, ...)``
+            whose first element is the input (targets are ignored).
+        batch_size : int
+            Arrays only.
+        verbose : {0, 1, 2}
+            0 silent; 1 progress bar; 2 one line at the end.
+        steps : int, optional
+            Iterable input only: batches to predict (default one full pass, which needs
+            ``len()``).
 
         Returns
         -------
         ndarray of shape (N, ...)
             In the parameters' dtype (float32 unless the model was cast).
         """
-        x = data_adapter.as_x(x, self._input_dtype())
-        if len(x) == 0:
-            return self.forward(x, training=False)
-        out = None
-        for lo in range(0, len(x), int(batch_size)):
-            yb = self.forward(x[lo:lo + int(batch_size)], training=False)
-            if out is None:
-                out = np.empty((len(x), *yb.shape[1:]), dtype=yb.dtype)
-            out[lo:lo + len(yb)] = yb
-        return out
+        n, batches = data_adapter.predict_batches(x, self._input_dtype(), batch_size, steps)
+        bar, outs = Progbar(n, verbose=verbose), []
+        for step, xb in enumerate(batches):
+            outs.append(self.forward(xb, training=False))
+            bar.update(step + 1)
+        if not outs:
+            if data_adapter.is_batch_iterable(x):
+                raise ValueError("predict: x gave no batches")
+            return self.forward(data_adapter.as_x(x, self._input_dtype()), training=False)
+        bar.update(len(outs), finalize=True)
+        return np.concatenate(outs)         # a copy even of one batch: never a layer's cache
