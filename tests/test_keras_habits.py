@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import nnlite as nl
+from nnlite.testing import check_layer_gradients, numerical_gradient
 
 
 def blobs(n=120, d=4, k=3, seed=0):
@@ -209,3 +210,102 @@ def test_optimizer_step_given_params_names_the_pairs():
             opt.step(wrong)
     opt.step([(m.params[k], m.grads[k]) for k in m.params])     # the nnlite way
     assert opt.iterations == 1
+
+
+# -- item 8: Dense(units, activation=...), its input size inferred -------------------------
+def test_dense_infers_its_input_size_and_trains(capsys):
+    x, y = blobs()
+    nl.set_seed(0)
+    m = nl.Sequential([nl.Dense(16, activation="relu"), nl.Dense(3)])
+    assert not m.built and m.params == {} and m[0].in_features is None
+    with pytest.raises(ValueError, match=r"count_params\(\): not built yet.*model.build"):
+        m.count_params()
+    m.compile(nl.optim.Adam(learning_rate=0.05), "cross_entropy", metrics=["accuracy"])
+    h = m.fit(x, y, epochs=15, batch_size=32, verbose=0)
+    assert m.built and m[0].in_features == 4 and m[1].in_features == 16
+    assert list(m.params) == ["0.W", "0.b", "1.W", "1.b"] and m.count_params() == 131
+    assert m.optimizer.iterations == 60 and h.history["accuracy"][-1] > 0.9
+    m.summary()
+    out = capsys.readouterr().out
+    assert re.search(r"dense \(Dense\) +\(None, 16\) +80\n", out) and "Total params: 131 " in out
+    assert repr(m[0]).startswith("Dense(units=16, activation='relu'") and "input_dim=4" in repr(m[0])
+
+
+def test_dense_is_linear_then_its_activation():
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    d = nl.Dense(4, activation="tanh", rng=0).astype(np.float64)
+    lin = nl.Linear(3, 4, init="glorot_uniform", rng=0, dtype=np.float64)
+    y = d(x)
+    assert d.params["W"].dtype == np.float64
+    np.testing.assert_allclose(y, np.tanh(lin(x)), rtol=1e-12)
+    check_layer_gradients(d, x)
+    check_layer_gradients(nl.Dense(2, "relu", use_bias=False, rng=1), x + 0.1)
+    assert nl.Dense(2, input_dim=3).built and nl.Dense(2, input_dim=3).params["W"].shape == (3, 2)
+    for act in (None, "linear"):
+        assert nl.Dense(2, activation=act).activation is None
+
+
+def test_dense_build_summary_and_errors(tmp_path, capsys):
+    m = nl.Sequential([nl.Dense(8, "relu"), nl.Dense(2, "softmax")], input_shape=(5,))
+    assert m.built and m.count_params() == 5 * 8 + 8 + 8 * 2 + 2   # input_shape: built at once
+    m2 = nl.Sequential([nl.Dense(8), nl.Dense(2)])
+    m2.summary()
+    assert "Total params: 0 " in capsys.readouterr().out          # unbuilt: nothing yet
+    assert m2.build((None, 5)).built and m2.input_shape == (5,)  # Keras' (None, 5) or (5,)
+    m2.summary()
+    assert "(None, 8)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"Dense\(\? → 3\): expected input of shape \(batch, "
+                                         r"\.\.\., features\), got shape \(6,\) \(a single "
+                                         r"sample\? x\[None\]; one feature per sample\? "
+                                         r"x\[:, None\]\)"):
+        nl.Dense(3)(np.ones(6))
+    with pytest.raises(ValueError, match="unknown activation 'rleu'"):
+        nl.Dense(3, activation="rleu")
+    with pytest.raises(TypeError, match=r"put it after: Sequential\(\[Dense\(64\), "
+                                        r"LeakyReLU\(0.2\)\]\)"):
+        nl.Dense(3, activation=nl.LeakyReLU(0.2))
+    with pytest.raises(RuntimeError, match="backward\\(\\) called before forward"):
+        nl.Dense(3, "relu").backward(np.ones((2, 3)))
+    unbuilt = nl.Sequential([nl.Dense(3, name="head")])
+    unbuilt.compile("adam", "mse")
+    for save in (unbuilt.save, unbuilt.save_weights):
+        with pytest.raises(ValueError, match=r"Dense\(\? → 3\) 'head' is not built yet .*"
+                                             r"model.build\(\(784,\)\)"):
+            save(tmp_path / "m.nnl")
+    assert not (tmp_path / "m.nnl").exists()
+
+
+def test_dense_saves_and_loads(tmp_path):
+    x, y = blobs()
+    nl.set_seed(0)
+    m = nl.Sequential([nl.Dense(8, "relu", kernel_initializer="he_uniform"), nl.Dropout(0.1),
+                       nl.Dense(3, use_bias=False)])
+    m.compile(nl.optim.Adam(learning_rate=0.01), "cross_entropy", metrics=["accuracy"])
+    m.fit(x, y, epochs=2, verbose=0)
+    m.save(tmp_path / "m.nnl")
+    r = nl.load_model(tmp_path / "m.nnl")
+    assert r[0].get_config() == m[0].get_config() and r[0].in_features == 4
+    assert r[2].get_config()["use_bias"] is False and r[0].activation == "relu"
+    np.testing.assert_array_equal(r.predict(x), m.predict(x))
+    assert r.evaluate(x, y) == m.evaluate(x, y)
+    r.fit(x, y, epochs=1, verbose=0)                                 # and trains on
+    nl.io.save_file({"0.W": np.zeros((4, 8), np.float32)}, tmp_path / "w.safetensors")
+    m.save_weights(tmp_path / "w.safetensors")
+    fresh = nl.Sequential([nl.Dense(8, "relu"), nl.Dropout(0.1), nl.Dense(3, use_bias=False)])
+    fresh.build((4,)).load_weights(tmp_path / "w.safetensors")
+    np.testing.assert_array_equal(fresh.predict(x), m.predict(x))
+
+
+def test_one_dimensional_input_hint_names_the_missing_axis():
+    with pytest.raises(ValueError, match=r"Linear\(1 → 1\): .* got shape \(5,\) \(one feature "
+                                         r"per sample\? x\[:, None\] has shape \(5, 1\)\)"):
+        nl.Linear(1, 1)(np.ones(5))
+    m = nl.Sequential([nl.Linear(1, 1)])
+    m.compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"x\[:, None\] has shape \(8, 1\)"):
+        m.fit(np.arange(20.0), np.arange(20.0), batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match=r"a single sample\? add a batch axis: x\[None\]"):
+        nl.Linear(3, 1)(np.ones(3))
+    with pytest.raises(ValueError) as e:
+        nl.Linear(3, 1)(np.ones(5))                     # neither: no guess
+    assert "x[None]" not in str(e.value) and "x[:, None]" not in str(e.value)

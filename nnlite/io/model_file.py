@@ -92,10 +92,34 @@ def _describe(obj, given, kind):
 
 
 # -- save ------------------------------------------------------------------------------------
+def _unbuilt(layer):
+    """The first layer under ``layer`` (itself included) still waiting for its input size."""
+    subs = getattr(layer, "sublayers", list)()
+    if not subs:
+        return None if getattr(layer, "built", True) else layer
+    return next((u for u in map(_unbuilt, subs) if u is not None), None)
+
+
+def check_built(model, what):
+    """A ValueError naming the layer if ``model`` has one that is not built yet: its
+    parameters do not exist, there is nothing to save."""
+    layer = _unbuilt(model)
+    if layer is not None:
+        from ..layers._checks import describe
+        raise ValueError(f"{what}: {describe(layer)} is not built yet (its input size is "
+                         f"inferred at the first call), so it has no weights to save; call "
+                         f"model.build(input_shape), e.g. model.build((784,)), or fit/predict "
+                         f"once first")
+
+
 def save_model(model, path, include_optimizer=True):
     """Save a :class:`~nnlite.Sequential` (architecture, weights, compile settings and, when
-    ``include_optimizer``, the optimizer state) to one ``.nnl`` file, atomically."""
+    ``include_optimizer``, the optimizer state) to one ``.nnl`` file, atomically.
+
+    Raises ``ValueError`` for a model not built yet (a ``Dense(units)`` before its first
+    call)."""
     from .. import __version__
+    check_built(model, "save")
     tensors = dict(model.params)
     meta = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION), "nnlite_version": __version__,
@@ -185,6 +209,8 @@ def _gpt(c, w):
 SHAPE_RULES = {
     "Linear": lambda c, w: [(_dim(c, "in_features", w), _dim(c, "out_features", w))]
     + ([(_dim(c, "out_features", w),)] if c.get("bias", True) else []),
+    "Dense": lambda c, w: [(_dim(c, "input_dim", w), _dim(c, "units", w))]
+    + ([(_dim(c, "units", w),)] if c.get("use_bias", True) else []),
     "Embedding": lambda c, w: [(_dim(c, "num_embeddings", w), _dim(c, "embedding_dim", w))],
     "PositionalEmbedding": lambda c, w: [(_dim(c, "block_size", w), _dim(c, "dim", w))],
     "LayerNorm": lambda c, w: _layer_norm(_dim(c, "dim", w)),

@@ -1,7 +1,7 @@
 """Layers: each a small class with forward/backward and params/grads side by side."""
 from .base import Layer
 from .flatten import Flatten
-from .linear import Linear, FC
+from .linear import Linear, FC, Dense
 from .activations import ReLU, LeakyReLU, Tanh, Sigmoid, GELU, Identity, Activation
 from .softmax import Softmax
 from .dropout import Dropout
@@ -10,6 +10,6 @@ from .normalization import LayerNorm
 from .attention import MultiHeadAttention
 from .residual import Residual
 
-__all__ = ["Layer", "Flatten", "Linear", "FC", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU",
+__all__ = ["Layer", "Flatten", "Linear", "FC", "Dense", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU",
            "Identity", "Activation", "Softmax", "Dropout", "Embedding", "PositionalEmbedding",
            "LayerNorm", "MultiHeadAttention", "Residual"]

@@ -84,6 +84,14 @@ class Residual(Layer):
     def sublayers(self):
         return [self.inner]
 
+    @property
+    def built(self):
+        return self.inner.built
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
+        return self
+
     def astype(self, dtype):
         self.inner.astype(dtype)
         return self

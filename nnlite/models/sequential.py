@@ -17,9 +17,8 @@ A Sequential is itself a Layer: it nests, and its ``params`` are keyed ``"<index
 may key them its own way by overriding ``params`` and ``grads``: training, weights, files and
 the summary all go through those two properties.
 """
-import numpy as np
 
-from ..layers.base import Layer, shape_str
+from ..layers.base import Layer
 from ..training import Trainer, print_summary
 
 
@@ -51,6 +50,8 @@ class Sequential(Trainer, Layer):
         Trainer.__init__(self)
         for layer in layers or []:
             self.add(layer)
+        if self.input_shape is not None and not self.built:    # Dense(units): sizes known now
+            self.build(self.input_shape)
 
     # -- building ------------------------------------------------------------------------
     def add(self, layer):
@@ -63,10 +64,27 @@ class Sequential(Trainer, Layer):
         return self
 
     def build(self, input_shape):
-        """Record the shape of one sample (no batch axis) and check the layers accept it."""
-        self.input_shape = tuple(input_shape)
-        self.output_shape((None, *self.input_shape))
+        """Make the parameters of the layers that wait for their input size (``Dense(units)``),
+        record the shape of one sample and check the layers accept it.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            One sample, no batch axis: ``(784,)``; Keras' ``(None, 784)`` is taken too.
+        """
+        shape = tuple(input_shape)
+        self.input_shape = shape[1:] if shape and shape[0] is None else shape
+        shape = (None, *self.input_shape)
+        for layer in self.layers:
+            layer.build(shape)
+            shape = tuple(layer.output_shape(shape))
         return self
+
+    @property
+    def built(self):
+        """False while a layer waits for its input size (``Dense(units)``): the first call,
+        ``fit`` or :meth:`build` makes its parameters."""
+        return all(layer.built for layer in self.layers)
 
     def __len__(self):
         return len(self.layers)
@@ -157,7 +175,9 @@ class Sequential(Trainer, Layer):
 
     def save_weights(self, path):
         """Save only the parameters, as a plain safetensors file."""
+        from ..io.model_file import check_built
         from ..io.safetensors import save_file
+        check_built(self, "save_weights")
         save_file(self.params, path)
 
     def load_weights(self, path):
@@ -169,6 +189,9 @@ class Sequential(Trainer, Layer):
 
         Output shapes need the input shape: from ``Sequential(..., input_shape=...)``,
         :meth:`build`, a previous ``fit``, or the first layer's ``in_features``; a layer
-        whose output shape cannot be known shows ``?``.
+        whose output shape cannot be known shows ``?``. A ``Dense(units)`` not built yet
+        counts 0 parameters; it is built here when the input shape is known.
         """
+        if not self.built and self.input_shape is not None:
+            self.build(self.input_shape)
         print_summary(self, print_fn)

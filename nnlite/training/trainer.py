@@ -65,7 +65,7 @@ def _freeze_input_grads(layers):
         layer.needs_input_grad = False
         if hasattr(layer, "layers"):        # a nested stack: its first layers too
             saved += _freeze_input_grads(layer.layers)
-        if layer.num_params() > 0:
+        if layer.num_params() > 0 or not getattr(layer, "built", True):   # Dense(units)
             break
     return saved
 
@@ -157,9 +157,12 @@ class Trainer:
             dtype = self.dtype
         return np.float32 if dtype is None else dtype
 
-    def _pairs(self):
+    def _pairs(self, xb):
         """``[(param, grad), ...]`` for the optimizer, from ``params``/``grads`` (the model's
-        own keys, whatever they are)."""
+        own keys, whatever they are); a model that is not built yet (``Dense(units)``) is
+        built first, for the batch ``xb``."""
+        if not getattr(self, "built", True):
+            self.build(xb.shape[1:])
         params, grads = self.params, self.grads
         return [(params[k], grads[k]) for k in params]
 
@@ -209,7 +212,7 @@ class Trainer:
         with _training(self):
             xb, yb = data_adapter.cast_batch(xb, yb, self._input_dtype())
             try:
-                return self._train_batch(xb, yb, self._pairs())[0]
+                return self._train_batch(xb, yb, self._pairs(xb))[0]
             except _NonFinite as e:
                 raise FloatingPointError(self._nonfinite_message(e, "")) from None
 
@@ -301,11 +304,13 @@ class Trainer:
         """
         names = ["loss", *self.metrics_names]
         metrics = [fn for _, fn in self._metrics]
-        pairs = self._pairs()
+        pairs = None
         sums, seen, done = np.zeros(len(names)), 0, 0
         for step, (xb, yb) in enumerate(train.epoch()):
             if self.input_shape is None:    # recorded from the data for summary()
                 self.input_shape = tuple(xb.shape[1:])
+            if pairs is None:
+                pairs = self._pairs(xb)
             cbs.on_batch_begin(step, logs)
             try:
                 loss, out = self._train_batch(xb, yb, pairs)
