@@ -1,4 +1,4 @@
-"""Linear (fully connected) layer: y = xW + b; Dense, Keras' form: y = f(xW + b), input size inferred."""
+"""Linear (fully connected) layer: y = xW + b; Dense, Keras' y = f(xW + b), input size inferred."""
 import numpy as np
 
 from .. import init as _init
