@@ -228,7 +228,8 @@ def test_dense_infers_its_input_size_and_trains(capsys):
     m.summary()
     out = capsys.readouterr().out
     assert re.search(r"dense \(Dense\) +\(None, 16\) +80\n", out) and "Total params: 131 " in out
-    assert repr(m[0]).startswith("Dense(units=16, activation='relu'") and "input_dim=4" in repr(m[0])
+    assert repr(m[0]).startswith("Dense(units=16, activation='relu'")
+    assert "input_dim=4" in repr(m[0])
 
 
 def test_dense_is_linear_then_its_activation():

@@ -10,6 +10,6 @@ from .normalization import LayerNorm
 from .attention import MultiHeadAttention
 from .residual import Residual
 
-__all__ = ["Layer", "Flatten", "Linear", "FC", "Dense", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU",
-           "Identity", "Activation", "Softmax", "Dropout", "Embedding", "PositionalEmbedding",
+__all__ = ["Layer", "Flatten", "Linear", "FC", "Dense", "ReLU", "LeakyReLU", "Tanh", "Sigmoid",
+           "GELU", "Identity", "Activation", "Softmax", "Dropout", "Embedding", "PositionalEmbedding",
            "LayerNorm", "MultiHeadAttention", "Residual"]
