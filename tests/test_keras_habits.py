@@ -310,3 +310,130 @@ def test_one_dimensional_input_hint_names_the_missing_axis():
     with pytest.raises(ValueError) as e:
         nl.Linear(3, 1)(np.ones(5))                     # neither: no guess
     assert "x[None]" not in str(e.value) and "x[:, None]" not in str(e.value)
+
+
+# -- item 8: fit(class_weight=..., sample_weight=...) ------------------------------------------
+def _loss_cases(rng):
+    z = rng.standard_normal((6, 4))
+    return [
+        (nl.losses.MSE(), z, rng.standard_normal((6, 4))),
+        (nl.losses.L1(), z, rng.standard_normal((6, 4))),
+        (nl.losses.CrossEntropy(), z, rng.integers(0, 4, 6)),
+        (nl.losses.CrossEntropy(), z, rng.dirichlet(np.ones(4), 6)),        # probabilities
+        (nl.losses.CrossEntropy(), rng.standard_normal((3, 5, 4)), rng.integers(0, 4, (3, 5))),
+        (nl.losses.BinaryCrossEntropy(), z[:, :1], rng.integers(0, 2, (6, 1)).astype(float)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_weighted_losses_weigh_each_sample_and_have_the_right_gradient(case):
+    rng = np.random.default_rng(case)
+    loss, z, t = _loss_cases(rng)[case]
+    w = rng.uniform(0, 3, len(z))
+    per = np.array([loss(z[i:i + 1], t[i:i + 1]) for i in range(len(z))])
+    assert loss(z, t, sample_weight=w) == pytest.approx(np.mean(w * per), rel=1e-10)
+    assert loss(z, t, sample_weight=np.ones(len(z))) == pytest.approx(loss(z, t), rel=1e-12)
+    loss.forward(z, t, sample_weight=w)
+    g = loss.backward()
+    num = numerical_gradient(lambda _: loss.forward(z, t, sample_weight=w), z)
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match=rf"sample_weight must have shape \({len(z)},\)"):
+        loss(z, t, sample_weight=w[:-1])
+
+
+def test_sample_weight_is_the_same_as_duplicated_samples():
+    """Integer weights: a weighted full-batch SGD run equals a run on the data with each
+    sample repeated w times, at lr scaled by N / sum(w) (Keras' mean over N, not sum(w))."""
+    x, y = blobs(n=30)
+    w = np.random.default_rng(0).integers(0, 4, 30)
+    xd, yd = np.repeat(x, w, axis=0), np.repeat(y, w)
+
+    def run(lr, *args, **kw):
+        m = mlp().astype(np.float64)
+        m.compile(nl.optim.SGD(lr), "cross_entropy")
+        m.fit(*args, batch_size=1000, epochs=5, shuffle=False, verbose=0, **kw)
+        return m.get_weights()
+
+    for a, b in zip(run(0.1 * 30 / len(xd), x, y, sample_weight=w), run(0.1, xd, yd)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # class_weight is a sample weight per label; both multiply
+    cw = {0: 0.5, 1: 2.0, 2: 1.0}
+    per_label = np.array([cw[c] for c in y])
+    for a, b in zip(run(0.1, x, y, class_weight=cw), run(0.1, x, y, sample_weight=per_label)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    for a, b in zip(run(0.1, x, y, class_weight=cw, sample_weight=w),
+                    run(0.1, x, y, sample_weight=per_label * w)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    for a, b in zip(run(0.1, x, np.eye(3)[y], class_weight=cw),        # one-hot targets
+                    run(0.1, x, y, sample_weight=per_label)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # batches (xb, yb, wb) from an iterable weigh the same; validation_split keeps x's weights
+    loader = nl.data.DataLoader(nl.data.TensorDataset(x, y, w), batch_size=1000)
+    for a, b in zip(run(0.1, loader), run(0.1, x, y, sample_weight=w)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    xx, yy, ww = np.concatenate([x, x[:10]]), np.concatenate([y, y[:10]]), np.r_[w, [9] * 10]
+    for a, b in zip(run(0.1, xx, yy, sample_weight=ww, validation_split=0.25),
+                    run(0.1, x, y, sample_weight=w)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_weights_in_the_logs_evaluate_and_train_step():
+    x, y = blobs(n=40)
+    w = np.linspace(0, 2, 40)
+    m = mlp()
+    m.compile(nl.optim.SGD(0.0), "cross_entropy", metrics=["accuracy"])   # lr 0: nothing moves
+    per = np.array([m.evaluate(x[i:i + 1], y[i:i + 1])["loss"] for i in range(40)])
+    h = m.fit(x, y, sample_weight=w, batch_size=16, epochs=1, verbose=0).history
+    assert h["loss"][0] == pytest.approx(np.mean(w * per), rel=1e-5)
+    res = m.evaluate(x, y, sample_weight=w)
+    assert res["loss"] == pytest.approx(np.mean(w * per), rel=1e-5)
+    assert res["accuracy"] == m.evaluate(x, y)["accuracy"]             # metrics: unweighted
+    assert m.train_step(x, y, sample_weight=w) == pytest.approx(np.mean(w * per), rel=1e-5)
+
+
+def test_weight_errors_name_the_way():
+    x, y = blobs(n=20)
+    m = mlp()
+    m.compile("sgd", "cross_entropy")
+    fit = lambda **kw: m.fit(x, y, verbose=0, **kw)                     # noqa: E731
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(20,\), one weight "
+                                         r"per sample, got shape \(19,\)"):
+        fit(sample_weight=np.ones(19))
+    with pytest.raises(ValueError, match=r"sample_weight must be finite and >= 0, got -1.0 at "
+                                         r"sample 3"):
+        fit(sample_weight=np.r_[1, 1, 1, -1, np.ones(16)])
+    with pytest.raises(ValueError, match=r"class_weight has no weight for class 2 \(it has 0, "
+                                         r"1\); give one for every class"):
+        fit(class_weight={0: 1.0, 1: 3.0})
+    with pytest.raises(TypeError, match=r"class_weight must be a dict \{class index: weight\}"):
+        fit(class_weight=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="class_weight keys must be class indices"):
+        fit(class_weight={"cat": 1.0})
+    with pytest.raises(ValueError, match=r"an iterable x can yield \(xb, yb, sample_weight\)"):
+        m.fit(iter([(x, y)]), steps_per_epoch=1, sample_weight=np.ones(20), verbose=0)
+
+    class Plain(nl.losses.CrossEntropy):                  # a loss written before weights
+        def forward(self, y_pred, y_true):
+            return super().forward(y_pred, y_true)
+
+    m.compile("sgd", Plain())
+    with pytest.raises(TypeError, match=r"the loss Plain takes no sample_weight; give its "
+                                        r"forward a sample_weight=None argument"):
+        fit(class_weight={0: 1, 1: 1, 2: 1})
+    fit()                                                               # unweighted: fine
+
+
+# -- item 11: evaluate on no data raises, as fit does -----------------------------------------
+def test_evaluate_on_an_empty_data_set_raises():
+    m = mlp()
+    m.compile("adam", "cross_entropy", metrics=["accuracy"])
+    with pytest.raises(ValueError, match=r"evaluate\(\) got 0 samples"):
+        m.evaluate(np.zeros((0, 4)), np.zeros(0, int))
+    empty = nl.data.DataLoader(nl.data.TensorDataset(np.zeros((0, 4)), np.zeros(0, int)))
+    with pytest.raises(ValueError, match=r"evaluate\(\): the data gave no samples"):
+        m.evaluate(empty)
+    x, y = blobs(n=20)
+    with pytest.raises(ValueError, match="validation_data holds 0 samples"):
+        m.fit(x, y, validation_data=(x[:0], y[:0]), verbose=0)
+    with pytest.raises(ValueError, match=r"fit\(\) validation: the data gave no samples"):
+        m.fit(x, y, validation_data=empty, verbose=0)

@@ -74,9 +74,9 @@ def test_iterable_batches_are_typed_and_checked():
     assert x1.dtype == np.float32 and y1.dtype == y.dtype and y2.dtype == np.float32
     ids = da.IterableAdapter([(x, y)], np.int64, "x", None, per_epoch_iterator=True)
     assert next(ids.epoch())[0].dtype == np.float64    # float "ids": left for the layer to refuse
-    with pytest.raises(TypeError, match=r"x must yield \(xb, yb\) batches, got a tuple of "
-                                        r"length 3"):
-        next(da.IterableAdapter([(x, y, y)], np.float32, "x", 1, True).epoch())
+    with pytest.raises(TypeError, match=r"x must yield \(xb, yb\) batches \(or \(xb, yb, "
+                                        r"sample_weight\)\), got a tuple of length 4"):
+        next(da.IterableAdapter([(x, y, y, y)], np.float32, "x", 1, True).epoch())
     with pytest.raises(ValueError, match="steps_per_epoch must be a positive int, got 0"):
         da.IterableAdapter([(x, y)], np.float32, "x", 0, per_epoch_iterator=False)
 

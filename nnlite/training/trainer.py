@@ -33,6 +33,7 @@ dtype), ``params``/``grads`` (dicts with the same keys; the optimizer gets them 
 and ``get_weights``/``set_weights``/``save`` for the callbacks that use them.
 """
 import contextlib
+import inspect
 import math
 import warnings
 
@@ -167,12 +168,32 @@ class Trainer:
         return [(params[k], grads[k]) for k in params]
 
     # -- training ------------------------------------------------------------------------
-    def _train_batch(self, xb, yb, pairs):
+    def _loss(self, out, yb, wb):
+        """The loss of a batch, weighted by ``wb`` (one weight per sample) when given."""
+        if wb is None:
+            return self.loss.forward(out, yb)
+        return self.loss.forward(out, yb, sample_weight=wb)
+
+    def _check_weighted_loss(self):
+        """A TypeError before training if the loss cannot weigh samples (a user's Loss whose
+        ``forward`` takes no ``sample_weight``)."""
+        try:
+            params = inspect.signature(self.loss.forward).parameters
+        except (TypeError, ValueError):     # no signature to read: let it try
+            return
+        if "sample_weight" not in params and not any(
+                p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise TypeError(f"sample_weight/class_weight: the loss {type(self.loss).__name__} "
+                            f"takes no sample_weight; give its forward a sample_weight=None "
+                            f"argument that weighs each sample's terms (as nnlite.losses "
+                            f"do), or train unweighted")
+
+    def _train_batch(self, xb, yb, pairs, wb=None):
         """The step itself; returns ``(loss, output)``. Raises before the update if the loss or
         the gradient is not finite, so the weights stay usable."""
         self.zero_grad()
         out = self.forward(xb, training=True)
-        loss = self.loss.forward(out, yb)
+        loss = self._loss(out, yb, wb)
         if not math.isfinite(loss):
             raise _NonFinite(loss)
         self.backward(self.loss.backward())
@@ -191,9 +212,10 @@ class Trainer:
                 f"before this step. Try inputs scaled to a moderate range, a lower learning "
                 f"rate (optimizer: {self.optimizer!r}) or float64 (model.astype(np.float64))")
 
-    def train_step(self, xb, yb):
+    def train_step(self, xb, yb, sample_weight=None):
         """One optimisation step on the batch ``(xb, yb)``: zero the grads, forward
-        (training=True), loss, a finiteness check, backward, ``optimizer.step``.
+        (training=True), loss (weighted by ``sample_weight``, one weight per sample, when
+        given), a finiteness check, backward, ``optimizer.step``.
 
         ``fit`` calls it for every batch; call it yourself for a hand-written loop.
 
@@ -209,16 +231,18 @@ class Trainer:
             they were.
         """
         self._check_compiled("train_step")
+        if sample_weight is not None:
+            self._check_weighted_loss()
         with _training(self):
             xb, yb = data_adapter.cast_batch(xb, yb, self._input_dtype())
             try:
-                return self._train_batch(xb, yb, self._pairs(xb))[0]
+                return self._train_batch(xb, yb, self._pairs(xb), sample_weight)[0]
             except _NonFinite as e:
                 raise FloatingPointError(self._nonfinite_message(e, "")) from None
 
     def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, steps_per_epoch=None,
-            validation_steps=None):
+            validation_steps=None, class_weight=None, sample_weight=None):
         """Train for ``epochs`` passes over ``(x, y)``, or over batches drawn from ``x``.
 
         Parameters
@@ -251,6 +275,15 @@ class Trainer:
             0 silent; 1 progress bar (one line per epoch off a terminal); 2 one line per epoch.
         seed : int, optional
             Seed of the shuffling generator; default: ``nl.random``'s generator.
+        class_weight : dict, optional
+            ``{class index: weight}``: each sample's loss terms are multiplied by the weight of
+            its class (integer labels, binary 0/1 targets or one-hot rows), as Keras'; every
+            class that occurs needs a weight. Metrics and validation stay unweighted.
+        sample_weight : ndarray of shape (N,), optional
+            Arrays only: a weight per sample, multiplying its loss terms (times its class
+            weight); an iterable ``x`` may yield ``(xb, yb, sample_weight)`` batches instead.
+            The loss stays a mean over all terms (Keras' ``sum_over_batch_size``), so weights
+            of 2 double the gradient.
 
         Returns
         -------
@@ -267,7 +300,11 @@ class Trainer:
         train, val = data_adapter.fit_adapters(
             x, y, self._input_dtype(), batch_size=batch_size, shuffle=shuffle, seed=seed,
             steps_per_epoch=steps_per_epoch, validation_data=validation_data,
-            validation_split=validation_split, validation_steps=validation_steps)
+            validation_split=validation_split, validation_steps=validation_steps,
+            sample_weight=sample_weight)
+        classes = None if class_weight is None else data_adapter.check_class_weight(class_weight)
+        if sample_weight is not None or classes is not None:
+            self._check_weighted_loss()
         history = History()
         # History last (as Keras): it records what the user's callbacks add to the logs
         cbs = CallbackList([*(callbacks or []), history], model=self)
@@ -280,14 +317,14 @@ class Trainer:
                 if verbose:
                     print(f"Epoch {epoch + 1}/{epochs}")
                 bar = Progbar(train.steps, verbose=verbose)
-                logs, done = self._fit_epoch(train, epoch, bar, cbs, logs)
+                logs, done = self._fit_epoch(train, epoch, bar, cbs, logs, classes)
                 if done == 0:           # an iterable that ran dry: nothing more to train on
                     warnings.warn(f"fit: the input ran out of batches at epoch {epoch + 1}; "
                                   f"training stops (give an endless or re-iterable x, or fewer "
                                   f"steps_per_epoch * epochs)", stacklevel=2)
                     break
                 if val is not None:
-                    val_logs = self._evaluate_batches(val.epoch())
+                    val_logs = self._evaluate_batches(val.epoch(), "fit() validation")
                     logs.update({"val_" + k: v for k, v in val_logs.items()})
                 bar.update(done, logs, finalize=True)
                 cbs.on_epoch_end(epoch, logs)
@@ -296,24 +333,29 @@ class Trainer:
             cbs.on_train_end(logs)
         return history
 
-    def _fit_epoch(self, train, epoch, bar, cbs, logs):
+    def _fit_epoch(self, train, epoch, bar, cbs, logs, classes=None):
         """One epoch of ``fit`` over ``train.epoch()``; returns ``(logs, steps done)``.
 
         ``logs`` comes in as the previous batch's (the callbacks' ``on_batch_begin`` sees it)
-        and goes out as the running means of this epoch.
+        and goes out as the running means of this epoch. ``classes``: the class weights'
+        lookup table (:func:`~.data_adapter.check_class_weight`), or None.
         """
         names = ["loss", *self.metrics_names]
         metrics = [fn for _, fn in self._metrics]
         pairs = None
         sums, seen, done = np.zeros(len(names)), 0, 0
-        for step, (xb, yb) in enumerate(train.epoch()):
+        for step, (xb, yb, *wb) in enumerate(train.epoch()):
+            wb = wb[0] if wb else None      # (xb, yb, wb) with sample weights
+            if classes is not None:
+                cw = data_adapter.class_weights(yb, classes)
+                wb = cw if wb is None else cw * wb
             if self.input_shape is None:    # recorded from the data for summary()
                 self.input_shape = tuple(xb.shape[1:])
             if pairs is None:
                 pairs = self._pairs(xb)
             cbs.on_batch_begin(step, logs)
             try:
-                loss, out = self._train_batch(xb, yb, pairs)
+                loss, out = self._train_batch(xb, yb, pairs, wb)
             except _NonFinite as e:
                 raise FloatingPointError(self._nonfinite_message(
                     e, f" at epoch {epoch + 1}, step {step + 1}/{train.steps}")) from None
@@ -331,19 +373,23 @@ class Trainer:
         return logs, done
 
     # -- inference -------------------------------------------------------------------------
-    def _evaluate_batches(self, batches):
-        """Loss and metrics (training=False) averaged over the samples of ``batches``."""
+    def _evaluate_batches(self, batches, what="evaluate()"):
+        """Loss and metrics (training=False) averaged over the samples of ``batches``; a
+        ValueError naming ``what`` when there are none (0.0 would look like a perfect model)."""
         names = ["loss", *self.metrics_names]
         sums, n = np.zeros(len(names)), 0
-        for xb, yb in batches:
+        for xb, yb, *wb in batches:
             out = self.forward(xb, training=False)
-            sums[0] += self.loss.forward(out, yb) * len(xb)
+            sums[0] += self._loss(out, yb, wb[0] if wb else None) * len(xb)
             for j, (_, fn) in enumerate(self._metrics, 1):
                 sums[j] += fn(out, yb) * len(xb)
             n += len(xb)
-        return {k: float(s / max(n, 1)) for k, s in zip(names, sums)}
+        if n == 0:
+            raise ValueError(f"{what}: the data gave no samples to evaluate")
+        return {k: float(s / n) for k, s in zip(names, sums)}
 
-    def evaluate(self, x, y=None, batch_size=256, verbose=0, steps=None, return_dict=True):
+    def evaluate(self, x, y=None, batch_size=256, verbose=0, steps=None, return_dict=True,
+                 sample_weight=None):
         """Loss and metrics on ``(x, y)`` (training=False), averaged over samples.
 
         ``x`` may instead be an iterable of ``(xb, yb)`` batches (``y`` None): ``steps`` of
@@ -351,6 +397,9 @@ class Trainer:
 
         Parameters
         ----------
+        sample_weight : ndarray of shape (N,), optional
+            Arrays only: weighs each sample's loss terms (as in ``fit``); metrics stay
+            unweighted.
         return_dict : bool, default True
             True: a dict (nnlite's default). False: as Keras' default, the loss alone when no
             metrics were compiled, else the list ``[loss, *metrics]``.
@@ -359,9 +408,17 @@ class Trainer:
         -------
         dict, float or list of float
             ``{'loss': ..., '<metric>': ...}`` (see ``return_dict``).
+
+        Raises
+        ------
+        ValueError
+            If the data holds no samples (as ``fit``).
         """
         self._check_compiled("evaluate")
-        data = data_adapter.evaluate_adapter(x, y, self._input_dtype(), batch_size, steps)
+        if sample_weight is not None:
+            self._check_weighted_loss()
+        data = data_adapter.evaluate_adapter(x, y, self._input_dtype(), batch_size, steps,
+                                             sample_weight)
         logs = self._evaluate_batches(data.epoch())
         if verbose:
             Progbar(data.steps, verbose=2).update(data.steps, logs, finalize=True)
