@@ -7,5 +7,6 @@ and ``from nnlite.callbacks import X`` working.
 ...           callbacks=[nl.callbacks.EarlyStopping(patience=2, restore_best_weights=True)])
 """
 from .training.callbacks import (Callback, CallbackList, EarlyStopping, History,  # noqa: F401
-                                 LambdaCallback, LearningRateScheduler, ModelCheckpoint)
+                                 LambdaCallback, LearningRateScheduler, ModelCheckpoint,
+                                 ReduceLROnPlateau)
 from .training.callbacks import __all__  # noqa: F401

@@ -395,7 +395,10 @@ def test_weight_errors_name_the_way():
     x, y = blobs(n=20)
     m = mlp()
     m.compile("sgd", "cross_entropy")
-    fit = lambda **kw: m.fit(x, y, verbose=0, **kw)                     # noqa: E731
+
+    def fit(**kw):
+        return m.fit(x, y, verbose=0, **kw)
+
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(20,\), one weight "
                                          r"per sample, got shape \(19,\)"):
         fit(sample_weight=np.ones(19))
@@ -437,3 +440,48 @@ def test_evaluate_on_an_empty_data_set_raises():
         m.fit(x, y, validation_data=(x[:0], y[:0]), verbose=0)
     with pytest.raises(ValueError, match=r"fit\(\) validation: the data gave no samples"):
         m.fit(x, y, validation_data=empty, verbose=0)
+
+
+# -- item 8: ReduceLROnPlateau ------------------------------------------------------------------
+class Score(nl.callbacks.Callback):
+    """Puts a scripted 'score' into the epoch logs."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = scores
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["score"] = self.scores[epoch]
+
+
+def test_reduce_lr_on_plateau_keras_semantics(capsys):
+    x, y = blobs(n=20)
+    m = mlp()
+    m.compile(nl.optim.SGD(learning_rate=0.1), "cross_entropy")
+    scores = [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.5, 0.6, 0.6, 0.6, 0.6]
+    cb = nl.callbacks.ReduceLROnPlateau(monitor="score", factor=0.5, patience=2, cooldown=1,
+                                        min_lr=0.02, min_delta=0.0, verbose=1)
+    h = m.fit(x, y, epochs=12, verbose=0, callbacks=[Score(scores), cb])
+    assert h.history["lr"] == pytest.approx([0.1] * 4 + [0.05] * 2 + [0.025] * 4 + [0.02] * 2)
+    assert m.optimizer.lr == pytest.approx(0.02)
+    out = capsys.readouterr().out
+    assert "Epoch 4: ReduceLROnPlateau reducing learning rate to 0.05." in out
+    # min_delta: a smaller change is no improvement; mode 'max' for accuracies
+    m.compile(nl.optim.Adam(0.01), "cross_entropy")
+    cb = nl.callbacks.ReduceLROnPlateau(monitor="score_acc", patience=1, min_delta=0.1)
+    m.fit(x, y, epochs=3, verbose=0, callbacks=[
+        nl.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: logs.update(
+            score_acc=[0.5, 0.55, 0.9][e])), cb])
+    assert cb.mode == "max" and m.optimizer.lr == pytest.approx(1e-3)   # once, at epoch 2
+    with pytest.warns(UserWarning, match="monitor 'val_loss' is not available"):
+        m.fit(x, y, epochs=1, verbose=0, callbacks=[nl.callbacks.ReduceLROnPlateau()])
+
+
+def test_reduce_lr_on_plateau_refuses_a_schedule():
+    m = mlp()
+    m.compile(nl.optim.Adam(learning_rate=nl.optim.CosineDecay(1e-3, 100)), "cross_entropy")
+    with pytest.raises(TypeError, match=r"the optimizer's lr is a schedule \(CosineDecay\).*"
+                                        r"use a constant lr with ReduceLROnPlateau"):
+        m.fit(*blobs(n=20), verbose=0, callbacks=[nl.callbacks.ReduceLROnPlateau()])
+    with pytest.raises(ValueError, match=r"factor must be in \(0, 1\)"):
+        nl.callbacks.ReduceLROnPlateau(factor=2.0)
