@@ -1,6 +1,7 @@
 """Keras and PyTorch habits (issue 10, items 8-12): each works, or fails with an error that
 names the nnlite way."""
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -485,3 +486,39 @@ def test_reduce_lr_on_plateau_refuses_a_schedule():
         m.fit(*blobs(n=20), verbose=0, callbacks=[nl.callbacks.ReduceLROnPlateau()])
     with pytest.raises(ValueError, match=r"factor must be in \(0, 1\)"):
         nl.callbacks.ReduceLROnPlateau(factor=2.0)
+
+
+# -- item 10: a final Softmax (Sigmoid) before a loss that takes logits ------------------------
+@pytest.mark.parametrize("last, loss, y", [
+    (nl.Softmax, "cross_entropy", "labels"),
+    (lambda: nl.Dense(3, activation="softmax"), "sparse_categorical_crossentropy", "labels"),
+    (lambda: nl.Sequential([nl.Linear(3, 3), nl.Softmax(name="probs")]), "cross_entropy",
+     "labels"),
+    (nl.Sigmoid, "binary_crossentropy", "binary"),
+])
+def test_probabilities_into_a_logit_loss_warn_once(last, loss, y):
+    x, labels = blobs(n=20)
+    targets = labels if y == "labels" else (labels == 0).astype(np.float32)[:, None]
+    head = [nl.Linear(8, 3)] if y == "labels" else [nl.Linear(8, 1)]
+    m = nl.Sequential([nl.Linear(4, 8), nl.ReLU(), *head, last()])
+    with pytest.warns(UserWarning, match=r"the model ends in .*, but the loss \w+ takes logits "
+                                         r"and applies the (softmax|sigmoid) itself.* Remove the "
+                                         r"final (softmax|sigmoid)"):
+        m.compile("adam", loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # once: not again at fit
+        m.fit(x, targets, epochs=1, verbose=0)
+        m.train_step(x, targets)
+
+
+def test_no_warning_for_logits_or_other_losses_and_a_late_softmax_warns_at_fit():
+    x, y = blobs(n=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mlp().compile("adam", "cross_entropy")
+        nl.Sequential([nl.Linear(4, 3), nl.Softmax()]).compile("adam", "mse")
+    m = mlp()
+    m.compile("adam", "cross_entropy")
+    m.add(nl.Softmax())                                 # after compile: the first step warns
+    with pytest.warns(UserWarning, match=r"ends in Softmax"):
+        m.fit(x, y, epochs=1, verbose=0)

@@ -41,6 +41,8 @@ import numpy as np
 
 from .. import losses as _losses
 from .. import optim as _optim
+from ..layers import Dense, Sigmoid, Softmax
+from ..layers._checks import describe
 from . import data_adapter
 from . import metrics as _metrics
 from .callbacks import CallbackList, History
@@ -119,6 +121,7 @@ class Trainer:
         self.metrics_names, self._metrics, self._compile_args = [], [], {}
         self.history = None
         self.stop_training = False
+        self._warned_logits = False         # _check_logits warns once per compile
 
     def compile(self, optimizer="adam", loss=None, metrics=None):
         """Choose the optimizer, loss and metrics.
@@ -142,7 +145,30 @@ class Trainer:
             metrics = [metrics]
         self._metrics = [_metrics.get(m, self.loss) for m in (metrics or [])]
         self.metrics_names = [name for name, _ in self._metrics]
+        self._warned_logits = False
+        self._check_logits()
         return self
+
+    def _check_logits(self):
+        """Warn (once per compile) when the model ends in a Softmax (Sigmoid) while the loss
+        takes logits and applies it itself: the pair trains badly, and nothing fails."""
+        if self._warned_logits or not self.layers:
+            return
+        last = self.layers[-1]
+        while getattr(last, "layers", None):                # a nested Sequential: its last
+            last = last.layers[-1]
+        act = getattr(last, "activation", None) if isinstance(last, Dense) else None
+        for loss, layer, name, fix in (
+                (_losses.CrossEntropy, Softmax, "softmax", "nl.ops.softmax(model.predict(x))"),
+                (_losses.BinaryCrossEntropy, Sigmoid, "sigmoid",
+                 "1 / (1 + np.exp(-model.predict(x)))")):
+            if isinstance(self.loss, loss) and (isinstance(last, layer) or act == name):
+                self._warned_logits = True
+                warnings.warn(
+                    f"the model ends in {describe(last)}, but the loss {type(self.loss).__name__} "
+                    f"takes logits and applies the {name} itself: applied twice it flattens the "
+                    f"gradients and the model trains badly. Remove the final {name} (for "
+                    f"probabilities afterwards: {fix})", UserWarning, stacklevel=3)
 
     def _check_compiled(self, what):
         if self.loss is None:
@@ -231,6 +257,7 @@ class Trainer:
             they were.
         """
         self._check_compiled("train_step")
+        self._check_logits()
         if sample_weight is not None:
             self._check_weighted_loss()
         with _training(self):
@@ -297,6 +324,7 @@ class Trainer:
             the epoch and step. The weights are left as they were before that step.
         """
         self._check_compiled("fit")
+        self._check_logits()
         train, val = data_adapter.fit_adapters(
             x, y, self._input_dtype(), batch_size=batch_size, shuffle=shuffle, seed=seed,
             steps_per_epoch=steps_per_epoch, validation_data=validation_data,
