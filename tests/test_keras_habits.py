@@ -1,5 +1,6 @@
 """Keras and PyTorch habits (issue 10, items 8-12): each works, or fails with an error that
 names the nnlite way."""
+import json
 import re
 import warnings
 
@@ -522,3 +523,72 @@ def test_no_warning_for_logits_or_other_losses_and_a_late_softmax_warns_at_fit()
     m.add(nl.Softmax())                                 # after compile: the first step warns
     with pytest.warns(UserWarning, match=r"ends in Softmax"):
         m.fit(x, y, epochs=1, verbose=0)
+
+
+def test_saving_into_a_missing_folder_names_the_users_path(tmp_path):
+    m = mlp()
+    m.compile("adam", "cross_entropy")
+    for save, name in ((m.save, "m.nnl"), (m.save_weights, "w.safetensors")):
+        path = tmp_path / "missing" / name
+        with pytest.raises(FileNotFoundError) as e:
+            save(path)
+        msg = str(e.value)
+        assert f"cannot write {path}" in msg and ".tmp" not in msg
+        assert f"the folder {tmp_path / 'missing'} does not exist: create it first" in msg
+
+
+def _rewrite(path, out, edit):
+    """A copy of the model file ``path`` with its metadata edited by ``edit(meta)``, the
+    checksum recomputed (an intact file from some other writer)."""
+    tensors, meta = nl.io.safetensors.read_file(path)
+    edit(meta)
+    if "sha256" in meta:
+        meta["sha256"] = nl.io.model_file.checksum(tensors, meta)
+    nl.io.save_file(tensors, out, metadata=meta)
+    return out
+
+
+def test_load_errors_say_what_is_missing_and_which_versions(tmp_path):
+    m = nl.Sequential([nl.Linear(4, 3), nl.Residual(nl.Sequential([nl.Linear(3, 3)]))])
+    m.save(tmp_path / "m.nnl")
+
+    def no_checksum(meta):
+        del meta["sha256"]
+
+    with pytest.raises(nl.io.CheckpointError, match=r"has no checksum \(no 'sha256' metadata\): "
+                                                     r"not written by nnlite's save_model"):
+        nl.load_model(_rewrite(tmp_path / "m.nnl", tmp_path / "a.nnl", no_checksum))
+
+    def newer(extra_at, version):
+        def edit(meta):
+            arch = json.loads(meta["architecture"])
+            extra_at(arch["config"]["layers"])["fancy"] = 3       # an argument from elsewhere
+            meta["architecture"], meta["nnlite_version"] = json.dumps(arch), version
+        return edit
+
+    def first(layers):
+        return layers[0]["config"]
+
+    def inner(layers):                                  # Residual -> Sequential -> Linear
+        return layers[1]["config"]["inner"]["config"]["layers"][0]["config"]
+
+    with pytest.raises(nl.io.CheckpointError, match=r"layers\[0\] \(Linear\): .*unexpected "
+                                                     r"keyword argument 'fancy'; the file was "
+                                                     r"written by nnlite 9.1.0, this is nnlite "
+                                                     rf"{nl.__version__}: load it with nnlite "
+                                                     r"9.1.0, or upgrade nnlite"):
+        nl.load_model(_rewrite(tmp_path / "m.nnl", tmp_path / "b.nnl", newer(first, "9.1.0")))
+    with pytest.raises(nl.io.CheckpointError, match=r"layers\[1\] \(Residual\): inner "
+                                                     r"\(Sequential\): layers\[0\] \(Linear\): .*"
+                                                     r"written by this nnlite version"):
+        nl.load_model(_rewrite(tmp_path / "m.nnl", tmp_path / "c.nnl",
+                               newer(inner, nl.__version__)))
+
+    def unknown(meta):
+        arch = json.loads(meta["architecture"])
+        arch["config"]["layers"][0]["class_name"] = "Conv2D"
+        meta["architecture"] = json.dumps(arch)
+
+    with pytest.raises(nl.io.CheckpointError, match="unknown layer class 'Conv2D'") as e:
+        nl.load_model(_rewrite(tmp_path / "m.nnl", tmp_path / "d.nnl", unknown))
+    assert "Dense, Dropout" in str(e.value) and "_" not in str(e.value).split("known layers")[1]

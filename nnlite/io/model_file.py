@@ -229,15 +229,15 @@ def param_shapes(spec, where="architecture", depth=0):
 
     Raises ``_Bad`` (``load_model`` turns it into :class:`CheckpointError`) naming the entry.
     """
-    from ..layers.base import Layer
+    from ..layers.base import Layer, known_layers
     name, cfg = _spec(spec, where)
     if depth > MAX_DEPTH:
         raise _Bad(f"{where}: layers nested more than {MAX_DEPTH} deep")
     cls = Layer.registry.get(name)
     if cls is None:
         raise _Bad(f"{where}: unknown layer class {name!r}; known layers: "
-                   f"{', '.join(sorted(Layer.registry))}. A custom layer must be defined "
-                   f"(its module imported) before loading")
+                   f"{known_layers()}. A custom layer must be defined (its module imported) "
+                   f"before loading")
     rule = SHAPE_RULES.get(name)
     if rule is not None and cls.__module__.startswith("nnlite."):
         return collections.Counter(rule(cfg, f"{where} ({name})"))
@@ -429,6 +429,10 @@ def load_model(path, compile=True, custom_objects=None):
                               f"format version {version}; this nnlite reads up "
                               f"to {FORMAT_VERSION}: upgrade nnlite")
     want, got = meta.get("sha256"), checksum(tensors, meta)
+    if want is None:
+        raise CheckpointError(f"model file {path} has no checksum (no 'sha256' metadata): "
+                              f"not written by nnlite's save_model, or its metadata was "
+                              f"rewritten; nl.io.load_file reads its raw tensors")
     if want != got:
         raise CheckpointError(f"model file {path} is corrupt: checksum mismatch "
                               f"(stored {want}, computed {got})")
@@ -452,9 +456,23 @@ def _build(meta, tensors, Layer):
         model.load_state_dict(weights)
     except _Bad:
         raise
+    except TypeError as e:                  # an argument this nnlite's layers do not take
+        raise _Bad(f"cannot rebuild the model: {type(e).__name__}: {e}; {_versions(meta)}") \
+            from e
     except Exception as e:                  # noqa: BLE001  say which file; keep the words
         raise _Bad(f"cannot rebuild the model: {type(e).__name__}: {e}") from e
     return model
+
+
+def _versions(meta):
+    """Which nnlite wrote the file and which reads it, and what that suggests."""
+    from .. import __version__
+    wrote = meta.get("nnlite_version", "an unknown version")
+    if wrote == __version__:
+        return (f"the file was written by this nnlite version ({wrote}): its architecture was "
+                f"edited, or a custom layer's constructor changed since")
+    return (f"the file was written by nnlite {wrote}, this is nnlite {__version__}: load it "
+            f"with nnlite {wrote}, or upgrade nnlite")
 
 
 def _compile(model, meta, tensors, custom):

@@ -170,6 +170,12 @@ class Layer(Configurable):
         return self
 
 
+def known_layers():
+    """The names of the layer classes a saved model may name, for error messages (the
+    registry less internal bases such as ``_Elementwise``)."""
+    return ", ".join(sorted(n for n in Layer.registry if not n.startswith("_")))
+
+
 def _copy_into(p, w, what):
     """``p[...] = w`` (float64 into float32 allowed), after checking the shape."""
     w = np.asarray(w)

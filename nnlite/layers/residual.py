@@ -1,6 +1,6 @@
 r"""Residual connection: y = x + f(x), the skip around each block of a transformer."""
 from . import _checks as checks
-from .base import Layer, shape_str
+from .base import Layer, known_layers, shape_str
 
 
 class Residual(Layer):
@@ -119,9 +119,13 @@ class Residual(Layer):
         klass = Layer.registry.get(spec["class_name"])
         if klass is None:
             raise ValueError(f"unknown layer class {spec['class_name']!r}; known layers: "
-                             f"{', '.join(sorted(Layer.registry))}. A custom layer must be "
-                             f"defined (its module imported) before loading")
-        return cls(klass.from_config(spec.get("config", {})), name=config.get("name"))
+                             f"{known_layers()}. A custom layer must be defined (its module "
+                             f"imported) before loading")
+        try:
+            inner = klass.from_config(spec.get("config", {}))
+        except TypeError as e:              # say which layer: an argument it does not know
+            raise TypeError(f"inner ({spec['class_name']}): {e}") from None
+        return cls(inner, name=config.get("name"))
 
     def __repr__(self):
         inner = repr(self.inner).replace("\n", "\n  ")

@@ -18,7 +18,7 @@ may key them its own way by overriding ``params`` and ``grads``: training, weigh
 the summary all go through those two properties.
 """
 
-from ..layers.base import Layer
+from ..layers.base import Layer, known_layers
 from ..training import Trainer, print_summary
 
 
@@ -152,13 +152,16 @@ class Sequential(Trainer, Layer):
     @classmethod
     def from_config(cls, config):
         layers = []
-        for spec in config.get("layers", []):
+        for i, spec in enumerate(config.get("layers", [])):
             klass = Layer.registry.get(spec["class_name"])
             if klass is None:
                 raise ValueError(f"unknown layer class {spec['class_name']!r}; known layers: "
-                                 f"{', '.join(sorted(Layer.registry))}. A custom layer must be "
-                                 f"defined (its module imported) before loading")
-            layers.append(klass.from_config(spec.get("config", {})))
+                                 f"{known_layers()}. A custom layer must be defined (its "
+                                 f"module imported) before loading")
+            try:
+                layers.append(klass.from_config(spec.get("config", {})))
+            except TypeError as e:          # say which layer: an argument it does not know
+                raise TypeError(f"layers[{i}] ({spec['class_name']}): {e}") from None
         return cls(layers, name=config.get("name"), input_shape=config.get("input_shape"))
 
     def __repr__(self):
