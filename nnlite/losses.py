@@ -3,9 +3,11 @@ r"""Losses: ``loss = L(y_pred, y_true)`` → float, then ``backward()`` → ∂l
 All use mean reduction. ``L(y_pred, y_true, sample_weight=w)`` weighs each sample's terms by
 :math:`w_n` and still divides by the number of terms, as Keras' ``sum_over_batch_size``:
 :math:`L = \frac1M \sum_i w_{n(i)}\,\ell_i` (``fit(sample_weight=..., class_weight=...)``
-uses it); weights of 1 give the unweighted loss. Classification losses take *logits* (pre-softmax / pre-sigmoid
-scores) and fuse the activation into the loss: it is cheaper and stays finite at extreme
-logits where ``log(softmax(z))`` would give ``log(0)``.
+uses it); weights of 1 give the unweighted loss.
+
+Classification losses take *logits* (pre-softmax / pre-sigmoid scores) and fuse the
+activation into the loss: it is cheaper and stays finite at extreme logits where
+``log(softmax(z))`` would give ``log(0)``.
 
 >>> loss = CrossEntropy()
 >>> value = loss(logits, labels)        # forward
@@ -14,6 +16,8 @@ logits where ``log(softmax(z))`` would give ``log(0)``.
 Losses do not check for NaN/inf in predictions: they compute (and pass NaN on); the
 training loop is what notices a diverged run.
 """
+from typing import ClassVar
+
 from . import ops
 from ._configurable import Configurable
 from .layers import _checks
@@ -50,7 +54,7 @@ def _weights(loss, sample_weight, y_pred):
 class Loss(Configurable):
     """Base class: subclasses implement ``forward`` (caching what ``backward`` needs)."""
 
-    registry = {}
+    registry: ClassVar[dict] = {}
 
     def __init__(self):
         self._grad = None       # cache: ∂loss/∂y_pred, computed with the forward pass
@@ -251,4 +255,4 @@ def get(name_or_obj):
     raise TypeError(f"loss must be a name or a Loss, got {type(name_or_obj).__name__}")
 
 
-__all__ = ["Loss", "MSE", "L1", "MAE", "CrossEntropy", "BinaryCrossEntropy", "BCE", "get"]
+__all__ = ["BCE", "L1", "MAE", "MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss", "get"]

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 import nnlite as nl
-from nnlite.callbacks import (Callback, EarlyStopping, LambdaCallback, LearningRateScheduler,
-                              ModelCheckpoint)
+from nnlite.callbacks import (
+    Callback,
+    EarlyStopping,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+)
 from nnlite.layers import Layer
 from nnlite.training.progress import Progbar
 

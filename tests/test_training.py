@@ -102,15 +102,15 @@ def test_fit_adapters_split_the_tail_before_shuffling():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(x=iter([]), y=None, validation_split=0.1), "validation_split needs arrays"),
-    (dict(validation_steps=2), "validation_steps given without validation_data"),
-    (dict(steps_per_epoch=2), "steps_per_epoch applies to an iterable x"),
-    (dict(validation_data=(1, 2, 3)), r"validation_data must be a tuple \(x_val, y_val\)"),
-    (dict(validation_data=5), "validation_data must be a tuple .* got int"),
-    (dict(validation_data=(np.zeros((2, 3)), np.zeros(3))), "x_val and x_val targets must have"),
-    (dict(x=np.zeros((0, 3)), y=np.zeros(0)), "fit\\(\\) got 0 training samples"),
-    (dict(batch_size=0), "batch_size must be >= 1"),
-    (dict(y=None), "fit\\(\\) needs targets y for x of type ndarray"),
+    ({"x": iter([]), "y": None, "validation_split": 0.1}, "validation_split needs arrays"),
+    ({"validation_steps": 2}, "validation_steps given without validation_data"),
+    ({"steps_per_epoch": 2}, "steps_per_epoch applies to an iterable x"),
+    ({"validation_data": (1, 2, 3)}, r"validation_data must be a tuple \(x_val, y_val\)"),
+    ({"validation_data": 5}, "validation_data must be a tuple .* got int"),
+    ({"validation_data": (np.zeros((2, 3)), np.zeros(3))}, "x_val and x_val targets must have"),
+    ({"x": np.zeros((0, 3)), "y": np.zeros(0)}, "fit\\(\\) got 0 training samples"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"y": None}, "fit\\(\\) needs targets y for x of type ndarray"),
 ])
 def test_fit_adapters_errors(kwargs, match):
     args = dict(zip(("x", "y"), arrays()))
@@ -185,7 +185,7 @@ class Named(nl.Sequential):
         return {f"{self.names[i]}.{k}": v for i, layer in enumerate(self.layers)
                 for k, v in layer.grads.items()}
 
-    names = ["inp", "act", "out"]
+    names = ("inp", "act", "out")
 
 
 def test_params_and_grads_properties_are_the_only_keys(tmp_path, capsys):

@@ -269,7 +269,7 @@ def _check_shapes(spec, weights):
     have = collections.Counter(tuple(a.shape) for a in weights.values())
     if want == have:
         return
-    size = lambda c: sum(int(np.prod(s, dtype=object)) * k for s, k in c.items())  # noqa: E731
+    size = lambda c: sum(int(np.prod(s, dtype=object)) * k for s, k in c.items())
     msg = (f"the architecture does not match the tensors: it needs {size(want):,} parameters "
            f"in {sum(want.values())} tensors, the file holds {size(have):,} in "
            f"{sum(have.values())}")
@@ -459,7 +459,7 @@ def _build(meta, tensors, Layer):
     except TypeError as e:                  # an argument this nnlite's layers do not take
         raise _Bad(f"cannot rebuild the model: {type(e).__name__}: {e}; {_versions(meta)}") \
             from e
-    except Exception as e:                  # noqa: BLE001  say which file; keep the words
+    except Exception as e:                  # say which file; keep the words
         raise _Bad(f"cannot rebuild the model: {type(e).__name__}: {e}") from e
     return model
 

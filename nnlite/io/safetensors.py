@@ -53,10 +53,9 @@ def serialize(tensors, metadata=None):
     reference implementation's order (dtype, largest first, then name), so every tensor starts
     at a multiple of its item size and the bytes match the reference writer's.
     """
-    if metadata is not None:
-        if not isinstance(metadata, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-            raise TypeError("metadata must be a dict of str -> str")
+    if metadata is not None and (not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+        raise TypeError("metadata must be a dict of str -> str")
     arrays = []
     for name, t in tensors.items():
         if not isinstance(name, str) or name == "__metadata__":

@@ -13,6 +13,8 @@ A layer is a small object with
 
 Layers register themselves by class name (``Layer.registry``) for loading saved models.
 """
+from typing import ClassVar
+
 import numpy as np
 
 from .._configurable import Configurable
@@ -28,7 +30,7 @@ class Layer(Configurable):
     have constructor arguments, ``get_config``; layers that change the shape override
     ``output_shape``."""
 
-    registry = {}
+    registry: ClassVar[dict] = {}
     # False for a layer whose parameters wait for the input size (``Dense(units)``): its
     # first call, or ``build(input_shape)``, makes them
     built = True

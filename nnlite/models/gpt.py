@@ -44,8 +44,8 @@ import math
 import numpy as np
 
 from .. import init as _init
-from .._args import is_int
 from .. import random as _random
+from .._args import is_int
 from ..init import INIT_STD
 from ..layers import Dropout, Embedding, LayerNorm, Linear, PositionalEmbedding
 from .gpt_blocks import ATTENTION_KEYS, Block, named_arrays

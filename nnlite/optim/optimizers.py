@@ -10,13 +10,14 @@ Per-parameter state (momentum, Adam moments) is a list ordered like the pairs pa
 ``step``, so it saves as plain arrays (``state_dict``) and loads back in the same order.
 """
 import math
+from typing import ClassVar
 
 import numpy as np
 
 from .. import ops
 from .._configurable import Configurable
-from .clip import clip_grad_norm, global_norm
 from . import schedules as _schedules
+from .clip import clip_grad_norm, global_norm
 
 
 class NonFiniteGradient(FloatingPointError):
@@ -82,7 +83,7 @@ class Optimizer(Configurable):
     one overflow in a backward pass cannot turn the weights into NaN.
     """
 
-    registry = {}
+    registry: ClassVar[dict] = {}
     state_keys = ()         # names of the per-parameter state arrays
 
     def __init__(self, lr, clipnorm=None):

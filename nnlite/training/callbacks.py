@@ -216,9 +216,10 @@ class LambdaCallback(Callback):
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None,
                  on_batch_end=None, on_train_begin=None, on_train_end=None):
         super().__init__()
-        for name, fn in dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
-                             on_batch_begin=on_batch_begin, on_batch_end=on_batch_end,
-                             on_train_begin=on_train_begin, on_train_end=on_train_end).items():
+        hooks = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
+                 "on_batch_begin": on_batch_begin, "on_batch_end": on_batch_end,
+                 "on_train_begin": on_train_begin, "on_train_end": on_train_end}
+        for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
 
@@ -323,5 +324,5 @@ class ReduceLROnPlateau(Callback):
                 self.cooldown_counter, self.wait = self.cooldown, 0
 
 
-__all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
-           "LambdaCallback", "LearningRateScheduler", "ReduceLROnPlateau"]
+__all__ = ["Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback",
+           "LearningRateScheduler", "ModelCheckpoint", "ReduceLROnPlateau"]

@@ -276,7 +276,7 @@ def split_validation(x, y, validation_split):
     before any shuffling (as Keras)."""
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-    split_at = int(math.ceil(len(x) * (1.0 - validation_split)))
+    split_at = math.ceil(len(x) * (1.0 - validation_split))
     if split_at in (0, len(x)):
         raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
                          f"leaves an empty training or validation set")

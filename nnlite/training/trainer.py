@@ -277,8 +277,9 @@ class Trainer:
         x : ndarray of shape (N, ...), or an iterable of (xb, yb) batches
             Arrays are converted once to the parameters' dtype (float32 unless the model was
             cast). An iterable (``DataLoader``, ``RandomWindowSampler``, generator) gives the
-            batches itself; then leave ``y`` None, and ``batch_size``, ``shuffle``, ``seed``
-            and ``validation_split`` do not apply.
+            batches itself, ``(xb, yb)`` or ``(xb, yb, sample_weight)``; then leave ``y``
+            None, and ``batch_size``, ``shuffle``, ``seed`` and ``validation_split`` do not
+            apply.
         y : ndarray of shape (N, ...), optional
             Integer labels or float targets, as the loss expects (arrays only).
         batch_size, epochs : int
