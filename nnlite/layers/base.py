@@ -11,6 +11,11 @@ A layer is a small object with
 * ``get_config()``: the constructor arguments as JSON-able values, so a model can be saved
   as architecture JSON + weights and rebuilt by ``Layer.from_config``.
 
+The base class adds what Keras and PyTorch users reach for: ``train()``/``eval()`` (set
+``training`` on the layer and its ``sublayers()``; ``layer(x)`` runs in that mode),
+``weights``, ``get_weights``/``set_weights`` (lists of arrays), ``state_dict``/
+``load_state_dict`` (dicts keyed as ``params``), ``count_params`` and ``build``.
+
 Layers register themselves by class name (``Layer.registry``) for loading saved models.
 """
 from typing import ClassVar
