@@ -6,6 +6,14 @@ and ``from nnlite.callbacks import X`` working.
 >>> model.fit(x, y, validation_split=0.1,
 ...           callbacks=[nl.callbacks.EarlyStopping(patience=2, restore_best_weights=True)])
 """
-from .training.callbacks import (Callback, CallbackList, EarlyStopping, History,  # noqa: F401
-                                 LambdaCallback, LearningRateScheduler, ModelCheckpoint)
-from .training.callbacks import __all__  # noqa: F401
+from .training.callbacks import (  # noqa: F401
+    Callback,
+    CallbackList,
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    __all__,
+)

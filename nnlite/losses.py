@@ -1,8 +1,13 @@
 r"""Losses: ``loss = L(y_pred, y_true)`` → float, then ``backward()`` → ∂loss/∂y_pred.
 
-All use mean reduction. Classification losses take *logits* (pre-softmax / pre-sigmoid
-scores) and fuse the activation into the loss: it is cheaper and stays finite at extreme
-logits where ``log(softmax(z))`` would give ``log(0)``.
+All use mean reduction. ``L(y_pred, y_true, sample_weight=w)`` weighs each sample's terms by
+:math:`w_n` and still divides by the number of terms, as Keras' ``sum_over_batch_size``:
+:math:`L = \frac1M \sum_i w_{n(i)}\,\ell_i` (``fit(sample_weight=..., class_weight=...)``
+uses it); weights of 1 give the unweighted loss.
+
+Classification losses take *logits* (pre-softmax / pre-sigmoid scores) and fuse the
+activation into the loss: it is cheaper and stays finite at extreme logits where
+``log(softmax(z))`` would give ``log(0)``.
 
 >>> loss = CrossEntropy()
 >>> value = loss(logits, labels)        # forward
@@ -11,6 +16,8 @@ logits where ``log(softmax(z))`` would give ``log(0)``.
 Losses do not check for NaN/inf in predictions: they compute (and pass NaN on); the
 training loop is what notices a diverged run.
 """
+from typing import ClassVar
+
 from . import ops
 from ._configurable import Configurable
 from .layers import _checks
@@ -32,15 +39,27 @@ def _match_shapes(loss, y_pred, y_true):
                      f"have shape {shape_str(y_true.shape)}; they must match")
 
 
+def _weights(loss, sample_weight, y_pred):
+    """``sample_weight`` shaped to broadcast over ``y_pred``: one weight per sample, shape
+    (N,), or per leading position, e.g. (B, T) for (B, T, V) logits; in y_pred's dtype."""
+    xp = ops.array_module(y_pred)
+    w = xp.asarray(sample_weight, dtype=y_pred.dtype)
+    if w.ndim < 1 or w.shape != y_pred.shape[:w.ndim] or w.ndim > max(y_pred.ndim - 1, 1):
+        raise ValueError(f"{loss}: sample_weight must have shape ({y_pred.shape[0]},), one "
+                         f"weight per sample of y_pred {shape_str(y_pred.shape)}, got "
+                         f"{shape_str(w.shape)}")
+    return w.reshape(w.shape + (1,) * (y_pred.ndim - w.ndim))
+
+
 class Loss(Configurable):
     """Base class: subclasses implement ``forward`` (caching what ``backward`` needs)."""
 
-    registry = {}
+    registry: ClassVar[dict] = {}
 
     def __init__(self):
         self._grad = None       # cache: ∂loss/∂y_pred, computed with the forward pass
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
     def backward(self):
@@ -49,8 +68,10 @@ class Loss(Configurable):
             raise RuntimeError(f"{type(self).__name__}: backward() called before forward()")
         return self._grad
 
-    def __call__(self, y_pred, y_true):
-        return self.forward(y_pred, y_true)
+    def __call__(self, y_pred, y_true, sample_weight=None):
+        if sample_weight is None:           # (a subclass's forward may not take weights)
+            return self.forward(y_pred, y_true)
+        return self.forward(y_pred, y_true, sample_weight=sample_weight)
 
 
 class MSE(Loss):
@@ -60,16 +81,21 @@ class MSE(Loss):
               \frac{\partial L}{\partial \hat y_i} = \frac{2}{M}(\hat y_i - y_i)
 
     Parameters of ``forward``: y_pred ndarray of shape (N, ...), y_true same shape
-    ((N,) against (N, 1) is accepted). M is the number of elements.
+    ((N,) against (N, 1) is accepted), sample_weight (N,) optional. M is the number of
+    elements.
     """
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         p = _as_float("MSE", "y_pred", y_pred)
         t = _match_shapes("MSE", p, _as_float("MSE", "y_true", y_true, p.dtype))
         xp = ops.array_module(p)
         d = p - t
         self._grad = d * p.dtype.type(2.0 / max(d.size, 1))
-        return float(xp.mean(xp.square(d), dtype=xp.float64))
+        if sample_weight is None:
+            return float(xp.mean(xp.square(d), dtype=xp.float64))
+        w = _weights("MSE", sample_weight, p)
+        self._grad *= w
+        return float(xp.mean(xp.square(d) * w, dtype=xp.float64))
 
 
 class L1(Loss):
@@ -81,13 +107,17 @@ class L1(Loss):
     using the subgradient 0 where :math:`\hat y_i = y_i`.
     """
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         p = _as_float("L1", "y_pred", y_pred)
         t = _match_shapes("L1", p, _as_float("L1", "y_true", y_true, p.dtype))
         xp = ops.array_module(p)
         d = p - t
         self._grad = xp.sign(d) * p.dtype.type(1.0 / max(d.size, 1))
-        return float(xp.mean(xp.abs(d), dtype=xp.float64))
+        if sample_weight is None:
+            return float(xp.mean(xp.abs(d), dtype=xp.float64))
+        w = _weights("L1", sample_weight, p)
+        self._grad *= w
+        return float(xp.mean(xp.abs(d) * w, dtype=xp.float64))
 
 
 class CrossEntropy(Loss):
@@ -108,7 +138,7 @@ class CrossEntropy(Loss):
     Integer labels use the fused ``ops.softmax_cross_entropy`` kernel.
     """
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         name = "CrossEntropy"
         z = _as_float(name, "logits", y_pred)
         if z.ndim < 1 or z.shape[-1] < 1:
@@ -117,11 +147,19 @@ class CrossEntropy(Loss):
         c = z.shape[-1]
         xp = ops.array_module(z)
         t = xp.asarray(y_true)
+        w = None if sample_weight is None else _weights(name, sample_weight, z)
         if t.shape == z.shape[:-1]:                       # integer labels
-            labels = self._labels(t, c, z.shape)
-            loss, dz = ops.softmax_cross_entropy(z.reshape(-1, c), labels.reshape(-1))
+            labels = self._labels(t, c, z.shape).reshape(-1)
+            loss, dz = ops.softmax_cross_entropy(z.reshape(-1, c), labels)
             self._grad = dz.reshape(z.shape)
-            return float(loss)
+            if w is None:
+                return float(loss)
+            self._grad *= w                               # the fused kernel has no weights:
+            z2 = z.reshape(-1, c)                         # the row losses again, weighted
+            zs = z2 - z2.max(axis=1, keepdims=True)
+            rows = xp.log(xp.exp(zs).sum(axis=1)) - zs[xp.arange(len(zs)), labels]
+            return float((rows.reshape(z.shape[:-1]) * w[..., 0]).sum(dtype=xp.float64)) \
+                / max(len(rows), 1)
         if t.shape == z.shape:                            # one-hot / probabilities
             t = _as_float(name, "targets", t, z.dtype).reshape(-1, c)
             z2 = z.reshape(-1, c)
@@ -129,9 +167,12 @@ class CrossEntropy(Loss):
             zs = z2 - z2.max(axis=1, keepdims=True)       # shift: exp never overflows
             logsum = xp.log(xp.exp(zs).sum(axis=1, keepdims=True))
             logp = zs - logsum
-            loss = -float((t * logp).sum(dtype=xp.float64)) / n
+            terms = t * logp if w is None else (t * logp).reshape(z.shape) * w
+            loss = -float(terms.sum(dtype=xp.float64)) / n
             p = xp.exp(logp)
             self._grad = ((p * t.sum(axis=1, keepdims=True) - t) / z.dtype.type(n)).reshape(z.shape)
+            if w is not None:
+                self._grad *= w
             return loss
         raise ValueError(f"{name}: logits have shape {shape_str(z.shape)}, so targets must be "
                          f"integer labels of shape {shape_str(z.shape[:-1])} or probabilities "
@@ -170,7 +211,7 @@ class BinaryCrossEntropy(Loss):
     ((N,) against (N, 1) is accepted).
     """
 
-    def forward(self, y_pred, y_true):
+    def forward(self, y_pred, y_true, sample_weight=None):
         z = _as_float("BinaryCrossEntropy", "logits", y_pred)
         t = _match_shapes("BinaryCrossEntropy", z,
                           _as_float("BinaryCrossEntropy", "targets", y_true, z.dtype))
@@ -178,6 +219,10 @@ class BinaryCrossEntropy(Loss):
         m = max(z.size, 1)
         per = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
         self._grad = (ops.act_forward(z, "sigmoid") - t) * z.dtype.type(1.0 / m)
+        if sample_weight is not None:
+            w = _weights("BinaryCrossEntropy", sample_weight, z)
+            per = per * w
+            self._grad *= w
         return float(per.sum(dtype=xp.float64) / m)
 
 
@@ -210,4 +255,4 @@ def get(name_or_obj):
     raise TypeError(f"loss must be a name or a Loss, got {type(name_or_obj).__name__}")
 
 
-__all__ = ["Loss", "MSE", "L1", "MAE", "CrossEntropy", "BinaryCrossEntropy", "BCE", "get"]
+__all__ = ["BCE", "L1", "MAE", "MSE", "BinaryCrossEntropy", "CrossEntropy", "Loss", "get"]

@@ -1,7 +1,10 @@
 """One seedable random generator for the whole library (initialisation, dropout, shuffling).
 
-``nl.random.seed(0)`` makes a run repeatable. Layers and loaders take an explicit ``rng``
-(a ``numpy.random.Generator``) when given one and otherwise draw from this one.
+``nl.random.seed(0)`` (also ``nl.set_seed(0)``, as Keras' ``set_random_seed`` and PyTorch's
+``manual_seed``) makes a run repeatable: initial weights, dropout masks, ``fit``'s shuffling.
+``np.random.seed`` does not: nnlite never draws from numpy's global generator. Layers and
+loaders take an explicit ``rng`` (a ``numpy.random.Generator``) when given one and otherwise
+draw from this one.
 """
 import numpy as np
 
@@ -9,7 +12,8 @@ _rng = np.random.default_rng()
 
 
 def seed(s):
-    """Reseed the library-wide generator."""
+    """Reseed the library-wide generator (``nl.set_seed`` is this function); ``np.random.seed``
+    does not reach it."""
     global _rng
     _rng = np.random.default_rng(s)
 

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _scripts import load_script
 
 import nnlite as nl
 from nnlite.models.gpt import GPTConfig
 from nnlite.models.gpt_blocks import Block
 from nnlite.testing import check_layer_gradients
-
-from _scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
@@ -110,12 +109,12 @@ def test_gpt_config():
         cfg.n_layer = 3
     with pytest.raises(TypeError, match="GPTConfig alone or the hyper-parameters"):
         nl.models.GPT(cfg, dropout=0.2)
-    for bad, match in [(dict(vocab_size=0), "vocab_size must be a positive int, got 0"),
-                       (dict(n_layer=1.5), "n_layer must be a positive int, got 1.5"),
-                       (dict(n_head=True), "n_head must be a positive int, got True"),
-                       (dict(n_head=3), "n_embd 16 is not divisible by n_head 3"),
-                       (dict(dropout=1.0), r"dropout must be a number in \[0, 1\), got 1.0"),
-                       (dict(dropout="0.1"), r"dropout must be a number in \[0, 1\), got '0.1'")]:
+    for bad, match in [({"vocab_size": 0}, "vocab_size must be a positive int, got 0"),
+                       ({"n_layer": 1.5}, "n_layer must be a positive int, got 1.5"),
+                       ({"n_head": True}, "n_head must be a positive int, got True"),
+                       ({"n_head": 3}, "n_embd 16 is not divisible by n_head 3"),
+                       ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\), got 1.0"),
+                       ({"dropout": "0.1"}, r"dropout must be a number in \[0, 1\), got '0.1'")]:
         with pytest.raises(ValueError, match=match):
             dataclasses.replace(cfg, **bad)
 
@@ -156,7 +155,7 @@ def test_load_model_draws_no_weights(tmp_path):
 def test_block_gradients():
     rng = np.random.default_rng(0)
     block = Block(8, 2, rng=1)
-    for k, p in block.params.items():          # non-trivial LayerNorms and biases
+    for p in block.params.values():             # non-trivial LayerNorms and biases
         if p.ndim == 1:
             p[...] += 0.3 * rng.standard_normal(p.shape)
     check_layer_gradients(block, rng.standard_normal((2, 5, 8)), rng=rng)
@@ -243,7 +242,7 @@ def test_generate_is_reproducible_with_a_seed():
     assert np.array_equal(b, m.generate([1, 2, 3], 30))
     # top_k=1 and temperature 0 are both greedy
     assert np.array_equal(m.generate([1], 20, top_k=1, seed=0), m.generate([1], 20, temperature=0))
-    assert ((m.generate([1], 50, top_k=3, temperature=2.0, seed=0) >= 0)).all()
+    assert (m.generate([1], 50, top_k=3, temperature=2.0, seed=0) >= 0).all()
 
 
 def test_generate_batch_of_prompts():
@@ -437,13 +436,13 @@ def test_fit_on_iterables_errors_and_exhaustion():
 def test_train_step_returns_the_loss_and_refuses_nan():
     x, y = _blobs()
     m = _mlp()
-    before = m.get_weights()
+    before = m.state_dict()
     loss = m.train_step(x, y)
     assert isinstance(loss, float) and loss > 0 and m.optimizer.iterations == 1
     assert not np.array_equal(before["0.W"], m.params["0.W"])
     bad = x.copy()
     bad[0, 0] = np.nan
-    w = m.get_weights()
+    w = m.state_dict()
     with pytest.raises(FloatingPointError, match="loss became nan; try a lower"):
         m.train_step(bad, y)
     assert all(np.array_equal(w[k], v) for k, v in m.params.items())

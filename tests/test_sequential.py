@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 import nnlite as nl
-from nnlite.callbacks import (Callback, EarlyStopping, LambdaCallback, LearningRateScheduler,
-                              ModelCheckpoint)
+from nnlite.callbacks import (
+    Callback,
+    EarlyStopping,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+)
 from nnlite.layers import Layer
 from nnlite.training.progress import Progbar
 
@@ -196,7 +201,7 @@ class Score(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["score"] = self.scores[epoch]
-        self.weights.append(self.model.get_weights())
+        self.weights.append(self.model.state_dict())
 
 
 def test_early_stopping_stops_and_restores_best_weights():
@@ -368,13 +373,13 @@ def test_loss_becoming_nan_names_epoch_and_step():
     m = nl.Sequential([nl.Linear(6, 4), spy, nl.Linear(4, 3)])
     m.compile("sgd", "cross_entropy")
     m.fit(x, y, epochs=1, batch_size=10, verbose=0)
-    before = m.get_weights()
+    before = m.state_dict()
     with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 2, step 3/4; try "
                                                  r"a lower learning rate"):
         m.fit(x, y, epochs=3, batch_size=10, verbose=0)
-    assert all(np.isfinite(w).all() for w in m.get_weights().values())
+    assert all(np.isfinite(w).all() for w in m.get_weights())
     assert m[0].needs_input_grad is True
-    assert not all(np.array_equal(before[k], w) for k, w in m.get_weights().items())
+    assert not all(np.array_equal(before[k], w) for k, w in m.state_dict().items())
 
 
 def test_diverging_training_stops_with_message():
@@ -423,19 +428,19 @@ def test_nonfinite_gradient_stops_fit_before_the_update(clipnorm):
     m = nl.Sequential([nl.Linear(4, 1)])
     m.compile(optimizer=nl.optim.SGD(lr=0.1, clipnorm=clipnorm), loss="mse")
     m[0].params["W"][...] = 1e-12
-    before = m.get_weights()
+    before = m.state_dict()
     x, y = np.full((8, 4), 1e30, np.float32), np.zeros((8, 1), np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.raises(FloatingPointError, match=r"gradient norm became (inf|nan) at epoch "
                                                      r"1, step 1/1, with a finite loss"):
             m.fit(x, y, epochs=1, batch_size=8, verbose=0)
-        for k, w in m.get_weights().items():
+        for k, w in m.state_dict().items():
             np.testing.assert_array_equal(w, before[k], err_msg=k)   # not NaN, not moved
         assert not math.isfinite(m.optimizer.last_grad_norm) and m.optimizer.iterations == 0
         with pytest.raises(FloatingPointError, match=r"gradient norm became (inf|nan), with"):
             m.train_step(x, y)
-    for k, w in m.get_weights().items():
+    for k, w in m.state_dict().items():
         np.testing.assert_array_equal(w, before[k], err_msg=k)
 
 

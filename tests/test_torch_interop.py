@@ -327,7 +327,7 @@ def test_missing_and_unexpected_keys_are_named():
     with pytest.raises(ValueError, match=r"missing '5.weight' \(nnlite '5.W'\); unexpected "
                                          r"\['9.weight'\]"):
         import_torch(model, sd)
-    before = model.get_weights()
+    before = model.state_dict()
     res = import_torch(model, sd, strict=False)
     assert res.missing_keys == ["5.weight"] and res.unexpected_keys == ["9.weight"]
     np.testing.assert_array_equal(model.params["5.W"], before["5.W"])
@@ -374,3 +374,22 @@ def test_bad_sources():
         import_torch(model, sd)
     with pytest.raises(nl.io.CheckpointError):
         import_torch(model, os.devnull)
+
+
+def test_dense_with_an_activation_is_a_linear_then_the_activation(torch):
+    """Its activation is not dropped: torch holds it as nn.Sequential(nn.Linear, nn.ReLU)."""
+    nl.random.seed(0)
+    model = nl.Sequential([nl.Dense(6, activation="relu", input_dim=4), nl.Dense(3)])
+    with pytest.raises(ValueError, match=r"Dense.* at layer '1' is not built yet.*model.build"):
+        torch_keys(model)
+    model.build((4,))
+    assert [k.torch for k in torch_keys(model)] == ["0.0.weight", "0.0.bias",
+                                                         "1.weight", "1.bias"]
+    net = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU()),
+                              torch.nn.Linear(6, 3))
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in torch_state_dict(model).items()})
+    randomize(model)                  # and back: import_torch fills the Dense from the net
+    import_torch(model, net)
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(net(torch.from_numpy(x)).detach().numpy(), model.predict(x),
+                               rtol=1e-5, atol=1e-6)

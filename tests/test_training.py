@@ -74,9 +74,9 @@ def test_iterable_batches_are_typed_and_checked():
     assert x1.dtype == np.float32 and y1.dtype == y.dtype and y2.dtype == np.float32
     ids = da.IterableAdapter([(x, y)], np.int64, "x", None, per_epoch_iterator=True)
     assert next(ids.epoch())[0].dtype == np.float64    # float "ids": left for the layer to refuse
-    with pytest.raises(TypeError, match=r"x must yield \(xb, yb\) batches, got a tuple of "
-                                        r"length 3"):
-        next(da.IterableAdapter([(x, y, y)], np.float32, "x", 1, True).epoch())
+    with pytest.raises(TypeError, match=r"x must yield \(xb, yb\) batches \(or \(xb, yb, "
+                                        r"sample_weight\)\), got a tuple of length 4"):
+        next(da.IterableAdapter([(x, y, y, y)], np.float32, "x", 1, True).epoch())
     with pytest.raises(ValueError, match="steps_per_epoch must be a positive int, got 0"):
         da.IterableAdapter([(x, y)], np.float32, "x", 0, per_epoch_iterator=False)
 
@@ -102,15 +102,15 @@ def test_fit_adapters_split_the_tail_before_shuffling():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(x=iter([]), y=None, validation_split=0.1), "validation_split needs arrays"),
-    (dict(validation_steps=2), "validation_steps given without validation_data"),
-    (dict(steps_per_epoch=2), "steps_per_epoch applies to an iterable x"),
-    (dict(validation_data=(1, 2, 3)), r"validation_data must be a tuple \(x_val, y_val\)"),
-    (dict(validation_data=5), "validation_data must be a tuple .* got int"),
-    (dict(validation_data=(np.zeros((2, 3)), np.zeros(3))), "x_val and x_val targets must have"),
-    (dict(x=np.zeros((0, 3)), y=np.zeros(0)), "fit\\(\\) got 0 training samples"),
-    (dict(batch_size=0), "batch_size must be >= 1"),
-    (dict(y=None), "fit\\(\\) needs targets y for x of type ndarray"),
+    ({"x": iter([]), "y": None, "validation_split": 0.1}, "validation_split needs arrays"),
+    ({"validation_steps": 2}, "validation_steps given without validation_data"),
+    ({"steps_per_epoch": 2}, "steps_per_epoch applies to an iterable x"),
+    ({"validation_data": (1, 2, 3)}, r"validation_data must be a tuple \(x_val, y_val\)"),
+    ({"validation_data": 5}, "validation_data must be a tuple .* got int"),
+    ({"validation_data": (np.zeros((2, 3)), np.zeros(3))}, "x_val and x_val targets must have"),
+    ({"x": np.zeros((0, 3)), "y": np.zeros(0)}, "fit\\(\\) got 0 training samples"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"y": None}, "fit\\(\\) needs targets y for x of type ndarray"),
 ])
 def test_fit_adapters_errors(kwargs, match):
     args = dict(zip(("x", "y"), arrays()))
@@ -185,20 +185,20 @@ class Named(nl.Sequential):
         return {f"{self.names[i]}.{k}": v for i, layer in enumerate(self.layers)
                 for k, v in layer.grads.items()}
 
-    names = ["inp", "act", "out"]
+    names = ("inp", "act", "out")
 
 
 def test_params_and_grads_properties_are_the_only_keys(tmp_path, capsys):
     nl.random.seed(0)
     m = Named([nl.Linear(3, 4), nl.ReLU(), nl.Linear(4, 2)])
     m.compile(nl.optim.SGD(0.1), "cross_entropy")
-    before = m.get_weights()
+    before = m.state_dict()
     assert set(before) == {"inp.W", "inp.b", "out.W", "out.b"}
     x, y = arrays(6)
     m.fit(x / 10, y % 2, epochs=1, batch_size=3, verbose=0)
     assert not np.array_equal(before["out.W"], m.params["out.W"])
     m.save_weights(tmp_path / "w.safetensors")
-    m.set_weights(before)
+    m.load_state_dict(before)
     m.load_weights(tmp_path / "w.safetensors")
     assert set(nl.io.load_file(tmp_path / "w.safetensors")) == set(before)
     m.summary()

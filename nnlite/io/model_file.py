@@ -11,7 +11,8 @@
 
 Nothing is unpickled or executed: layers are rebuilt from ``Layer.registry`` by class name,
 inside :func:`nnlite.init.skip_init` (no weights drawn: the file sets every one), and filled
-with ``model.set_weights``, where a model class can accept older keys (``GPT.upgrade_keys``).
+with ``model.load_state_dict``, where a model class can accept older keys
+(``GPT.upgrade_keys``).
 
 Loading trusts nothing in the file: every malformed part raises :class:`CheckpointError` (a
 ``ValueError``) naming the file and the part, and the parameter shapes the architecture asks
@@ -91,10 +92,34 @@ def _describe(obj, given, kind):
 
 
 # -- save ------------------------------------------------------------------------------------
+def _unbuilt(layer):
+    """The first layer under ``layer`` (itself included) still waiting for its input size."""
+    subs = getattr(layer, "sublayers", list)()
+    if not subs:
+        return None if getattr(layer, "built", True) else layer
+    return next((u for u in map(_unbuilt, subs) if u is not None), None)
+
+
+def check_built(model, what):
+    """A ValueError naming the layer if ``model`` has one that is not built yet: its
+    parameters do not exist, there is nothing to save."""
+    layer = _unbuilt(model)
+    if layer is not None:
+        from ..layers._checks import describe
+        raise ValueError(f"{what}: {describe(layer)} is not built yet (its input size is "
+                         f"inferred at the first call), so it has no weights to save; call "
+                         f"model.build(input_shape), e.g. model.build((784,)), or fit/predict "
+                         f"once first")
+
+
 def save_model(model, path, include_optimizer=True):
     """Save a :class:`~nnlite.Sequential` (architecture, weights, compile settings and, when
-    ``include_optimizer``, the optimizer state) to one ``.nnl`` file, atomically."""
+    ``include_optimizer``, the optimizer state) to one ``.nnl`` file, atomically.
+
+    Raises ``ValueError`` for a model not built yet (a ``Dense(units)`` before its first
+    call)."""
     from .. import __version__
+    check_built(model, "save")
     tensors = dict(model.params)
     meta = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION), "nnlite_version": __version__,
@@ -184,6 +209,8 @@ def _gpt(c, w):
 SHAPE_RULES = {
     "Linear": lambda c, w: [(_dim(c, "in_features", w), _dim(c, "out_features", w))]
     + ([(_dim(c, "out_features", w),)] if c.get("bias", True) else []),
+    "Dense": lambda c, w: [(_dim(c, "input_dim", w), _dim(c, "units", w))]
+    + ([(_dim(c, "units", w),)] if c.get("use_bias", True) else []),
     "Embedding": lambda c, w: [(_dim(c, "num_embeddings", w), _dim(c, "embedding_dim", w))],
     "PositionalEmbedding": lambda c, w: [(_dim(c, "block_size", w), _dim(c, "dim", w))],
     "LayerNorm": lambda c, w: _layer_norm(_dim(c, "dim", w)),
@@ -202,15 +229,15 @@ def param_shapes(spec, where="architecture", depth=0):
 
     Raises ``_Bad`` (``load_model`` turns it into :class:`CheckpointError`) naming the entry.
     """
-    from ..layers.base import Layer
+    from ..layers.base import Layer, known_layers
     name, cfg = _spec(spec, where)
     if depth > MAX_DEPTH:
         raise _Bad(f"{where}: layers nested more than {MAX_DEPTH} deep")
     cls = Layer.registry.get(name)
     if cls is None:
         raise _Bad(f"{where}: unknown layer class {name!r}; known layers: "
-                   f"{', '.join(sorted(Layer.registry))}. A custom layer must be defined "
-                   f"(its module imported) before loading")
+                   f"{known_layers()}. A custom layer must be defined (its module imported) "
+                   f"before loading")
     rule = SHAPE_RULES.get(name)
     if rule is not None and cls.__module__.startswith("nnlite."):
         return collections.Counter(rule(cfg, f"{where} ({name})"))
@@ -404,6 +431,10 @@ def load_model(path, compile=True, custom_objects=None):
                               f"format version {version}; this nnlite reads up "
                               f"to {FORMAT_VERSION}: upgrade nnlite")
     want, got = meta.get("sha256"), checksum(tensors, meta)
+    if want is None:
+        raise CheckpointError(f"model file {path} has no checksum (no 'sha256' metadata): "
+                              f"not written by nnlite's save_model, or its metadata was "
+                              f"rewritten; nl.io.load_file reads its raw tensors")
     if want != got:
         raise CheckpointError(f"model file {path} is corrupt: checksum mismatch "
                               f"(stored {want}, computed {got})")
@@ -422,14 +453,28 @@ def _build(meta, tensors, Layer):
     name, config = _spec(arch, "architecture")
     try:
         _check_shapes(arch, weights)        # before any array is made
-        with _init.skip_init():             # zeros, nothing drawn: set_weights fills them
+        with _init.skip_init():             # zeros, nothing drawn: load_state_dict fills them
             model = Layer.registry[name].from_config(config)
-        model.set_weights(weights)
+        model.load_state_dict(weights)
     except _Bad:
         raise
+    except TypeError as e:                  # an argument this nnlite's layers do not take
+        raise _Bad(f"cannot rebuild the model: {type(e).__name__}: {e}; {_versions(meta)}") \
+            from e
     except Exception as e:                  # say which file; keep the words
         raise _Bad(f"cannot rebuild the model: {type(e).__name__}: {e}") from e
     return model
+
+
+def _versions(meta):
+    """Which nnlite wrote the file and which reads it, and what that suggests."""
+    from .. import __version__
+    wrote = meta.get("nnlite_version", "an unknown version")
+    if wrote == __version__:
+        return (f"the file was written by this nnlite version ({wrote}): its architecture was "
+                f"edited, or a custom layer's constructor changed since")
+    return (f"the file was written by nnlite {wrote}, this is nnlite {__version__}: load it "
+            f"with nnlite {wrote}, or upgrade nnlite")
 
 
 def _compile(model, meta, tensors, custom):

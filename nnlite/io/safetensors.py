@@ -159,8 +159,13 @@ def atomic_write(path, write):
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     remove_stale_temp_files(path)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.{os.getpid()}.",
-                               suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.{os.getpid()}.",
+                                   suffix=".tmp")
+    except OSError as e:        # name the user's path, not the temporary file's
+        hint = "" if os.path.isdir(d) else (f" (the folder {d} does not exist: create it "
+                                            f"first, os.makedirs(folder, exist_ok=True))")
+        raise type(e)(e.errno, f"cannot write {path}: {e.strerror}{hint}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):

@@ -10,6 +10,8 @@ silently wrong. :func:`export_torch` writes what ``torch.nn`` expects instead, a
 nnlite layer        PyTorch module: keys                   values
 ==================  =====================================  ==================================
 Linear              ``nn.Linear``: ``weight``, ``bias``    ``W.T`` (out, in), ``b``
+Dense with an       ``nn.Sequential(nn.Linear, <act>)``:   as Linear
+activation          ``0.weight``, ``0.bias``
 LayerNorm           ``nn.LayerNorm``: ``weight``, ``bias``  ``gamma``, ``beta``
 Embedding           ``nn.Embedding``: ``weight``           ``W`` (V, C)
 MultiHeadAttention  ``nn.MultiheadAttention``:             ``W_qkv.T`` (3C, C), ``b_qkv``,
@@ -121,6 +123,13 @@ def _keys(layer, prefix, nn_prefix):
     if isinstance(layer, MLP):
         return _mlp(prefix, nn_prefix)
     if isinstance(layer, Linear):
+        if getattr(layer, "built", True) is False:
+            raise ValueError(f"{describe(layer)}{_at(nn_prefix)} is not built yet (its input "
+                             f"size is found at the first call): call model.build(input_shape) "
+                             f"first")
+        if getattr(layer, "activation", None):     # Dense(units, activation=...)
+            # no single torch module: nn.Sequential(nn.Linear, <activation>) in its place
+            return _linear(prefix + "0.", nn_prefix, layer)
         return _linear(prefix, nn_prefix, layer)
     if isinstance(layer, LayerNorm):
         return [TorchKey(prefix + "weight", nn_prefix + "gamma", False),

@@ -1,15 +1,15 @@
 """Layers: each a small class with forward/backward and params/grads side by side."""
+from .activations import GELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .attention import MultiHeadAttention
 from .base import Layer
-from .flatten import Flatten
-from .linear import Linear, FC
-from .activations import ReLU, LeakyReLU, Tanh, Sigmoid, GELU, Identity, Activation
-from .softmax import Softmax
 from .dropout import Dropout
 from .embedding import Embedding, PositionalEmbedding
+from .flatten import Flatten
+from .linear import FC, Dense, Linear
 from .normalization import LayerNorm
-from .attention import MultiHeadAttention
 from .residual import Residual
+from .softmax import Softmax
 
-__all__ = ["Layer", "Flatten", "Linear", "FC", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU",
-           "Identity", "Activation", "Softmax", "Dropout", "Embedding", "PositionalEmbedding",
-           "LayerNorm", "MultiHeadAttention", "Residual"]
+__all__ = ["FC", "GELU", "Activation", "Dense", "Dropout", "Embedding", "Flatten", "Identity",
+           "Layer", "LayerNorm", "LeakyReLU", "Linear", "MultiHeadAttention", "PositionalEmbedding",
+           "ReLU", "Residual", "Sigmoid", "Softmax", "Tanh"]

@@ -59,10 +59,18 @@ def _not_numeric(layer, what, x, dtype):
     return f"{layer}: {what} must be numeric, got dtype {dtype} with shape {shape_str(x.shape)}"
 
 
-def check_min_ndim(layer, x, ndim, layout):
-    """At least ``ndim`` dimensions; ``layout`` describes them, e.g. ``"(batch, 784)"``."""
+def check_min_ndim(layer, x, ndim, layout, features=None):
+    """At least ``ndim`` dimensions; ``layout`` describes them, e.g. ``"(batch, 784)"``.
+
+    One axis short, the hint says which one is missing: the batch axis (``x[None]``), or,
+    for a layer taking ``features == 1`` per sample, the feature axis (``x[:, None]``).
+    """
     if x.ndim < ndim:
-        hint = " (a single sample? add a batch axis: x[None])" if x.ndim == ndim - 1 else ""
+        hint = ""
+        if x.ndim == ndim - 1 and x.ndim and features == 1:
+            hint = f" (one feature per sample? x[:, None] has shape {shape_str((*x.shape, 1))})"
+        elif x.ndim == ndim - 1 and (features is None or x.shape[-1] == features):
+            hint = " (a single sample? add a batch axis: x[None])"
         raise ValueError(f"{describe(layer)}: expected input of shape {layout} with at least "
                          f"{ndim} dimensions, got shape {shape_str(x.shape)}{hint}")
 

@@ -11,8 +11,15 @@ A layer is a small object with
 * ``get_config()``: the constructor arguments as JSON-able values, so a model can be saved
   as architecture JSON + weights and rebuilt by ``Layer.from_config``.
 
+The base class adds what Keras and PyTorch users reach for: ``train()``/``eval()`` (set
+``training`` on the layer and its ``sublayers()``; ``layer(x)`` runs in that mode),
+``weights``, ``get_weights``/``set_weights`` (lists of arrays), ``state_dict``/
+``load_state_dict`` (dicts keyed as ``params``), ``count_params`` and ``build``.
+
 Layers register themselves by class name (``Layer.registry``) for loading saved models.
 """
+from typing import ClassVar
+
 import numpy as np
 
 from .._configurable import Configurable
@@ -28,7 +35,10 @@ class Layer(Configurable):
     have constructor arguments, ``get_config``; layers that change the shape override
     ``output_shape``."""
 
-    registry = {}
+    registry: ClassVar[dict] = {}
+    # False for a layer whose parameters wait for the input size (``Dense(units)``): its
+    # first call, or ``build(input_shape)``, makes them
+    built = True
 
     def __init__(self, name=None):
         self.params = {}
@@ -46,8 +56,16 @@ class Layer(Configurable):
     def backward(self, grad_out):
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
-    def __call__(self, x, training=True):
-        return self.forward(x, training=training)
+    def __call__(self, x, training=None):
+        """``layer(x)``: ``forward`` in the layer's current mode (PyTorch's ``module(x)``):
+        training after ``train()`` (the default), inference after ``eval()``. ``training=``
+        given explicitly is passed on as it is."""
+        return self.forward(x, training=self.training if training is None else training)
+
+    def build(self, input_shape):
+        """Make the parameters for inputs of ``input_shape`` (batch axis included, may be
+        None). Nothing to do for most layers: their sizes are constructor arguments."""
+        return self
 
     def output_shape(self, input_shape):
         """Output shape for an input shape (batch dim included, may be None)."""
@@ -61,16 +79,89 @@ class Layer(Configurable):
         for g in self.grads.values():
             g.fill(0)
 
-    def train(self):
-        self.training = True
+    def sublayers(self):
+        """The layers this one is made of, in forward order (none for a plain layer);
+        ``train``/``eval`` reach them through it."""
+        return []
+
+    def train(self, mode=True):
+        """Set training mode (``mode=False``: inference) on this layer and every sublayer,
+        as PyTorch's ``module.train(mode)``. Dropout then drops (or not) in ``layer(x)``."""
+        self.training = bool(mode)
+        for layer in self.sublayers():
+            layer.train(mode)
         return self
 
     def eval(self):
-        self.training = False
-        return self
+        """Inference mode on this layer and every sublayer: ``train(False)``."""
+        return self.train(False)
 
     def num_params(self):
         return int(sum(p.size for p in self.params.values()))
+
+    def count_params(self):
+        """The number of parameters (Keras' name for :meth:`num_params`).
+
+        Raises
+        ------
+        ValueError
+            If the layer is not built yet (a ``Dense`` waiting for its input size).
+        """
+        if not self.built:
+            raise ValueError(f"{type(self).__name__}.count_params(): not built yet, its input "
+                             f"size is inferred at the first call; call build(input_shape), "
+                             f"e.g. model.build((784,)), or run it on data first")
+        return self.num_params()
+
+    # -- weights: Keras' list of arrays, PyTorch's dict ------------------------------------
+    @property
+    def weights(self):
+        """The parameter arrays themselves (not copies), in ``params`` order (Keras'
+        ``layer.weights``; PyTorch's ``list(module.parameters())``)."""
+        return list(self.params.values())
+
+    def get_weights(self):
+        """Copies of the parameters, a list in ``params`` order (as Keras): layer by layer,
+        each layer's in definition order (``[W, b]`` for a ``Linear``).
+        :meth:`state_dict` gives them keyed by name."""
+        return [p.copy() for p in self.params.values()]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` into the parameters, in place (an optimizer holding them keeps
+        working).
+
+        Parameters
+        ----------
+        weights : list of ndarray, or dict
+            A list in :meth:`get_weights` order (Keras'), or a dict keyed as ``params`` (as
+            :meth:`state_dict` returns; handed to :meth:`load_state_dict`).
+        """
+        if isinstance(weights, dict):
+            return self.load_state_dict(weights)
+        params, weights = self.params, list(weights)
+        if len(weights) != len(params):
+            keys = ", ".join(list(params)[:6]) + (", ..." if len(params) > 6 else "")
+            raise ValueError(f"{type(self).__name__}.set_weights: expected a list of "
+                             f"{len(params)} arrays ({keys}), as get_weights() returns, got "
+                             f"{len(weights)}")
+        for i, ((k, p), w) in enumerate(zip(params.items(), weights)):
+            _copy_into(p, w, f"{type(self).__name__}.set_weights: array {i} ({k!r})")
+
+    def state_dict(self):
+        """Copies of the parameters, keyed as ``params`` (PyTorch's ``state_dict``; the keys
+        of a saved file)."""
+        return {k: p.copy() for k, p in self.params.items()}
+
+    def load_state_dict(self, state):
+        """Copy a dict keyed as ``params`` (as :meth:`state_dict` returns) into the
+        parameters, in place; the keys must match exactly."""
+        params = self.params
+        missing, extra = set(params) - set(state), set(state) - set(params)
+        if missing or extra:
+            raise ValueError(f"load_state_dict: keys do not match the model: missing "
+                             f"{sorted(missing) or 'none'}, unexpected {sorted(extra) or 'none'}")
+        for k, p in params.items():
+            _copy_into(p, state[k], f"load_state_dict: {k!r}")
 
     @property
     def dtype(self):
@@ -84,3 +175,18 @@ class Layer(Configurable):
             self.params[k] = np.ascontiguousarray(self.params[k], dtype=dtype)
             self.grads[k] = np.zeros_like(self.params[k])
         return self
+
+
+def known_layers():
+    """The names of the layer classes a saved model may name, for error messages (the
+    registry less internal bases such as ``_Elementwise``)."""
+    return ", ".join(sorted(n for n in Layer.registry if not n.startswith("_")))
+
+
+def _copy_into(p, w, what):
+    """``p[...] = w`` (float64 into float32 allowed), after checking the shape."""
+    w = np.asarray(w)
+    if w.shape != p.shape:
+        raise ValueError(f"{what} has shape {shape_str(w.shape)}, the model's has "
+                         f"{shape_str(p.shape)}")
+    np.copyto(p, w, casting="same_kind")

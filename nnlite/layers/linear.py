@@ -1,10 +1,12 @@
-"""Linear (fully connected) layer: y = xW + b."""
+"""Linear (fully connected) layer: y = xW + b; Dense, Keras' y = f(xW + b), input size inferred."""
 import numpy as np
 
 from .. import init as _init
 from .. import ops
+from ..random import get_rng
 from . import _checks as checks
-from .base import Layer
+from .activations import Activation
+from .base import Layer, shape_str
 
 
 class Linear(Layer):
@@ -48,13 +50,17 @@ class Linear(Layer):
         self.bias = bool(bias)
         self.init = init if init is None or isinstance(init, str) else \
             getattr(init, "__name__", str(init))
+        self._make_params(init, rng, dtype)
+        self._x2 = None                     # cache: input as (rows, in_features), for dW
+        self._in_shape = None               # cache: input shape, to shape dx
+
+    def _make_params(self, init, rng, dtype):
+        """W drawn by ``init``, b zero, and their zero gradients."""
         W = _init.get(init)(self.in_features, self.out_features, rng=rng, dtype=dtype)
         self.params["W"] = np.ascontiguousarray(W, dtype=dtype)
         if self.bias:
             self.params["b"] = np.zeros(self.out_features, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self._x2 = None                     # cache: input as (rows, in_features), for dW
-        self._in_shape = None               # cache: input shape, to shape dx
 
     def _describe(self):
         return f"Linear({self.in_features} → {self.out_features})"
@@ -62,7 +68,8 @@ class Linear(Layer):
     def forward(self, x, training=True):
         W = self.params["W"]
         x = checks.as_input(self, x, W.dtype)
-        checks.check_min_ndim(self, x, 2, f"(batch, ..., {self.in_features})")
+        checks.check_min_ndim(self, x, 2, f"(batch, ..., {self.in_features})",
+                              features=self.in_features)
         checks.check_last_dim(self, x, self.in_features)
         x2 = x.reshape(-1, self.in_features)                # (N, in): N = product of leading axes
         y = ops.gemm(x2, W)                                 # (N, out), a new array
@@ -100,3 +107,121 @@ class Linear(Layer):
 
 
 FC = Linear   # the name Deep Learning from Scratch and the course notes use
+
+
+class Dense(Linear):
+    r"""Keras' fully connected layer: :math:`y = f(xW + b)`, its input size inferred.
+
+    A :class:`Linear` (same math, same ``params`` ``W`` and ``b``) followed by an optional
+    activation :math:`f`. Unless ``input_dim`` is given, ``W`` is made at the first call, or
+    by ``build(input_shape)`` (``model.build((784,))``, which ``fit`` does), from the input's
+    last dimension: until then ``in_features`` is None, ``built`` False and ``params`` empty.
+
+    Parameters
+    ----------
+    units : int
+        Output size (``out_features``).
+    activation : str or None, default None
+        Applied to the output: "relu", "tanh", "sigmoid", "gelu", "leaky_relu", "softmax"
+        (see :func:`Activation`); None or "linear" for none. For a layer with arguments put
+        it after: ``Dense(64), LeakyReLU(0.2)``.
+    use_bias : bool, default True
+    kernel_initializer : str, callable or None, default "glorot_uniform"
+        Keras' default (see :mod:`nnlite.init`; "he_uniform" suits ReLU nets).
+    input_dim : int, optional
+        The input size, when known: the layer is built at once.
+    rng : numpy.random.Generator or int, optional
+        For the initial weights (drawn when built); default :func:`nnlite.random.get_rng`.
+    dtype : numpy dtype, default float32
+    name : str, optional
+    """
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", input_dim=None, rng=None,
+                 dtype=np.float32, name=None):
+        Layer.__init__(self, name=name)     # Linear's own __init__ needs in_features now
+        self.out_features, = checks.sizes("Dense", units=units)
+        self.in_features, self.bias, self.built = None, bool(use_bias), False
+        self.activation, self._act = _activation(activation)
+        self._init = kernel_initializer     # kept as given: a callable is called when built
+        self.init = kernel_initializer if kernel_initializer is None or isinstance(
+            kernel_initializer, str) else getattr(kernel_initializer, "__name__", "custom")
+        self._rng = None if rng is None else get_rng(rng)   # an int seed: one Generator
+        self._dtype = np.dtype(dtype)
+        self._x2 = self._in_shape = None    # caches, as Linear's
+        if input_dim is not None:
+            self.build((None, input_dim))
+
+    @property
+    def units(self):
+        return self.out_features
+
+    def _describe(self):
+        act = f", {self.activation}" if self.activation else ""
+        return f"Dense({self.in_features or '?'} → {self.out_features}{act})"
+
+    def build(self, input_shape):
+        """Make ``W`` (``input_shape[-1]`` × ``units``) and ``b``, once."""
+        if self.built:
+            return self
+        shape = tuple(input_shape)
+        if not shape or shape[-1] is None:
+            raise ValueError(f"{checks.describe(self)}: cannot infer the input size from "
+                             f"shape {shape_str(shape)}: its last dimension is needed")
+        self.in_features, = checks.sizes(checks.describe(self), input_dim=shape[-1])
+        self._make_params(self._init, self._rng, self._dtype)
+        self.built = True
+        return self
+
+    def forward(self, x, training=True):
+        if not self.built:
+            x = checks.as_input(self, x, self._dtype)
+            if x.ndim < 2:
+                raise ValueError(f"{checks.describe(self)}: expected input of shape (batch, "
+                                 f"..., features), got shape {shape_str(x.shape)} (a single "
+                                 f"sample? x[None]; one feature per sample? x[:, None])")
+            self.build(x.shape)
+        y = super().forward(x, training)
+        return y if self._act is None else self._act.forward(y, training)
+
+    def backward(self, grad_out):
+        checks.check_forward_called(self, self._x2)
+        if self._act is not None:
+            grad_out = self._act.backward(grad_out)
+        return super().backward(grad_out)
+
+    def output_shape(self, input_shape):
+        if self.built:
+            return super().output_shape(input_shape)
+        if len(input_shape) < 2:
+            raise ValueError(f"{checks.describe(self)}: expected input of shape (batch, ..., "
+                             f"features), got {tuple(input_shape)}")
+        return (*input_shape[:-1], self.out_features)
+
+    def astype(self, dtype):
+        self._dtype = np.dtype(dtype)       # for parameters made later, when built
+        return super().astype(dtype)
+
+    def get_config(self):
+        cfg = {"units": self.out_features, "activation": self.activation,
+               "use_bias": self.bias, "kernel_initializer": self.init,
+               "dtype": checks.dtype_name(self._dtype)}
+        if self.built:
+            cfg["input_dim"] = self.in_features
+        if self.name:
+            cfg["name"] = self.name
+        return cfg
+
+
+def _activation(name):
+    """``(name, layer)`` for Dense's ``activation``: ``(None, None)`` for none."""
+    if name is None or (isinstance(name, str) and name.lower() in ("linear", "none")):
+        return None, None
+    if not isinstance(name, str):
+        raise TypeError(f"Dense: activation must be a name such as 'relu' or None, got "
+                        f"{type(name).__name__}; for an activation layer with arguments put it "
+                        f"after: Sequential([Dense(64), LeakyReLU(0.2)])")
+    try:
+        return name.lower(), Activation(name)
+    except ValueError as e:
+        raise ValueError(f"Dense: {e}") from None

@@ -1,6 +1,6 @@
 r"""Residual connection: y = x + f(x), the skip around each block of a transformer."""
 from . import _checks as checks
-from .base import Layer, shape_str
+from .base import Layer, known_layers, shape_str
 
 
 class Residual(Layer):
@@ -81,14 +81,15 @@ class Residual(Layer):
     def zero_grad(self):
         self.inner.zero_grad()
 
-    def train(self):
-        self.training = True
-        self.inner.train()
-        return self
+    def sublayers(self):
+        return [self.inner]
 
-    def eval(self):
-        self.training = False
-        self.inner.eval()
+    @property
+    def built(self):
+        return self.inner.built
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
         return self
 
     def astype(self, dtype):
@@ -118,9 +119,13 @@ class Residual(Layer):
         klass = Layer.registry.get(spec["class_name"])
         if klass is None:
             raise ValueError(f"unknown layer class {spec['class_name']!r}; known layers: "
-                             f"{', '.join(sorted(Layer.registry))}. A custom layer must be "
-                             f"defined (its module imported) before loading")
-        return cls(klass.from_config(spec.get("config", {})), name=config.get("name"))
+                             f"{known_layers()}. A custom layer must be defined (its module "
+                             f"imported) before loading")
+        try:
+            inner = klass.from_config(spec.get("config", {}))
+        except TypeError as e:              # say which layer: an argument it does not know
+            raise TypeError(f"inner ({spec['class_name']}): {e}") from None
+        return cls(inner, name=config.get("name"))
 
     def __repr__(self):
         inner = repr(self.inner).replace("\n", "\n  ")

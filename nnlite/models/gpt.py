@@ -44,8 +44,8 @@ import math
 import numpy as np
 
 from .. import init as _init
-from .._args import is_int
 from .. import random as _random
+from .._args import is_int
 from ..init import INIT_STD
 from ..layers import Dropout, Embedding, LayerNorm, Linear, PositionalEmbedding
 from .gpt_blocks import ATTENTION_KEYS, Block, named_arrays
@@ -188,11 +188,11 @@ class GPT(Sequential):
             W[...] = _init.normal(*W.shape, rng=rng, dtype=W.dtype, std=std)
 
     # -- files: today's keys, and those written before the modules had names -----------------
-    def set_weights(self, weights):
-        """As :meth:`Sequential.set_weights`; also takes the keys of files written before the
-        modules had names (``"0.W"``, ``"3.0.1.W_qkv"``, ...; see :meth:`upgrade_keys`), so
-        ``load_model`` and ``load_weights`` read old checkpoints."""
-        super().set_weights(self.upgrade_keys(weights))
+    def load_state_dict(self, state):
+        """As :meth:`Sequential.load_state_dict`; also takes the keys of files written before
+        the modules had names (``"0.W"``, ``"3.0.1.W_qkv"``, ...; see :meth:`upgrade_keys`),
+        so ``load_model``, ``load_weights`` and ``set_weights(dict)`` read old checkpoints."""
+        super().load_state_dict(self.upgrade_keys(state))
 
     def upgrade_keys(self, weights):
         """``weights`` with old keys renamed to today's; a dict with today's keys unchanged.

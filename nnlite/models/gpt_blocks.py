@@ -13,8 +13,7 @@ Linears they are (nanoGPT's ``c_attn``, ``c_proj``): ``qkv.W``, ``qkv.b``, ``pro
 ``proj.b``. The arrays are the layers' own: ``params``/``grads`` are views, so optimizers and
 ``set_weights`` write into the layers.
 """
-from ..layers import GELU, Dropout, LayerNorm, Linear, MultiHeadAttention
-from ..layers import _checks
+from ..layers import GELU, Dropout, LayerNorm, Linear, MultiHeadAttention, _checks
 from ..layers.base import Layer
 from ..random import get_rng
 
@@ -70,17 +69,8 @@ class _Modules(Layer):
         for _, layer in self.modules():
             layer.zero_grad()
 
-    def train(self):
-        self.training = True
-        for _, layer in self.modules():
-            layer.train()
-        return self
-
-    def eval(self):
-        self.training = False
-        for _, layer in self.modules():
-            layer.eval()
-        return self
+    def sublayers(self):
+        return [layer for _, layer in self.modules()]
 
     def astype(self, dtype):
         for _, layer in self.modules():

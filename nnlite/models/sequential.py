@@ -17,9 +17,8 @@ A Sequential is itself a Layer: it nests, and its ``params`` are keyed ``"<index
 may key them its own way by overriding ``params`` and ``grads``: training, weights, files and
 the summary all go through those two properties.
 """
-import numpy as np
 
-from ..layers.base import Layer, shape_str
+from ..layers.base import Layer, known_layers
 from ..training import Trainer, print_summary
 
 
@@ -51,6 +50,8 @@ class Sequential(Trainer, Layer):
         Trainer.__init__(self)
         for layer in layers or []:
             self.add(layer)
+        if self.input_shape is not None and not self.built:    # Dense(units): sizes known now
+            self.build(self.input_shape)
 
     # -- building ------------------------------------------------------------------------
     def add(self, layer):
@@ -63,10 +64,27 @@ class Sequential(Trainer, Layer):
         return self
 
     def build(self, input_shape):
-        """Record the shape of one sample (no batch axis) and check the layers accept it."""
-        self.input_shape = tuple(input_shape)
-        self.output_shape((None, *self.input_shape))
+        """Make the parameters of the layers that wait for their input size (``Dense(units)``),
+        record the shape of one sample and check the layers accept it.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            One sample, no batch axis: ``(784,)``; Keras' ``(None, 784)`` is taken too.
+        """
+        shape = tuple(input_shape)
+        self.input_shape = shape[1:] if shape and shape[0] is None else shape
+        shape = (None, *self.input_shape)
+        for layer in self.layers:
+            layer.build(shape)
+            shape = tuple(layer.output_shape(shape))
         return self
+
+    @property
+    def built(self):
+        """False while a layer waits for its input size (``Dense(units)``): the first call,
+        ``fit`` or :meth:`build` makes its parameters."""
+        return all(layer.built for layer in self.layers)
 
     def __len__(self):
         return len(self.layers)
@@ -76,6 +94,9 @@ class Sequential(Trainer, Layer):
 
     def __iter__(self):
         return iter(self.layers)
+
+    def sublayers(self):
+        return list(self.layers)
 
     # -- the Layer contract ----------------------------------------------------------------
     @property
@@ -131,39 +152,24 @@ class Sequential(Trainer, Layer):
     @classmethod
     def from_config(cls, config):
         layers = []
-        for spec in config.get("layers", []):
+        for i, spec in enumerate(config.get("layers", [])):
             klass = Layer.registry.get(spec["class_name"])
             if klass is None:
                 raise ValueError(f"unknown layer class {spec['class_name']!r}; known layers: "
-                                 f"{', '.join(sorted(Layer.registry))}. A custom layer must be "
-                                 f"defined (its module imported) before loading")
-            layers.append(klass.from_config(spec.get("config", {})))
+                                 f"{known_layers()}. A custom layer must be defined (its "
+                                 f"module imported) before loading")
+            try:
+                layers.append(klass.from_config(spec.get("config", {})))
+            except TypeError as e:          # say which layer: an argument it does not know
+                raise TypeError(f"layers[{i}] ({spec['class_name']}): {e}") from None
         return cls(layers, name=config.get("name"), input_shape=config.get("input_shape"))
 
     def __repr__(self):
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)" if inner else "Sequential()"
 
-    # -- weights -------------------------------------------------------------------------
-    def get_weights(self):
-        """A dict of copies of the parameters (``"<index>.<name>"`` keys)."""
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def set_weights(self, weights):
-        """Copy ``weights`` (dict as from :meth:`get_weights`) into the parameters, in place
-        (so an optimizer holding them keeps working)."""
-        params = self.params
-        missing, extra = set(params) - set(weights), set(weights) - set(params)
-        if missing or extra:
-            raise ValueError(f"set_weights: keys do not match the model: missing "
-                             f"{sorted(missing) or 'none'}, unexpected {sorted(extra) or 'none'}")
-        for k, p in params.items():
-            w = np.asarray(weights[k])
-            if w.shape != p.shape:
-                raise ValueError(f"set_weights: {k!r} has shape {shape_str(w.shape)}, the "
-                                 f"model's has {shape_str(p.shape)}")
-            np.copyto(p, w, casting="same_kind")
-
+    # -- weights: get_weights/set_weights (lists), state_dict/load_state_dict (dicts) and
+    # weights come from Layer, over ``params``
     def save(self, path, include_optimizer=True):
         """Save architecture, weights, compile settings and optimizer state to one ``.nnl``
         file (safetensors; see :mod:`nnlite.io.model_file`). ``nl.load_model`` reads it."""
@@ -172,18 +178,23 @@ class Sequential(Trainer, Layer):
 
     def save_weights(self, path):
         """Save only the parameters, as a plain safetensors file."""
+        from ..io.model_file import check_built
         from ..io.safetensors import save_file
+        check_built(self, "save_weights")
         save_file(self.params, path)
 
     def load_weights(self, path):
         from ..io.safetensors import load_file
-        self.set_weights(load_file(path))
+        self.load_state_dict(load_file(path))
 
     def summary(self, print_fn=print):
         """Print a table of layers, output shapes and parameter counts.
 
         Output shapes need the input shape: from ``Sequential(..., input_shape=...)``,
         :meth:`build`, a previous ``fit``, or the first layer's ``in_features``; a layer
-        whose output shape cannot be known shows ``?``.
+        whose output shape cannot be known shows ``?``. A ``Dense(units)`` not built yet
+        counts 0 parameters; it is built here when the input shape is known.
         """
+        if not self.built and self.input_shape is not None:
+            self.build(self.input_shape)
         print_summary(self, print_fn)

@@ -10,13 +10,14 @@ Per-parameter state (momentum, Adam moments) is a list ordered like the pairs pa
 ``step``, so it saves as plain arrays (``state_dict``) and loads back in the same order.
 """
 import math
+from typing import ClassVar
 
 import numpy as np
 
 from .. import ops
 from .._configurable import Configurable
-from .clip import clip_grad_norm, global_norm
 from . import schedules as _schedules
+from .clip import clip_grad_norm, global_norm
 
 
 class NonFiniteGradient(FloatingPointError):
@@ -36,6 +37,35 @@ def _check_decay_filter(owner, decay_filter):
                      f"got {decay_filter!r}")
 
 
+def _learning_rate(owner, lr, learning_rate, default):
+    """``lr``, or ``learning_rate`` (Keras' name for it), or ``default``; not both."""
+    if lr is not None and learning_rate is not None:
+        raise TypeError(f"{owner}: give the learning rate once: lr={lr!r} and "
+                        f"learning_rate={learning_rate!r} are the same argument")
+    return lr if lr is not None else learning_rate if learning_rate is not None else default
+
+
+def _check_pairs(opt, params_and_grads):
+    """``params_and_grads`` as a list of (param, grad) pairs; a TypeError naming the nnlite
+    way for anything else (``model.params``, a dict, a layer, bare arrays)."""
+    what = None
+    if isinstance(params_and_grads, dict):
+        what = "a dict (model.params?)"
+    elif hasattr(params_and_grads, "params"):
+        what = f"a {type(params_and_grads).__name__}"
+    else:
+        pairs = list(params_and_grads)
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                what = f"{type(pair).__name__} at position {i}"
+                break
+        else:
+            return pairs
+    raise TypeError(f"{type(opt).__name__}.step() takes a list of (param, grad) pairs, got "
+                    f"{what}: pass [(model.params[k], model.grads[k]) for k in model.params], "
+                    f"or let model.fit / model.train_step take the step")
+
+
 class Optimizer(Configurable):
     """Base class.
 
@@ -53,7 +83,7 @@ class Optimizer(Configurable):
     one overflow in a backward pass cannot turn the weights into NaN.
     """
 
-    registry = {}
+    registry: ClassVar[dict] = {}
     state_keys = ()         # names of the per-parameter state arrays
 
     def __init__(self, lr, clipnorm=None):
@@ -66,6 +96,15 @@ class Optimizer(Configurable):
         self.iterations = 0         # steps taken
         self.state = []             # one dict of arrays per parameter, in step() order
         self.last_grad_norm = None
+
+    @property
+    def learning_rate(self):
+        """Keras' name for ``lr`` (read and set)."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.lr = value
 
     def get_lr(self):
         """The learning rate the next step will use."""
@@ -84,7 +123,7 @@ class Optimizer(Configurable):
         NonFiniteGradient
             (a ``FloatingPointError``) if a gradient holds NaN or inf; nothing is updated.
         """
-        pairs = list(params_and_grads)
+        pairs = _check_pairs(self, params_and_grads)
         grads = [g for _, g in pairs]
         norm = global_norm(grads) if self.clipnorm is None else \
             clip_grad_norm(grads, self.clipnorm)            # (clips only a finite norm)
@@ -184,6 +223,7 @@ class SGD(Optimizer):
     Parameters
     ----------
     lr : float or schedule, default 0.01
+        (``learning_rate=``: the same, Keras' name; give one of them.)
     momentum : float, default 0.0
     nesterov : bool, default False
     weight_decay : float, default 0.0
@@ -193,9 +233,9 @@ class SGD(Optimizer):
         ("matrices"), or those for which ``decay_filter(param)`` is true.
     """
 
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clipnorm=None,
-                 decay_filter=None):
-        super().__init__(lr, clipnorm)
+    def __init__(self, lr=None, momentum=0.0, nesterov=False, weight_decay=0.0, clipnorm=None,
+                 decay_filter=None, learning_rate=None):
+        super().__init__(_learning_rate("SGD", lr, learning_rate, 0.01), clipnorm)
         if nesterov and momentum <= 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
@@ -226,6 +266,7 @@ class Adam(Optimizer):
     Parameters
     ----------
     lr : float or schedule, default 1e-3
+        (``learning_rate=``: the same, Keras' name; give one of them.)
     beta1, beta2 : float, default 0.9, 0.999
     eps : float, default 1e-8
     weight_decay : float, default 0.0
@@ -241,9 +282,9 @@ class Adam(Optimizer):
     state_keys = ("m", "v")
     decoupled = False
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 clipnorm=None, decay_filter=None):
-        super().__init__(lr, clipnorm)
+    def __init__(self, lr=None, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 clipnorm=None, decay_filter=None, learning_rate=None):
+        super().__init__(_learning_rate(type(self).__name__, lr, learning_rate, 1e-3), clipnorm)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.weight_decay = float(weight_decay)
         self.decay_filter = _check_decay_filter(type(self).__name__, decay_filter)
@@ -272,9 +313,10 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                 clipnorm=None, decay_filter=None):
-        super().__init__(lr, beta1, beta2, eps, weight_decay, clipnorm, decay_filter)
+    def __init__(self, lr=None, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                 clipnorm=None, decay_filter=None, learning_rate=None):
+        super().__init__(lr, beta1, beta2, eps, weight_decay, clipnorm, decay_filter,
+                         learning_rate)
 
 
 class RMSprop(Optimizer):
@@ -288,6 +330,7 @@ class RMSprop(Optimizer):
     Parameters
     ----------
     lr : float or schedule, default 1e-2
+        (``learning_rate=``: the same, Keras' name; give one of them.)
     alpha : float, default 0.99
     eps : float, default 1e-8
     weight_decay : float, default 0.0
@@ -298,9 +341,9 @@ class RMSprop(Optimizer):
 
     state_keys = ("sq",)
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, clipnorm=None,
-                 decay_filter=None):
-        super().__init__(lr, clipnorm)
+    def __init__(self, lr=None, alpha=0.99, eps=1e-8, weight_decay=0.0, clipnorm=None,
+                 decay_filter=None, learning_rate=None):
+        super().__init__(_learning_rate("RMSprop", lr, learning_rate, 1e-2), clipnorm)
         self.alpha, self.eps, self.weight_decay = float(alpha), float(eps), float(weight_decay)
         self.decay_filter = _check_decay_filter("RMSprop", decay_filter)
 

@@ -217,9 +217,10 @@ class LambdaCallback(Callback):
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_batch_begin=None,
                  on_batch_end=None, on_train_begin=None, on_train_end=None):
         super().__init__()
-        for name, fn in {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
-                         "on_batch_begin": on_batch_begin, "on_batch_end": on_batch_end,
-                         "on_train_begin": on_train_begin, "on_train_end": on_train_end}.items():
+        hooks = {"on_epoch_begin": on_epoch_begin, "on_epoch_end": on_epoch_end,
+                 "on_batch_begin": on_batch_begin, "on_batch_end": on_batch_end,
+                 "on_train_begin": on_train_begin, "on_train_end": on_train_end}
+        for name, fn in hooks.items():
             if fn is not None:
                 setattr(self, name, fn)
 
@@ -245,5 +246,84 @@ class LearningRateScheduler(Callback):
             logs["lr"] = float(opt.get_lr() if hasattr(opt, "get_lr") else opt.lr)
 
 
+class ReduceLROnPlateau(Callback):
+    """Multiply the optimizer's learning rate by ``factor`` when ``monitor`` has stopped
+    improving for ``patience`` epochs (Keras' semantics and defaults).
+
+    After a reduction it waits ``cooldown`` epochs before counting again, and never goes
+    below ``min_lr``. Each epoch's logs get the learning rate in use as ``lr``.
+
+    Parameters
+    ----------
+    monitor : str
+        A key of the epoch logs, e.g. ``'val_loss'``.
+    factor : float in (0, 1)
+        ``new_lr = lr * factor``.
+    patience : int
+        Epochs without improvement before a reduction.
+    verbose : int
+        1 prints each reduction.
+    mode : {'auto', 'min', 'max'}
+        ``'auto'`` maximises names containing ``acc``, minimises the rest.
+    min_delta : float
+        Smallest change that counts as an improvement.
+    cooldown : int
+        Epochs to wait after a reduction before counting again.
+    min_lr : float
+        The lower bound.
+
+    Raises
+    ------
+    TypeError
+        At the start of ``fit``, if the optimizer's ``lr`` is a schedule: both would set the
+        learning rate (as in Keras). Use a constant ``lr``, or the schedule alone.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__()
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
+        self.verbose, self.min_delta = verbose, abs(float(min_delta))
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+        self.mode = _monitor_op(monitor, mode)
+
+    def _improved(self, value):
+        if self.mode == "max":
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def on_train_begin(self, logs=None):
+        lr = self.model.optimizer.lr
+        if callable(lr):
+            raise TypeError(f"ReduceLROnPlateau: the optimizer's lr is a schedule "
+                            f"({type(lr).__name__}), which sets the learning rate itself; use "
+                            f"a constant lr with ReduceLROnPlateau, or the schedule alone")
+        self.wait, self.cooldown_counter = 0, 0
+        self.best = -np.inf if self.mode == "max" else np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        opt = self.model.optimizer
+        logs["lr"] = float(opt.lr)
+        value = _get_monitor(self, logs)
+        if value is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience and float(opt.lr) > self.min_lr:
+                opt.lr = max(float(opt.lr) * self.factor, self.min_lr)
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                          f"{opt.lr:.4g}.")
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+
 __all__ = ["Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback",
-           "LearningRateScheduler", "ModelCheckpoint"]
+           "LearningRateScheduler", "ModelCheckpoint", "ReduceLROnPlateau"]

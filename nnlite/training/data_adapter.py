@@ -16,7 +16,7 @@ or the ``validation_split`` tail) comes back as one more adapter.
 
 >>> train, val = fit_adapters(x, y, np.float32, batch_size=32, shuffle=True, seed=0,
 ...                           validation_split=0.1)
->>> for xb, yb in train.epoch(): ...
+>>> for xb, yb in train.epoch(): ...             # (xb, yb, wb) with sample weights
 """
 import math
 
@@ -73,15 +73,20 @@ def prepare(x, y, dtype, what="x", check=True):
     return x, y
 
 
+def cast_x(xb, dtype):
+    """An input batch from an iterable in ``dtype`` (floats and integers alike for a float
+    model; integers only for an Embedding first, so float "ids" reach it unchanged and it
+    says so)."""
+    xb, want = np.asarray(xb), np.dtype(dtype)
+    if xb.dtype != want and (want.kind == "f" or xb.dtype.kind in "iub"):
+        xb = np.ascontiguousarray(xb, dtype=want)
+    return xb
+
+
 def cast_batch(xb, yb, dtype):
     """A batch from an iterable, typed as :func:`prepare` types arrays: float inputs and
     targets in ``dtype``, integer ids and labels left as they are."""
-    xb, yb = np.asarray(xb), np.asarray(yb)
-    want = np.dtype(dtype)
-    # float models take any numbers; an Embedding first (int64) takes integers only, so
-    # float "ids" reach it unchanged and it says so
-    if xb.dtype != want and (want.kind == "f" or xb.dtype.kind in "iub"):
-        xb = np.ascontiguousarray(xb, dtype=want)
+    xb, yb = cast_x(xb, dtype), np.asarray(yb)
     if yb.dtype.kind in "fb":
         yb = np.ascontiguousarray(yb, dtype=xb.dtype if xb.dtype.kind == "f" else np.float32)
     return xb, yb
@@ -106,12 +111,69 @@ def check_count(value, what):
 
 
 def unpack(batch, what):
-    """``batch`` if it is an ``(xb, yb)`` pair; else a TypeError saying what came instead."""
-    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+    """``batch`` if it is an ``(xb, yb)`` pair or an ``(xb, yb, sample_weight)`` triple (as
+    Keras'); else a TypeError saying what came instead."""
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
         got = f"a {type(batch).__name__} of length {len(batch)}" if isinstance(
             batch, (tuple, list)) else f"a {type(batch).__name__}"
-        raise TypeError(f"{what} must yield (xb, yb) batches, got {got}")
+        raise TypeError(f"{what} must yield (xb, yb) batches (or (xb, yb, sample_weight)), "
+                        f"got {got}")
     return batch
+
+
+# -- sample and class weights ----------------------------------------------------------------
+def check_sample_weight(w, n, what="sample_weight"):
+    """``w`` as a float64 array of shape (n,): finite, >= 0."""
+    w = np.asarray(w)
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be numbers, got dtype {w.dtype}")
+    if w.shape != (n,):
+        raise ValueError(f"{what} must have shape ({n},), one weight per sample, got shape "
+                         f"{w.shape}")
+    w = w.astype(np.float64)
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        i = int(np.flatnonzero(~(np.isfinite(w) & (w >= 0)))[0])
+        raise ValueError(f"{what} must be finite and >= 0, got {w[i]} at sample {i}")
+    return w
+
+
+def check_class_weight(class_weight):
+    """``class_weight`` ``{class index: weight}`` as a lookup array (NaN: no weight given)."""
+    if not isinstance(class_weight, dict) or not class_weight:
+        raise TypeError(f"class_weight must be a dict {{class index: weight}}, e.g. {{0: 1.0, "
+                        f"1: 5.0}}, got {class_weight!r}")
+    for k, v in class_weight.items():
+        if not is_int(k) or k < 0:
+            raise ValueError(f"class_weight keys must be class indices (ints >= 0), got {k!r}")
+        if not isinstance(v, (int, float, np.number)) or not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"class_weight[{k}] must be a finite number >= 0, got {v!r}")
+    table = np.full(max(class_weight) + 1, np.nan)
+    for k, v in class_weight.items():
+        table[int(k)] = v
+    return table
+
+
+def class_weights(y, table):
+    """One weight per sample, ``table[class]``, for the targets ``y``: integer labels (N,),
+    binary 0/1 targets (N,) or (N, 1), or one-hot rows (N, C) (their argmax)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        labels = y.argmax(axis=1)
+    elif y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        labels = np.rint(y.reshape(-1)).astype(np.int64)
+    else:
+        raise ValueError(f"class_weight needs one class per sample: labels (N,), binary targets "
+                         f"(N, 1) or one-hot (N, C); got targets of shape {y.shape} (weigh "
+                         f"samples or positions with sample_weight instead)")
+    ok = (labels >= 0) & (labels < len(table))
+    w = np.full(len(labels), np.nan)
+    w[ok] = table[labels[ok]]
+    if np.isnan(w).any():
+        missing = sorted(set(labels[np.isnan(w)].tolist()))
+        known = ", ".join(str(k) for k in np.flatnonzero(~np.isnan(table)))
+        raise ValueError(f"class_weight has no weight for class {missing[0]} (it has {known}); "
+                         f"give one for every class, e.g. 1.0")
+    return w
 
 
 # -- adapters --------------------------------------------------------------------------------
@@ -128,25 +190,26 @@ class ArrayAdapter:
         A new permutation from ``rng`` each epoch, drawn when the epoch starts.
     rng : numpy.random.Generator, optional
         Needed when ``shuffle``.
+    w : ndarray of shape (N,), optional
+        Sample weights (:func:`check_sample_weight`): the batches are then
+        ``(xb, yb, wb)`` triples.
     """
 
-    def __init__(self, x, y, batch_size, shuffle=False, rng=None):
+    def __init__(self, x, y, batch_size, shuffle=False, rng=None, w=None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.x, self.y, self.batch_size = x, y, int(batch_size)
+        self.x, self.y, self.w, self.batch_size = x, y, w, int(batch_size)
         self.shuffle, self.rng = shuffle, rng
         self.steps = -(-len(x) // self.batch_size)
 
     def epoch(self):
-        """A generator of this epoch's (xb, yb) batches."""
-        x, y, n, size = self.x, self.y, len(self.x), self.batch_size
+        """A generator of this epoch's (xb, yb) batches, or (xb, yb, wb) with weights."""
+        arrays = (self.x, self.y) if self.w is None else (self.x, self.y, self.w)
+        n, size = len(self.x), self.batch_size
         order = self.rng.permutation(n) if self.shuffle else None
         for lo in range(0, n, size):
-            if order is None:
-                yield x[lo:lo + size], y[lo:lo + size]
-            else:
-                idx = order[lo:lo + size]
-                yield x[idx], y[idx]
+            idx = slice(lo, lo + size) if order is None else order[lo:lo + size]
+            yield tuple(a[idx] for a in arrays)
 
 
 class IterableAdapter:
@@ -203,7 +266,8 @@ class IterableAdapter:
                 continue
             restarted = False
             n += 1
-            yield cast_batch(*unpack(batch, self.what), self.dtype)
+            xb, yb, *wb = unpack(batch, self.what)
+            yield (*cast_batch(xb, yb, self.dtype), *wb)
 
 
 # -- choosing the adapter --------------------------------------------------------------------
@@ -212,7 +276,7 @@ def split_validation(x, y, validation_split):
     before any shuffling (as Keras)."""
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-    split_at = int(math.ceil(len(x) * (1.0 - validation_split)))
+    split_at = math.ceil(len(x) * (1.0 - validation_split))
     if split_at in (0, len(x)):
         raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
                          f"leaves an empty training or validation set")
@@ -230,7 +294,10 @@ def validation_adapter(data, steps, dtype, batch_size):
         if len(data) != 2:
             raise ValueError("validation_data must be a tuple (x_val, y_val) or an iterable of "
                              "(xb, yb) batches")
-        return ArrayAdapter(*prepare(*data, dtype, what="x_val"), batch_size)
+        x, y = prepare(*data, dtype, what="x_val")
+        if len(x) == 0:
+            raise ValueError("validation_data holds 0 samples")
+        return ArrayAdapter(x, y, batch_size)
     if not is_batch_iterable(data):
         raise ValueError(f"validation_data must be a tuple (x_val, y_val) or an iterable of "
                          f"(xb, yb) batches, got {type(data).__name__}")
@@ -239,7 +306,8 @@ def validation_adapter(data, steps, dtype, batch_size):
 
 
 def fit_adapters(x, y, dtype, batch_size=32, shuffle=True, seed=None, steps_per_epoch=None,
-                 validation_data=None, validation_split=0.0, validation_steps=None):
+                 validation_data=None, validation_split=0.0, validation_steps=None,
+                 sample_weight=None):
     """``(train, val)``: the adapters of ``fit``'s training and validation data (``val`` None
     without validation), the arguments checked as ``fit`` documents them.
 
@@ -248,8 +316,12 @@ def fit_adapters(x, y, dtype, batch_size=32, shuffle=True, seed=None, steps_per_
     generator when ``seed`` is None). An iterable ``x`` (``y`` None) brings its own batches:
     ``batch_size``, ``shuffle``, ``seed`` do not apply and ``validation_split`` is refused.
     Validation arrays are evaluated in batches of at least :data:`VALIDATION_BATCH_SIZE`.
+    ``sample_weight`` (arrays only) follows its samples through the split and the shuffling.
     """
     if y is None and is_batch_iterable(x):
+        if sample_weight is not None:
+            raise ValueError("sample_weight applies to arrays (x, y); an iterable x can yield "
+                             "(xb, yb, sample_weight) batches instead")
         if validation_split:
             raise ValueError("validation_split needs arrays (x, y); with batches from an "
                              "iterable pass validation_data=<iterable> (and validation_steps)")
@@ -263,26 +335,67 @@ def fit_adapters(x, y, dtype, batch_size=32, shuffle=True, seed=None, steps_per_
         raise ValueError("steps_per_epoch applies to an iterable x (batches); with "
                          "arrays an epoch is one pass, set batch_size instead")
     x, y = prepare(x, y, dtype)
+    w = None if sample_weight is None else check_sample_weight(sample_weight, len(x))
     batch_size = int(batch_size)
     eval_size = max(batch_size, VALIDATION_BATCH_SIZE)
     if validation_data is None and validation_split:
         x, y, xv, yv = split_validation(x, y, validation_split)
+        w = None if w is None else w[:len(x)]      # validation: unweighted, as Keras
         val = ArrayAdapter(xv, yv, eval_size)       # typed and checked with x already
     else:
         val = validation_adapter(validation_data, validation_steps, dtype, eval_size)
     if len(x) == 0:
         raise ValueError("fit() got 0 training samples")
     rng = np.random.default_rng(seed) if seed is not None else _random.get_rng()
-    return ArrayAdapter(x, y, batch_size, shuffle, rng), val
+    return ArrayAdapter(x, y, batch_size, shuffle, rng, w), val
 
 
-def evaluate_adapter(x, y, dtype, batch_size=256, steps=None):
+def evaluate_adapter(x, y, dtype, batch_size=256, steps=None, sample_weight=None):
     """The adapter of ``evaluate``'s data: arrays in batches of ``batch_size`` (not checked for
-    NaN), or ``steps`` batches of an iterable ``x`` (default one full pass)."""
+    NaN), or ``steps`` batches of an iterable ``x`` (default one full pass). No samples is an
+    error, as in ``fit``: a loss of 0.0 would look like a perfect model."""
     if y is None and is_batch_iterable(x):
+        if sample_weight is not None:
+            raise ValueError("sample_weight applies to arrays (x, y); an iterable x can yield "
+                             "(xb, yb, sample_weight) batches instead")
         return IterableAdapter(x, dtype, "x", steps, per_epoch_iterator=True, arg="steps")
     if y is None:
         raise ValueError(f"evaluate() needs targets y for x of type {type(x).__name__}; or "
                          f"pass an iterable of (xb, yb) batches as x")
     x, y = prepare(x, y, dtype, check=False)
-    return ArrayAdapter(x, y, int(batch_size))
+    if len(x) == 0:
+        raise ValueError("evaluate() got 0 samples")
+    w = None if sample_weight is None else check_sample_weight(sample_weight, len(x))
+    return ArrayAdapter(x, y, int(batch_size), w=w)
+
+
+def predict_batches(x, dtype, batch_size=256, steps=None):
+    """``(steps, batches)`` for ``predict``: input batches only, typed for the model.
+
+    Arrays are cut into ``batch_size`` slices. An iterable (``DataLoader``, generator) gives
+    ``steps`` batches (default one full pass, which needs ``len()``), each an input array or
+    a tuple whose first element is the input (``(xb,)``, ``(xb, yb)``: targets are ignored).
+    """
+    if not is_batch_iterable(x):
+        x = as_x(x, dtype)
+        size = int(batch_size)
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return -(-len(x) // size), (x[lo:lo + size] for lo in range(0, len(x), size))
+    n = check_count(steps, "steps")
+    if n is None:
+        try:
+            n = len(x)
+        except TypeError:
+            raise ValueError(f"predict: x is an iterable of type {type(x).__name__} without "
+                             f"len(): pass steps=N (batches to predict)") from None
+
+    def batches():
+        for _, batch in zip(range(n), x):
+            if isinstance(batch, (tuple, list)):
+                if not batch:
+                    raise TypeError("predict: x yielded an empty tuple; expected xb, (xb,) or "
+                                    "(xb, yb) batches")
+                batch = batch[0]
+            yield cast_x(batch, dtype)
+    return n, batches()

@@ -29,6 +29,21 @@ def accuracy_for(loss):
     return accuracy
 
 
+def sparse_categorical_accuracy(y_pred, y_true):
+    """The argmax of the scores ``(..., C)`` against integer labels ``(...)`` (Keras')."""
+    pred, y_true = y_pred.argmax(axis=-1), np.asarray(y_true)
+    if y_true.size != pred.size:
+        raise ValueError(f"sparse_categorical_accuracy: expected integer labels of shape "
+                         f"{pred.shape} for scores {y_pred.shape}, got targets of shape "
+                         f"{y_true.shape}; for one-hot targets use 'categorical_accuracy'")
+    return float(np.mean(pred == y_true.reshape(pred.shape)))
+
+
+def categorical_accuracy(y_pred, y_true):
+    """The argmax of the scores against the argmax of one-hot targets (Keras')."""
+    return float(np.mean(y_pred.argmax(axis=-1) == np.asarray(y_true).argmax(axis=-1)))
+
+
 def mae(y_pred, y_true):
     """Mean absolute error, accumulated in float64."""
     return float(np.mean(np.abs(y_pred - y_true.reshape(y_pred.shape)), dtype=np.float64))
@@ -45,7 +60,8 @@ def get(metric, loss):
     Parameters
     ----------
     metric : str or callable
-        ``"accuracy"``/``"acc"``, ``"mae"``/``"mean_absolute_error"``,
+        ``"accuracy"``/``"acc"``, ``"sparse_categorical_accuracy"`` (integer labels),
+        ``"categorical_accuracy"`` (one-hot), ``"mae"``/``"mean_absolute_error"``,
         ``"mse"``/``"mean_squared_error"`` (any case), or a function, named by its
         ``__name__``. A name is kept as given: it is the key in the logs.
     loss : Loss
@@ -61,9 +77,14 @@ def get(metric, loss):
     key = str(metric).lower()
     if key in ("accuracy", "acc"):
         return metric, accuracy_for(loss)
+    if key == "sparse_categorical_accuracy":
+        return metric, sparse_categorical_accuracy
+    if key == "categorical_accuracy":
+        return metric, categorical_accuracy
     if key in ("mae", "mean_absolute_error"):
         return metric, mae
     if key in ("mse", "mean_squared_error"):
         return metric, mse
-    raise ValueError(f"unknown metric {metric!r}; expected 'accuracy' (or 'acc'), 'mae', 'mse' "
+    raise ValueError(f"unknown metric {metric!r}; expected 'accuracy' (or 'acc'), "
+                     f"'sparse_categorical_accuracy', 'categorical_accuracy', 'mae', 'mse' "
                      f"or a function f(y_pred, y_true) -> float")

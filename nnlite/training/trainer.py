@@ -14,6 +14,11 @@ layers in reverse, ``optimizer.step(pairs)`` (which checks that the gradients' g
 finite, then clips by it when the optimizer has ``clipnorm``). A NaN/inf loss or gradient
 raises ``FloatingPointError`` before the update, naming the epoch and step.
 
+Modes, as PyTorch's: ``model.train()``/``model.eval()`` set every layer, and ``model(x)`` runs
+in the current mode. ``fit`` and ``train_step`` switch every layer to train mode (dropout on)
+and put the modes back afterwards; ``evaluate``, ``predict`` and validation always run
+inference (training=False).
+
 ``fit`` takes arrays ``(x, y)`` or an iterable of ``(xb, yb)`` batches (a ``DataLoader``, a
 ``RandomWindowSampler``, a generator) with ``steps_per_epoch``; :mod:`.data_adapter` turns
 either into per-epoch batch iterators:
@@ -27,6 +32,8 @@ dtype), ``params``/``grads`` (dicts with the same keys; the optimizer gets them 
 ``forward(x, training)``, ``backward(grad)``, ``zero_grad()``, ``dtype``, ``input_shape``,
 and ``get_weights``/``set_weights``/``save`` for the callbacks that use them.
 """
+import contextlib
+import inspect
 import math
 import warnings
 
@@ -34,6 +41,8 @@ import numpy as np
 
 from .. import losses as _losses
 from .. import optim as _optim
+from ..layers import Dense, Sigmoid, Softmax
+from ..layers._checks import describe
 from . import data_adapter
 from . import metrics as _metrics
 from .callbacks import CallbackList, History
@@ -59,7 +68,7 @@ def _freeze_input_grads(layers):
         layer.needs_input_grad = False
         if hasattr(layer, "layers"):        # a nested stack: its first layers too
             saved += _freeze_input_grads(layer.layers)
-        if layer.num_params() > 0:
+        if layer.num_params() > 0 or not getattr(layer, "built", True):   # Dense(units)
             break
     return saved
 
@@ -67,6 +76,29 @@ def _freeze_input_grads(layers):
 def _restore_input_grads(saved):
     for layer, flag in saved:
         layer.needs_input_grad = flag
+
+
+def _modes(layer):
+    """``[(layer, training), ...]`` for ``layer`` and every layer under it."""
+    out = [(layer, layer.training)]
+    for sub in getattr(layer, "sublayers", list)():
+        out += _modes(sub)
+    return out
+
+
+@contextlib.contextmanager
+def _training(model):
+    """Training as ``fit`` does it: every layer in train mode (``model.train()``: dropout on,
+    even after ``model.eval()``), no input gradient below the first trainable layer; both
+    put back as they were afterwards."""
+    modes, saved = _modes(model), _freeze_input_grads(model.layers)
+    model.train()
+    try:
+        yield
+    finally:
+        _restore_input_grads(saved)
+        for layer, mode in modes:
+            layer.training = mode
 
 
 class Trainer:
@@ -89,6 +121,7 @@ class Trainer:
         self.metrics_names, self._metrics, self._compile_args = [], [], {}
         self.history = None
         self.stop_training = False
+        self._warned_logits = False         # _check_logits warns once per compile
 
     def compile(self, optimizer="adam", loss=None, metrics=None):
         """Choose the optimizer, loss and metrics.
@@ -112,7 +145,30 @@ class Trainer:
             metrics = [metrics]
         self._metrics = [_metrics.get(m, self.loss) for m in (metrics or [])]
         self.metrics_names = [name for name, _ in self._metrics]
+        self._warned_logits = False
+        self._check_logits()
         return self
+
+    def _check_logits(self):
+        """Warn (once per compile) when the model ends in a Softmax (Sigmoid) while the loss
+        takes logits and applies it itself: the pair trains badly, and nothing fails."""
+        if self._warned_logits or not self.layers:
+            return
+        last = self.layers[-1]
+        while getattr(last, "layers", None):                # a nested Sequential: its last
+            last = last.layers[-1]
+        act = getattr(last, "activation", None) if isinstance(last, Dense) else None
+        for loss, layer, name, fix in (
+                (_losses.CrossEntropy, Softmax, "softmax", "nl.ops.softmax(model.predict(x))"),
+                (_losses.BinaryCrossEntropy, Sigmoid, "sigmoid",
+                 "1 / (1 + np.exp(-model.predict(x)))")):
+            if isinstance(self.loss, loss) and (isinstance(last, layer) or act == name):
+                self._warned_logits = True
+                warnings.warn(
+                    f"the model ends in {describe(last)}, but the loss {type(self.loss).__name__} "
+                    f"takes logits and applies the {name} itself: applied twice it flattens the "
+                    f"gradients and the model trains badly. Remove the final {name} (for "
+                    f"probabilities afterwards: {fix})", UserWarning, stacklevel=3)
 
     def _check_compiled(self, what):
         if self.loss is None:
@@ -128,19 +184,42 @@ class Trainer:
             dtype = self.dtype
         return np.float32 if dtype is None else dtype
 
-    def _pairs(self):
+    def _pairs(self, xb):
         """``[(param, grad), ...]`` for the optimizer, from ``params``/``grads`` (the model's
-        own keys, whatever they are)."""
+        own keys, whatever they are); a model that is not built yet (``Dense(units)``) is
+        built first, for the batch ``xb``."""
+        if not getattr(self, "built", True):
+            self.build(xb.shape[1:])
         params, grads = self.params, self.grads
         return [(params[k], grads[k]) for k in params]
 
     # -- training ------------------------------------------------------------------------
-    def _train_batch(self, xb, yb, pairs):
+    def _loss(self, out, yb, wb):
+        """The loss of a batch, weighted by ``wb`` (one weight per sample) when given."""
+        if wb is None:
+            return self.loss.forward(out, yb)
+        return self.loss.forward(out, yb, sample_weight=wb)
+
+    def _check_weighted_loss(self):
+        """A TypeError before training if the loss cannot weigh samples (a user's Loss whose
+        ``forward`` takes no ``sample_weight``)."""
+        try:
+            params = inspect.signature(self.loss.forward).parameters
+        except (TypeError, ValueError):     # no signature to read: let it try
+            return
+        if "sample_weight" not in params and not any(
+                p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise TypeError(f"sample_weight/class_weight: the loss {type(self.loss).__name__} "
+                            f"takes no sample_weight; give its forward a sample_weight=None "
+                            f"argument that weighs each sample's terms (as nnlite.losses "
+                            f"do), or train unweighted")
+
+    def _train_batch(self, xb, yb, pairs, wb=None):
         """The step itself; returns ``(loss, output)``. Raises before the update if the loss or
         the gradient is not finite, so the weights stay usable."""
         self.zero_grad()
         out = self.forward(xb, training=True)
-        loss = self.loss.forward(out, yb)
+        loss = self._loss(out, yb, wb)
         if not math.isfinite(loss):
             raise _NonFinite(loss)
         self.backward(self.loss.backward())
@@ -159,9 +238,10 @@ class Trainer:
                 f"before this step. Try inputs scaled to a moderate range, a lower learning "
                 f"rate (optimizer: {self.optimizer!r}) or float64 (model.astype(np.float64))")
 
-    def train_step(self, xb, yb):
+    def train_step(self, xb, yb, sample_weight=None):
         """One optimisation step on the batch ``(xb, yb)``: zero the grads, forward
-        (training=True), loss, a finiteness check, backward, ``optimizer.step``.
+        (training=True), loss (weighted by ``sample_weight``, one weight per sample, when
+        given), a finiteness check, backward, ``optimizer.step``.
 
         ``fit`` calls it for every batch; call it yourself for a hand-written loop.
 
@@ -177,18 +257,19 @@ class Trainer:
             they were.
         """
         self._check_compiled("train_step")
-        saved = _freeze_input_grads(self.layers)
-        try:
+        self._check_logits()
+        if sample_weight is not None:
+            self._check_weighted_loss()
+        with _training(self):
             xb, yb = data_adapter.cast_batch(xb, yb, self._input_dtype())
-            return self._train_batch(xb, yb, self._pairs())[0]
-        except _NonFinite as e:
-            raise FloatingPointError(self._nonfinite_message(e, "")) from None
-        finally:
-            _restore_input_grads(saved)
+            try:
+                return self._train_batch(xb, yb, self._pairs(xb), sample_weight)[0]
+            except _NonFinite as e:
+                raise FloatingPointError(self._nonfinite_message(e, "")) from None
 
     def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, steps_per_epoch=None,
-            validation_steps=None):
+            validation_steps=None, class_weight=None, sample_weight=None):
         """Train for ``epochs`` passes over ``(x, y)``, or over batches drawn from ``x``.
 
         Parameters
@@ -196,8 +277,9 @@ class Trainer:
         x : ndarray of shape (N, ...), or an iterable of (xb, yb) batches
             Arrays are converted once to the parameters' dtype (float32 unless the model was
             cast). An iterable (``DataLoader``, ``RandomWindowSampler``, generator) gives the
-            batches itself; then leave ``y`` None, and ``batch_size``, ``shuffle``, ``seed``
-            and ``validation_split`` do not apply.
+            batches itself, ``(xb, yb)`` or ``(xb, yb, sample_weight)``; then leave ``y``
+            None, and ``batch_size``, ``shuffle``, ``seed`` and ``validation_split`` do not
+            apply.
         y : ndarray of shape (N, ...), optional
             Integer labels or float targets, as the loss expects (arrays only).
         batch_size, epochs : int
@@ -221,6 +303,15 @@ class Trainer:
             0 silent; 1 progress bar (one line per epoch off a terminal); 2 one line per epoch.
         seed : int, optional
             Seed of the shuffling generator; default: ``nl.random``'s generator.
+        class_weight : dict, optional
+            ``{class index: weight}``: each sample's loss terms are multiplied by the weight of
+            its class (integer labels, binary 0/1 targets or one-hot rows), as Keras'; every
+            class that occurs needs a weight. Metrics and validation stay unweighted.
+        sample_weight : ndarray of shape (N,), optional
+            Arrays only: a weight per sample, multiplying its loss terms (times its class
+            weight); an iterable ``x`` may yield ``(xb, yb, sample_weight)`` batches instead.
+            The loss stays a mean over all terms (Keras' ``sum_over_batch_size``), so weights
+            of 2 double the gradient.
 
         Returns
         -------
@@ -234,57 +325,66 @@ class Trainer:
             the epoch and step. The weights are left as they were before that step.
         """
         self._check_compiled("fit")
+        self._check_logits()
         train, val = data_adapter.fit_adapters(
             x, y, self._input_dtype(), batch_size=batch_size, shuffle=shuffle, seed=seed,
             steps_per_epoch=steps_per_epoch, validation_data=validation_data,
-            validation_split=validation_split, validation_steps=validation_steps)
+            validation_split=validation_split, validation_steps=validation_steps,
+            sample_weight=sample_weight)
+        classes = None if class_weight is None else data_adapter.check_class_weight(class_weight)
+        if sample_weight is not None or classes is not None:
+            self._check_weighted_loss()
         history = History()
         # History last (as Keras): it records what the user's callbacks add to the logs
         cbs = CallbackList([*(callbacks or []), history], model=self)
         self.history, self.stop_training = history, False
-        saved = _freeze_input_grads(self.layers)
         logs = {}
-        try:
+        with _training(self):
             cbs.on_train_begin(logs)
             for epoch in range(epochs):
                 cbs.on_epoch_begin(epoch, logs)
                 if verbose:
                     print(f"Epoch {epoch + 1}/{epochs}")
                 bar = Progbar(train.steps, verbose=verbose)
-                logs, done = self._fit_epoch(train, epoch, bar, cbs, logs)
+                logs, done = self._fit_epoch(train, epoch, bar, cbs, logs, classes)
                 if done == 0:           # an iterable that ran dry: nothing more to train on
                     warnings.warn(f"fit: the input ran out of batches at epoch {epoch + 1}; "
                                   f"training stops (give an endless or re-iterable x, or fewer "
                                   f"steps_per_epoch * epochs)", stacklevel=2)
                     break
                 if val is not None:
-                    val_logs = self._evaluate_batches(val.epoch())
+                    val_logs = self._evaluate_batches(val.epoch(), "fit() validation")
                     logs.update({"val_" + k: v for k, v in val_logs.items()})
                 bar.update(done, logs, finalize=True)
                 cbs.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
             cbs.on_train_end(logs)
-        finally:
-            _restore_input_grads(saved)
         return history
 
-    def _fit_epoch(self, train, epoch, bar, cbs, logs):
+    def _fit_epoch(self, train, epoch, bar, cbs, logs, classes=None):
         """One epoch of ``fit`` over ``train.epoch()``; returns ``(logs, steps done)``.
 
         ``logs`` comes in as the previous batch's (the callbacks' ``on_batch_begin`` sees it)
-        and goes out as the running means of this epoch.
+        and goes out as the running means of this epoch. ``classes``: the class weights'
+        lookup table (:func:`~.data_adapter.check_class_weight`), or None.
         """
         names = ["loss", *self.metrics_names]
         metrics = [fn for _, fn in self._metrics]
-        pairs = self._pairs()
+        pairs = None
         sums, seen, done = np.zeros(len(names)), 0, 0
-        for step, (xb, yb) in enumerate(train.epoch()):
+        for step, (xb, yb, *wb) in enumerate(train.epoch()):
+            wb = wb[0] if wb else None      # (xb, yb, wb) with sample weights
+            if classes is not None:
+                cw = data_adapter.class_weights(yb, classes)
+                wb = cw if wb is None else cw * wb
             if self.input_shape is None:    # recorded from the data for summary()
                 self.input_shape = tuple(xb.shape[1:])
+            if pairs is None:
+                pairs = self._pairs(xb)
             cbs.on_batch_begin(step, logs)
             try:
-                loss, out = self._train_batch(xb, yb, pairs)
+                loss, out = self._train_batch(xb, yb, pairs, wb)
             except _NonFinite as e:
                 raise FloatingPointError(self._nonfinite_message(
                     e, f" at epoch {epoch + 1}, step {step + 1}/{train.steps}")) from None
@@ -302,28 +402,32 @@ class Trainer:
         return logs, done
 
     # -- inference -------------------------------------------------------------------------
-    def _evaluate_batches(self, batches, bar=None):
+    def _evaluate_batches(self, batches, what="evaluate()", bar=None):
         """Loss and metrics (training=False) averaged over the samples of ``batches``; ``bar``
-        (a Progbar) is told each batch and finalized."""
+        (a Progbar) is told each batch and finalized. A ValueError naming ``what`` when there
+        are no samples (0.0 would look like a perfect model)."""
         names = ["loss", *self.metrics_names]
         sums, n, done = np.zeros(len(names)), 0, 0
 
         def logs():
             return {k: float(s / max(n, 1)) for k, s in zip(names, sums)}
 
-        for xb, yb in batches:
+        for xb, yb, *wb in batches:
             out = self.forward(xb, training=False)
-            sums[0] += self.loss.forward(out, yb) * len(xb)
+            sums[0] += self._loss(out, yb, wb[0] if wb else None) * len(xb)
             for j, (_, fn) in enumerate(self._metrics, 1):
                 sums[j] += fn(out, yb) * len(xb)
             n, done = n + len(xb), done + 1
             if bar is not None:
                 bar.update(done, logs())
+        if n == 0:
+            raise ValueError(f"{what}: the data gave no samples to evaluate")
         if bar is not None:
             bar.update(done, logs(), finalize=True)
         return logs()
 
-    def evaluate(self, x, y=None, batch_size=256, verbose=0, steps=None):
+    def evaluate(self, x, y=None, batch_size=256, verbose=0, steps=None, return_dict=True,
+                 sample_weight=None):
         """Loss and metrics on ``(x, y)`` (training=False), averaged over samples.
 
         ``x`` may instead be an iterable of ``(xb, yb)`` batches (``y`` None): ``steps`` of
@@ -332,32 +436,68 @@ class Trainer:
         ``verbose``: 0 silent; 1 a progress bar (its final line only off a terminal); 2 the
         final line only, e.g. ``157/157 - 1s 8ms/step - loss: 0.0712 - accuracy: 0.9781``.
 
+        Parameters
+        ----------
+        sample_weight : ndarray of shape (N,), optional
+            Arrays only: weighs each sample's loss terms (as in ``fit``); metrics stay
+            unweighted.
+        return_dict : bool, default True
+            True: a dict (nnlite's default). False: as Keras' default, the loss alone when no
+            metrics were compiled, else the list ``[loss, *metrics]``.
+
         Returns
         -------
-        dict
-            ``{'loss': ..., '<metric>': ...}``
+        dict, float or list of float
+            ``{'loss': ..., '<metric>': ...}`` (see ``return_dict``).
+
+        Raises
+        ------
+        ValueError
+            If the data holds no samples (as ``fit``).
         """
         self._check_compiled("evaluate")
-        data = data_adapter.evaluate_adapter(x, y, self._input_dtype(), batch_size, steps)
+        if sample_weight is not None:
+            self._check_weighted_loss()
+        data = data_adapter.evaluate_adapter(x, y, self._input_dtype(), batch_size, steps,
+                                             sample_weight)
         # the bar starts before the first batch: its clock times the whole evaluation
         bar = Progbar(data.steps, verbose=verbose) if verbose else None
-        return self._evaluate_batches(data.epoch(), bar)
+        logs = self._evaluate_batches(data.epoch(), bar=bar)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=256):
-        """Outputs for ``x`` (training=False), in batches.
+    def predict(self, x, batch_size=256, verbose=0, steps=None):
+        """Outputs for ``x``, always inference (training=False, whatever the mode), in
+        batches.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, ...), or an iterable of batches
+            An iterable (``DataLoader``, generator) gives input arrays or tuples ``(xb, ...)``
+            whose first element is the input (targets are ignored).
+        batch_size : int
+            Arrays only.
+        verbose : {0, 1, 2}
+            0 silent; 1 progress bar; 2 one line at the end.
+        steps : int, optional
+            Iterable input only: batches to predict (default one full pass, which needs
+            ``len()``).
 
         Returns
         -------
         ndarray of shape (N, ...)
             In the parameters' dtype (float32 unless the model was cast).
         """
-        x = data_adapter.as_x(x, self._input_dtype())
-        if len(x) == 0:
-            return self.forward(x, training=False)
-        out = None
-        for lo in range(0, len(x), int(batch_size)):
-            yb = self.forward(x[lo:lo + int(batch_size)], training=False)
-            if out is None:
-                out = np.empty((len(x), *yb.shape[1:]), dtype=yb.dtype)
-            out[lo:lo + len(yb)] = yb
-        return out
+        n, batches = data_adapter.predict_batches(x, self._input_dtype(), batch_size, steps)
+        bar, outs = Progbar(n, verbose=verbose), []
+        for step, xb in enumerate(batches):
+            outs.append(self.forward(xb, training=False))
+            bar.update(step + 1)
+        if not outs:
+            if data_adapter.is_batch_iterable(x):
+                raise ValueError("predict: x gave no batches")
+            return self.forward(data_adapter.as_x(x, self._input_dtype()), training=False)
+        bar.update(len(outs), finalize=True)
+        return np.concatenate(outs)         # a copy even of one batch: never a layer's cache
