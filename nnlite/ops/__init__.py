@@ -52,7 +52,7 @@ import warnings
 
 import numpy as np
 
-from . import reference
+from . import _openmp_wait, reference
 
 BACKEND = os.environ.get("NNLITE_BACKEND", "native").strip().lower() or "native"
 if BACKEND not in ("native", "numpy"):
@@ -88,9 +88,10 @@ _WRAPPERS = {
     "embedding": "native_nn", "embedding_backward": "native_nn",
     "adam_update_many": "native_nn", "sum_squares_many": "native_nn",
 }
-# op: {column: function}
-_TABLE = {op: {"numpy": getattr(reference, op), "cpu": _cpu(module, op)}
-          for op, module in _WRAPPERS.items()}
+# op: {column: function}; the compiled modules load here, with a short OpenMP spin-wait
+with _openmp_wait.short_spin():
+    _TABLE = {op: {"numpy": getattr(reference, op), "cpu": _cpu(module, op)}
+              for op, module in _WRAPPERS.items()}
 OPS = tuple(_TABLE)
 
 # array type -> (backend that runs it, its array module); np.ndarray is also the default
