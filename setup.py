@@ -5,7 +5,8 @@ Extensions (one per kernel family, so each can be rebuilt and tested on its own)
     nnlite.ops._gemm        csrc/cpu/gemm.cpp       + csrc/bindings/bind_gemm.cpp   (pybind11)
     nnlite.ops._pointwise   csrc/cpu/pointwise.cpp, softmax.cpp + bindings/bind_pointwise.cpp
     nnlite.ops._attention   csrc/cpu/attention.cpp  + csrc/bindings/bind_attention.cpp
-    nnlite.ops._nn          csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp + bind_nn.cpp
+    nnlite.ops._nn          csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp, sum_squares.cpp
+                                                                      + bind_nn.cpp
     nnlite.ops._optim_kernels  nnlite/ops/_optim_kernels.pyx                (Cython)
 
 Every C++ extension also compiles csrc/common/cpu.cpp (run-time SIMD choice, FTZ/DAZ, threads).
@@ -37,7 +38,7 @@ CPP_FAMILIES = {
                   "csrc/bindings/bind_pointwise.cpp"],
     "attention": ["csrc/cpu/attention.cpp", "csrc/bindings/bind_attention.cpp"],
     "nn": ["csrc/cpu/layernorm.cpp", "csrc/cpu/embedding.cpp", "csrc/cpu/adam_many.cpp",
-           "csrc/bindings/bind_nn.cpp"],
+           "csrc/cpu/sum_squares.cpp", "csrc/bindings/bind_nn.cpp"],
 }
 HEADERS = sorted(glob.glob("csrc/*/*.h") + glob.glob("csrc/*/*.inc"))  # kernels live in .inc too
 CYTHON_FAMILIES = {

@@ -18,6 +18,7 @@ def config():
         "simd_paths": ops.simd_paths(),
         "openmp": ops.has_openmp(),
         "threads": ops.num_threads(),
+        "openmp_wait": ops._openmp_wait.describe() if ops.has_openmp() else None,
         "kernels": ops.compiled_kernels(),
     }
 
@@ -33,6 +34,8 @@ def show_config(file=None):
       f" NNLITE_SIMD forces one)")
     p(f"  OpenMP     : {'yes' if c['openmp'] else 'no'}, {c['threads']} thread(s)"
       f"  (OMP_NUM_THREADS or nl.ops.set_num_threads)")
+    if c["openmp_wait"]:
+        p(f"  idle wait  : {c['openmp_wait']}")
     p("  kernels    :")
     for op, status in c["kernels"].items():
         mark = "✓" if status == "compiled" else "✗"

@@ -1,4 +1,5 @@
-"""Compiled LayerNorm / embedding / many-tensor Adam vs their numpy twins, on every SIMD path."""
+"""Compiled LayerNorm / embedding / many-tensor Adam / sum of squares vs their numpy twins, on
+every SIMD path."""
 import numpy as np
 import pytest
 
@@ -10,7 +11,8 @@ DTYPES = (np.float32, np.float64)
 # (rows, features): {1, 7, 63, 65, 257} on both axes; 63/65 straddle the 16-lane tails, 7 is
 # below one AVX2 vector, (257, 257) is big enough for the OpenMP paths
 SHAPES = [(1, 1), (1, 257), (7, 63), (63, 7), (65, 65), (257, 1), (257, 257)]
-OPS = ("layernorm", "layernorm_backward", "embedding", "embedding_backward", "adam_update_many")
+OPS = ("layernorm", "layernorm_backward", "embedding", "embedding_backward", "adam_update_many",
+       "sum_squares_many")
 
 
 def up(a):
@@ -267,3 +269,68 @@ def test_adam_update_many_errors():
     same_error(ops.adam_update_many, ref.adam_update_many, [p], [np.zeros(3)], [z()], [z()])
     same_error(ops.adam_update_many, ref.adam_update_many, [p], [z()], [z()], [z()], step=0)
     same_error(ops.adam_update_many, ref.adam_update_many, [p], [[0, 0, 0]], [z()], [z()])
+
+
+# ----------------------------------------------------------------------------- sum_squares_many
+# awkward sizes (tails of every vector width, 128-element chunks, 32768-element pieces cut
+# across tensors) in awkward layouts: transposed, negative strides, a misaligned buffer
+def _squares_problem(rng, dtype):
+    xs = [rng.standard_normal(s).astype(dtype) for s in
+          [(1,), (7,), (63, 65), (257,), (0, 3), (129,), (300, 257), (65, 7)]]
+    xs[2] = xs[2].T                                              # F-ordered
+    xs[3] = xs[3][::-1]                                          # negative stride
+    raw = np.zeros(xs[5].nbytes + 1, np.uint8)[1:].view(dtype)   # misaligned
+    raw[...] = xs[5]
+    xs[5] = raw
+    return xs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_squares_many(simd, rng, dtype):
+    xs = _squares_problem(rng, dtype)
+    got = ops.sum_squares_many(xs)
+    want = ref.sum_squares_many(xs)
+    assert isinstance(got, float)
+    # float32 squares are summed in float32 within 128-element chunks: a few ulps of float32
+    assert got == pytest.approx(want, rel=1e-6 if dtype == np.float32 else 1e-13)
+
+
+def test_sum_squares_many_mixed_dtypes_and_empty(rng):
+    a, b = rng.standard_normal(65).astype(np.float32), rng.standard_normal(7)
+    assert ops.sum_squares_many([a, b]) == pytest.approx(ref.sum_squares_many([a, b]), rel=1e-6)
+    assert ops.sum_squares_many([]) == ref.sum_squares_many([]) == 0.0
+    assert ops.sum_squares_many([np.zeros((0, 4), np.float32)]) == 0.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_squares_many_non_finite(simd, dtype):
+    """NaN or inf anywhere (also in a chunk's tail and in a later piece) gives NaN or inf;
+    a finite float32 entry whose square overflows float32 (1e20² = 1e40) stays finite."""
+    for bad, check in ((np.nan, np.isnan), (np.inf, np.isposinf), (-np.inf, np.isposinf)):
+        for where in (0, 130, 40000, 69999):
+            x = np.ones(70000, dtype)
+            x[where] = bad
+            assert check(ops.sum_squares_many([np.ones(3, dtype), x])), (bad, where)
+    x = np.ones(300, dtype)
+    x[5] = 1e20
+    got = ops.sum_squares_many([x])
+    assert np.isfinite(got) and got == pytest.approx(1e40, rel=1e-6)
+
+
+def test_sum_squares_many_thread_count_independent(rng):
+    """The same bits for 1 and 2 threads: pieces are fixed by the sizes, added in order."""
+    xs = [rng.standard_normal(s).astype(np.float32) for s in [(300, 257), (70001,), (5,)]]
+    n0 = ops.num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            ops.set_num_threads(n)
+            results.append(ops.sum_squares_many(xs))
+    finally:
+        ops.set_num_threads(n0)
+    assert results[0] == results[1] == results[2]
+
+
+def test_sum_squares_many_bad_input():
+    same_error(ops.sum_squares_many, ref.sum_squares_many, [np.array(["a"])])
+    same_error(ops.sum_squares_many, ref.sum_squares_many, [np.ones(3, np.complex64)])

@@ -1,4 +1,5 @@
-// nnlite.ops._nn: pybind11 entry points for csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp.
+// nnlite.ops._nn: pybind11 entry points for csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp,
+// sum_squares.cpp.
 //
 // The Python wrappers (nnlite/ops/native_nn.py) validate arguments exactly like the numpy twins,
 // make inputs C-contiguous and allocate outputs; these functions only re-check what the C++ side
@@ -169,6 +170,28 @@ void adam_update_many(py::list ps, py::list gs, py::list ms, py::list vs, double
         adam_many_t<double>(ps, gs, ms, vs, wds, lr, b1, b2, eps, step, decoupled);
 }
 
+template <typename T>
+double sum_squares_many_t(const py::list& xs) {
+    std::vector<const T*> ptrs;
+    std::vector<int64_t> ns;
+    for (const py::handle& h : xs) {
+        const py::array a = h.cast<py::array>();
+        if (!is_c_array_of<T>(a))
+            throw py::type_error("sum_squares_many: internal: arrays must be C-contiguous, one dtype");
+        ptrs.push_back(cp<T>(a));
+        ns.push_back(int64_t(a.size()));
+    }
+    // The arrays stay alive: the Python list passed in holds them for the whole call.
+    py::gil_scoped_release nogil;
+    return nnlite::sum_squares_many<T>(ptrs, ns);
+}
+
+double sum_squares_many(py::list xs) {
+    if (xs.size() == 0) return 0.0;
+    if (is_c_array_of<float>(xs[0].cast<py::array>())) return sum_squares_many_t<float>(xs);
+    return sum_squares_many_t<double>(xs);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_nn, m) {
@@ -188,4 +211,6 @@ PYBIND11_MODULE(_nn, m) {
           py::arg("vs"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
           py::arg("weight_decays"), py::arg("step"), py::arg("decoupled"),
           "one Adam/AdamW step over lists of C-contiguous arrays of one dtype, in place");
+    m.def("sum_squares_many", &sum_squares_many, py::arg("arrays"),
+          "sum of x*x over a list of C-contiguous arrays of one dtype, accumulated in double");
 }

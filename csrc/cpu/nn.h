@@ -8,6 +8,8 @@
 //   embedding_forward   out[r, :] = table[ids[r], :]                 (gather, memcpy)
 //   embedding_backward  dtable[ids[r], :] += dout[r, :] in r order    (threads own columns:
 //                       no races, and each element sums in the same order as np.add.at)
+//   sum_squares_many    Σ x² over a list of tensors, in double (the squared global norm of
+//                       the gradients); the same bits for any thread count
 //   adam_many           one Adam/AdamW step over a list of tensors (OpenMP over the total
 //                       element count, ranges cut across tensor boundaries); one tensor is
 //                       a list of one
@@ -45,6 +47,8 @@ struct AdamTensor {
     int64_t n;
     double weight_decay;
 };
+template <typename T>
+double sum_squares_many(const std::vector<const T*>& xs, const std::vector<int64_t>& ns);
 template <typename T>
 void adam_many(std::vector<AdamTensor<T>>& ts, double lr, double beta1, double beta2, double eps,
                int64_t step, bool decoupled);

@@ -14,7 +14,7 @@ cpu      the compiled kernel, through its thin wrapper in    numpy arrays (the d
 =======  ==================================================  ===================================
 
 The column is chosen per call from the type of the op's array argument (for
-``adam_update_many``, of the first parameter): ``_RUNS[op]`` maps an array type to its
+``adam_update_many`` and ``sum_squares_many``, of the first array): ``_RUNS[op]`` maps an array type to its
 function. Lists, scalars and other array-likes take numpy's column and are converted there.
 A GPU backend is one more column: :func:`add_backend` ("cuda", ``cupy.ndarray``, cupy, its
 kernels); layers then run on it unchanged, since they compute through these ops and take any
@@ -40,7 +40,8 @@ attention, attention_  csrc/cpu/attention.cpp        nnlite/ops/native_attention
 backward
 layernorm(_backward),  csrc/cpu/layernorm.cpp,       nnlite/ops/native_nn.py
 embedding(_backward),  embedding.cpp,
-adam_update(_many)     adam_many.cpp
+adam_update(_many),    adam_many.cpp,
+sum_squares_many       sum_squares.cpp
 =====================  ============================  ============================
 """
 import contextlib
@@ -51,7 +52,7 @@ import warnings
 
 import numpy as np
 
-from . import reference
+from . import _openmp_wait, reference
 
 BACKEND = os.environ.get("NNLITE_BACKEND", "native").strip().lower() or "native"
 if BACKEND not in ("native", "numpy"):
@@ -85,11 +86,12 @@ _WRAPPERS = {
     "attention": "native_attention", "attention_backward": "native_attention",
     "layernorm": "native_nn", "layernorm_backward": "native_nn",
     "embedding": "native_nn", "embedding_backward": "native_nn",
-    "adam_update_many": "native_nn",
+    "adam_update_many": "native_nn", "sum_squares_many": "native_nn",
 }
-# op: {column: function}
-_TABLE = {op: {"numpy": getattr(reference, op), "cpu": _cpu(module, op)}
-          for op, module in _WRAPPERS.items()}
+# op: {column: function}; the compiled modules load here, with a short OpenMP spin-wait
+with _openmp_wait.short_spin():
+    _TABLE = {op: {"numpy": getattr(reference, op), "cpu": _cpu(module, op)}
+              for op, module in _WRAPPERS.items()}
 OPS = tuple(_TABLE)
 
 # array type -> (backend that runs it, its array module); np.ndarray is also the default
@@ -97,7 +99,7 @@ _BACKEND_OF = {np.ndarray: ("cpu" if BACKEND == "native" else "numpy", np)}
 # op -> {array type: function}: the table's column for each array type, resolved
 _RUNS = {op: {np.ndarray: row["cpu"] or row["numpy"]} for op, row in _TABLE.items()}
 # ops whose first argument is a list of arrays: dispatch on its first element
-_LIST_FIRST = ("adam_update_many",)
+_LIST_FIRST = ("adam_update_many", "sum_squares_many")
 
 
 def compiled_kernels():

@@ -284,6 +284,11 @@ def adam_update_many_args(params, grads, ms, vs, weight_decays, step):
     return wds
 
 
+def sum_squares_many_args(arrays):
+    """The arrays of sum_squares_many as float arrays (any shape, float32 and float64 may mix)."""
+    return [as_float_array("sum_squares_many", f"arrays[{i}]", a) for i, a in enumerate(arrays)]
+
+
 def qkv_args(op, q, k, v):
     """Validated (q, k, v) for attention: one float dtype, one 4-D shape (B, H, T, D), T, D >= 1."""
     q = as_float_array(op, "q", q)

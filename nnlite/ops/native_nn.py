@@ -1,5 +1,5 @@
-"""Compiled transformer kernels and the one compiled Adam (csrc/cpu/layernorm.cpp, embedding.cpp,
-adam_many.cpp).
+"""Compiled transformer kernels, the one compiled Adam and the gradients' sum of squares
+(csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp, sum_squares.cpp).
 
 Thin wrappers: arguments are checked with the same code as the numpy twins in
 :mod:`nnlite.ops.reference` (so errors are identical), inputs made C-contiguous, outputs
@@ -127,3 +127,13 @@ def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps
                              ww, int(step), bool(decoupled))
     for a, copy in copies:
         a[...] = copy
+
+
+def sum_squares_many(arrays):
+    """Σ x² over every entry of every array, accumulated in float64 (float32 and float64 may
+    mix): one C++ call per dtype, threaded, and the same bits for any thread count."""
+    groups = {}
+    for a in checks.sum_squares_many_args(arrays):
+        if a.size:
+            groups.setdefault(a.dtype, []).append(_c(a))
+    return sum((_nn.sum_squares_many(group) for group in groups.values()), 0.0)

@@ -312,6 +312,20 @@ def embedding_backward(ids, grad_out, dtable):
     np.add.at(dtable, ids.reshape(-1), g.reshape(-1, dtable.shape[1]))
 
 
+def sum_squares_many(arrays):
+    r"""The sum of squares of every entry of every array, :math:`\sum_k \sum_i x_{ki}^2`, in
+    float64 (a float32 square never overflows there); NaN or inf when an entry is.
+
+    The squared global norm of a model's gradients (clipping, and the finiteness check before
+    each optimizer step).
+    """
+    total = 0.0
+    for a in checks.sum_squares_many_args(arrays):
+        r = a.astype(np.float64, copy=False).reshape(-1)
+        total += float(np.dot(r, r))
+    return total
+
+
 def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
                      weight_decays=0.0, step=1, decoupled=True):
     """One Adam/AdamW step over many parameters at once (lists of arrays, updated in place).

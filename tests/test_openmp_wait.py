@@ -1,0 +1,63 @@
+"""The compiled kernels' OpenMP threads spin only briefly after a kernel, then sleep: on a busy
+machine a thread that spins for milliseconds after every kernel takes cores the other programs
+(and nnlite's own main thread) are waiting for (nnlite/ops/_openmp_wait.py)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nnlite import ops
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# CPU time the process uses while its main thread sleeps right after a threaded kernel: what
+# the worker threads burn waiting for the next kernel (median of 15 tries, in ms)
+IDLE_CPU = """
+import time, numpy as np, nnlite as nl
+nl.ops.set_num_threads(2)
+x = np.ones((512, 1024), np.float32)
+used = []
+for _ in range(15):
+    nl.ops.act_forward(x, "relu")
+    c0 = time.process_time()
+    time.sleep(0.05)
+    used.append(time.process_time() - c0)
+print(1e3 * sorted(used)[7])
+"""
+
+needs_threads = pytest.mark.skipif(not ops.has_openmp() or (os.cpu_count() or 1) < 2,
+                                   reason="needs OpenMP and 2 CPUs")
+
+
+def run(code, **env):
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    clean["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, clean.get("PYTHONPATH")) if p)
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@needs_threads
+def test_threads_sleep_soon_after_a_kernel():
+    assert float(run(IDLE_CPU)) < 2.0
+
+
+@needs_threads
+def test_the_measure_sees_a_long_spin():
+    """The same measure with libgomp spinning as long as it likes: so the test above can fail."""
+    if "libgomp" not in run("import nnlite; print(open('/proc/self/maps').read())"):
+        pytest.skip("the kernels do not use GNU libgomp")
+    assert float(run(IDLE_CPU, OMP_WAIT_POLICY="active")) > 5.0
+
+
+def test_settings_are_restored_and_the_users_win():
+    code = ("import os, nnlite as nl; print(os.environ.get('GOMP_SPINCOUNT'), "
+            "os.environ.get('KMP_BLOCKTIME'), '|', nl.ops._openmp_wait.describe())")
+    out = run(code)
+    assert out.startswith("None None |")          # set for the import only
+    if ops.has_openmp():
+        assert "nnlite's default" in out
+    out = run(code, GOMP_SPINCOUNT="123")
+    assert out.startswith("123 None |") and "GOMP_SPINCOUNT=123" in out
