@@ -29,11 +29,12 @@ Training, as nanoGPT's ``train.py``: AdamW (betas 0.9/0.99, weight decay 0.1 on 
 only), linear warm-up then cosine decay to ``--min-lr`` over ``--max-iters``, gradient
 clipping at global norm 1.0, all through ``model.fit`` on a ``RandomWindowSampler``; the
 evaluation and checkpoints are a callback. A checkpoint is a model file (``model.save``:
-weights, optimizer state, schedule) and ``ckpt.json`` (settings, tokenizer, iteration, sampler
-and ``nl.random`` states, losses so far), written atomically, the JSON last; ``--resume``
-continues so that the run is the one an uninterrupted run would have been, loss for loss.
-Training flags given with ``--resume`` override the checkpoint's settings (``--max-iters 4000``
-trains on; the schedule follows the new values), those of the model and the seed cannot.
+weights, optimizer state, schedule, ``fit``'s epoch and seed) and ``ckpt.json`` (settings,
+tokenizer, iteration, sampler and ``nl.random`` states, losses so far), written atomically, the
+JSON last; ``--resume`` continues (``fit(initial_epoch=model.epoch)``: one ``fit`` epoch per
+``--eval-interval``) so that the run is the one an uninterrupted run would have been, loss for
+loss. Training flags given with ``--resume`` override the checkpoint's settings (``--max-iters
+4000`` trains on; the schedule follows the new values), those of the model and the seed cannot.
 """
 import argparse
 import glob
@@ -495,8 +496,11 @@ def train(args):
               f"{args.max_iters}{'' if start < args.max_iters else ' (give more to continue)'}")
     cb = EvalCheckpoint(run)
     t0 = time.perf_counter()
+    # fit's epochs go on from the checkpoint's (model.epoch; 0 in a new run): epoch e's Dropout
+    # masks come from (the run's seed, e), as in an uninterrupted run
     if epochs > 0:             # (the progress first: its line ends before the evaluation's)
-        model.fit(run.samplers["train"], steps_per_epoch=args.eval_interval, epochs=epochs,
+        model.fit(run.samplers["train"], steps_per_epoch=args.eval_interval,
+                  epochs=model.epoch + epochs, initial_epoch=model.epoch,
                   callbacks=[IterationProgress(run), cb], verbose=0)
     seconds = time.perf_counter() - t0
     done = model.optimizer.iterations - start

@@ -6,8 +6,10 @@
 * ``__metadata__`` (str -> str): ``format``/``format_version``, ``nnlite_version``,
   ``architecture`` (JSON: layer class names and configs), ``compile`` (JSON: loss, optimizer,
   metrics), ``optimizer_state`` (JSON skeleton of ``optimizer.state_dict()`` whose arrays point
-  at tensors), and ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of the
-  other metadata, checked on load so a tampered or damaged file is refused.
+  at tensors), ``training`` (JSON ``{"epoch": epochs done, "seed": the run's seed}`` once the
+  model was fit: what ``fit(initial_epoch=model.epoch)`` needs to continue the run), and
+  ``sha256``: a digest of every tensor (name, dtype, shape, bytes) and of the other metadata,
+  checked on load so a tampered or damaged file is refused.
 
 Nothing is unpickled or executed: layers are rebuilt from ``Layer.registry`` by class name,
 inside :func:`nnlite.init.skip_init` (no weights drawn: the file sets every one), and filled
@@ -140,6 +142,8 @@ def save_model(model, path, include_optimizer=True):
                 for k in [k for k in tensors if k.startswith("optimizer")]:
                     del tensors[k]
                 warnings.warn(f"optimizer state not saved: {e}")
+    if getattr(model, "fit_seed", None) is not None:
+        meta["training"] = json.dumps({"epoch": int(model.epoch), "seed": int(model.fit_seed)})
     meta["sha256"] = checksum(tensors, meta)
     save_file(tensors, path, metadata=meta)
 
@@ -391,7 +395,8 @@ def _decode(obj, tensors, depth=0):
 def load_model(path, compile=True, custom_objects=None):
     """Rebuild a model saved by :func:`save_model`: architecture, weights and, with
     ``compile``, the loss, optimizer (with its schedule and state) and metrics, exactly as
-    saved.
+    saved; ``model.epoch`` and ``model.fit_seed`` say where its training run stood, so
+    ``model.fit(..., initial_epoch=model.epoch)`` continues it as if never interrupted.
 
     Parameters
     ----------
@@ -440,6 +445,8 @@ def load_model(path, compile=True, custom_objects=None):
                               f"(stored {want}, computed {got})")
     try:
         model = _build(meta, tensors, Layer)
+        if "training" in meta:
+            model.epoch, model.fit_seed = _training(meta)
         if compile and "compile" in meta:
             _compile(model, meta, tensors, custom)
     except _Bad as e:
@@ -475,6 +482,17 @@ def _versions(meta):
                 f"edited, or a custom layer's constructor changed since")
     return (f"the file was written by nnlite {wrote}, this is nnlite {__version__}: load it "
             f"with nnlite {wrote}, or upgrade nnlite")
+
+
+def _training(meta):
+    """``(epoch, seed)`` from the ``training`` metadata: two ints >= 0."""
+    t = _json(meta, "training")
+    if not isinstance(t, dict) or set(t) != {"epoch", "seed"}:
+        raise _Bad(f"'training' metadata must be {{'epoch': int, 'seed': int}}, got {_short(t)}")
+    for k in ("epoch", "seed"):
+        if not is_int(t[k]) or t[k] < 0:
+            raise _Bad(f"'training' metadata: {k} must be an int >= 0, got {_short(t[k])}")
+    return int(t["epoch"]), int(t["seed"])
 
 
 def _compile(model, meta, tensors, custom):

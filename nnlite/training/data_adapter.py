@@ -189,7 +189,8 @@ class ArrayAdapter:
     shuffle : bool
         A new permutation from ``rng`` each epoch, drawn when the epoch starts.
     rng : numpy.random.Generator, optional
-        Needed when ``shuffle``.
+        Default: the library-wide generator (:func:`nnlite.random.get_rng`) as it is when
+        each epoch starts (``fit`` installs the epoch's own there).
     w : ndarray of shape (N,), optional
         Sample weights (:func:`check_sample_weight`): the batches are then
         ``(xb, yb, wb)`` triples.
@@ -206,7 +207,7 @@ class ArrayAdapter:
         """A generator of this epoch's (xb, yb) batches, or (xb, yb, wb) with weights."""
         arrays = (self.x, self.y) if self.w is None else (self.x, self.y, self.w)
         n, size = len(self.x), self.batch_size
-        order = self.rng.permutation(n) if self.shuffle else None
+        order = _random.get_rng(self.rng).permutation(n) if self.shuffle else None
         for lo in range(0, n, size):
             idx = slice(lo, lo + size) if order is None else order[lo:lo + size]
             yield tuple(a[idx] for a in arrays)
@@ -312,9 +313,10 @@ def fit_adapters(x, y, dtype, batch_size=32, shuffle=True, seed=None, steps_per_
     without validation), the arguments checked as ``fit`` documents them.
 
     Arrays ``(x, y)`` are typed once (:func:`prepare`), split when ``validation_split`` and no
-    ``validation_data``, and shuffled with ``np.random.default_rng(seed)`` (``nl.random``'s
-    generator when ``seed`` is None). An iterable ``x`` (``y`` None) brings its own batches:
-    ``batch_size``, ``shuffle``, ``seed`` do not apply and ``validation_split`` is refused.
+    ``validation_data``, and shuffled with ``np.random.default_rng(seed)`` (with ``seed``
+    None, as ``fit`` calls it: ``nl.random``'s generator at the start of each epoch). An
+    iterable ``x`` (``y`` None) brings its own batches: ``batch_size``, ``shuffle``, ``seed``
+    do not apply and ``validation_split`` is refused.
     Validation arrays are evaluated in batches of at least :data:`VALIDATION_BATCH_SIZE`.
     ``sample_weight`` (arrays only) follows its samples through the split and the shuffling.
     """
@@ -346,7 +348,7 @@ def fit_adapters(x, y, dtype, batch_size=32, shuffle=True, seed=None, steps_per_
         val = validation_adapter(validation_data, validation_steps, dtype, eval_size)
     if len(x) == 0:
         raise ValueError("fit() got 0 training samples")
-    rng = np.random.default_rng(seed) if seed is not None else _random.get_rng()
+    rng = np.random.default_rng(seed) if seed is not None else None
     return ArrayAdapter(x, y, batch_size, shuffle, rng, w), val
 
 

@@ -41,6 +41,8 @@ import numpy as np
 
 from .. import losses as _losses
 from .. import optim as _optim
+from .. import random as _random
+from .._args import is_int
 from ..layers import Dense, Sigmoid, Softmax
 from ..layers._checks import describe
 from . import data_adapter
@@ -114,6 +116,12 @@ class Trainer:
     history : the :class:`~nnlite.callbacks.History` of the last ``fit``
     stop_training : bool
         Set by a callback to end ``fit`` after the current batch.
+    epoch : int
+        Epochs of the current run done (0 before ``fit``): ``fit``'s ``initial_epoch`` to
+        continue it. Saved in the model file, restored by ``load_model``.
+    fit_seed : int or None
+        The seed of the current run's randomness (see ``fit``'s ``seed``); saved and
+        restored with ``epoch``.
     """
 
     def __init__(self):
@@ -122,6 +130,7 @@ class Trainer:
         self.history = None
         self.stop_training = False
         self._warned_logits = False         # _check_logits warns once per compile
+        self.epoch, self.fit_seed = 0, None
 
     def compile(self, optimizer="adam", loss=None, metrics=None):
         """Choose the optimizer, loss and metrics.
@@ -269,7 +278,7 @@ class Trainer:
 
     def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, steps_per_epoch=None,
-            validation_steps=None, class_weight=None, sample_weight=None):
+            validation_steps=None, class_weight=None, sample_weight=None, initial_epoch=0):
         """Train for ``epochs`` passes over ``(x, y)``, or over batches drawn from ``x``.
 
         Parameters
@@ -282,7 +291,17 @@ class Trainer:
             apply.
         y : ndarray of shape (N, ...), optional
             Integer labels or float targets, as the loss expects (arrays only).
-        batch_size, epochs : int
+        batch_size : int
+        epochs : int
+            The index of the last epoch, as Keras: epochs ``initial_epoch .. epochs - 1`` run
+            (numbered from 1 in the progress lines and checkpoint names).
+        initial_epoch : int
+            The epoch to start at, to continue an interrupted run from its checkpoint
+            (``ModelCheckpoint`` records it): ``model = nl.load_model(path)``, then
+            ``model.fit(x, y, epochs=20, initial_epoch=model.epoch)``. The epochs run then are
+            the ones an uninterrupted run would have run, to the bit: the weights and the
+            optimizer state (moments, step count, schedule position) come from the file, and
+            each epoch's randomness from ``(seed, epoch)`` (see ``seed``).
         steps_per_epoch : int, optional
             Iterable input only: batches per epoch. Required when the iterable has no
             ``len()`` (e.g. an endless sampler); one iterator is then kept across epochs, so
@@ -301,8 +320,14 @@ class Trainer:
         callbacks : list of Callback, optional
         verbose : {0, 1, 2}
             0 silent; 1 progress bar (one line per epoch off a terminal); 2 one line per epoch.
-        seed : int, optional
-            Seed of the shuffling generator; default: ``nl.random``'s generator.
+        seed : int >= 0, optional
+            The run's seed. Epoch ``e`` draws its shuffle, and its Dropout masks and
+            ``DataLoader`` shuffles (those without their own ``rng``/``seed``), from
+            ``nl.random.epoch_rng(seed, e)``, installed as ``nl.random``'s generator during
+            the epoch: nothing depends on earlier epochs' draws. Default: one drawn from
+            ``nl.random`` (``nl.random.seed`` makes it repeatable); with ``initial_epoch > 0``,
+            the seed this model's run used (``model.fit_seed``, kept in its files), so a
+            resumed run draws what the interrupted one would have.
         class_weight : dict, optional
             ``{class index: weight}``: each sample's loss terms are multiplied by the weight of
             its class (integer labels, binary 0/1 targets or one-hot rows), as Keras'; every
@@ -325,15 +350,23 @@ class Trainer:
             the epoch and step. The weights are left as they were before that step.
         """
         self._check_compiled("fit")
+        for name, value in (("seed", 0 if seed is None else seed),
+                            ("initial_epoch", initial_epoch)):
+            if not is_int(value) or value < 0:
+                raise ValueError(f"fit: {name} must be an int >= 0, got {value!r}")
         self._check_logits()
-        train, val = data_adapter.fit_adapters(
-            x, y, self._input_dtype(), batch_size=batch_size, shuffle=shuffle, seed=seed,
+        train, val = data_adapter.fit_adapters(     # no seed: each epoch installs its own rng
+            x, y, self._input_dtype(), batch_size=batch_size, shuffle=shuffle,
             steps_per_epoch=steps_per_epoch, validation_data=validation_data,
             validation_split=validation_split, validation_steps=validation_steps,
             sample_weight=sample_weight)
         classes = None if class_weight is None else data_adapter.check_class_weight(class_weight)
         if sample_weight is not None or classes is not None:
             self._check_weighted_loss()
+        if seed is None:
+            seed = self.fit_seed if initial_epoch and self.fit_seed is not None else \
+                int(_random.get_rng().integers(2**63))
+        self.fit_seed, self.epoch = int(seed), int(initial_epoch)
         history = History()
         # History last (as Keras): it records what the user's callbacks add to the logs
         cbs = CallbackList([*(callbacks or []), history], model=self)
@@ -341,17 +374,19 @@ class Trainer:
         logs = {}
         with _training(self):
             cbs.on_train_begin(logs)
-            for epoch in range(epochs):
+            for epoch in range(self.epoch, epochs):
                 cbs.on_epoch_begin(epoch, logs)
                 if verbose:
                     print(f"Epoch {epoch + 1}/{epochs}")
                 bar = Progbar(train.steps, verbose=verbose)
-                logs, done = self._fit_epoch(train, epoch, bar, cbs, logs, classes)
+                with _random.using(_random.epoch_rng(self.fit_seed, epoch)):
+                    logs, done = self._fit_epoch(train, epoch, bar, cbs, logs, classes)
                 if done == 0:           # an iterable that ran dry: nothing more to train on
                     warnings.warn(f"fit: the input ran out of batches at epoch {epoch + 1}; "
                                   f"training stops (give an endless or re-iterable x, or fewer "
                                   f"steps_per_epoch * epochs)", stacklevel=2)
                     break
+                self.epoch = epoch + 1  # before on_epoch_end: what ModelCheckpoint saves
                 if val is not None:
                     val_logs = self._evaluate_batches(val.epoch(), "fit() validation")
                     logs.update({"val_" + k: v for k, v in val_logs.items()})
