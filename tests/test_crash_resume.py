@@ -1,6 +1,7 @@
 """Kill a training run anywhere (issue 9, "make the attacks permanent"): a subprocess trains
 with ``ModelCheckpoint`` (tests/scripts/train_resumable.py) and is SIGKILLed at seeded random
-moments, half of them spread over the whole run and half inside a save. After each kill:
+moments, half of them spread over the whole run, half inside a save (after a random epoch,
+while the save's temporary file exists). After each kill:
 
 * the last checkpoint, if there is one, loads (``nl.load_model``), and it is no older than the
   last epoch the run printed minus one, no newer than that epoch;
@@ -10,13 +11,13 @@ moments, half of them spread over the whole run and half inside a save. After ea
 * the resumed run's first save leaves no ``*.tmp`` in the folder (a killed save's temporary is
   removed by the next save), and at the end the folder holds the checkpoint alone.
 
-``test_killed_runs_resume_exactly`` (3 kills) is in the default suite;
-``test_twenty_kills`` (20) is marked slow: ``pytest -m slow tests/test_crash_resume.py``.
+``test_killed_runs_resume_exactly`` (3 kills, about 3 s on an idle 2-core machine) is in the
+default suite; ``test_twenty_kills`` (20 kills, about 15 s idle, up to a minute on a busy
+machine) is marked slow: ``pytest -m slow tests/test_crash_resume.py``.
 """
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -64,8 +65,7 @@ def _parse(lines):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The uninterrupted run: its lines, how long its training took (from ``start`` on) and
-    how long a save takes (the median time from an epoch's line to its ``saved`` line)."""
+    """The uninterrupted run: its lines and how long its training took (from ``start`` on)."""
     folder = tmp_path_factory.mktemp("reference")
     p = _start(folder / "ckpt.nnl")
     t0 = time.perf_counter()
@@ -75,29 +75,32 @@ def reference(tmp_path_factory):
     ref = _parse([line for _, line in stamped])
     assert sorted(ref["epoch"]) == list(range(EPOCHS)) and ref["weights"]
     assert ref["saved"] == [(e, 0) for e in range(EPOCHS)]
-    at = {line.split()[0] + line.split()[1]: t for t, line in stamped if line[0] in "es"}
     ref["duration"] = duration
-    ref["save"] = statistics.median(at[f"saved{e}"] - at[f"epoch{e}"] for e in range(EPOCHS))
     return ref
 
 
 def _kill_and_resume(ref, folder, how, rng):
-    """Start a run in ``folder``, SIGKILL it (``how``: "anywhere" after a random delay up to
-    the length of the run, or "in a save": right after a random epoch's line), check the
-    checkpoint, resume, check the resumed run. Returns (checkpoint epoch, temp files left)."""
+    """Start a run in ``folder``, SIGKILL it (``how``: "anywhere": after a random delay up
+    to 0.9 of the run's length; "in a save": after a random epoch's line, as soon as its save's
+    temporary file is seen, plus up to 2 ms), check the checkpoint, resume, check the resumed
+    run. Returns (checkpoint epoch, temp files the kill left)."""
     ckpt = folder / "ckpt.nnl"
     p = _start(ckpt)
     lines = []
     try:
         if how == "anywhere":
-            time.sleep(rng.uniform(0, ref["duration"]))
+            time.sleep(rng.uniform(0, 0.9 * ref["duration"]))
         else:                                   # the save starts as the line is printed
             want = f"epoch {rng.randrange(EPOCHS)} "
             for line in p.stdout:
                 lines.append(line)
                 if line.startswith(want):
                     break
-            time.sleep(rng.uniform(0, 0.7 * ref["save"]))
+            deadline = time.perf_counter() + 5
+            while not any(f.endswith(".tmp") for f in os.listdir(folder)) and \
+                    p.poll() is None and time.perf_counter() < deadline:
+                pass
+            time.sleep(rng.uniform(0, 0.002))
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait(TIMEOUT)
@@ -156,6 +159,7 @@ def test_killed_runs_resume_exactly(reference, folders):
 @pytest.mark.slow
 def test_twenty_kills(reference, folders):
     results = _run(reference, folders(20), 20, seed=1)
-    # the kills did land inside saves (a temp file left), and everywhere in the run
-    assert any(left for _, _, left in results), results
+    # the kills did land inside saves (a temp file left: 9 of the 10 "in a save" ones when
+    # measured), and all over the run
+    assert any(left for how, _, left in results if how == "in a save"), results
     assert len({epoch for _, epoch, _ in results}) >= 5, results
