@@ -54,7 +54,7 @@ def test_gpt_example_progress_counts_iterations_across_resume(tmp_path, text_fil
     assert "Epoch" not in out
     heads = [s for s in out.splitlines() if s.startswith("Iterations")]
     assert heads == [f"Iterations {a}-{a + 5} of 24" for a in (1, 7, 13, 19)]
-    assert re.search(r"\nIterations 13-18 of 24\n6/6 - \d+s \d+m?s/iter - loss: \d\.\d{4}\n"
+    assert re.search(r"\nIterations 13-18 of 24\n6/6 - \d+s \d+[mu]?s/iter - loss: \d\.\d{4}\n"
                      r"step 18: train loss", out), out
 
 
@@ -69,7 +69,7 @@ def test_gpt_example_shows_progress_while_evaluating(tmp_path, text_file, monkey
     assert not any(r.startswith("evaluating") for r in rows)
     i = rows.index("Iterations 1-6 of 6")
     assert rows[i - 1].startswith("step 0: train loss") and rows[i + 2].startswith("step 6: ")
-    assert re.fullmatch(r"6/6 \[=+\] - \d+s \d+m?s/iter - loss: \d\.\d{4}", rows[i + 1])
+    assert re.fullmatch(r"6/6 \[=+\] - \d+s \d+[mu]?s/iter - loss: \d\.\d{4}", rows[i + 1])
 
 
 def test_gpt_example_resume_flags_override_the_checkpoint(tmp_path, text_file, capsys):
