@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # the repository's nnlite
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import nnlite as nl  # noqa: E402
+import nnlite as nl
 
 print("start", flush=True)
 
