@@ -7,9 +7,10 @@ import numpy as np
 
 def config():
     """A dict describing the build: version, kernels compiled, SIMD path, threads."""
-    from . import __version__, ops
+    from . import __version__, _origin, ops
     return {
         "version": __version__,
+        "origin": _origin.describe(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "machine": platform.machine(),
@@ -28,6 +29,7 @@ def show_config(file=None):
     out = file or sys.stdout
     p = lambda *a: print(*a, file=out)  # noqa: E731
     p(f"nnlite {c['version']}  (python {c['python']}, numpy {c['numpy']}, {c['machine']})")
+    p(f"  imported   : {c['origin'].split(' from ', 1)[1]}")
     p(f"  backend    : {c['backend']}  (NNLITE_BACKEND=numpy runs everything on the numpy twins)")
     p(f"  SIMD path  : {c['simd_path']}  (this CPU can run: {', '.join(c['simd_paths']) or '-'};"
       f" NNLITE_SIMD forces one)")
@@ -37,3 +39,7 @@ def show_config(file=None):
     for op, status in c["kernels"].items():
         mark = "✓" if status == "compiled" else "✗"
         p(f"    {mark} {op:<22} {status}")
+    if c["backend"] == "native" and set(c["kernels"].values()) != {"compiled"}:
+        from . import _origin
+        for line in _origin.advice()[1:]:
+            p(f"  {line}")
