@@ -91,6 +91,7 @@ CYTHON_DIRECTIVES = {"language_level": 3, "boundscheck": False, "wraparound": Fa
                      "cdivision": True, "initializedcheck": False}
 SANITIZERS = ("address", "undefined", "leak", "thread")
 STAMP = "nnlite-build-config.json"   # in build_temp: the configuration its objects were built with
+BUILD_INFO = ("nnlite", "ops", "_build_info.json")   # shipped: how the modules were built
 
 
 def _truthy(name):
@@ -195,6 +196,12 @@ class BuildExt(build_ext):
             self.build_temp = os.path.join(
                 "build", f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}")
         super().run()
+        if self.extensions and (self.inplace or getattr(self, "editable_mode", False)):
+            # the modules were copied into the source tree: their description goes with them
+            src = os.path.join(self.build_lib, *BUILD_INFO)
+            if os.path.exists(src):
+                package_dir = self.get_finalized_command("build_py").get_package_dir("nnlite.ops")
+                self.copy_file(src, os.path.join(package_dir, BUILD_INFO[-1]), level=self.verbose)
 
     # -- configuration -------------------------------------------------------------------------
     def _configure(self):
@@ -225,6 +232,10 @@ class BuildExt(build_ext):
                 flag = "-fsanitize=" + ",".join(san)
                 # a report always stops the program: no test can pass over one
                 san_c = [flag, "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
+                if "undefined" in san:
+                    # Python's own CFLAGS carry -fwrapv, which defines signed overflow and so
+                    # turns UBSan's check of it off: the kernels are checked without it
+                    san_c.append("-fno-wrapv")
                 san_l = [flag]
         # the user's flags last, so that they win over ours; on the link line too, where
         # -fsanitize=... or -fopenmp also decide which runtime is linked
@@ -412,6 +423,13 @@ class BuildExt(build_ext):
               + ("" if n else " (every object was up to date)"), flush=True)
         with open(outputs_stamp, "w") as f:
             json.dump(stamp, f, indent=1)
+        # what `python -m nnlite` reports: pip hides this build's output unless -v
+        info = os.path.join(self.build_lib, *BUILD_INFO)
+        os.makedirs(os.path.dirname(info), exist_ok=True)
+        with open(info, "w") as f:
+            json.dump({"openmp": cfg["openmp"], "openmp_why": cfg["why"],
+                       "sanitize": cfg["sanitize"], "debug": _truthy("NNLITE_DEBUG"),
+                       "cxx_flags": cfg["cxx_args"], "link_flags": cfg["link_args"]}, f, indent=1)
 
 
 def _built(families):

@@ -1,8 +1,19 @@
 """``nl.show_config()`` / ``python -m nnlite``: what this build of nnlite can do."""
+import json
+import os
 import platform
 import sys
 
 import numpy as np
+
+
+def _build_info():
+    """How the compiled modules were built (setup.py writes it beside them), or None."""
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "ops", "_build_info.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def config():
@@ -18,6 +29,7 @@ def config():
         "simd_path": ops.simd_path(),
         "simd_paths": ops.simd_paths(),
         "openmp": ops.has_openmp(),
+        "build": _build_info(),
         "threads": ops.num_threads(),
         "kernels": ops.compiled_kernels(),
     }
@@ -33,8 +45,13 @@ def show_config(file=None):
     p(f"  backend    : {c['backend']}  (NNLITE_BACKEND=numpy runs everything on the numpy twins)")
     p(f"  SIMD path  : {c['simd_path']}  (this CPU can run: {', '.join(c['simd_paths']) or '-'};"
       f" NNLITE_SIMD forces one)")
-    p(f"  OpenMP     : {'yes' if c['openmp'] else 'no'}, {c['threads']} thread(s)"
+    build = c["build"] or {}
+    why = f" ({build['openmp_why']})" if not c["openmp"] and build.get("openmp_why") else ""
+    p(f"  OpenMP     : {'yes' if c['openmp'] else 'no'}{why}, {c['threads']} thread(s)"
       f"  (OMP_NUM_THREADS or nl.ops.set_num_threads)")
+    if build.get("sanitize"):
+        p(f"  sanitizers : {','.join(build['sanitize'])}  (run Python with their runtimes "
+          f"preloaded: README, 'Sanitizer builds')")
     p("  kernels    :")
     for op, status in c["kernels"].items():
         mark = "✓" if status == "compiled" else "✗"

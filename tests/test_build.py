@@ -8,6 +8,8 @@ compiler; the one that builds needs what setup.py needs (setuptools>=77, pybind1
 numpy): CI's venv has them (the `dev` extra). Skipped where they are missing.
 """
 import importlib.util
+import io
+import json
 import os
 import re
 import shutil
@@ -96,6 +98,8 @@ def test_sanitize_switch_keeps_openmp(build_ext_cmd):
     assert cfg["sanitize"] == ["address", "undefined"]
     assert flag in cfg["cxx_args"] and flag in cfg["c_args"] and flag in cfg["link_args"]
     assert {"-O1", "-g", "-fno-omit-frame-pointer"} <= set(cfg["cxx_args"])
+    # Python's CFLAGS have -fwrapv, which would switch off the signed-overflow check
+    assert "-fno-wrapv" in cfg["cxx_args"] and "-fno-wrapv" in cfg["c_args"]
     assert "-O3" not in cfg["cxx_args"]
     assert cfg["openmp"], cfg["why"]
 
@@ -183,7 +187,24 @@ def test_rebuilds_exactly_when_needed(tmp_path):
     assert "-fopenmp" not in _compile_line(out)
     so = list((tree / "nnlite" / "ops").glob("_optim_kernels*.so"))
     assert len(so) == 1 and not _uses_openmp(so[0])
+    # recorded beside the modules, for `python -m nnlite` (pip hides the build's output)
+    info = json.loads((tree / "nnlite" / "ops" / "_build_info.json").read_text())
+    assert info["openmp"] is False and info["openmp_why"] == "switched off by NNLITE_NO_OPENMP"
 
     (tree / "nnlite" / "ops" / "_optim_kernels.pyx").touch()
     out, n = _build(tree, CFLAGS="-DNNLITE_USER_FLAG", NNLITE_NO_OPENMP="1")
     assert n == 1 and "rebuilding everything" not in out
+
+
+def test_show_config_says_why_there_is_no_openmp(monkeypatch):
+    import nnlite as nl
+    from nnlite import config
+    monkeypatch.setattr(config, "_build_info", lambda: {
+        "openmp": False, "openmp_why": "the probe failed: `g++ -fopenmp` failed: no omp.h",
+        "sanitize": ["address", "undefined"]})
+    monkeypatch.setattr(nl.ops, "has_openmp", lambda: False)
+    buf = io.StringIO()
+    nl.show_config(file=buf)
+    text = buf.getvalue()
+    assert "OpenMP     : no (the probe failed: `g++ -fopenmp` failed: no omp.h)" in text
+    assert "sanitizers : address,undefined" in text
