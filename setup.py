@@ -10,22 +10,66 @@ Extensions (one per kernel family, so each can be rebuilt and tested on its own)
     nnlite.ops._optim_kernels  nnlite/ops/_optim_kernels.pyx                (Cython)
 
 Every C++ extension also compiles csrc/common/cpu.cpp (run-time SIMD choice, FTZ/DAZ, threads).
+The .pyx is turned into C at build time, under the build directory (build/temp.*/cython): the
+generated C is in neither the sdist nor the wheel.
 
 Switches (environment variables):
     NNLITE_NO_OPENMP=1     build without OpenMP even if the compiler has it
+    NNLITE_SANITIZE=address,undefined
+                           AddressSanitizer + UndefinedBehaviorSanitizer build (-O1 -g, frame
+                           pointers; OpenMP kept). Python itself is not instrumented: run it with
+                           the sanitizer runtimes preloaded (README, "Sanitizer builds")
     NNLITE_BUILD_ONLY=a,b  build only these families (developer convenience)
     NNLITE_DEBUG=1         -O0 -g instead of -O3
+    CFLAGS, CXXFLAGS, CPPFLAGS, LDFLAGS, CC, CXX
+                           honoured, and placed after nnlite's own flags so they win (-O0 beats
+                           -O3); C++ takes CXXFLAGS, or CFLAGS when CXXFLAGS is unset. The OpenMP
+                           probe compiles and links with them too.
 No -march=native: the AVX2/FMA and AVX-512 paths are compiled with per-function target
 attributes and picked at run time by cpuid, so one wheel runs on any x86-64 (or ARM) CPU.
+
+Rebuilds: the configuration that shapes the objects (flags, OpenMP on/off, sanitizers, compiler,
+versions of Python/numpy/pybind11/Cython) is recorded in the build directory; when it changes
+(e.g. ``NNLITE_NO_OPENMP=1 pip install .`` after a build with OpenMP) everything is rebuilt.
+Otherwise each object is recompiled only when its source or a csrc header is newer, also under
+``pip install -e .`` (whose temporary build directory is replaced by build/temp.* here).
 """
-import glob
+import importlib.util
 import os
+import shlex
+import subprocess
 import sys
 import tempfile
 import textwrap
 
-import numpy as np
-from pybind11.setup_helpers import Pybind11Extension
+
+def _require_build_tools():
+    """Fail with a recipe, not a traceback, where this Python cannot build nnlite."""
+    try:
+        import setuptools
+        old = int(setuptools.__version__.split(".")[0]) < 77
+        have = f"setuptools {setuptools.__version__}"
+    except ImportError:
+        old, have = True, "no setuptools"
+    missing = [m for m in ("pybind11", "Cython", "numpy") if importlib.util.find_spec(m) is None]
+    if old or missing:
+        sys.exit(textwrap.dedent(f"""\
+            nnlite: setup.py needs setuptools>=77, pybind11, Cython and numpy in this Python
+              ({sys.executable}: {have}{', no ' + ', no '.join(missing) if missing else ''}).
+            `pip install .` or `pip install -e .` fetch them by themselves (build isolation).
+            To run `python setup.py build_ext --inplace` directly, install them first:
+                python -m pip install "setuptools>=77" pybind11 Cython numpy"""))
+
+
+if __name__ == "__main__":
+    _require_build_tools()
+
+import glob
+import hashlib
+import json
+import sysconfig
+import threading
+
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -44,6 +88,11 @@ HEADERS = sorted(glob.glob("csrc/*/*.h") + glob.glob("csrc/*/*.inc"))  # kernels
 CYTHON_FAMILIES = {
     "optim_kernels": ["nnlite/ops/_optim_kernels.pyx"],
 }
+CYTHON_DIRECTIVES = {"language_level": 3, "boundscheck": False, "wraparound": False,
+                     "cdivision": True, "initializedcheck": False}
+SANITIZERS = ("address", "undefined", "leak", "thread")
+STAMP = "nnlite-build-config.json"   # in build_temp: the configuration its objects were built with
+BUILD_INFO = ("nnlite", "ops", "_build_info.json")   # shipped: how the modules were built
 
 
 def _truthy(name):
@@ -53,6 +102,22 @@ def _truthy(name):
 def _wanted(family):
     only = os.environ.get("NNLITE_BUILD_ONLY", "").strip()
     return not only or family in [s.strip() for s in only.split(",")]
+
+
+def _env_flags(name):
+    return shlex.split(os.environ.get(name, ""))
+
+
+def sanitizers():
+    """The sanitizers NNLITE_SANITIZE asks for (``address,undefined`` -> ['address', 'undefined'])."""
+    names = [s.strip().lower() for s in os.environ.get("NNLITE_SANITIZE", "").split(",") if s.strip()]
+    unknown = [n for n in names if n not in SANITIZERS]
+    if unknown:
+        sys.exit(f"nnlite: NNLITE_SANITIZE={os.environ['NNLITE_SANITIZE']!r}: unknown sanitizer "
+                 f"{', '.join(unknown)} (choose among {', '.join(SANITIZERS)})")
+    if "thread" in names and ("address" in names or "leak" in names):
+        sys.exit("nnlite: NNLITE_SANITIZE: 'thread' cannot be combined with 'address' or 'leak'")
+    return names
 
 
 OPENMP_PROBE = textwrap.dedent("""
@@ -66,51 +131,306 @@ OPENMP_PROBE = textwrap.dedent("""
 """)
 
 
-def _probe_flags(compiler, compile_flags, link_flags, source, suffix=".cpp"):
-    """Compile *and link* a tiny program: a flag the compiler accepts but cannot link is useless."""
+def _why(output):
+    """The line of a compiler's output that says what went wrong, shortened."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for key in ("error", "undefined reference", "cannot find", "not found"):
+        for ln in lines:
+            if key in ln.lower():
+                return ln if len(ln) <= 200 else ln[:197] + "..."
+    return (lines[-1][:200] if lines else "no output")
+
+
+def probe_openmp(compiler, compile_flags, link_flags):
+    """Compile *and link* a tiny OpenMP program with the flags the extensions get.
+
+    Returns ``(ok, why)``: ``why`` is the compiler's own complaint when it fails (a flag the
+    compiler accepts but cannot link, -fsanitize without the runtime on the link line, ...).
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "probe" + suffix)
+        src = os.path.join(tmp, "probe.cpp")
         with open(src, "w") as f:
-            f.write(source)
+            f.write(OPENMP_PROBE)
+        if compiler.compiler_type == "msvc":
+            try:
+                objs = compiler.compile([src], output_dir=tmp, extra_postargs=compile_flags)
+                compiler.link_executable(objs, os.path.join(tmp, "probe"),
+                                         extra_postargs=link_flags)
+                return True, ""
+            except Exception as e:  # noqa: BLE001  (any failure: no OpenMP, say why)
+                return False, f"{type(e).__name__}: {e}"
+        # one command, as the extensions are built: C++ compiler with CXXFLAGS (compiler_cxx),
+        # then ours and the user's, then the link flags (the user's LDFLAGS among them)
+        cmd = list(compiler.compiler_cxx) + [src, "-o", os.path.join(tmp, "probe")] \
+            + compile_flags + link_flags
         try:
-            objs = compiler.compile([src], output_dir=tmp, extra_postargs=compile_flags)
-            compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=link_flags)
-            return True
-        except Exception:
-            return False
+            r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as e:
+            return False, f"{' '.join(cmd[:1])}: {e}"
+        if r.returncode != 0:
+            return False, (f"`{shlex.join(cmd[:1] + compile_flags + link_flags)}` failed: "
+                           f"{_why(r.stderr + r.stdout)}")
+        return True, ""
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 class BuildExt(build_ext):
-    """Probe OpenMP once, add flags to every extension, print a ✓/✗ line per feature."""
+    """Probe OpenMP, add the flags to every extension, print a ✓/✗ line per feature, and
+    rebuild exactly what a change of source or of configuration needs (see the docstring)."""
 
-    def build_extensions(self):
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:      # one compiler per core unless -j says otherwise
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            self.parallel = cores or os.cpu_count() or 1
+
+    def run(self):
+        if getattr(self, "editable_mode", False):
+            # `pip install -e .` builds in a fresh temporary directory each time, which would
+            # recompile everything: keep the objects where `pip install .` keeps them
+            self.build_temp = os.path.join(
+                "build", f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}")
+        super().run()
+        if self.extensions and (self.inplace or getattr(self, "editable_mode", False)):
+            # the modules were copied into the source tree: their description goes with them
+            src = os.path.join(self.build_lib, *BUILD_INFO)
+            if os.path.exists(src):
+                package_dir = self.get_finalized_command("build_py").get_package_dir("nnlite.ops")
+                self.copy_file(src, os.path.join(package_dir, BUILD_INFO[-1]), level=self.verbose)
+
+    # -- configuration -------------------------------------------------------------------------
+    def _configure(self):
         cc = self.compiler
         is_msvc = cc.compiler_type == "msvc"
+        san = sanitizers()
+        user_c, user_cxx = _env_flags("CFLAGS"), _env_flags("CXXFLAGS")
+        user_cpp, user_ld = _env_flags("CPPFLAGS"), _env_flags("LDFLAGS")
+        cxx_from = "CXXFLAGS" if "CXXFLAGS" in os.environ else ("CFLAGS" if user_c else "")
+        if cxx_from == "CFLAGS":
+            user_cxx = user_c          # distutils would give C++ only the interpreter's flags
         if is_msvc:
             omp_c, omp_l = ["/openmp"], []
-            base = ["/O2", "/std:c++17"]
+            base, san_c, san_l = ["/O2", "/std:c++17"], [], []
+            if san:
+                san_c = [f"/fsanitize={s}" for s in san if s == "address"] + ["/Zi"]
         else:
             omp_c, omp_l = ["-fopenmp"], ["-fopenmp"]
-            base = ["-O0", "-g"] if _truthy("NNLITE_DEBUG") else ["-O3"]
+            if san:
+                base = ["-O1", "-g"]
+            elif _truthy("NNLITE_DEBUG"):
+                base = ["-O0", "-g"]
+            else:
+                base = ["-O3"]
             base += ["-fvisibility=hidden", "-fno-math-errno"]
+            san_c = san_l = []
+            if san:
+                flag = "-fsanitize=" + ",".join(san)
+                # a report always stops the program: no test can pass over one
+                san_c = [flag, "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
+                if "undefined" in san:
+                    # Python's own CFLAGS carry -fwrapv, which defines signed overflow and so
+                    # turns UBSan's check of it off: the kernels are checked without it
+                    san_c.append("-fno-wrapv")
+                san_l = [flag]
+        # the user's flags last, so that they win over ours; on the link line too, where
+        # -fsanitize=... or -fopenmp also decide which runtime is linked
+        cxx_args = base + san_c + user_cpp + user_cxx
+        c_args = base + san_c + user_cpp + user_c
+        link_args = san_l + user_cxx + user_ld
         if _truthy("NNLITE_NO_OPENMP"):
             openmp, why = False, "switched off by NNLITE_NO_OPENMP"
         else:
-            openmp = _probe_flags(cc, omp_c, omp_l, OPENMP_PROBE)
-            why = "" if openmp else "the compiler cannot build and link -fopenmp"
+            openmp, why = probe_openmp(cc, omp_c + cxx_args, omp_l + link_args)
+            if not openmp:
+                why = "the probe failed: " + why
         if not openmp and not is_msvc:
-            base.append("-Wno-unknown-pragmas")     # the omp pragmas are simply ignored then
+            cxx_args, c_args = cxx_args + ["-Wno-unknown-pragmas"], c_args + ["-Wno-unknown-pragmas"]
+        if openmp:
+            cxx_args, c_args, link_args = omp_c + cxx_args, omp_c + c_args, omp_l + link_args
+        return {"openmp": openmp, "why": why, "sanitize": san, "cxx_args": cxx_args,
+                "c_args": c_args, "link_args": link_args, "cxx_from": cxx_from}
+
+    def _stamp(self, cfg):
+        """What the objects depend on besides their sources: compared between builds."""
+        def version(mod):
+            try:
+                return __import__(mod).__version__
+            except Exception:  # noqa: BLE001
+                return None
+        cc = self.compiler
+        tools = {k: list(getattr(cc, k, None) or []) for k in
+                 ("compiler_so", "compiler_so_cxx", "linker_so", "linker_so_cxx")}
+        return {
+            "summary": {"OpenMP": "on" if cfg["openmp"] else "off",
+                        "sanitizers": ",".join(cfg["sanitize"]) or "none",
+                        "NNLITE_DEBUG": _truthy("NNLITE_DEBUG"),
+                        **{k: os.environ.get(k, "") for k in
+                           ("CC", "CXX", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS")}},
+            "flags": {"c": cfg["c_args"], "c++": cfg["cxx_args"], "link": cfg["link_args"],
+                      "tools": tools},
+            "versions": {"python": sys.version, "numpy": version("numpy"),
+                         "pybind11": version("pybind11"), "Cython": version("Cython")},
+        }
+
+    def _stamp_paths(self):
+        # one stamp for the objects (build_temp), one per place the modules are linked into
+        key = hashlib.sha1(os.path.abspath(self.build_lib).encode()).hexdigest()[:12]
+        return (os.path.join(self.build_temp, STAMP),
+                os.path.join(self.build_temp, f"nnlite-outputs-{key}.json"))
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _changes(old, new):
+        """What differs between two stamps, in words."""
+        if old is None:
+            return "no record of how the existing objects were built"
+        diffs = [f"{k}: {old.get('summary', {}).get(k)!r} -> {v!r}"
+                 for k, v in new["summary"].items() if old.get("summary", {}).get(k) != v]
+        if not diffs and old.get("versions") != new["versions"]:
+            diffs.append("Python/numpy/pybind11/Cython version")
+        if not diffs and old != new:
+            diffs.append("compiler flags")
+        return ", ".join(diffs)
+
+    def _remove_objects(self):
+        """Remove the objects (and generated C) of an earlier configuration; True if any."""
+        found = False
+        for root, _, files in os.walk(self.build_temp):
+            for name in files:
+                if name.endswith((".o", ".obj")) or os.path.join("cython", "") in \
+                        os.path.join(root, ""):
+                    os.remove(os.path.join(root, name))
+                    found = True
+        return found
+
+    # -- incremental compilation ---------------------------------------------------------------
+    def _compile_only_what_changed(self):
+        """Wrap the compiler's ``compile``: an object newer than its source and every csrc
+        header is kept (unless the configuration changed). csrc/common/cpu.cpp, shared by the
+        C++ extensions, is compiled once per build even with -j (one lock per object)."""
+        cc = self.compiler
+        if getattr(cc, "_nnlite_wrapped", False):
+            return
+        original = cc.compile
+        locks, guard, done = {}, threading.Lock(), set()
+
+        def compile(sources, output_dir=None, macros=None, include_dirs=None, debug=False,
+                    extra_preargs=None, extra_postargs=None, depends=None):
+            objects = cc.object_filenames(sources, strip_dir=False, output_dir=output_dir or "")
+            deps = [_mtime(d) or 0.0 for d in (depends or [])]
+            for src, obj in zip(sources, objects):
+                with guard:
+                    lock = locks.setdefault(obj, threading.Lock())
+                with lock:
+                    t_obj = _mtime(obj)
+                    fresh = obj in done or (not self._objects_stale and t_obj is not None
+                                            and t_obj >= max([_mtime(src) or float("inf")] + deps))
+                    if fresh:
+                        continue
+                    original([src], output_dir=output_dir, macros=macros,
+                             include_dirs=include_dirs, debug=debug, extra_preargs=extra_preargs,
+                             extra_postargs=extra_postargs, depends=depends)
+                    done.add(obj)
+                    self._compiled.append(src)
+            return objects
+
+        cc.compile = compile
+        cc._nnlite_wrapped = True
+
+    def _cythonize(self):
+        """.pyx -> .c under build_temp/cython. Cython would redo it whenever one of its own .pxd
+        files looks newer, which under pip's build isolation (a fresh Cython each time) is
+        always: the C is reused while it is newer than its .pyx and the configuration (Cython's
+        version among it) is unchanged."""
+        build_dir = os.path.join(self.build_temp, "cython")
         for ext in self.extensions:
-            ext.extra_compile_args = list(ext.extra_compile_args or []) + base
-            if openmp:
-                ext.extra_compile_args += omp_c
-                ext.extra_link_args = list(ext.extra_link_args or []) + omp_l
+            pyx = [s for s in ext.sources if s.endswith(".pyx")]
+            if not pyx:
+                continue
+            generated = {s: os.path.join(build_dir, os.path.splitext(s)[0] + ".c") for s in pyx}
+            if not self._objects_stale and all(
+                    (_mtime(c) or 0) >= (_mtime(s) or float("inf")) for s, c in generated.items()):
+                ext.sources = [generated.get(s, s) for s in ext.sources]
+                continue
+            from Cython.Build import cythonize
+            # only the sources are taken over: the Extension stays the one setuptools prepared
+            ext.sources = cythonize([ext], build_dir=build_dir, force=True, quiet=True,
+                                    compiler_directives=CYTHON_DIRECTIVES)[0].sources
+
+    # -- the build -----------------------------------------------------------------------------
+    def build_extensions(self):
+        import numpy as np
+
+        cfg = self._configure()
+        stamp = self._stamp(cfg)
+        objects_stamp, outputs_stamp = self._stamp_paths()
+        old = self._read(objects_stamp)
+        self._objects_stale = old != stamp
+        removed = False
+        if self._objects_stale:
+            # objects of another configuration go, and the new one is recorded now: whatever
+            # object is found later was built with it (a failed build keeps its progress)
+            removed = self._remove_objects()
+            os.makedirs(self.build_temp, exist_ok=True)
+            with open(objects_stamp, "w") as f:
+                json.dump(stamp, f, indent=1)
+        relink = self._read(outputs_stamp) != stamp
+        self.force = bool(self.force or self._objects_stale or relink)
+        self._compiled = []
+        for ext in self.extensions:
+            cpp = getattr(ext, "language", None) == "c++"
+            ext.extra_compile_args = list(ext.extra_compile_args or []) + \
+                (cfg["cxx_args"] if cpp else cfg["c_args"])
+            ext.extra_link_args = list(ext.extra_link_args or []) + cfg["link_args"]
+            if not cpp:
+                ext.include_dirs = list(ext.include_dirs or []) + [np.get_include()]
+            if cfg["openmp"]:
                 ext.define_macros = list(ext.define_macros or []) + [("NNLITE_OPENMP", "1")]
-        print("nnlite build:")
-        print(f"  {'✓' if openmp else '✗'} OpenMP {('(' + why + ')') if why else ''}")
-        print("  ✓ SIMD paths chosen at run time (scalar everywhere; AVX2/FMA, AVX-512 on x86-64)")
-        print("  ✗ CUDA (no CUDA kernels in this release; the build is CPU-only)")
+        self._cythonize()
+        self._compile_only_what_changed()
+
+        ok = lambda b: "✓" if b else "✗"
+        lines = [f"  {ok(cfg['openmp'])} OpenMP" + (f" ({cfg['why']})" if cfg["why"] else ""),
+                 "  ✓ SIMD paths chosen at run time (scalar everywhere; AVX2/FMA, AVX-512 on x86-64)",
+                 "  ✗ CUDA (no CUDA kernels in this release; the build is CPU-only)"]
+        if cfg["sanitize"]:
+            lines.append(f"  ✓ sanitizers: {','.join(cfg['sanitize'])} (-O1 -g; run Python with "
+                         f"the runtimes preloaded: README, 'Sanitizer builds')")
+        if cfg["cxx_from"] == "CFLAGS":
+            lines.append("  ✓ CFLAGS applied to C++ too (CXXFLAGS is unset)")
+        if removed:
+            lines.append(f"  ↻ rebuilding everything: the build configuration changed "
+                         f"({self._changes(old, stamp)})")
+        print("nnlite build:\n" + "\n".join(lines), flush=True)
+        if not cfg["openmp"] and "NNLITE_NO_OPENMP" not in cfg["why"]:
+            print(f"nnlite build: WARNING: building without OpenMP ({cfg['why']})",
+                  file=sys.stderr, flush=True)
         super().build_extensions()
+        n = len(self._compiled)
+        print(f"nnlite build: {n} source file{'s' if n != 1 else ''} compiled"
+              + ("" if n else " (every object was up to date)"), flush=True)
+        with open(outputs_stamp, "w") as f:
+            json.dump(stamp, f, indent=1)
+        # what `python -m nnlite` reports: pip hides this build's output unless -v
+        info = os.path.join(self.build_lib, *BUILD_INFO)
+        os.makedirs(os.path.dirname(info), exist_ok=True)
+        with open(info, "w") as f:
+            json.dump({"openmp": cfg["openmp"], "openmp_why": cfg["why"],
+                       "sanitize": cfg["sanitize"], "debug": _truthy("NNLITE_DEBUG"),
+                       "cxx_flags": cfg["cxx_args"], "link_flags": cfg["link_args"]}, f, indent=1)
 
 
 def _built(families):
@@ -120,19 +440,18 @@ def _built(families):
 
 
 def extensions():
-    # depends: an edited header rebuilds the family (not only an edited .cpp)
+    # depends: an edited header rebuilds the family (not only an edited .cpp). numpy's include
+    # directory, the flags and the .pyx -> .c step are added by BuildExt.
+    from pybind11.setup_helpers import Pybind11Extension
     exts = [Pybind11Extension(name, sources=sources + ["csrc/common/cpu.cpp"], depends=HEADERS,
                               include_dirs=["csrc"], cxx_std=17)
             for name, sources in _built(CPP_FAMILIES)]
-    cython_exts = [Extension(name, sources=sources, include_dirs=[np.get_include(), "csrc/common"],
-                             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-                   for name, sources in _built(CYTHON_FAMILIES)]
-    if cython_exts:
-        from Cython.Build import cythonize
-        exts += cythonize(cython_exts, language_level=3, quiet=True,
-                          compiler_directives={"boundscheck": False, "wraparound": False,
-                                               "cdivision": True, "initializedcheck": False})
+    exts += [Extension(name, sources=sources, include_dirs=["csrc/common"],
+                       depends=["csrc/common/ftz.h"],
+                       define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+             for name, sources in _built(CYTHON_FAMILIES)]
     return exts
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
+if __name__ == "__main__":
+    setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

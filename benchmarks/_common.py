@@ -38,20 +38,49 @@ def reexec_with_threads(n):
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
-def repo_nnlite(only_if_missing=False):
-    """Make ``import nnlite`` find this checkout's nnlite, so the scripts run without installing.
+def repo_nnlite(only_if_missing=False, allow_twins=False):
+    """Make ``import nnlite`` find this checkout's nnlite, so the scripts run without installing,
+    and refuse to go on when the nnlite found has no compiled kernels (``require_compiled``).
 
-    The checkout goes first on ``sys.path`` (it then wins over an installed nnlite). With
-    ``only_if_missing``, an importable nnlite is left in charge and the checkout is added only
-    when there is none.
+    The checkout goes first on ``sys.path`` (it then wins over an installed nnlite): build it in
+    place (``pip install -e .``) to benchmark it. With ``only_if_missing``, an importable nnlite
+    is left in charge and the checkout is added only when there is none.
     """
     if only_if_missing:
         try:
             import nnlite  # noqa: F401
-            return
         except ImportError:
-            pass
-    sys.path.insert(0, REPO)
+            sys.path.insert(0, REPO)
+    else:
+        sys.path.insert(0, REPO)
+    require_compiled(allow_twins)
+
+
+def add_twins_arg(p):
+    """``--allow-twins``: benchmark an nnlite without compiled kernels (its numpy twins)."""
+    p.add_argument("--allow-twins", action="store_true",
+                   help="run even if nnlite's kernels are not compiled (times the numpy twins; "
+                        "also NNLITE_ALLOW_TWINS=1)")
+
+
+def require_compiled(allow_twins=False):
+    """Exit with status 2 unless every nnlite op runs its compiled kernel: a benchmark of the
+    numpy twins, taken for nnlite's speed, is worse than none. ``allow_twins`` (the scripts'
+    ``--allow-twins``), NNLITE_ALLOW_TWINS=1 or NNLITE_BACKEND=numpy let it run, with a note."""
+    from nnlite import ops
+    from nnlite import _origin
+    missing = [op for op, s in ops.compiled_kernels().items() if s != "compiled"]
+    if not missing:
+        return
+    allowed = allow_twins or _origin.env_flag("NNLITE_ALLOW_TWINS") or ops.BACKEND == "numpy"
+    head = (f"{os.path.basename(sys.argv[0])}: {len(missing)} of {len(ops.OPS)} nnlite ops have "
+            f"no compiled kernel here ({ops.compiled_kernels()[missing[0]]})")
+    if allowed:
+        print(f"note: {head}; their numpy twins are timed as 'nnlite'", file=sys.stderr)
+        return
+    sys.exit("\n  ".join([f"{head}: refusing to benchmark the numpy twins as nnlite."]
+                         + _origin.advice()
+                         + ["--allow-twins (or NNLITE_ALLOW_TWINS=1) runs anyway"]))
 
 
 def import_torch(threads, optional=True):
@@ -80,6 +109,7 @@ def add_run_args(p, repeat):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=repeat, help="rounds; the best one counts")
     p.add_argument("--simd", default=None, help="force nnlite's SIMD path (scalar|avx2|avx512)")
+    add_twins_arg(p)
 
 
 def start_vs_torch(p, repeat):
@@ -94,8 +124,7 @@ def start_vs_torch(p, repeat):
     p.add_argument("--no-torch", action="store_true")
     args = p.parse_args()
     set_threads(args.threads)  # before numpy starts its thread pool
-    repo_nnlite()
-    import nnlite.ops  # noqa: F401  (numpy, then nnlite's kernels, load here: before torch)
+    repo_nnlite(allow_twins=args.allow_twins)   # numpy, then nnlite's kernels: before torch
     return args, (None if args.no_torch else import_torch(args.threads))
 
 
@@ -106,6 +135,7 @@ def add_gpt_args(p, n_layer):
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--block-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=12)
+    add_twins_arg(p)
 
 
 def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd):

@@ -45,7 +45,7 @@ _common.set_threads(args.threads)  # before numpy starts its thread pool
 
 import numpy as np  # noqa: E402
 
-_common.repo_nnlite()
+_common.repo_nnlite(allow_twins=args.allow_twins)
 
 
 def _status_kib(field):

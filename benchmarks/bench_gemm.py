@@ -40,6 +40,7 @@ def parse():
     p.add_argument("--simd", default=None, help="force nnlite's SIMD path (scalar|avx2|avx512)")
     p.add_argument("--no-torch", action="store_true",
                    help="leave PyTorch out (its own OpenMP pool adds noise on small machines)")
+    _common.add_twins_arg(p)
     return p.parse_args()
 
 
@@ -48,7 +49,7 @@ _common.set_threads(args.threads)  # before numpy starts its thread pool
 
 import numpy as np  # noqa: E402
 
-_common.repo_nnlite()
+_common.repo_nnlite(allow_twins=args.allow_twins)
 import nnlite.ops as ops  # noqa: E402
 
 torch = None if args.no_torch else _common.import_torch(args.threads)

@@ -41,7 +41,7 @@ _common.reexec_with_threads(ARGS.threads)  # numpy and torch then start with tha
 
 import numpy as np  # noqa: E402
 
-_common.repo_nnlite(only_if_missing=True)
+_common.repo_nnlite(only_if_missing=True, allow_twins=ARGS.allow_twins)
 import nnlite as nl  # noqa: E402
 
 

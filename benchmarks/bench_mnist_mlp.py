@@ -23,6 +23,7 @@ def parse_args():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--only", default="nnlite,torch,numpy", help="comma-separated subset")
+    _common.add_twins_arg(p)
     return p.parse_args()
 
 
@@ -31,7 +32,7 @@ _common.reexec_with_threads(ARGS.threads)  # numpy and torch then start with tha
 
 import numpy as np  # noqa: E402
 
-_common.repo_nnlite(only_if_missing=True)
+_common.repo_nnlite(only_if_missing=True, allow_twins=ARGS.allow_twins)
 import nnlite as nl  # noqa: E402
 
 

@@ -22,7 +22,7 @@ _common.set_threads(args.threads)           # before numpy loads OpenBLAS
 
 import numpy as np  # noqa: E402
 
-_common.repo_nnlite(only_if_missing=True)
+_common.repo_nnlite(only_if_missing=True, allow_twins=args.allow_twins)
 import nnlite as nl  # noqa: E402
 
 torch = _common.import_torch(args.threads, optional=False)

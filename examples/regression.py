@@ -61,7 +61,8 @@ def main(argv=None):
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
         except ImportError:
-            print("matplotlib is not installed: pip install 'nnlite[examples]' to plot")
+            print("--plot: matplotlib is not installed: pip install matplotlib (or, in the nnlite "
+                  "checkout, pip install \".[examples]\"); no plot")
         else:
             grid = np.linspace(0, 20, 400, dtype=np.float32).reshape(-1, 1)
             plt.figure(figsize=(7, 4))

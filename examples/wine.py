@@ -1,6 +1,6 @@
 """Wine classification (178 samples, 13 features, 3 cultivars) with a 13-32-3 ReLU MLP and
 cross-entropy, as in the course notes. Uses scikit-learn's bundled copy of the UCI wine data
-(``pip install 'nnlite[examples]'``).
+(``pip install scikit-learn``, or ``pip install ".[examples]"`` in the nnlite checkout).
 
 Run: ``python examples/wine.py``
 """
@@ -17,7 +17,8 @@ def load_wine_split(test_fraction=0.25, seed=0):
         from sklearn.datasets import load_wine
     except ImportError:
         sys.exit("examples/wine.py needs scikit-learn for the wine data: "
-                 "pip install 'nnlite[examples]'")
+                 "pip install scikit-learn (or, in the nnlite checkout, "
+                 "pip install \".[examples]\")")
     data = load_wine()
     x, y = data.data.astype(np.float32), data.target.astype(np.int64)
     rng = np.random.default_rng(seed)

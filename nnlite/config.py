@@ -1,15 +1,27 @@
 """``nl.show_config()`` / ``python -m nnlite``: what this build of nnlite can do."""
+import json
+import os
 import platform
 import sys
 
 import numpy as np
 
 
+def _build_info():
+    """How the compiled modules were built (setup.py writes it beside them), or None."""
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "ops", "_build_info.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def config():
     """A dict describing the build: version, kernels compiled, SIMD path, threads."""
-    from . import __version__, ops
+    from . import __version__, _origin, ops
     return {
         "version": __version__,
+        "origin": _origin.describe(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "machine": platform.machine(),
@@ -17,6 +29,7 @@ def config():
         "simd_path": ops.simd_path(),
         "simd_paths": ops.simd_paths(),
         "openmp": ops.has_openmp(),
+        "build": _build_info(),
         "threads": ops.num_threads(),
         "openmp_wait": ops._openmp_wait.describe() if ops.has_openmp() else None,
         "kernels": ops.compiled_kernels(),
@@ -29,14 +42,24 @@ def show_config(file=None):
     out = file or sys.stdout
     p = lambda *a: print(*a, file=out)  # noqa: E731
     p(f"nnlite {c['version']}  (python {c['python']}, numpy {c['numpy']}, {c['machine']})")
+    p(f"  imported   : {c['origin'].split(' from ', 1)[1]}")
     p(f"  backend    : {c['backend']}  (NNLITE_BACKEND=numpy runs everything on the numpy twins)")
     p(f"  SIMD path  : {c['simd_path']}  (this CPU can run: {', '.join(c['simd_paths']) or '-'};"
       f" NNLITE_SIMD forces one)")
-    p(f"  OpenMP     : {'yes' if c['openmp'] else 'no'}, {c['threads']} thread(s)"
+    build = c["build"] or {}
+    why = f" ({build['openmp_why']})" if not c["openmp"] and build.get("openmp_why") else ""
+    p(f"  OpenMP     : {'yes' if c['openmp'] else 'no'}{why}, {c['threads']} thread(s)"
       f"  (OMP_NUM_THREADS or nl.ops.set_num_threads)")
     if c["openmp_wait"]:
         p(f"  idle wait  : {c['openmp_wait']}")
+    if build.get("sanitize"):
+        p(f"  sanitizers : {','.join(build['sanitize'])}  (run Python with their runtimes "
+          f"preloaded: README, 'Sanitizer builds')")
     p("  kernels    :")
     for op, status in c["kernels"].items():
         mark = "✓" if status == "compiled" else "✗"
         p(f"    {mark} {op:<22} {status}")
+    if c["backend"] == "native" and set(c["kernels"].values()) != {"compiled"}:
+        from . import _origin
+        for line in _origin.advice()[1:]:
+            p(f"  {line}")

@@ -7,6 +7,23 @@ import pytest
 
 from nnlite import ops
 
+
+def _asan_loaded():
+    """True when AddressSanitizer's runtime is in this process (a NNLITE_SANITIZE build run
+    with it preloaded: .ci/sanitize)."""
+    try:
+        with open("/proc/self/maps") as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
+UNDER_ASAN = _asan_loaded()
+# ASan's operator new reports out-of-memory and stops the process instead of throwing
+# std::bad_alloc: a test of the kernels' answer to a failed allocation cannot run under it
+not_under_asan = pytest.mark.skipif(
+    UNDER_ASAN, reason="under AddressSanitizer, out-of-memory stops the process")
+
 # NNLITE_BACKEND=numpy runs the twins: then no op may claim to be compiled
 needs_compiled = pytest.mark.skipif(
     os.environ.get("NNLITE_BACKEND", "").strip().lower() == "numpy",

@@ -1,8 +1,39 @@
+
 import numpy as np
 import pytest
 from _offline import DATA, NO_DATA
 
-from nnlite import ops
+from nnlite import _origin, ops
+
+
+def pytest_report_header(config):
+    compiled = sum(s == "compiled" for s in ops.compiled_kernels().values())
+    return [f"{_origin.describe()}",
+            (f"kernels compiled: {compiled}/{len(ops.OPS)} (backend {ops.BACKEND}), "
+            f"SIMD {ops.simd_path()}, OpenMP {'yes' if ops.has_openmp() else 'no'}")]
+
+
+def _refusal(rootdir):
+    """Why this session must not run, or None: the tests are for the compiled kernels, and an
+    unbuilt source tree imported by accident would quietly test the numpy twins instead."""
+    missing = [op for op, s in ops.compiled_kernels().items() if s != "compiled"]
+    if missing and ops.BACKEND == "native" and not _origin.env_flag("NNLITE_ALLOW_TWINS"):
+        return "\n  ".join(
+            [(f"nnlite: {len(missing)} of {len(ops.OPS)} ops have no compiled kernel, so these "
+             f"tests would test the numpy twins instead ({ops.compiled_kernels()[missing[0]]}).")]
+            + _origin.advice()
+            + [("NNLITE_ALLOW_TWINS=1 runs the tests anyway; NNLITE_BACKEND=numpy tests the "
+               "twins on purpose")])
+    if _origin.env_flag("NNLITE_TEST_INSTALLED") and _origin.running_from(rootdir):
+        return (f"nnlite: NNLITE_TEST_INSTALLED=1, but the nnlite imported is the one in the tree "
+                f"under test: {_origin.describe()}")
+    return None
+
+
+def pytest_configure(config):
+    why = _refusal(config.rootpath)
+    if why:
+        raise pytest.UsageError(why)
 
 
 @pytest.fixture

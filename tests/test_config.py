@@ -87,3 +87,7 @@ def test_unbuilt_source_tree_warns_and_still_works(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "4.0"
     assert "compiled kernels are unavailable" in r.stderr and "pip install ." in r.stderr
+    # which nnlite, from where, and why: not Python's "partially initialized module" message
+    assert f"imported: nnlite {nl.__version__} from {tmp_path / 'nnlite'}" in r.stderr
+    assert "not built: no compiled module _gemm" in r.stderr and "circular" not in r.stderr
+    assert 'pip install "setuptools>=77" pybind11 Cython numpy' in r.stderr

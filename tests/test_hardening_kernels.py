@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import nnlite as nl
-from _kernels import same_error
+from _kernels import not_under_asan, same_error
 from nnlite import ops
 from nnlite.ops import reference as ref
 
@@ -221,6 +221,7 @@ nl.ops.gemm(np.ones((256, 256)), np.ones((256, 256)))
 
 @needs_native
 @linux_only
+@not_under_asan
 def test_attention_out_of_memory_raises_memory_error(tmp_path):
     """The workspace used to be allocated inside the OpenMP region: std::bad_alloc there calls
     std::terminate (SIGABRT). Each array here is 32 MiB; every call is left 16 MiB beyond its

@@ -47,6 +47,8 @@ sum_squares_many       sum_squares.cpp
 import contextlib
 import functools
 import importlib
+import importlib.machinery
+import importlib.util
 import os
 import warnings
 
@@ -60,6 +62,12 @@ if BACKEND not in ("native", "numpy"):
     BACKEND = "native"
 
 _import_errors = {}   # op name -> why its compiled version could not be loaded
+_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]     # .cpython-311-x86_64-linux-gnu.so
+
+
+# wrapper module -> the compiled module it runs
+_COMPILED = {"native_gemm": "_gemm", "native_pointwise": "_pointwise",
+             "native_attention": "_attention", "native_nn": "_nn", "native_optim": "_optim_kernels"}
 
 
 def _cpu(module, op):
@@ -70,7 +78,13 @@ def _cpu(module, op):
     try:
         return getattr(importlib.import_module(f"{__name__}.{module}"), op)
     except (ImportError, AttributeError) as e:
-        _import_errors[op] = f"{type(e).__name__}: {e}"
+        compiled = _COMPILED[module]
+        if importlib.util.find_spec(f"{__name__}.{compiled}") is None:
+            # not the "partially initialized module (circular import)" that Python reports
+            _import_errors[op] = (f"not built: no compiled module {compiled} "
+                                  f"({compiled}{_SUFFIX}) in {os.path.dirname(__file__)}")
+        else:
+            _import_errors[op] = f"{type(e).__name__}: {e}"
         return None
 
 
@@ -176,13 +190,17 @@ def add_backend(name, array_type, xp, kernels):
 
 _bind()
 if _import_errors:
-    # Typically a source checkout imported without building (python run from the repo root):
-    # everything still works, on the slow numpy twins, so say so instead of failing.
-    warnings.warn(f"nnlite: {len(_import_errors)} compiled kernels are unavailable and run on "
-                  f"their numpy twins (first: {next(iter(_import_errors.values()))}). Build them "
-                  f"with `pip install .`, or `python setup.py build_ext --inplace` in a checkout; "
-                  f"NNLITE_BACKEND=numpy selects the twins on purpose.", RuntimeWarning,
-                  stacklevel=2)
+    # Typically a source checkout imported without building (python run from the repo root,
+    # which Python puts first on sys.path): everything still works, on the slow numpy twins, so
+    # say so, and say which nnlite this is, instead of failing.
+    from .. import _origin
+    first = next(iter(_import_errors.values()))
+    warnings.warn("\n  ".join(
+        [f"nnlite: {len(_import_errors)} compiled kernels are unavailable and run on their "
+         + f"numpy twins ({first})."]
+        + _origin.advice()
+        + ["NNLITE_BACKEND=numpy selects the twins on purpose (and silences this warning)"]),
+        RuntimeWarning, stacklevel=2)
 
 # ----------------------------------------------------------------------------- runtime switches
 # compiled extension modules, for the SIMD path and thread switches
