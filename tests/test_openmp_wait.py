@@ -61,3 +61,43 @@ def test_settings_are_restored_and_the_users_win():
         assert "nnlite's default" in out
     out = run(code, GOMP_SPINCOUNT="123")
     assert out.startswith("123 None |") and "GOMP_SPINCOUNT=123" in out
+
+
+# ----------------------------------------------------------------------------- a busy machine
+# A team whose thread was kept off its core (late start, or finishing far after the others)
+# makes the kernels run on the calling thread alone for a while (csrc/common/cpu.cpp).
+
+
+def _family():
+    return ops._extensions()[0]
+
+
+@needs_threads
+def test_a_late_thread_makes_kernels_run_alone_for_a_while():
+    import time
+    mod, n0 = _family(), ops.num_threads()
+    ops.set_num_threads(2)
+    try:
+        mod._report_team(0, 0, 1_000_000)                   # a healthy team: stays 2
+        assert mod._threads_now() == 2
+        mod._report_team(2_000_000, 0, 3_000_000)           # started 2 ms late in 3 ms
+        assert mod._threads_now() == 1 and ops.num_threads() == 2
+        time.sleep(0.08)                                    # past the first 50 ms stretch
+        assert mod._threads_now() == 2
+        mod._report_team(0, 0, 1_000_000)                   # the machine is idle again
+        mod._report_team(600_000, 0, 100_000_000)           # 0.6 ms in a 100 ms kernel: not late
+        assert mod._threads_now() == 2
+        mod._report_team(0, 900_000, 1_000_000)             # one thread ended 0.9 ms after
+        assert mod._threads_now() == 1
+    finally:
+        time.sleep(0.06)
+        mod._report_team(0, 0, 1_000_000)
+        ops.set_num_threads(n0)
+
+
+@needs_threads
+def test_the_busy_watch_can_be_switched_off():
+    code = ("import nnlite as nl; m = nl.ops._extensions()[0]; nl.ops.set_num_threads(2); "
+            "m._report_team(2_000_000, 0, 3_000_000); print(m._threads_now())")
+    assert run(code) == "1"
+    assert run(code, NNLITE_BUSY_WATCH="0") == "2"

@@ -61,6 +61,8 @@ inline void bind_runtime(py::module_& m) {
     m.def("_set_simd_path", [](const std::string& n) { set_simd_path(simd_from_name(n)); });
     m.def("_simd_supported", [](const std::string& n) { return simd_supported(simd_from_name(n)); });
     m.def("_num_threads", &num_threads);
+    m.def("_threads_now", &threads_now);
+    m.def("_report_team", &report_team);  // tests: what a team on a busy machine reports
     m.def("_set_num_threads", &set_num_threads);
     m.def("_has_openmp", &has_openmp);
 }

@@ -124,4 +124,53 @@ void set_num_threads(int n) {
 #endif
 }
 
+// ----------------------------------------------------------------------------- a busy machine
+// A parallel region ends when its slowest thread does. When every core is taken (an editor, a
+// browser, another training job), one of our threads waits for a time slice, milliseconds,
+// and the whole kernel waits with it, kernel after kernel: beside one busy process an MNIST
+// epoch on 2 threads took 7 times as long as alone (the fair share of the cores: 1.5 times).
+// So every team reports (TeamWatch) how late its last thread started and how far apart the
+// threads finished. An idle machine keeps both within tens of µs (a sleeping thread wakes in
+// that time); more than kLateNs, and a quarter of the region, means a thread was kept off
+// its core. Then kernels run on the
+// calling thread alone, which a busy machine still gives a core, for kSoloMinNs, doubling
+// while the machine stays busy up to kSoloMaxNs, and try the team again after that. Results do
+// not change: no reduction's order depends on the thread count. NNLITE_BUSY_WATCH=0 (read
+// once) switches this off.
+constexpr int64_t kLateNs = 500'000;         // 0.5 ms
+constexpr int64_t kSoloMinNs = 50'000'000;   // 50 ms
+constexpr int64_t kSoloMaxNs = 1'600'000'000;
+
+static std::atomic<int64_t> g_solo_until{0};  // steady-clock ns until which kernels run alone
+static std::atomic<int64_t> g_solo_ns{0};     // the current stretch (0: the machine was idle)
+
+static bool busy_watch_on() {
+    static const bool on = [] {
+        const char* v = std::getenv("NNLITE_BUSY_WATCH");
+        return !(v && std::string(v) == "0");
+    }();
+    return on;
+}
+
+int threads_now() {
+    const int n = num_threads();
+    if (n > 1 && now_ns() < g_solo_until.load(std::memory_order_relaxed)) return 1;
+    return n;
+}
+
+void report_team(int64_t start_delay_ns, int64_t finish_spread_ns, int64_t total_ns) {
+    if (!busy_watch_on()) return;
+    // late: by more than kLateNs, and by a good part of the region (a big kernel's threads
+    // can be a little uneven by nature)
+    const int64_t late = std::max(start_delay_ns, finish_spread_ns);
+    if (late > kLateNs && 4 * late > total_ns) {
+        const int64_t prev = g_solo_ns.load(std::memory_order_relaxed);
+        const int64_t stretch = prev ? std::min(2 * prev, kSoloMaxNs) : kSoloMinNs;
+        g_solo_ns.store(stretch, std::memory_order_relaxed);
+        g_solo_until.store(now_ns() + stretch, std::memory_order_relaxed);
+    } else {
+        g_solo_ns.store(0, std::memory_order_relaxed);
+    }
+}
+
 }  // namespace nnlite

@@ -13,12 +13,17 @@
 //   num_threads()    OpenMP threads a kernel may use (1 without OpenMP): one process-wide
 //                    value (set_num_threads), not OpenMP's per-thread setting, so every
 //                    parallel region says num_threads(...) explicitly
+//   threads_now()    what a kernel starting now uses: num_threads(), or 1 for a while after a
+//                    parallel region saw one of its threads held up by a busy machine
+//                    (TeamWatch; see cpu.cpp, "a busy machine")
 //   Reductions       no kernel's result may depend on the thread count: a sum split among
 //                    threads is split in pieces fixed by the sizes alone, added in piece order
 //   Allocation       never inside a parallel region (a std::bad_alloc there calls
 //                    std::terminate): workspace is allocated before it, so a failure reaches
 //                    Python as MemoryError
 #pragma once
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -58,6 +63,43 @@ Simd simd_from_name(const std::string& name);  // throws std::invalid_argument o
 int num_threads();
 void set_num_threads(int n);
 bool has_openmp();
+int threads_now();
+// a team's worst start delay, the spread of its finish times and its whole time, in ns
+// (TeamWatch reports them)
+void report_team(int64_t start_delay_ns, int64_t finish_spread_ns, int64_t total_ns);
+
+inline int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Watches one parallel region: each thread calls started() first and finished() last; the
+// destructor, on the calling thread after the region, reports how late the last thread began
+// and how far apart the threads ended (report_team). Two clock reads per thread.
+class TeamWatch {
+  public:
+    TeamWatch() : t0_(now_ns()) {}
+    ~TeamWatch() {
+        report_team(start_.load(), fin_max_.load() - fin_min_.load(), now_ns() - t0_);
+    }
+    void started() { raise(start_, now_ns() - t0_); }
+    void finished() {
+        const int64_t t = now_ns() - t0_;
+        raise(fin_max_, t);
+        int64_t cur = fin_min_.load(std::memory_order_relaxed);
+        while (t < cur && !fin_min_.compare_exchange_weak(cur, t)) {}
+    }
+    TeamWatch(const TeamWatch&) = delete;
+    TeamWatch& operator=(const TeamWatch&) = delete;
+
+  private:
+    static void raise(std::atomic<int64_t>& a, int64_t v) {
+        int64_t cur = a.load(std::memory_order_relaxed);
+        while (v > cur && !a.compare_exchange_weak(cur, v)) {}
+    }
+    const int64_t t0_;
+    std::atomic<int64_t> start_{0}, fin_max_{0}, fin_min_{INT64_MAX};
+};
 
 struct FtzScope {
     unsigned long long saved = nnlite_ftz_enter();  // the one implementation: common/ftz.h
@@ -76,14 +118,17 @@ constexpr int64_t kOmpMinWork = 32768;
 template <typename Fn>
 inline void parallel_range(int64_t n, int64_t cost_per_item, Fn&& fn) {
 #ifdef NNLITE_OPENMP
-    const int threads = num_threads();
+    const int threads = threads_now();
     if (n > 1 && n * cost_per_item > kOmpMinWork && threads > 1) {
+        TeamWatch watch;
 #pragma omp parallel num_threads(threads)
         {
+            watch.started();
             FtzScope ftz;
             const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
             const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
             if (lo < hi) fn(lo, hi);
+            watch.finished();
         }
         return;
     }

@@ -159,7 +159,7 @@ static void transpose_rows(const T* K, int64_t n, int64_t D, T* Kt, int64_t ldt,
 // Threads for `tasks` independent tasks: 1 when the work (about 2·T²·D FMAs per head) is below
 // ~30 µs, never more than there are tasks (an idle thread would still get a workspace).
 static int workers_for(int64_t tasks, int64_t BH, int64_t T_, int64_t D) {
-    const int nt = num_threads();
+    const int nt = threads_now();
     if (nt <= 1 || double(BH) * double(T_) * double(T_) * double(D) <= 2e5) return 1;
     return int(std::min<int64_t>(nt, tasks));
 }
@@ -274,12 +274,15 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64
     };
 #ifdef NNLITE_OPENMP
     if (workers > 1) {
+        TeamWatch watch;  // a busy machine: see threads_now()
 #pragma omp parallel num_threads(workers)
         {
+            watch.started();
             FtzScope ftz_thread;
             T* w = ws.of(worker_id());
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
             for (int64_t t = 0; t < ntask; t++) task(t, w);
+            watch.finished();
         }
         return;
     }
@@ -341,12 +344,15 @@ void attention_backward(const T* q, const T* k, const T* v, const T* out, const 
     };
 #ifdef NNLITE_OPENMP
     if (workers > 1) {
+        TeamWatch watch;  // a busy machine: see threads_now()
 #pragma omp parallel num_threads(workers)
         {
+            watch.started();
             FtzScope ftz_thread;
             T* w = ws.of(worker_id());
-#pragma omp for schedule(dynamic, 1)  // equal heads, but a shared machine may stall a thread
+#pragma omp for schedule(dynamic, 1) nowait  // equal heads; a busy machine may stall a thread
             for (int64_t bh = 0; bh < BH; bh++) head(bh, w);
+            watch.finished();
         }
         return;
     }

@@ -459,7 +459,7 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
 template <typename T>
 static void gemm_contiguous_c(const GemmArgs<T>& g) {
     const GemmKernel<T> kr = NNLITE_PICK(gemm_kernel<T>)(g.N);
-    const GemmPlan plan = plan_gemm<T>(g, kr, num_threads());
+    const GemmPlan plan = plan_gemm<T>(g, kr, threads_now());
     const int cells = plan.grid_n * plan.grid_m;
     const int64_t b_elems = plan.NC * plan.KC;  // one cell's B block
     T* Ap = plan.pack_a ? static_cast<T*>(tl_pack_a.get(sizeof(T) * plan.MC * plan.KC)) : nullptr;
@@ -473,10 +473,13 @@ static void gemm_contiguous_c(const GemmArgs<T>& g) {
     };
 #ifdef NNLITE_OPENMP
     if (plan.threads > 1) {
+        TeamWatch watch;  // a busy machine: see threads_now()
 #pragma omp parallel num_threads(plan.threads)
         {
+            watch.started();
             FtzScope ftz;  // MXCSR is per thread
             run(omp_get_thread_num(), omp_get_num_threads());
+            watch.finished();
         }
         return;
     }
