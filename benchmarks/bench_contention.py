@@ -44,6 +44,8 @@ def parse_args():
     p.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median shown)")
     p.add_argument("--mnist-steps", type=int, default=300, help="training steps per MNIST run")
     p.add_argument("--gpt-steps", type=int, default=20, help="training steps per GPT run")
+    p.add_argument("--run-timeout", type=float, default=120,
+                   help="seconds after which one run is stopped and counted as that long")
     p.add_argument("--json", default=None, help="also write the results to this file")
     # internal: run one workload in this process and print its time
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -164,8 +166,14 @@ def start_competitors(args, scenario, workload, framework):
 
 
 def run_once(args, workload, framework):
-    out = subprocess.run(child_cmd(args, workload, framework), env=child_env(args.threads),
-                         capture_output=True, text=True, check=False)
+    """Seconds of one timed run; a run stopped at --run-timeout counts as that long (a lower
+    bound: the table marks it with >)."""
+    try:
+        out = subprocess.run(child_cmd(args, workload, framework), env=child_env(args.threads),
+                             capture_output=True, text=True, check=False,
+                             timeout=args.run_timeout)
+    except subprocess.TimeoutExpired:
+        return args.run_timeout
     if out.returncode:
         raise RuntimeError(f"{framework} {workload} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
@@ -212,8 +220,9 @@ def main(args):
         slow, fair = t / alone, fair_slowdown(scenario, args.threads, cores)
         rows.append(dict(workload=workload, framework=framework, scenario=scenario, seconds=t,
                          slowdown=slow, fair=fair, over_fair=slow / fair))
-        print(f"{workload:8s} {framework:9s} {scenario:8s} {t:8.3f} {slow:8.2f}x {fair:5.2f}x "
-              f"{slow / fair:5.2f}x")
+        mark = ">" if t >= args.run_timeout else " "
+        print(f"{workload:8s} {framework:9s} {scenario:8s} {mark}{t:7.3f} {slow:8.2f}x "
+              f"{fair:5.2f}x {slow / fair:5.2f}x")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"cores": cores, "threads": args.threads, "rows": rows}, f, indent=1)
