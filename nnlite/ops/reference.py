@@ -84,7 +84,7 @@ def act_forward(x, act, alpha=0.01):
     """y = act(x), elementwise."""
     x = checks.as_float_array("act_forward", "x", x)
     checks.check_act("act_forward", act)
-    return _act(x, act, alpha)
+    return np.asarray(_act(x, act, alpha))      # a 0-d array for 0-d x, as the kernel's
 
 
 def act_backward(grad_out, x, y, act, alpha=0.01):
@@ -94,6 +94,11 @@ def act_backward(grad_out, x, y, act, alpha=0.01):
     gelu: 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) √(2/π)(1 + 3c x²), u = √(2/π)(x + c x³)
     """
     g, x, y = checks.act_backward_args(grad_out, x, y, act)
+    return np.asarray(_act_grad(g, x, y, act, alpha))   # 0-d arrays stay arrays (ufuncs
+                                                        # return scalars for them)
+
+
+def _act_grad(g, x, y, act, alpha):
     t = x.dtype.type
     if act == "none":
         return g.copy()
@@ -225,11 +230,19 @@ def _attention_probs(q, k, causal, scale):
     T = q.shape[2]
     s = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
     if causal:
-        s = np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+        s = np.where(_causal_mask(T), s, -np.inf)
     m = s.max(axis=-1, keepdims=True)
     e = np.exp(s - m)
     z = e.sum(axis=-1, keepdims=True)
-    return e / z, (m + np.log(z))[..., 0]
+    p = e / z
+    if causal:      # a masked probability is 0 even in a row that is NaN (inf or NaN inputs)
+        p = np.where(_causal_mask(T), p, 0)
+    return p, (m + np.log(z))[..., 0]
+
+
+def _causal_mask(T):
+    """(T, T) bool: query t sees keys 0..t."""
+    return np.tril(np.ones((T, T), dtype=bool))
 
 
 def attention(q, k, v, causal=True, scale=None, return_lse=False):
@@ -260,6 +273,8 @@ def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None
     dp = grad_out @ np.swapaxes(v, -1, -2)
     delta = (grad_out * out).sum(axis=-1, keepdims=True)
     ds = p * (dp - delta)
+    if causal:      # a masked score contributes nothing (not 0 · NaN when a row's delta is NaN)
+        ds = np.where(_causal_mask(q.shape[2]), ds, 0)
     dq = (ds @ k) * scale
     dk = (np.swapaxes(ds, -1, -2) @ q) * scale
     t = q.dtype
@@ -309,7 +324,7 @@ def embedding(ids, table):
 def embedding_backward(ids, grad_out, dtable):
     """Scatter-add: dtable[ids[...], :] += grad_out[..., :] (repeated ids add up). In place."""
     ids, g = checks.embedding_backward_args(ids, grad_out, dtable)
-    np.add.at(dtable, ids.reshape(-1), g.reshape(-1, dtable.shape[1]))
+    np.add.at(dtable, ids.reshape(-1), g.reshape(ids.size, dtable.shape[1]))  # (C may be 0)
 
 
 def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,

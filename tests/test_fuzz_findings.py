@@ -1,0 +1,50 @@
+"""Issue 9, "Make the attacks permanent": what the fuzzers of tests/fuzz/ found, each pinned by a
+test that failed before its fix.
+
+* The act_forward / act_backward twins returned a numpy scalar for a 0-d input (numpy's ufuncs
+  do), the compiled ops a 0-d array: the result's type depended on NNLITE_BACKEND.
+* The embedding_backward twin raised on a table with no columns (``reshape(-1, 0)``); the
+  compiled op returned.
+* Causal attention backward: an inf or NaN in one query row reached the dK of keys that row
+  cannot see (0 · NaN at the masked scores), in the compiled op through dS, in the twin
+  through P and dS; a masked score now contributes nothing in both.
+"""
+import numpy as np
+import pytest
+
+from nnlite import ops
+from nnlite.ops import reference as ref
+
+
+@pytest.mark.parametrize("fn", [ops.act_forward, ref.act_forward])
+@pytest.mark.parametrize("act", ["none", "relu", "leaky_relu", "tanh", "sigmoid", "gelu"])
+def test_activations_of_a_0d_array_are_0d_arrays(fn, act):
+    x = np.array(0.5, np.float32)
+    y = fn(x, act)
+    assert type(y) is np.ndarray and y.shape == () and y.dtype == np.float32
+    for bfn in (ops.act_backward, ref.act_backward):
+        d = bfn(x, x, y, act)
+        assert type(d) is np.ndarray and d.shape == () and d.dtype == np.float32
+
+
+@pytest.mark.parametrize("fn", [ops.embedding_backward, ref.embedding_backward])
+def test_embedding_backward_of_a_table_without_columns(fn):
+    dtable = np.zeros((3, 0), np.float32)
+    fn(np.array(1), np.zeros((0,), np.float32), dtable)
+    fn(np.array([[0, 2]]), np.zeros((1, 2, 0), np.float32), dtable)
+    assert dtable.shape == (3, 0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")       # the twin's inf - inf
+@pytest.mark.parametrize("fn", [ops.attention_backward, ref.attention_backward])
+@pytest.mark.parametrize("T", [3, 70])          # 70: two key tiles of 64 in the kernel
+def test_a_nan_query_row_does_not_reach_the_keys_it_cannot_see(fn, T):
+    rng = np.random.default_rng(0)
+    q, k, v, g = (rng.standard_normal((1, 2, T, 4)).astype(np.float32) for _ in range(4))
+    q[0, 1, 1, 2] = -np.inf                     # query 1 of head 1: its scores are ±inf
+    out = ref.attention(q, k, v)
+    dq, dk, dv = fn(q, k, v, out, g)
+    assert np.isnan(dq[0, 1, 1]).all() and np.isfinite(dq[0, 1, [0, 2]]).all()
+    assert np.isfinite(dv[0, 1, 2:]).all()      # keys 2.. are masked for query 1
+    assert np.isfinite(dk[0, 1, 2:, [0, 1, 3]]).all()   # (dim 2: 0 · q[1, 2] = 0 · inf)
+    assert np.isfinite(dq[0, 0]).all() and np.isfinite(dk[0, 0]).all()   # the other head
