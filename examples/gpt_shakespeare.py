@@ -274,6 +274,17 @@ def load_checkpoint(out_dir):
     return state, model
 
 
+def restore_samplers(samplers, state, path):
+    """Continue where the checkpoint ``state`` (from :func:`load_checkpoint`) left off: each
+    sampler's position and the ``nl.random`` state; ValueError naming ``path`` otherwise."""
+    try:
+        for k, s in samplers.items():
+            s.load_state_dict(state["samplers"][k])
+        nl.random.get_rng().bit_generator.state = state["random_state"]
+    except (ValueError, TypeError, KeyError, OverflowError) as e:   # (numbers out of range)
+        raise ValueError(f"{path}: samplers or random_state: {type(e).__name__}: {e}") from None
+
+
 # -- evaluation + checkpointing, as a callback ------------------------------------------------
 class EvalCheckpoint(nl.callbacks.Callback):
     """Every ``eval_interval`` iterations (at the end of each ``fit`` epoch): estimate the
@@ -368,13 +379,7 @@ def train(args):
                   f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
             print(f"{model!r}")
     else:
-        try:
-            for k, s in run.samplers.items():
-                s.load_state_dict(state["samplers"][k])
-            nl.random.get_rng().bit_generator.state = state["random_state"]
-        except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"{os.path.join(args.out_dir, CKPT)}: samplers or random_state: "
-                             f"{type(e).__name__}: {e}") from None
+        restore_samplers(run.samplers, state, os.path.join(args.out_dir, CKPT))
         if args.verbose:
             print(f"resuming {args.out_dir} at iteration {state['iteration']} "
                   f"(settings from the checkpoint)")

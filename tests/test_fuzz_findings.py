@@ -8,10 +8,16 @@ test that failed before its fix.
 * Causal attention backward: an inf or NaN in one query row reached the dK of keys that row
   cannot see (0 · NaN at the masked scores), in the compiled op through dS, in the twin
   through P and dS; a masked score now contributes nothing in both.
+* Resuming the GPT example from a ckpt.json whose sampler or random state holds a number out of
+  range (a huge int, Infinity) raised OverflowError instead of the ValueError naming the file.
 """
+import json
+
 import numpy as np
 import pytest
 
+import nnlite as nl
+from _scripts import load_script
 from nnlite import ops
 from nnlite.ops import reference as ref
 
@@ -48,3 +54,41 @@ def test_a_nan_query_row_does_not_reach_the_keys_it_cannot_see(fn, T):
     assert np.isfinite(dv[0, 1, 2:]).all()      # keys 2.. are masked for query 1
     assert np.isfinite(dk[0, 1, 2:, [0, 1, 3]]).all()   # (dim 2: 0 · q[1, 2] = 0 · inf)
     assert np.isfinite(dq[0, 0]).all() and np.isfinite(dk[0, 0]).all()   # the other head
+
+
+@pytest.fixture(scope="module")
+def gpt():
+    return load_script("examples/gpt_shakespeare.py")
+
+
+def _samplers():
+    ids = np.arange(50) % 7
+    return {k: nl.data.RandomWindowSampler(ids, 4, 2, seed=i)
+            for i, k in enumerate(("train", "eval_train", "eval_val"))}
+
+
+@pytest.mark.parametrize("bad", [
+    {"bit_generator": {"bit_generator": "PCG64", "state": {"state": 2 ** 200, "inc": 1},
+                       "has_uint32": 0, "uinteger": 0}},
+    {"bit_generator": {"bit_generator": "PCG64", "state": {"state": 1, "inc": 1},
+                       "has_uint32": 0, "uinteger": 0}, "batches_drawn": float("inf")},
+    {"bit_generator": {"bit_generator": "PCG64", "state": {"state": 1, "inc": 1},
+                       "has_uint32": 0, "uinteger": 0}, "batches_drawn": 1e400},
+])
+def test_sampler_state_with_numbers_out_of_range_is_a_value_error(bad):
+    s = _samplers()["train"]
+    before = (s.state_dict(), s.batches_drawn)
+    bad = json.loads(json.dumps(bad))           # as read from ckpt.json (1e400: Infinity)
+    with pytest.raises(ValueError, match="RandomWindowSampler.load_state_dict"):
+        s.load_state_dict(bad)
+    assert (s.state_dict(), s.batches_drawn) == before      # untouched
+
+
+def test_resume_with_a_random_state_out_of_range_names_the_file(gpt, tmp_path):
+    good = _samplers()["train"].state_dict()
+    state = {"samplers": {k: good for k in ("train", "eval_train", "eval_val")},
+             "random_state": {"bit_generator": "PCG64", "state": {"state": 2 ** 200, "inc": 1},
+                              "has_uint32": 0, "uinteger": 0}}
+    path = str(tmp_path / "ckpt.json")
+    with pytest.raises(ValueError, match="ckpt.json: samplers or random_state: OverflowError"):
+        gpt.restore_samplers(_samplers(), state, path)
