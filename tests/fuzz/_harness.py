@@ -91,7 +91,11 @@ def _outputs(result, args, kwargs, inplace):
 
 
 def _map(fn, x):
-    return [_map(fn, e) for e in x] if isinstance(x, list) else fn(x)
+    """``fn`` on every array of ``x``: an array, or a list of them (adam_update_many); a list of
+    numbers (the ``list`` layout) is one array-like, given to ``fn`` whole."""
+    if isinstance(x, list) and any(isinstance(e, np.ndarray) for e in x):
+        return [_map(fn, e) for e in x]
+    return fn(x)
 
 
 def _transform(args, kwargs, fn):
@@ -99,6 +103,9 @@ def _transform(args, kwargs, fn):
     done = {}
 
     def f(a):
+        if isinstance(a, list):               # numbers in nested lists: as the op reads them
+            arr = np.asarray(a) if a else None
+            return fn(arr) if arr is not None and arr.dtype.kind == "f" else a
         if isinstance(a, np.ndarray):
             if id(a) not in done:
                 done[id(a)] = fn(a)
@@ -149,7 +156,7 @@ def check(op, case, tolerance, documented=None, extra=None, readings=()):
     # the twin's readings; the first ("as is") decides whether the call is an error
     wants, twin_error, dtypes = [], None, None
     for name, fn in _variants(case):
-        args, kwargs = _transform(*case.build(), fn)
+        args, kwargs = case.build() if name == "as is" else _transform(*case.build(), fn)
         result, err = _call(twin, args, kwargs)
         if name == "as is":
             if err is not None:
