@@ -8,6 +8,9 @@ test that failed before its fix.
 * Causal attention backward: an inf or NaN in one query row reached the dK of keys that row
   cannot see (0 · NaN at the masked scores), in the compiled op through dS, in the twin
   through P and dS; a masked score now contributes nothing in both.
+* The gelu twins computed ½x(1 + tanh u), which cancels to exactly 0 for x below about -5
+  (float32) / -10 (float64) where the true value (and the kernel's x·sigmoid(2u)) is not 0:
+  gelu'(x)·inf was NaN in the twin and -inf in the kernel. They now use the kernels' form.
 * Resuming the GPT example from a ckpt.json whose sampler or random state holds a number out of
   range (a huge int, Infinity) raised OverflowError instead of the ValueError naming the file.
 """
@@ -54,6 +57,21 @@ def test_a_nan_query_row_does_not_reach_the_keys_it_cannot_see(fn, T):
     assert np.isfinite(dv[0, 1, 2:]).all()      # keys 2.. are masked for query 1
     assert np.isfinite(dk[0, 1, 2:, [0, 1, 3]]).all()   # (dim 2: 0 · q[1, 2] = 0 · inf)
     assert np.isfinite(dq[0, 0]).all() and np.isfinite(dk[0, 0]).all()   # the other head
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_twin_does_not_cancel_to_zero_in_the_negative_tail(dtype):
+    x = np.array([-4.0, -6.0, -7.2, -8.0, -9.0], dtype)
+    g = np.ones_like(x)
+    y, d = ref.act_forward(x, "gelu"), ref.act_backward(g, x, x, "gelu")
+    assert (y < 0).all() and (d < 0).all()          # tiny, but not 0 (was 0 from -5 / -10 on)
+    np.testing.assert_allclose(y, ops.act_forward(x, "gelu"), rtol=2e-5 if dtype == np.float32
+                               else 1e-12)
+    np.testing.assert_allclose(d, ops.act_backward(g, x, x, "gelu"),
+                               rtol=2e-5 if dtype == np.float32 else 1e-12)
+    inf = np.full_like(x, np.inf)
+    assert (ref.act_backward(inf, x, x, "gelu") == -np.inf).all()
+    assert (ops.act_backward(inf, x, x, "gelu") == -np.inf).all()
 
 
 @pytest.fixture(scope="module")

@@ -64,10 +64,18 @@ def _act(x, act, alpha):
         # split by sign so exp never overflows
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-    if act == "gelu":  # tanh approximation (GPT-2, nanoGPT)
-        u = SQRT_2_OVER_PI * (x + GELU_C * x ** 3)
-        return (0.5 * x * (1 + np.tanh(u))).astype(x.dtype, copy=False)
+    if act == "gelu":  # tanh approximation (GPT-2, nanoGPT): ½x(1 + tanh u) = x·sigmoid(2u)
+        return (x * _gelu_s(x)).astype(x.dtype, copy=False)
     raise AssertionError(act)
+
+
+def _gelu_s(x):
+    """s = ½(1 + tanh u) = sigmoid(2u), u = √(2/π)(x + c x³), as the kernels compute it: split
+    by sign (exp never overflows) and with no 1 + tanh u, which cancels to 0 for x below about
+    -5 (float32) / -10 (float64) where s is still far above the smallest normal number."""
+    u2 = 2 * SQRT_2_OVER_PI * (x + GELU_C * x ** 3)
+    e = np.exp(-np.abs(u2))
+    return np.where(u2 >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def bias_act(x, b, act="none", alpha=0.01, out=None):
@@ -91,7 +99,8 @@ def act_backward(grad_out, x, y, act, alpha=0.01):
     """dx = grad_out · act'(x), using whichever of the forward input x and output y is cheaper.
 
     relu: x > 0 · leaky_relu: x > 0 ? 1 : alpha · tanh: 1 - y² · sigmoid: y(1 - y) ·
-    gelu: 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) √(2/π)(1 + 3c x²), u = √(2/π)(x + c x³)
+    gelu: 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) √(2/π)(1 + 3c x²), u = √(2/π)(x + c x³),
+    computed as s + 2x·s(1 - s)·√(2/π)(1 + 3c x²) with s = ½(1 + tanh u) = sigmoid(2u)
     """
     g, x, y = checks.act_backward_args(grad_out, x, y, act)
     return np.asarray(_act_grad(g, x, y, act, alpha))   # 0-d arrays stay arrays (ufuncs
@@ -110,9 +119,9 @@ def _act_grad(g, x, y, act, alpha):
         return g * (1 - y * y)
     if act == "sigmoid":
         return g * y * (1 - y)
-    if act == "gelu":
-        th = np.tanh(SQRT_2_OVER_PI * (x + GELU_C * x ** 3))
-        d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x)
+    if act == "gelu":     # (1 - tanh² u)/2 = 2s(1 - s): no cancellation where tanh u → ±1
+        s = _gelu_s(x)
+        d = s + 2 * x * s * (1 - s) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x)
         return (g * d).astype(x.dtype, copy=False)
     raise AssertionError(act)
 
