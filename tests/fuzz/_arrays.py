@@ -195,7 +195,7 @@ def matches(got, want, rtol, atol):
     return (np.isnan(g) & np.isnan(w)) | (g == w) | near | (atol == np.inf)
 
 
-def assert_matches(got, wants, rtol, atol, what):
+def assert_matches(got, wants, rtol, atol, what, loose_nonfinite=False):
     """``got`` (an array, or a float) has the dtype and shape of the first of ``wants`` and
     each element matches (:func:`matches`) the same element of at least one of them: the
     twin on the inputs as they are, on their flushed (DAZ) copies, in float64, ... each a
@@ -208,6 +208,8 @@ def assert_matches(got, wants, rtol, atol, what):
     ok = np.zeros(np.shape(w0), bool)
     for w in wants:
         ok |= matches(got, w, rtol, atol)
+        if loose_nonfinite:          # NaN, inf and -inf all stand for "not a number" here
+            ok |= ~np.isfinite(np.asarray(got, F64)) & ~np.isfinite(np.asarray(w, F64))
     if not ok.all():
         bad = np.argwhere(~ok) if np.ndim(ok) else [()]
         idx = tuple(bad[0])

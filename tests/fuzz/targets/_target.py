@@ -33,8 +33,10 @@ the two corpora into those folders and replays them once each (every failure rep
 --replay FILE...`` replays files (a finding's input, to reproduce it); anything else goes to
 atheris/libFuzzer (``python <target>.py CORPUS SEEDS -max_total_time=60 ...``).
 """
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -75,8 +77,15 @@ class HangFinding(Exception):
 
 
 def _work_dir():
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    return tempfile.mkdtemp(prefix="nnlite-fuzz-", dir=base)
+    """A fresh folder for the files the readers read: under NNLITE_FUZZ_TMP (run.py's work
+    folder, emptied by its next run), else a temporary folder removed at a normal exit."""
+    base = os.environ.get("NNLITE_FUZZ_TMP")
+    if base:
+        os.makedirs(base, exist_ok=True)
+        return tempfile.mkdtemp(prefix="nnlite-fuzz-", dir=base)
+    work = tempfile.mkdtemp(prefix="nnlite-fuzz-")
+    atexit.register(shutil.rmtree, work, True)
+    return work
 
 
 def make_one_input(target, work):

@@ -82,6 +82,7 @@ def run_target(name, seconds, work, env, timeout, rss_mb, regressions=True):
         os.makedirs(d)
     summary = {"target": name, "findings": [], "executions": 0, "exec_per_s": 0, "new_units": 0}
     py = sys.executable
+    env = {**env, "NNLITE_FUZZ_TMP": os.path.join(base, "tmp")}    # the readers' files
 
     cmd = [py, script, "--prepare", seeds, regress] + ([] if regressions else
                                                        ["--skip-regressions"])
