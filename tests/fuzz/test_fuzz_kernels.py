@@ -663,13 +663,14 @@ def layernorm_run(op, case):
                 r = big * rstd                                    # condition of x - mean
                 fl = 64 * c * tiny(dt)
                 cy = 4 * (c + 4) * e * (r + r * r)
-                # an infinite or NaN condition (ε = 0 and a constant row: 1/√(rounding
-                # noise)): any value is right
-                cy = np.where(np.isfinite(cy), cy, np.inf)[..., None]
+                # x̂ off by 1 or more, or an infinite or NaN condition (ε = 0 and a constant
+                # row: rstd = 1/√(rounding noise), finite in one rounding, inf in the other):
+                # any value is right
+                cy = np.where(np.isfinite(cy) & (cy < 1), cy, np.inf)[..., None]
                 y = np.where(np.isinf(cy), np.inf, cy * np.abs(gamma) + 4 * e * np.abs(beta) + fl)
-                cr = 4 * (c + 4) * e * (1 + r * r) * rstd + fl
-                return 4 * e, [y, 4 * (c + 4) * e * big + fl,
-                               np.where(np.isfinite(cr), cr, np.inf)]
+                cr = 4 * (c + 4) * e * (1 + r * r)
+                cr = np.where(np.isfinite(cr) & (cr < 1), cr * rstd + fl, np.inf)
+                return 4 * e, [y, 4 * (c + 4) * e * big + fl, cr]
             g, x, gamma, mean = (f64(a) for a in args[:4])
             rstd = _inf_or_finite(args[4])                       # inf stays inf: see the end
             c = x.shape[-1]
@@ -685,6 +686,11 @@ def layernorm_run(op, case):
             axes = tuple(range(x.ndim - 1))
             dgamma = 4 * (rows + 4) * e * (np.abs(g) * ah).sum(axis=axes) + fl
             dbeta = 4 * (rows + 4) * e * np.abs(g).sum(axis=axes) + fl
+            # x̂ off by 1 or more in a row (mean and rstd far from x's): rounding noise
+            noise = (4 * (c + 4) * e * rx.max(axis=-1) >= 1)[..., None]
+            dx = np.where(noise, np.inf, dx)
+            if noise.any():
+                dgamma = np.full_like(dgamma, np.inf)
             # an infinite rstd (ε = 0 and a constant row) makes x̂ = 0·inf: any value is right
             return 4 * e, [np.where(np.isnan(a), np.inf, a) for a in (dx, dgamma, dbeta)]
 
