@@ -303,6 +303,17 @@ def load_checkpoint(out_dir):
     return state, model
 
 
+def restore_samplers(samplers, state, path):
+    """Continue where the checkpoint ``state`` (from :func:`load_checkpoint`) left off: each
+    sampler's position and the ``nl.random`` state; ValueError naming ``path`` otherwise."""
+    try:
+        for k, s in samplers.items():
+            s.load_state_dict(state["samplers"][k])
+        nl.random.get_rng().bit_generator.state = state["random_state"]
+    except (ValueError, TypeError, KeyError, OverflowError) as e:   # (numbers out of range)
+        raise ValueError(f"{path}: samplers or random_state: {type(e).__name__}: {e}") from None
+
+
 # -- progress, evaluation + checkpointing, as callbacks ----------------------------------------
 class IterationProgress(nl.callbacks.Callback):
     """fit's progress, counted in iterations: a line ``Iterations 251-500 of 2000`` per
@@ -470,13 +481,7 @@ def train(args):
                   f"{len(train_ids):,} train / {len(val_ids):,} val tokens")
             print(f"{model!r}")
     else:
-        try:
-            for k, s in run.samplers.items():
-                s.load_state_dict(state["samplers"][k])
-            nl.random.get_rng().bit_generator.state = state["random_state"]
-        except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"{os.path.join(args.out_dir, CKPT)}: samplers or random_state: "
-                             f"{type(e).__name__}: {e}") from None
+        restore_samplers(run.samplers, state, os.path.join(args.out_dir, CKPT))
         if args.verbose:
             given = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
             print(f"resuming {args.out_dir} at iteration {state['iteration']} (settings from "

@@ -133,9 +133,9 @@ struct TileOps {
     // S[r*ld + c] = exp(S - sub[r]) for valid c, 0 for the other c < cols; sum[r] = Σ (if sum)
     void (*exp_rows)(T* S, int64_t ld, int64_t rows, int64_t cols, int64_t off, const T* sub,
                      T* sum);
-    // dP[r*ld + c] = P · (dP - delta[r]) · scale   for c < cols
-    void (*ds_rows)(const T* P, T* dP, int64_t ld, int64_t rows, int64_t cols, const T* delta,
-                    T scale);
+    // dP[r*ld + c] = P · (dP - delta[r]) · scale for valid c, 0 for the other c < cols
+    void (*ds_rows)(const T* P, T* dP, int64_t ld, int64_t rows, int64_t cols, int64_t off,
+                    const T* delta, T scale);
 };
 
 template <typename T>
@@ -318,7 +318,7 @@ static void backward_head(const TileOps<T>& ops, const T* q, const T* k, const T
             ops.exp_rows(S, BC, rows, cols, off, lse + i0, nullptr);        // P
             ops.accum(S, 1, BC, dout + i0 * D, D, dv + j0 * D, D, cols, rows, D);  // dV += Pᵀ dO
             lay.scores(dout + i0 * D, D, Vt + j0, ldt, dP, BC, rows, ncp, D, T(1));  // dP = dO Vᵀ
-            ops.ds_rows(S, dP, BC, rows, cols, delta + i0, scale);          // dS·scale
+            ops.ds_rows(S, dP, BC, rows, cols, off, delta + i0, scale);     // dS·scale
             ops.accum(dP, BC, 1, k + j0 * D, D, dq + i0 * D, D, rows, cols, D);   // dQ += dS K
             ops.accum(dP, 1, BC, q + i0 * D, D, dk + j0 * D, D, cols, rows, D);   // dK += dSᵀ Q
         }

@@ -206,8 +206,13 @@ class RandomWindowSampler:
         if name != want:
             raise ValueError(f"RandomWindowSampler.load_state_dict: state is for bit generator "
                              f"{name!r}, this sampler uses {want!r}")
-        self._rng.bit_generator.state = _plain(bg)
-        self.batches_drawn = int(state.get("batches_drawn", 0))
+        try:        # numbers out of range (an OverflowError from int() or numpy) included
+            batches = int(state.get("batches_drawn", 0))
+            self._rng.bit_generator.state = _plain(bg)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise ValueError(f"RandomWindowSampler.load_state_dict: invalid state "
+                             f"({type(e).__name__}: {e})") from None
+        self.batches_drawn = batches
 
     def __repr__(self):
         return (f"RandomWindowSampler({len(self.ids)} tokens, block_size={self.block_size}, "

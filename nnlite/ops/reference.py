@@ -64,10 +64,18 @@ def _act(x, act, alpha):
         # split by sign so exp never overflows
         e = np.exp(-np.abs(x))
         return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-    if act == "gelu":  # tanh approximation (GPT-2, nanoGPT)
-        u = SQRT_2_OVER_PI * (x + GELU_C * x ** 3)
-        return (0.5 * x * (1 + np.tanh(u))).astype(x.dtype, copy=False)
+    if act == "gelu":  # tanh approximation (GPT-2, nanoGPT): ½x(1 + tanh u) = x·sigmoid(2u)
+        return (x * _gelu_s(x)).astype(x.dtype, copy=False)
     raise AssertionError(act)
+
+
+def _gelu_s(x):
+    """s = ½(1 + tanh u) = sigmoid(2u), u = √(2/π)(x + c x³), as the kernels compute it: split
+    by sign (exp never overflows) and with no 1 + tanh u, which cancels to 0 for x below about
+    -5 (float32) / -10 (float64) where s is still far above the smallest normal number."""
+    u2 = 2 * SQRT_2_OVER_PI * (x + GELU_C * x ** 3)
+    e = np.exp(-np.abs(u2))
+    return np.where(u2 >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def bias_act(x, b, act="none", alpha=0.01, out=None):
@@ -84,16 +92,22 @@ def act_forward(x, act, alpha=0.01):
     """y = act(x), elementwise."""
     x = checks.as_float_array("act_forward", "x", x)
     checks.check_act("act_forward", act)
-    return _act(x, act, alpha)
+    return np.asarray(_act(x, act, alpha))      # a 0-d array for 0-d x, as the kernel's
 
 
 def act_backward(grad_out, x, y, act, alpha=0.01):
     """dx = grad_out · act'(x), using whichever of the forward input x and output y is cheaper.
 
     relu: x > 0 · leaky_relu: x > 0 ? 1 : alpha · tanh: 1 - y² · sigmoid: y(1 - y) ·
-    gelu: 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) √(2/π)(1 + 3c x²), u = √(2/π)(x + c x³)
+    gelu: 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) √(2/π)(1 + 3c x²), u = √(2/π)(x + c x³),
+    computed as s + 2x·s(1 - s)·√(2/π)(1 + 3c x²) with s = ½(1 + tanh u) = sigmoid(2u)
     """
     g, x, y = checks.act_backward_args(grad_out, x, y, act)
+    return np.asarray(_act_grad(g, x, y, act, alpha))   # 0-d arrays stay arrays (ufuncs
+                                                        # return scalars for them)
+
+
+def _act_grad(g, x, y, act, alpha):
     t = x.dtype.type
     if act == "none":
         return g.copy()
@@ -105,9 +119,9 @@ def act_backward(grad_out, x, y, act, alpha=0.01):
         return g * (1 - y * y)
     if act == "sigmoid":
         return g * y * (1 - y)
-    if act == "gelu":
-        th = np.tanh(SQRT_2_OVER_PI * (x + GELU_C * x ** 3))
-        d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x)
+    if act == "gelu":     # (1 - tanh² u)/2 = 2s(1 - s): no cancellation where tanh u → ±1
+        s = _gelu_s(x)
+        d = s + 2 * x * s * (1 - s) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * x * x)
         return (g * d).astype(x.dtype, copy=False)
     raise AssertionError(act)
 
@@ -225,11 +239,19 @@ def _attention_probs(q, k, causal, scale):
     T = q.shape[2]
     s = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
     if causal:
-        s = np.where(np.tril(np.ones((T, T), dtype=bool)), s, -np.inf)
+        s = np.where(_causal_mask(T), s, -np.inf)
     m = s.max(axis=-1, keepdims=True)
     e = np.exp(s - m)
     z = e.sum(axis=-1, keepdims=True)
-    return e / z, (m + np.log(z))[..., 0]
+    p = e / z
+    if causal:      # a masked probability is 0 even in a row that is NaN (inf or NaN inputs)
+        p = np.where(_causal_mask(T), p, 0)
+    return p, (m + np.log(z))[..., 0]
+
+
+def _causal_mask(T):
+    """(T, T) bool: query t sees keys 0..t."""
+    return np.tril(np.ones((T, T), dtype=bool))
 
 
 def attention(q, k, v, causal=True, scale=None, return_lse=False):
@@ -260,6 +282,8 @@ def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None
     dp = grad_out @ np.swapaxes(v, -1, -2)
     delta = (grad_out * out).sum(axis=-1, keepdims=True)
     ds = p * (dp - delta)
+    if causal:      # a masked score contributes nothing (not 0 · NaN when a row's delta is NaN)
+        ds = np.where(_causal_mask(q.shape[2]), ds, 0)
     dq = (ds @ k) * scale
     dk = (np.swapaxes(ds, -1, -2) @ q) * scale
     t = q.dtype
@@ -309,7 +333,7 @@ def embedding(ids, table):
 def embedding_backward(ids, grad_out, dtable):
     """Scatter-add: dtable[ids[...], :] += grad_out[..., :] (repeated ids add up). In place."""
     ids, g = checks.embedding_backward_args(ids, grad_out, dtable)
-    np.add.at(dtable, ids.reshape(-1), g.reshape(-1, dtable.shape[1]))
+    np.add.at(dtable, ids.reshape(-1), g.reshape(ids.size, dtable.shape[1]))  # (C may be 0)
 
 
 def sum_squares_many(arrays):
