@@ -749,5 +749,62 @@ def test_every_compiled_op_is_fuzzed():
                           "softmax_backward", "softmax_cross_entropy", "sgd_update",
                           "rmsprop_update", "adam_update", "adam_update_many", "attention",
                           "attention_backward", "layernorm", "layernorm_backward",
-                          "embedding", "embedding_backward"}
+                          "embedding", "embedding_backward", "sum_squares_many"}
     assert fuzzed == set(ops.OPS)
+
+
+# ----------------------------------------------------------------------------- sum_squares_many
+# Σ x² over a list of arrays, in float64 (the gradients' global norm). Within a 128-element
+# chunk float32 squares are summed in float32: a relative error of a few float32 ulps, plus the
+# squares of subnormal inputs that DAZ reads as 0.
+_SPECIAL = (0.0, -0.0, 1e30, -1e30, 1e20, 1e-40, -1e-45, 3.4e38, np.inf, -np.inf, np.nan)
+
+
+@st.composite
+def squares_cases(draw):
+    arrays = []
+    for _ in range(draw(st.integers(0, 4))):
+        dt = draw(st.sampled_from((np.float32, np.float64)))
+        n = draw(st.sampled_from((0, 1, 7, 63, 65, 129, 257, 4099)))
+        x = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1))).standard_normal(2 * n)
+        for _ in range(draw(st.integers(0, 3))):
+            if n:
+                x[draw(st.integers(0, 2 * n - 1))] = draw(st.sampled_from(_SPECIAL))
+        x = x.astype(dt)
+        layout = draw(st.sampled_from(("contiguous", "strided", "reversed", "unaligned")))
+        if layout == "strided":
+            x = x[::2]
+        elif layout == "reversed":
+            x = x[::-1][:n]
+        elif layout == "unaligned":
+            raw = np.zeros(n * x.itemsize + 1, np.uint8)[1:].view(dt)
+            raw[...] = x[:n]
+            x = raw
+        else:
+            x = x[:n]
+        arrays.append(x)
+    return arrays
+
+
+def _squares_check(arrays):
+    got, want = ops.sum_squares_many(arrays), ref.sum_squares_many(arrays)
+    if math.isnan(want):
+        assert math.isnan(got)
+    elif math.isinf(want):
+        assert got == want
+    else:
+        floor = sum(a.size for a in arrays) * 1e-76
+        assert abs(got - want) <= 1e-6 * want + floor, (got, want)
+
+
+@settings(BOUNDED)
+@given(squares_cases())
+def test_sum_squares_many(arrays):
+    _squares_check(arrays)
+
+
+@pytest.mark.fuzz
+@settings(LONG)
+@given(squares_cases())
+def test_sum_squares_many_long(arrays):
+    _squares_check(arrays)
