@@ -47,6 +47,7 @@ def parse_args():
     p.add_argument("--run-timeout", type=float, default=120,
                    help="seconds after which one run is stopped and counted as that long")
     p.add_argument("--json", default=None, help="also write the results to this file")
+    _common.add_twins_arg(p)
     # internal: run one workload in this process and print its time
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--loop", action="store_true", help=argparse.SUPPRESS)
@@ -185,6 +186,8 @@ def fair_slowdown(scenario, threads, cores):
 
 
 def main(args):
+    # the children import the same nnlite: refuse here when it has no compiled kernels
+    _common.repo_nnlite(only_if_missing=True, allow_twins=args.allow_twins)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workloads = args.workloads.split(",")
     frameworks = args.frameworks.split(",")

@@ -107,7 +107,8 @@ def test_tests_refuse_to_run_on_an_unbuilt_checkout(tmp_path):
     tests run on the numpy twins. Now the session stops at once and says why."""
     tree = _unbuilt_checkout(tmp_path)
     (tree / "tests").mkdir()
-    shutil.copy(REPO / "tests" / "conftest.py", tree / "tests" / "conftest.py")
+    for helper in ("conftest.py", "_offline.py"):          # (conftest imports _offline)
+        shutil.copy(REPO / "tests" / helper, tree / "tests" / helper)
     (tree / "tests" / "test_one.py").write_text("def test_one():\n    pass\n")
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
     r = subprocess.run(cmd, cwd=tree, env=_env(), capture_output=True, text=True, timeout=120)
