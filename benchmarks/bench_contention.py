@@ -30,7 +30,9 @@ import time
 import _common
 
 SCENARIOS = ("alone", "busy1", "busy3", "twin")
-SPIN = "while True: pass"
+# a busy process; it ends by itself when the benchmark does (killed or not)
+SPIN = ("import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n"
+        "    for _ in range(1000000): pass")
 
 
 def parse_args():
