@@ -110,3 +110,17 @@ def test_resume_with_a_random_state_out_of_range_names_the_file(gpt, tmp_path):
     path = str(tmp_path / "ckpt.json")
     with pytest.raises(ValueError, match="ckpt.json: samplers or random_state: OverflowError"):
         gpt.restore_samplers(_samplers(), state, path)
+
+
+def test_idx_header_with_a_zero_and_huge_dimensions_is_a_clear_error(tmp_path):
+    """Fuzzing finding (CI, atheris idx_reader): an empty shape whose other dimensions multiply
+    past what numpy can index reached reshape ('array is too big'), an undocumented ValueError."""
+    import gzip
+
+    from nnlite.datasets import _idx
+    from nnlite.datasets._errors import DataFileError
+    path = tmp_path / "crash.idx.gz"
+    header = b"\x00\x00\x08\x04" + (0).to_bytes(4, "big") + (2 ** 32 - 1).to_bytes(4, "big") * 3
+    path.write_bytes(gzip.compress(header))
+    with pytest.raises(DataFileError, match="which no array can have"):
+        _idx.read_idx(str(path))

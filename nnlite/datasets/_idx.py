@@ -108,6 +108,11 @@ def _read_stream(stream, magic, name, compressed):
     if expected > MAX_RATIO * compressed:
         raise DataFileError(f"{name}: the header says shape {dims} = {expected} bytes, more "
                             f"than a {compressed}-byte gzip file can hold; the file is corrupt")
+    # an empty array may still have a shape numpy cannot make: (0, 2^32 - 1, 2^32 - 1, ...)
+    if math.prod(d for d in dims if d) > np.iinfo(np.intp).max:
+        raise DataFileError(f"{name}: the header says shape {dims}, which no array can have "
+                            f"(its other dimensions multiply past {np.iinfo(np.intp).max}); "
+                            f"the file is corrupt")
     data = _read_payload(stream, dims, expected, name)
     extra = len(stream.read(CHUNK))     # also reaches the end, where gzip checks the CRC
     if extra:
