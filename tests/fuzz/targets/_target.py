@@ -23,9 +23,9 @@ Per input, three rules (a finding otherwise, written to an artifact file):
 * no hang: libFuzzer's ``-timeout`` (seconds per input) when fuzzing, ``signal.alarm`` when
   replaying;
 * peak memory: the most the reader allocates (tracemalloc: Python objects, and numpy arrays,
-  which numpy reports to it) is at most ``64 × file size + allowance``
-  (NNLITE_FUZZ_ALLOWANCE_MB, default 8 MiB). libFuzzer's ``-rss_limit_mb`` is the backstop
-  for memory outside tracemalloc's view.
+  which numpy reports to it) is at most ``MEMORY_FACTOR × file size + allowance``
+  (``MEMORY_FACTOR``: 64 unless the target says otherwise; NNLITE_FUZZ_ALLOWANCE_MB, default
+  8 MiB). libFuzzer's ``-rss_limit_mb`` is the backstop for memory outside tracemalloc's view.
 
 Command line: ``python <target>.py --prepare SEEDS REGRESSIONS [--skip-regressions]`` writes
 the two corpora into those folders and replays them once each (every failure reported as a
@@ -92,6 +92,7 @@ def make_one_input(target, work):
     """The function libFuzzer calls: one input through ``target.run`` under the three rules."""
     allowed = tuple(target.ALLOWED)
     error_ok = getattr(target, "error_ok", None)
+    factor = getattr(target, "MEMORY_FACTOR", MEMORY_FACTOR)
 
     def one_input(data):
         data = bytes(data)
@@ -106,10 +107,10 @@ def make_one_input(target, work):
                                      f"{e}") from e
         peak = tracemalloc.get_traced_memory()[1] - before
         size = max(_written[0], len(data))
-        limit = MEMORY_FACTOR * size + ALLOWANCE
+        limit = factor * size + ALLOWANCE
         if peak > limit:
             raise MemoryFinding(f"{peak:,} bytes allocated for a {size:,}-byte file: more "
-                                f"than {MEMORY_FACTOR} x its size + {ALLOWANCE / (1 << 20):g} "
+                                f"than {factor} x its size + {ALLOWANCE / (1 << 20):g} "
                                 f"MiB = {limit:,}")
     return one_input
 

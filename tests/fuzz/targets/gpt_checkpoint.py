@@ -1,13 +1,16 @@
 """Fuzz target: the GPT example's checkpoint reader, ``load_checkpoint`` (examples/
 gpt_shakespeare.py: ``ckpt.json`` checked by ``check_checkpoint``, then the model file it names
-loaded and matched against it) and ``restore_samplers`` (what ``--resume`` applies next: the
-samplers' and ``nl.random``'s states). See _target.py for the rules and run.py to run it.
+loaded and matched against it), then what ``--resume`` does with it: ``resume_settings`` (the
+flags given against the checkpoint's settings) and ``restore_samplers`` (the samplers' and
+``nl.random``'s states). See _target.py for the rules and run.py to run it.
 
 Input: the bytes of ``ckpt.json``, beside the model file of a real 2-iteration run made at
-start-up (``model-000002.nnl``). Documented errors: ValueError naming ``ckpt.json`` (the
-docstring's "ValueError naming the file and what is wrong"), and FileNotFoundError when the
-JSON names a model file that is not there. Nothing else may escape.
+start-up (``model-000002.nnl``). Documented errors: ValueError naming the run (the
+docstrings' "ValueError naming the file and what is wrong"; ``--max-iters`` names the
+``--out-dir``), and FileNotFoundError when the JSON names a model file that is not there.
+Nothing else may escape.
 """
+import copy
 import json
 import os
 import sys
@@ -38,7 +41,7 @@ DICT = ['"format"', '"nnlite-gpt-checkpoint"', '"version"', '"model_file"',
 def error_ok(exc, work):
     if isinstance(exc, FileNotFoundError):
         return True
-    return os.path.join(work, "run", gpt.CKPT) in str(exc)
+    return os.path.join(work, "run") in str(exc)
 
 
 _RUN = {}
@@ -59,6 +62,9 @@ def setup(work):
     ids = np.arange(40) % 7
     _RUN["samplers"] = {k: nl.data.RandomWindowSampler(ids, 8, 2, seed=i)
                         for i, k in enumerate(("train", "eval_train", "eval_val"))}
+    # --resume with flags that a run in progress may change
+    _RUN["args"] = gpt.parse_args(["--resume", "--out-dir", out, "--max-iters", "6",
+                                   "--lr", "0.002", "--eval-iters", "2"])
 
 
 def seeds(work):
@@ -78,6 +84,7 @@ def run(data, work):
     path = _target.write(os.path.join(out, gpt.CKPT), data)
     state, model = gpt.load_checkpoint(out)
     assert isinstance(model, nl.models.GPT)
+    gpt.resume_settings(copy.copy(_RUN["args"]), state, path)
     gpt.restore_samplers(_RUN["samplers"], state, path)
 
 

@@ -7,10 +7,12 @@ itself. Mode bits 1-2: the magic number asked for (any, images, labels).
 
 Documented error: ``DataFileError`` (nnlite/datasets/_errors.py, a ValueError) naming the
 file, for a bad checksum, a corrupt or truncated gzip stream, a bad header or a payload that
-is not what the header says. Memory: the reader may hold what the header declares (a valid
-file that compresses well is legitimate), but never inflate more than that: the regression
-inputs are a gzip bomb (a 1-byte IDX followed by 64 MiB of zeros, a 64 kB file) and headers
-whose dimensions multiply past 2**64.
+is not what the header says. Memory: the reader may hold what the header declares, which a
+valid file that compresses well makes up to ``MAX_RATIO`` (1100, about deflate's best) times
+its size, but never inflate more than that: the budget is ``(MAX_RATIO + 64) × file size +
+allowance``. The regression inputs are a gzip bomb (a 1-byte IDX followed by 64 MiB of
+zeros: a 64 kB file; inflated whole, it costs ~2300 x its size), headers whose dimensions
+multiply past 2**64 (int64 wraps to 0 or 1), and a 0 beside dimensions numpy cannot hold.
 """
 import gzip
 import os
@@ -27,6 +29,7 @@ with _target.instrumented("nnlite.datasets"):
 
 ALLOWED = (DataFileError,)
 MAX_LEN = 4096
+MEMORY_FACTOR = getattr(_idx, "MAX_RATIO", 1100) + 64
 MAGICS = (None, _idx.IMAGES_MAGIC, _idx.LABELS_MAGIC, None)
 DICT = ["\x00\x00\x08\x03", "\x00\x00\x08\x01", "\x00\x00\x08\x04", "\x00\x01\x00\x00",
         "\xff\xff\xff\xff", "\x1f\x8b\x08\x00"]
@@ -87,6 +90,10 @@ def regressions(work):
         # (2**32 - 1)**2 · 3 · 2863311531 = (1 - 2**33)(1 + 2**33) wraps to 1: one byte of
         # payload "matches"
         "dims_wrap_to_1": bytes([1]) + dims(0xFFFFFFFF, 0xFFFFFFFF, 3, 2863311531) + b"\0",
+        # a 0 among dims whose product passes numpy's limit: 0 bytes "match" the payload,
+        # then numpy refuses the shape ("array is too big", a bare ValueError); found by this
+        # target in seconds once the wrapping product was fixed
+        "dims_zero_and_huge": bytes([1]) + dims(0, 0x01000100, 0x0008FFFF, 0x7B6B7B02),
     }
 
 
