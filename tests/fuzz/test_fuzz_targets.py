@@ -26,14 +26,7 @@ def runner(tmp_path, *args, **env):
                           capture_output=True, text=True, timeout=600)
 
 
-KNOWN = pytest.mark.xfail(strict=False, reason=(
-    "read_idx (nnlite/datasets/_idx.py, another branch's): a header with a 0 dimension beside "
-    "dimensions whose product numpy cannot hold raises numpy's bare ValueError('array is too "
-    "big'), not DataFileError; the fuzzer finds it in seconds"))
-
-
-@pytest.mark.parametrize("name", [t if t != "idx_reader" else pytest.param(t, marks=KNOWN)
-                                  for t in TARGETS])
+@pytest.mark.parametrize("name", TARGETS)
 def test_every_target_runs_clean_briefly(name, tmp_path):
     """Seeds made and replayed, then a second of fuzzing (the known-attack regression inputs
     are .ci/fuzz's business)."""
