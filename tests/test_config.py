@@ -1,7 +1,6 @@
 """Build configuration and the backend/SIMD switches: show_config, python -m nnlite,
 NNLITE_BACKEND=numpy, NNLITE_SIMD, and a clear warning when the kernels were never built."""
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -10,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import _child as child
 import nnlite as nl
 
 PKG = Path(nl.__file__).resolve().parent
 # subprocesses import the same nnlite as this process (installed, or a built checkout)
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PKG.parent),
-                                                   os.environ.get("PYTHONPATH", "")])}
+ENV = child.env()
 
 
 def run(code, tmp_path, **env):

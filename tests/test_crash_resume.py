@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import _child as child
 import nnlite as nl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ TIMEOUT = 120
 
 
 def _env():
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    return child.env(OMP_NUM_THREADS="1")
 
 
 def _start(ckpt, *extra):

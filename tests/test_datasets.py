@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+import _child as child
 import numpy as np
 import pytest
 from _offline import DATA, REPO, Opener, isolate, needs_data
@@ -577,15 +577,15 @@ def test_build_script_is_reproducible(tmp_path):
 
 def test_data_skips_are_counted_at_the_end(tmp_path):
     """Without the data, the run ends saying how many tests skipped and how to enable them."""
-    env = {**os.environ, "NNLITE_DATA": str(tmp_path / "empty")}
-    env.pop("NNLITE_REQUIRE_DATA", None)
     tests = REPO / "tests"
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-         f"{tests / 'test_datasets.py'}::test_mnist_via_env",
-         f"{tests / 'test_text.py'}::test_real_file_via_env",
-         f"{tests / 'test_datasets.py'}::test_get_data_home"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    run = child.python(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+        f"--rootdir={REPO}",
+        f"{tests / 'test_datasets.py'}::test_mnist_via_env",
+        f"{tests / 'test_text.py'}::test_real_file_via_env",
+        f"{tests / 'test_datasets.py'}::test_get_data_home",
+        extra_env={"NNLITE_DATA": str(tmp_path / "empty"), "NNLITE_REQUIRE_DATA": None},
+        timeout=300, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (f"2 tests skipped: the data sets are not in {tmp_path / 'empty'}. To run them, point "
             "NNLITE_DATA at a folder") in run.stdout, run.stdout

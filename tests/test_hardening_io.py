@@ -11,15 +11,15 @@ import subprocess
 import sys
 import time
 
+import _child as child
 import numpy as np
 import pytest
+from _scripts import load_script
 
 import nnlite as nl
 from nnlite.io import CheckpointError, save_file
 from nnlite.io import safetensors as st
 from nnlite.io.model_file import checksum
-
-from _scripts import load_script
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -314,7 +314,6 @@ def test_a_killed_save_leaves_nothing_for_the_next(tmp_path):
     path = tmp_path / "w.safetensors"
     script = f"""
 import sys, time
-sys.path.insert(0, {str(REPO)!r})
 import numpy as np
 import nnlite as nl
 from nnlite.io import safetensors as st
@@ -327,7 +326,7 @@ def slow(f, header, arrays):
 st._write_all = slow
 nl.io.save_file({{"a": np.zeros(1000)}}, {str(path)!r})
 """
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    p = child.popen("-c", script, stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "writing"
     finally:

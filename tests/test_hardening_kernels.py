@@ -8,7 +8,6 @@
   the same in the compiled ops and their numpy twins.
 * Arrays not aligned to their itemsize never reach the SIMD code: the wrappers copy them.
 """
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import _child as child
 import nnlite as nl
 from _kernels import not_under_asan, same_error
 from nnlite import ops
@@ -30,8 +30,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="RLIMIT_AS, /proc/self/status and ru_maxrss in KiB")
 
 PKG = Path(nl.__file__).resolve().parent
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PKG.parent),
-                                                   os.environ.get("PYTHONPATH", "")])}
+ENV = child.env()
 
 
 def run_python(code, cwd, **env):

@@ -2,14 +2,11 @@
 machine a thread that spins for milliseconds after every kernel takes cores the other programs
 (and nnlite's own main thread) are waiting for (nnlite/ops/_openmp_wait.py)."""
 import os
-import subprocess
-import sys
 
+import _child as child
 import pytest
 
 from nnlite import ops
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # CPU time the process uses while its main thread sleeps right after a threaded kernel: what
 # the worker threads burn waiting for the next kernel (median of 15 tries, in ms)
@@ -31,12 +28,8 @@ needs_threads = pytest.mark.skipif(not ops.has_openmp() or (os.cpu_count() or 1)
 
 
 def run(code, **env):
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
-    clean["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, clean.get("PYTHONPATH")) if p)
-    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+    unset = dict.fromkeys(("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"))
+    return child.python("-c", code, extra_env={**unset, **env}, check=True).stdout.strip()
 
 
 @needs_threads

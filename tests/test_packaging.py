@@ -197,3 +197,19 @@ def test_regression_plot_without_matplotlib_says_how_to_get_it(monkeypatch, caps
     out = capsys.readouterr().out
     assert 'pip install ".[examples]"' in out and "matplotlib" in out
     assert not (tmp_path / "fit.png").exists()
+
+
+def test_child_interpreters_import_the_nnlite_under_test(tmp_path):
+    """Tests that start ``python -c``/``-m`` (tests/_child.py) test this nnlite, not a tree that
+    happens to be their working directory: CI runs them inside an unbuilt sdist."""
+    import _child as child
+    decoy = tmp_path / "nnlite"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy was imported')\n")
+    code = "import nnlite, sys; sys.stdout.write(nnlite.__file__)"
+    out = child.python("-c", code, check=True).stdout
+    assert Path(out).resolve() == Path(nl.__file__).resolve()
+    # a decoy first on the child's path by way of its cwd is what the env must not beat...
+    assert "decoy" in child.python("-c", code, cwd=tmp_path).stderr
+    # ...so children run in HOME unless a test says otherwise, and HOME holds this nnlite
+    assert (child.HOME / "nnlite" / "__init__.py").resolve() == Path(nl.__file__).resolve()

@@ -1,16 +1,15 @@
 """What a user reads while training: the progress bar on a terminal of any width, evaluate's
 timing, EarlyStopping's line, the summary's names and shapes, ``python -m nnlite`` in a pipe."""
 import io
-import os
 import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import _child as child
 import nnlite as nl
 from nnlite.training.progress import Progbar
 
@@ -187,14 +186,11 @@ def test_early_stopping_says_when_and_why_it_stopped(capsys):
 
 def test_python_m_nnlite_into_a_closed_pipe_is_quiet():
     """``python -m nnlite | head``: the reader may go before the output is written."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    p = subprocess.Popen([sys.executable, "-m", "nnlite"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+    p = child.popen("-m", "nnlite", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.close()                        # as head does after its lines
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 1 and err == "", err
-    out = subprocess.run([sys.executable, "-m", "nnlite"], capture_output=True, text=True,
-                         check=False, env=env, timeout=60)
+    out = child.python("-m", "nnlite", check=False, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("nnlite ") and out.stderr == ""
 
 

@@ -22,10 +22,6 @@ Prints, flushed, one line each:
 import argparse
 import hashlib
 import os
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # the repository's nnlite
 
 import numpy as np
 
