@@ -284,16 +284,21 @@ def test_broadcast_and_readonly(rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_any_blocking_gives_the_same_product(dtype, path, rng):
     """The tuning hook (benchmarks/tune_gemm.py) may pick any blocks: tiny ones that split every
-    dimension into many ragged blocks, A packed or read in place; the product stays right."""
+    dimension into many ragged blocks, A packed or read in place, one team sharing the blocks
+    or a grid of cells; the product stays right."""
     from nnlite.ops import _gemm
+    old_threads = ops.num_threads()
+    ops.set_num_threads(2)             # the team and the grid need more than one thread
     try:
         with simd(path):
-            for kc, mc, nc, pack_a in [(8, 8, 16, 1), (24, 40, 48, 1), (512, 1024, 8192, 1),
-                                       (16, 0, 0, 0), (0, 0, 0, 1)]:
-                _gemm._set_tuning(kc, mc, nc, pack_a)
+            for kc, mc, nc, pack_a, team in [(8, 8, 16, 1, -1), (24, 40, 48, 1, 1),
+                                             (512, 1024, 8192, 1, -1), (16, 0, 0, 0, -1),
+                                             (0, 0, 0, 1, 1), (40, 0, 0, 1, -1)]:
+                _gemm._set_tuning(kc, mc, nc, pack_a, prefetch_c=team % 3, team=team)
                 for op in OPS:
                     for m, k, n in [(65, 257, 63), (130, 70, 200), (7, 1000, 33)]:
                         a, b = operands(op, m, k, n, dtype, rng)
                         assert_close(getattr(ops, op)(a, b), expected(op, a, b), k, dtype)
     finally:
         _gemm._set_tuning()
+        ops.set_num_threads(old_threads)

@@ -124,8 +124,9 @@ PYBIND11_MODULE(_gemm, m) {
     // Tuning sweeps only (benchmarks/tune_gemm.py): override plan_gemm's blocks for later calls.
     m.def(
         "_set_tuning",
-        [](int64_t kc, int64_t mc, int64_t nc, int pack_a) {
-            nnlite::set_gemm_override({kc, mc, nc, pack_a});
+        [](int64_t kc, int64_t mc, int64_t nc, int pack_a, int prefetch_c, int team) {
+            nnlite::set_gemm_override({kc, mc, nc, pack_a, prefetch_c, team});
         },
-        py::arg("kc") = 0, py::arg("mc") = 0, py::arg("nc") = 0, py::arg("pack_a") = -1);
+        py::arg("kc") = 0, py::arg("mc") = 0, py::arg("nc") = 0, py::arg("pack_a") = -1,
+        py::arg("prefetch_c") = -1, py::arg("team") = -1);
 }

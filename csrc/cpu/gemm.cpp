@@ -65,12 +65,21 @@ Narrow outputs (the 10 logits of a classifier) use one vector per row instead of
 32-wide tile would be padding.
 
 Threads: OpenMP, one parallel region per call; plan_gemm says how many threads and how they
-split the tiles. Big problems (packed A): the threads form one team that shares the packed
-blocks and splits the packing and the tiles, with barriers between packing and computing.
-Small problems (A in place): each thread owns a cell of a thread grid over the tiles and packs
-its own B panels, so the only synchronisation is the final join. Either way every thread runs
-the same gemm_cell loop nest. Results do not depend on the thread count: every C element is
-summed in the same order. MXCSR is per thread, so the parallel region opens its own FtzScope.
+split the tiles. Each thread owns a cell of a thread grid over the tiles (a range of B panels x
+a range of A panels) and packs its own blocks of A and B, so the only synchronisation is the
+final join: no barriers. On a busy machine a barrier can cost a whole scheduler time slice when
+a team-mate is descheduled, and even on a quiet one it measured slower than packing twice:
+with A packed by one team sharing the blocks (three barriers per block; still there as
+_set_tuning(team=1) for comparison), 2 threads got 40-53 GFLOP per CPU-second at 1024-2048^3
+against 65-69 for the grid (busy machine, Zen 2). Packing A in every cell costs M x K copies
+per cell, next to M x K x N/cells multiply-adds. Results do not depend on the thread count:
+every C element is summed in the same order.
+
+Prefetching: the micro-kernel prefetches its C tile when it starts (g_prefetch_c): +9-15% at
+512-2048^3 on one Zen 2 core, where C, far bigger than the caches, is read back after every K
+block.
+
+MXCSR is per thread, so the parallel region opens its own FtzScope.
 
 Benchmark:  python benchmarks/bench_gemm.py            (GFLOP/s vs numpy/OpenBLAS, torch)
             python benchmarks/bench_gemm.py --check    (also verifies the results)
@@ -142,7 +151,20 @@ struct GemmKernel {
     bool avx2_transpose;  // pack_panel may use the AVX2 register transposes
 };
 
+// When the micro-kernel prefetches its C tile (gemm.inc): 0 never, 1 when it will add to C
+// (every K block after the first), 2 always. A tile's rows are a row stride apart in a C that
+// is usually far bigger than the caches, so the loads of `C += acc` at the end of a K block
+// miss and stall the core; prefetched at the start, they arrive while the K loop runs.
+static int g_prefetch_c = 2;
+
 }  // namespace nnlite
+
+// A hint to bring the cache line holding *p into L1 for writing; nothing where unsupported.
+#if defined(__GNUC__) || defined(__clang__)
+#define NNLITE_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+#else
+#define NNLITE_PREFETCH_W(p) ((void)(p))
+#endif
 
 #define NNLITE_KERNELS "cpu/gemm.inc"
 #include "common/foreach_isa.h"  // scalar::, avx2::, avx512:: ukr and gemm_kernel
@@ -316,7 +338,10 @@ static int64_t balanced_block(int64_t total, int64_t max_blk, int64_t unit) {
 static constexpr int64_t kParallelMinFma = 1 << 19;
 
 static GemmOverride g_override;  // see gemm.h; all automatic unless a sweep sets it
-void set_gemm_override(const GemmOverride& o) { g_override = o; }
+void set_gemm_override(const GemmOverride& o) {
+    g_override = o;
+    g_prefetch_c = o.prefetch_c >= 0 ? o.prefetch_c : 2;
+}
 
 // Every tuning rule of the GEMM, each with its reason.
 template <typename T>
@@ -347,21 +372,20 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
     if (npa * npb < 2 * nt) nt = (int)std::max<int64_t>(1, npa * npb / 2);
     p.threads = nt;
 
-    if (p.pack_a) {
-        // Big problems: one team shares the packed blocks (each packed once) and splits the
-        // tiles B-panel-major; the barriers between packing and computing cost little next to
-        // blocks this big.
+    if (p.pack_a && g_override.team == 1) {
+        // One team shares the packed blocks (each packed once) and splits the tiles
+        // B-panel-major, with barriers between packing and computing.
         p.grid_n = p.grid_m = 1;
         p.MC = balanced_block(M, g_override.mc > 0 ? g_override.mc : t.MC, MR);
         p.NC = balanced_block(N, g_override.nc > 0 ? g_override.nc : t.NC, NR);
         return p;
     }
-    // Small problems: no barriers, each thread owns a cell of tiles (a range of B panels x a
-    // range of A panels) and packs its own B panels. No barriers matters twice over: a barrier
-    // costs about a microsecond when all is well, and on a busy machine, where a spinning
-    // team-mate may be descheduled, a single one can cost a whole scheduler time slice
-    // (milliseconds; measured 100x slowdowns of a 25 us GEMM with the barrier-based driver
-    // while another job ran). The grid has the least work on the busiest thread; ties go to
+    // Every problem (without the team override): no barriers, each thread owns a cell of
+    // tiles (a range of B panels x a range of A panels) and packs its own blocks. No barriers
+    // matters twice over: a barrier costs about a microsecond when all is well, and on a busy
+    // machine, where a spinning team-mate may be descheduled, a single one can cost a whole
+    // scheduler time slice (milliseconds; measured 100x slowdowns of a 25 us GEMM with the
+    // barrier-based driver while another job ran). The grid has the least work on the busiest thread; ties go to
     // splitting N, where no B panel is packed twice.
     p.grid_n = p.grid_m = 1;
     int64_t best = INT64_MAX;
@@ -370,8 +394,12 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
         const int64_t w = ceil_div(npb, d) * ceil_div(npa, nt / d);
         if (w < best || (w == best && d > p.grid_n)) best = w, p.grid_n = d, p.grid_m = nt / d;
     }
-    p.MC = npa * MR;  // A in place: no L2 block to bound, one pass over the cell's rows
-    p.NC = std::min<int64_t>(t.NC / NR, ceil_div(npb, p.grid_n)) * NR;
+    const int64_t cell_rows = ceil_div(npa, p.grid_m) * MR;
+    // A in place: no L2 block to bound, one pass over the cell's rows
+    p.MC = p.pack_a ? balanced_block(cell_rows, g_override.mc > 0 ? g_override.mc : t.MC, MR)
+                    : cell_rows;
+    const int64_t nc = g_override.nc > 0 ? g_override.nc : t.NC;
+    p.NC = std::max<int64_t>(1, std::min<int64_t>(nc / NR, ceil_div(npb, p.grid_n))) * NR;
     return p;
 }
 
@@ -466,14 +494,16 @@ static void gemm_contiguous_c(const GemmArgs<T>& g) {
     const GemmPlan plan = plan_gemm<T>(g, kr, threads_now());
     const int cells = plan.grid_n * plan.grid_m;
     const int64_t b_elems = plan.NC * plan.KC;  // one cell's B block
-    T* Ap = plan.pack_a ? static_cast<T*>(tl_pack_a.get(sizeof(T) * plan.MC * plan.KC)) : nullptr;
+    const int64_t a_elems = plan.pack_a ? plan.MC * plan.KC : 0;  // one cell's A block
+    T* Ap = plan.pack_a ? static_cast<T*>(tl_pack_a.get(sizeof(T) * a_elems * cells)) : nullptr;
     T* Bp = static_cast<T*>(tl_pack_b.get(sizeof(T) * b_elems * cells));
     // Thread `tid` of `nt`: one team over a single cell, or whole cells, one per thread (a
     // loop, so the result stays right if OpenMP grants fewer threads than asked for).
     auto run = [&](int tid, int nt) {
         if (cells == 1) return gemm_cell<T>(g, kr, plan, 0, tid, nt, Ap, Bp);
         for (int cell = tid; cell < cells; cell += nt)
-            gemm_cell<T>(g, kr, plan, cell, 0, 1, Ap, Bp + cell * b_elems);
+            gemm_cell<T>(g, kr, plan, cell, 0, 1, Ap ? Ap + cell * a_elems : nullptr,
+                         Bp + cell * b_elems);
     };
 #ifdef NNLITE_OPENMP
     if (plan.threads > 1) {

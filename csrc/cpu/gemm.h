@@ -33,6 +33,8 @@ void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const 
 struct GemmOverride {
     int64_t kc = 0, mc = 0, nc = 0;
     int pack_a = -1;
+    int prefetch_c = -1;
+    int team = -1;  // 1: big problems run as one team sharing packed blocks, with barriers
 };
 void set_gemm_override(const GemmOverride& o);
 
