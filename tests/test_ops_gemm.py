@@ -302,3 +302,20 @@ def test_any_blocking_gives_the_same_product(dtype, path, rng):
     finally:
         _gemm._set_tuning()
         ops.set_num_threads(old_threads)
+
+
+@needs_compiled
+def test_tuning_sweep_script_compares_settings():
+    """benchmarks/tune_gemm.py: one line per (size, setting), and the plan is automatic after."""
+    import _child as child
+    from _scripts import REPO
+    r = child.python(REPO / "benchmarks" / "tune_gemm.py", "--size", "40", "9x30x17",
+                     "--rounds", "1", "--flop", "1e5", "--pause", "0", "auto", "kc=16 team=1",
+                     timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["40x40x40", "auto"], ["40x40x40", "kc=16"],
+                                         ["9x30x17", "auto"], ["9x30x17", "kc=16"]]
+    assert all(float(row[-2]) > 0 for row in rows)
+    bad = child.python(REPO / "benchmarks" / "tune_gemm.py", "pack=1", timeout=120)
+    assert bad.returncode != 0 and "bad setting 'pack=1'" in bad.stderr
