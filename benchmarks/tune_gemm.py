@@ -13,7 +13,9 @@ team-mate costs).
 Settings are ``key=value`` lists for nnlite.ops._gemm._set_tuning (gemm.h, GemmOverride):
 kc, mc, nc (block sizes; 0 automatic), pack_a (0/1), prefetch_c (0 never, 1 before
 accumulating, 2 always), team (1: one team shares the packed blocks, with barriers).
-"auto" is the shipped plan.
+"auto" is the shipped plan. ``--phases`` splits each setting's time into packing B, packing A,
+the micro-kernels and waiting (barriers, and threads done before the slowest), timed inside
+the GEMM.
 
     python benchmarks/tune_gemm.py --size 1024 2048 --threads 2 auto team=1 kc=384 "kc=384 mc=96"
 """
@@ -42,6 +44,10 @@ def parse():
     p.add_argument("--cpu-time", action="store_true",
                    help="with threads > 1, time by the process's CPU time, not the wall clock")
     p.add_argument("--float64", action="store_true", help="time float64 (default: float32)")
+    p.add_argument("--phases", action="store_true",
+                   help="also split each setting's time (summed over threads) into packing B, "
+                        "packing A, micro-kernels and waiting, timed inside the GEMM in one "
+                        "more block of calls")
     return p.parse_args()
 
 
@@ -66,6 +72,18 @@ def shape(text):
     if len(dims) != 3:
         sys.exit(f"tune_gemm.py: bad size {text!r} (N or MxKxN)")
     return dims
+
+
+def phase_split(_gemm, ops, kw, a, b, calls):
+    """Percentages of the time inside the GEMM, summed over threads, per phase."""
+    _gemm._set_tuning(**kw, phases=True)
+    _gemm._phases()                                       # restart the counters
+    for _ in range(calls):
+        ops.gemm(a, b)
+    ph = _gemm._phases()
+    _gemm._set_tuning(**kw)
+    total = sum(ph.values()) or 1.0
+    return " ".join(f"{k} {100 * v / total:4.1f}%" for k, v in ph.items())
 
 
 def main():
@@ -107,10 +125,12 @@ def main():
                         ops.gemm(a, b)
                         times.append(clock() - t0)
                     rounds[name].append(flop / sorted(times)[len(times) // 2] / 1e9)
-            for name, _ in settings:
+            for name, kw in settings:
                 r = sorted(rounds[name])
-                print(f"  {m}x{k}x{n:<6} {name:28s} {r[len(r) // 2]:7.1f}  "
-                      f"[{r[0]:.1f}-{r[-1]:.1f}]", flush=True)
+                line = f"  {m}x{k}x{n:<6} {name:28s} {r[len(r) // 2]:7.1f}  [{r[0]:.1f}-{r[-1]:.1f}]"
+                if args.phases:
+                    line += "  " + phase_split(_gemm, ops, kw, a, b, calls)
+                print(line, flush=True)
     finally:
         _gemm._set_tuning()
 

@@ -310,12 +310,36 @@ def test_tuning_sweep_script_compares_settings():
     import _child as child
     from _scripts import REPO
     r = child.python(REPO / "benchmarks" / "tune_gemm.py", "--size", "40", "9x30x17",
-                     "--rounds", "1", "--flop", "1e5", "--pause", "0", "auto", "kc=16 team=1",
-                     timeout=120)
+                     "--rounds", "1", "--flop", "1e5", "--pause", "0", "--phases", "auto",
+                     "kc=16 team=1", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     rows = [line.split() for line in r.stdout.splitlines()[1:]]
     assert [row[:2] for row in rows] == [["40x40x40", "auto"], ["40x40x40", "kc=16"],
                                          ["9x30x17", "auto"], ["9x30x17", "kc=16"]]
-    assert all(float(row[-2]) > 0 for row in rows)
+    assert all(float(row[row.index("pack_b") - 2]) > 0 for row in rows)
+    assert all(row[-2:] and row[-2] == "wait" for row in rows)
     bad = child.python(REPO / "benchmarks" / "tune_gemm.py", "pack=1", timeout=120)
     assert bad.returncode != 0 and "bad setting 'pack=1'" in bad.stderr
+
+
+@needs_compiled
+def test_phase_timers_split_a_call():
+    """_set_tuning(phases=True): seconds in packing, micro-kernels and waiting, then zeroed."""
+    from nnlite.ops import _gemm
+    a = np.ones((300, 700), np.float32)
+    b = np.ones((700, 200), np.float32)
+    try:
+        _gemm._set_tuning(pack_a=1, phases=True)
+        _gemm._phases()
+        for _ in range(3):
+            ops.gemm(a, b)
+        ph = _gemm._phases()
+        assert set(ph) == {"pack_b", "pack_a", "compute", "wait"}
+        assert ph["compute"] > 0 and ph["pack_a"] > 0 and ph["pack_b"] > 0 and ph["wait"] >= 0
+        assert ph["compute"] > ph["pack_a"]          # 200 columns reuse each packed A panel
+        assert sum(_gemm._phases().values()) == 0    # read and restarted
+        _gemm._set_tuning()
+        ops.gemm(a, b)
+        assert sum(_gemm._phases().values()) == 0    # off: nothing counted
+    finally:
+        _gemm._set_tuning()

@@ -124,9 +124,21 @@ PYBIND11_MODULE(_gemm, m) {
     // Tuning sweeps only (benchmarks/tune_gemm.py): override plan_gemm's blocks for later calls.
     m.def(
         "_set_tuning",
-        [](int64_t kc, int64_t mc, int64_t nc, int pack_a, int prefetch_c, int team) {
-            nnlite::set_gemm_override({kc, mc, nc, pack_a, prefetch_c, team});
+        [](int64_t kc, int64_t mc, int64_t nc, int pack_a, int prefetch_c, int team,
+           bool phases) {
+            nnlite::set_gemm_override({kc, mc, nc, pack_a, prefetch_c, team, phases ? 1 : 0});
         },
         py::arg("kc") = 0, py::arg("mc") = 0, py::arg("nc") = 0, py::arg("pack_a") = -1,
-        py::arg("prefetch_c") = -1, py::arg("team") = -1);
+        py::arg("prefetch_c") = -1, py::arg("team") = -1, py::arg("phases") = false);
+    // With _set_tuning(phases=True): seconds per phase (summed over threads) since the last
+    // call; the counters restart at zero.
+    m.def("_phases", []() {
+        const nnlite::GemmPhases p = nnlite::gemm_phase_seconds();
+        py::dict d;
+        d["pack_b"] = p.pack_b;
+        d["pack_a"] = p.pack_a;
+        d["compute"] = p.compute;
+        d["wait"] = p.wait;
+        return d;
+    });
 }

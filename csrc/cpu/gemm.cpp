@@ -88,6 +88,7 @@ Test:       python -m pytest tests/test_ops_gemm.py
 #include "cpu/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -178,14 +179,20 @@ namespace nnlite {
 // a column of op(A) in gemm_tn) this is a copy; when it is contiguous in k (a row of A in
 // gemm, a row of B in gemm_nt) it is a transpose.
 
-// Fills columns [j_begin, NW) of the panel: src columns [j_begin, n), zeros after.
+// Fills columns [j_begin, NW) of the panel: src columns [j_begin, n), zeros after. The k loop
+// is outside, so the panel is written in order while the n source rows are read as parallel
+// streams. This is how the AVX2 tile's 6-row A panels are packed (the 8 x 8 transposes need 8
+// rows): about 0.7 ns an element on Zen 2, 4-8% of a 1024^3 product on 2 threads, where each
+// thread packs all of A (tune_gemm.py --phases).
 template <typename T>
 static void pack_transposed_scalar(const Mat<const T>& src, int j_begin, int n, int NW,
                                    int64_t kc, T* dst) {
-    for (int j = j_begin; j < n; j++)
-        for (int64_t k = 0; k < kc; k++) dst[k * NW + j] = *src.at(j, k);
-    for (int j = std::max(n, j_begin); j < NW; j++)
-        for (int64_t k = 0; k < kc; k++) dst[k * NW + j] = T(0);
+    if (j_begin >= NW) return;
+    for (int64_t k = 0; k < kc; k++, dst += NW) {
+        const T* s = src.at(0, k);
+        for (int j = j_begin; j < n; j++) dst[j] = s[j * src.rs];
+        for (int j = std::max(n, j_begin); j < NW; j++) dst[j] = T(0);
+    }
 }
 
 #if NNLITE_X86
@@ -337,9 +344,32 @@ static int64_t balanced_block(int64_t total, int64_t max_blk, int64_t unit) {
 // few microseconds, as long as ~0.5M FMAs take on one core.
 static constexpr int64_t kParallelMinFma = 1 << 19;
 
+// ----------------------------------------------------------------------------- phase timers
+// For tune_gemm.py --phases: where a call's time goes. Off, each timer is one branch per block.
+enum Phase { kPackB, kPackA, kCompute, kWait, kPhases };
+static std::atomic<int64_t> g_phase_ns[kPhases];
+static bool g_phases_on = false;
+
+// Adds the time from its construction to its end of scope to one phase's counter.
+struct PhaseTimer {
+    int phase;
+    int64_t t0;
+    explicit PhaseTimer(Phase p) : phase(g_phases_on ? p : -1), t0(phase >= 0 ? now_ns() : 0) {}
+    ~PhaseTimer() {
+        if (phase >= 0) g_phase_ns[phase] += now_ns() - t0;
+    }
+};
+
+GemmPhases gemm_phase_seconds() {
+    double s[kPhases];
+    for (int i = 0; i < kPhases; i++) s[i] = 1e-9 * double(g_phase_ns[i].exchange(0));
+    return {s[kPackB], s[kPackA], s[kCompute], s[kWait]};
+}
+
 static GemmOverride g_override;  // see gemm.h; all automatic unless a sweep sets it
 void set_gemm_override(const GemmOverride& o) {
     g_override = o;
+    g_phases_on = o.phases == 1;
     g_prefetch_c = o.prefetch_c >= 0 ? o.prefetch_c : 2;
 }
 
@@ -420,6 +450,7 @@ static Range share(int64_t n, int64_t i, int64_t parts) {
 static inline void team_barrier(int team) {
 #ifdef NNLITE_OPENMP
     if (team > 1) {
+        PhaseTimer timer(kWait);
 #pragma omp barrier
     }
 #endif
@@ -443,16 +474,20 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
             const int64_t kc = std::min(plan.KC, g.K - pc);
             const bool acc = g.accumulate || pc > 0;
             const Range pb = share(jn, member, team);
-            for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
-                const int64_t j0 = (jc + jp) * NR;
-                if (plan.b_in_place && j0 + NR <= g.N) continue;  // read in place by ukr
-                pack_panel<T>(g.b.block(pc, j0).t(), (int)std::min<int64_t>(NR, g.N - j0), NR,
-                              kc, Bp + jp * NR * kc, kr.avx2_transpose);
+            {
+                PhaseTimer timer(kPackB);
+                for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
+                    const int64_t j0 = (jc + jp) * NR;
+                    if (plan.b_in_place && j0 + NR <= g.N) continue;  // read in place by ukr
+                    pack_panel<T>(g.b.block(pc, j0).t(), (int)std::min<int64_t>(NR, g.N - j0),
+                                  NR, kc, Bp + jp * NR * kc, kr.avx2_transpose);
+                }
             }
             team_barrier(team);
             for (int64_t ic = ir.lo; ic < ir.hi; ic += mcp) {
                 const int64_t in = std::min(mcp, ir.hi - ic);  // A panels ic .. ic+in
                 if (plan.pack_a) {
+                    PhaseTimer timer(kPackA);
                     const Range pa = share(in, member, team);
                     for (int64_t ip = pa.lo; ip < pa.hi; ip++) {
                         const int64_t i0 = (ic + ip) * MR;
@@ -464,6 +499,7 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
                 // Tiles in B-panel-major order: a thread's contiguous share of tiles touches
                 // few B panels, which then stay in its L1/L2.
                 const Range tiles = share(jn * in, member, team);
+                PhaseTimer timer(kCompute);
                 int64_t jp = tiles.lo / in, ip = tiles.lo % in;  // the first tile
                 for (int64_t t = tiles.lo; t < tiles.hi; jp++, ip = 0) {  // a B panel a pass
                     const int64_t j0 = (jc + jp) * NR;
@@ -508,13 +544,26 @@ static void gemm_contiguous_c(const GemmArgs<T>& g) {
 #ifdef NNLITE_OPENMP
     if (plan.threads > 1) {
         TeamWatch watch;  // a busy machine: see threads_now()
+        std::atomic<int64_t> last_end{0}, ends{0};  // phase timers: the join's wait
+        int finished = 0;
 #pragma omp parallel num_threads(plan.threads)
         {
             watch.started();
             FtzScope ftz;  // MXCSR is per thread
             run(omp_get_thread_num(), omp_get_num_threads());
             watch.finished();
+            if (g_phases_on) {
+                const int64_t t = now_ns();
+                ends += t;
+                int64_t seen = last_end.load();
+                while (t > seen && !last_end.compare_exchange_weak(seen, t)) {
+                }
+#pragma omp atomic
+                finished++;
+            }
         }
+        // each thread waited from its own end to the last one's
+        if (g_phases_on) g_phase_ns[kWait] += finished * last_end.load() - ends.load();
         return;
     }
 #endif

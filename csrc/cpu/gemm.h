@@ -35,8 +35,17 @@ struct GemmOverride {
     int pack_a = -1;
     int prefetch_c = -1;
     int team = -1;  // 1: big problems run as one team sharing packed blocks, with barriers
+    int phases = 0;  // 1: time the phases of every call (gemm_phase_seconds)
 };
 void set_gemm_override(const GemmOverride& o);
+
+// With GemmOverride::phases on: seconds spent, summed over threads, since the last call, in
+// packing B, packing A, the micro-kernels, and waiting (barriers, and the final join of a
+// thread that finished before the slowest one); the counters restart at zero.
+struct GemmPhases {
+    double pack_b, pack_a, compute, wait;
+};
+GemmPhases gemm_phase_seconds();
 
 extern template void gemm_strided<float>(int64_t, int64_t, int64_t, const Mat<const float>&,
                                          const Mat<const float>&, const Mat<float>&, bool);
