@@ -31,6 +31,7 @@ unprofiled one; compare figures taken the same way.
 import contextlib
 import time
 
+
 def _gemm_nn(a, b, *args, **kwargs):     # a (M, K), b (K, N)
     return 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
 
@@ -117,9 +118,9 @@ class Profile:
         number of steps profiled, to show per-step figures)."""
         per = max(int(per), 1)
         unit = "ms" if per == 1 else "ms/step"
-        lines = [f"wall {1e3 * self.wall / per:.2f} {unit}, compiled kernels "
-                 f"{1e3 * self.kernel_seconds / per:.2f} {unit} "
-                 f"({100 * self.kernel_seconds / max(self.wall, 1e-12):.0f} %)", ""]
+        share = 100 * self.kernel_seconds / max(self.wall, 1e-12)
+        lines = [(f"wall {1e3 * self.wall / per:.2f} {unit}, compiled kernels "
+                 f"{1e3 * self.kernel_seconds / per:.2f} {unit} ({share:.0f} %)"), ""]
         head = f"{'':<30}{'calls':>8}{unit:>10}{'%wall':>7}{'GFLOP/s':>9}"
 
         def row(name, n, s, f):
