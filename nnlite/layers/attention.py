@@ -103,12 +103,17 @@ class MultiHeadAttention(Layer):
         qkv = xp.ascontiguousarray(
             qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4))  # (3, B, nh, T, hs)
         q, k, v = qkv[0], qkv[1], qkv[2]                            # each (B, nh, T, hs)
-        out, lse = ops.attention(q, k, v, causal=self.causal, return_lse=True)
+        if training:
+            out, lse = ops.attention(q, k, v, causal=self.causal, return_lse=True)
+        else:                                                       # inference: no lse
+            out, lse = ops.attention(q, k, v, causal=self.causal), None
         a2 = out.transpose(0, 2, 1, 3).reshape(B * T, C)            # (B, T, nh, hs) -> (B*T, C)
         y = ops.gemm(a2, p["W_o"])                                  # (B*T, C)
         ops.bias_act(y, p["b_o"], out=y)                            # += b_o, in place
         y = y.reshape(B, T, C)
-        self._x2, self._qkv, self._out, self._lse = x2, qkv, out, lse
+        # inference (training=False) keeps no cache: evaluate/predict hold no activations
+        self._x2, self._qkv, self._out, self._lse = (x2, qkv, out, lse) if training else \
+            (None, None, None, None)
         self._mask = None
         if training and self.training and self.dropout > 0.0:       # residual dropout
             self._mask = dropout_mask(y, self.dropout, self._rng)
