@@ -2,9 +2,13 @@
 
 Default: the ``baby`` preset, nanoGPT's CPU "baby GPT" (4 layers, 4 heads, n_embd 128, block
 64, batch 12, 2000 iterations, lr 1e-3 → 1e-4 cosine); nanoGPT reports val loss ~1.88. It
-trains, evaluates train/val loss every ``--eval-interval`` iterations on ``--eval-iters``
-random batches (a line ``step 250: train loss 2.0132, val loss 2.0821``), checkpoints to
-``--out-dir`` after each evaluation, then prints a sample.
+trains, evaluates train/val loss every ``--eval-interval`` iterations (a line ``step 250:
+train loss 2.0132, val loss 2.0821``), checkpoints to ``--out-dir`` after each evaluation,
+then prints a sample and where the time went (train, evaluation, checkpoints). The last
+evaluation, the run's result, averages ``--eval-iters`` random batches (nanoGPT's estimate);
+those before it only show progress and use the first ``--quick-eval-iters`` of theirs (default
+an eighth): 9 full estimates were a third of the baby run. The evaluation runs forward only,
+with no backward caches kept (``model.evaluate``).
 
     python examples/gpt_shakespeare.py                          # baby, ~2 min of CPU per 1000 it
     python examples/gpt_shakespeare.py --config course-base     # the course notes' first run
@@ -119,7 +123,17 @@ def parse_args(argv=None):
                         f"{COMMON['grad_clip']})")
     g.add_argument("--eval-interval", type=int, metavar="N",
                    help="estimate the losses and checkpoint every N iterations")
-    g.add_argument("--eval-iters", type=int, metavar="N", help="batches per loss estimate")
+    g.add_argument("--eval-iters", type=int, metavar="N",
+                   help="batches per loss estimate of the last evaluation (the run's result)")
+    g.add_argument("--quick-eval-iters", type=int, metavar="N",
+                   help="batches per loss estimate of the evaluations before the last, which "
+                        "only show progress (default: --eval-iters / 8, at least 1); the "
+                        "samplers still advance by --eval-iters, so the last estimate is over "
+                        "the same windows whatever this is")
+    g.add_argument("--eval-batch-size", type=int, metavar="N",
+                   help="sequences per evaluation forward pass, a multiple of --batch-size "
+                        "(consecutive batches merged; the same windows, the same estimate; "
+                        "default: --batch-size)")
     g.add_argument("--seed", type=int, metavar="N",
                    help=f"seed of the weights, batches, dropout and sampling (default: "
                         f"{COMMON['seed']})")
@@ -346,6 +360,34 @@ def counted(batches, steps, bar, offset):
         yield batch
 
 
+def merged(batches, k):
+    """``batches`` (pairs ``(xb, yb)``) concatenated ``k`` at a time: the same windows in
+    fewer, larger forward passes (a last group may be smaller)."""
+    if k == 1:
+        yield from batches
+        return
+    group = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == k:
+            yield tuple(np.concatenate(parts) for parts in zip(*group))
+            group = []
+    if group:
+        yield tuple(np.concatenate(parts) for parts in zip(*group))
+
+
+def estimate(model, sampler, n, keep, merge, bar, offset):
+    """The mean loss over the first ``keep`` of ``n`` batches drawn from ``sampler``; all
+    ``n`` are drawn (windows cost microseconds), so the sampler ends where a full estimate
+    leaves it and the next estimate sees the same windows whatever ``keep`` is."""
+    batches = iter(sampler)
+    loss = model.evaluate(merged(counted(batches, keep, bar, offset), merge),
+                          steps=-(-keep // merge))["loss"]
+    for _ in counted(batches, n - keep, bar, offset + keep):
+        pass
+    return loss
+
+
 class EvalCheckpoint(nl.callbacks.Callback):
     """Every ``eval_interval`` iterations (at the end of each ``fit`` epoch): estimate the
     train and val loss, print nanoGPT's line, add ``val_loss``/``train_eval_loss`` to the
@@ -356,17 +398,22 @@ class EvalCheckpoint(nl.callbacks.Callback):
         super().__init__()
         self.run = run
         self.eval_seconds = 0.0
+        self.checkpoint_seconds = 0.0
 
     def _evaluate(self):
         t0 = time.perf_counter()
         r, it, n = self.run, self.model.optimizer.iterations, self.run.args.eval_iters
+        # Before the last evaluation, a quick estimate on the first of the n batches: it only
+        # shows progress (a full one at every interval was a third of the baby run's time)
+        quick = r.args.quick_eval_iters or max(n // 8, 1)
+        keep = n if it >= r.args.max_iters else min(n, quick)
+        merge = (r.args.eval_batch_size or r.args.batch_size) // r.args.batch_size
         # a live bar on a terminal while the 2 x eval_iters batches run, erased after: the
         # line below says what it found
         bar = nl.training.Progbar(2 * n, r.args.verbose, unit="batch", label="evaluating")
-        train = self.model.evaluate(counted(r.samplers["eval_train"], n, bar, 0), steps=n)
-        val = self.model.evaluate(counted(r.samplers["eval_val"], n, bar, n), steps=n)
+        train = estimate(self.model, r.samplers["eval_train"], n, keep, merge, bar, 0)
+        val = estimate(self.model, r.samplers["eval_val"], n, keep, merge, bar, n)
         bar.clear()
-        train, val = train["loss"], val["loss"]
         r.evals.append({"iter": it, "train_loss": train, "val_loss": val})
         r.best_val_loss = min(r.best_val_loss, val)
         if r.args.verbose:
@@ -387,7 +434,7 @@ class EvalCheckpoint(nl.callbacks.Callback):
         logs.update(train_eval_loss=train, val_loss=val)
         t0 = time.perf_counter()
         save_checkpoint(self.run)
-        self.eval_seconds += time.perf_counter() - t0
+        self.checkpoint_seconds += time.perf_counter() - t0
 
 
 class Run:
@@ -495,6 +542,12 @@ def train(args):
             raise ValueError(f"--stop-after {args.stop_after} must be a multiple of "
                              f"--eval-interval {args.eval_interval} (checkpoints are taken there)")
         run.last_iter = min(run.last_iter, args.stop_after)
+    if args.quick_eval_iters is not None and args.quick_eval_iters < 1:
+        raise ValueError(f"--quick-eval-iters must be >= 1, got {args.quick_eval_iters}")
+    if args.eval_batch_size is not None and (args.eval_batch_size < 1 or
+                                             args.eval_batch_size % args.batch_size):
+        raise ValueError(f"--eval-batch-size {args.eval_batch_size} must be a positive "
+                         f"multiple of --batch-size {args.batch_size}")
     epochs = -(-(run.last_iter - start) // args.eval_interval)
     if epochs <= 0 and args.verbose:
         print(f"nothing to train: the run is at iteration {start} of --max-iters "
@@ -508,16 +561,20 @@ def train(args):
                   epochs=model.epoch + epochs, initial_epoch=model.epoch,
                   callbacks=[IterationProgress(run), cb], verbose=0)
     seconds = time.perf_counter() - t0
+    train_seconds = seconds - cb.eval_seconds - cb.checkpoint_seconds
     done = model.optimizer.iterations - start
     last = run.evals[-1] if run.evals else {}
     result = {"train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
               "best_val_loss": run.best_val_loss, "iterations": model.optimizer.iterations,
               "seconds": seconds,
-              "ms_per_iter": 1e3 * (seconds - cb.eval_seconds) / max(done, 1),
-              "evals": run.evals}
+              "ms_per_iter": 1e3 * train_seconds / max(done, 1),
+              "train_seconds": train_seconds, "eval_seconds": cb.eval_seconds,
+              "checkpoint_seconds": cb.checkpoint_seconds, "evals": run.evals}
     if args.verbose and done:
-        print(f"{done} iterations in {seconds:.1f}s ({result['ms_per_iter']:.1f} ms/iter "
-              f"training, {cb.eval_seconds:.1f}s evaluating and checkpointing)")
+        print(f"{done} iterations in {seconds:.1f}s ({result['ms_per_iter']:.1f} ms/iter): "
+              f"train {train_seconds:.1f}s, evaluation {cb.eval_seconds:.1f}s "
+              f"({100 * cb.eval_seconds / max(seconds, 1e-9):.0f} %), checkpoints "
+              f"{cb.checkpoint_seconds:.1f}s")
     if args.plot:
         plot(run.evals, os.path.join(args.out_dir, "loss.png"))
     if model.optimizer.iterations >= args.max_iters and args.max_new_tokens > 0:

@@ -135,3 +135,29 @@ def test_example_help_describes_every_flag_with_its_default_once(name, monkeypat
         assert description, f"{name} {flag}: no description"
         assert len(re.findall(r"default", description, re.IGNORECASE)) <= 1, (flag, description)
     assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_gpt_example_quick_estimates_leave_the_last_one_alone(tmp_path, text_file, capsys):
+    """Evaluations before the last use the first --quick-eval-iters of their batches; the
+    samplers advance as for full ones, so the last estimate (the run's result) is the same
+    whatever the quick size, and so is merging batches into larger forward passes. The run
+    ends with where its time went."""
+    runs = {}
+    for name, extra in (("full", ["--quick-eval-iters", "4"]), ("quick", []),
+                        ("merged", ["--quick-eval-iters", "1", "--eval-batch-size", "4"])):
+        runs[name] = gpt().main(TINY + ["--eval-iters", "4", "--text-file", text_file,
+                                        "--out-dir", str(tmp_path / name), "--verbose", "1"]
+                                  + extra)
+    full, quick, merged = (runs[k]["evals"] for k in ("full", "quick", "merged"))
+    assert full[-1] == quick[-1]                        # the same windows, the same bits
+    assert merged[-1]["iter"] == 24
+    assert merged[-1]["val_loss"] == pytest.approx(full[-1]["val_loss"], rel=1e-6)
+    assert full[1]["val_loss"] != quick[1]["val_loss"]  # interim: 1 of 4 batches
+    assert quick[1] == merged[1]
+    out = capsys.readouterr().out
+    assert re.search(r"24 iterations in [\d.]+s \([\d.]+ ms/iter\): train [\d.]+s, evaluation "
+                     r"[\d.]+s \(\d+ %\), checkpoints [\d.]+s", out), out
+    with pytest.raises(ValueError, match="--eval-batch-size 3 must be a positive multiple of "
+                                         "--batch-size 2"):
+        gpt().main(TINY + ["--text-file", text_file, "--out-dir", str(tmp_path / "bad"),
+                           "--eval-batch-size", "3"])

@@ -258,6 +258,35 @@ def test_adam_update_many_mixed_layouts(rng):
         np.testing.assert_allclose(a, b, rtol=2e-6)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_update_many_direct_and_general_paths_agree(rng, dtype):
+    """Plain contiguous lists go straight to the kernel; one strided grad sends the same call
+    through the general path (per-array checks, copies). Same bits either way, and the
+    direct path still refuses what the general one refuses."""
+    ps = [rng.standard_normal(s).astype(dtype) for s in [(7, 65), (65,), (1,), (63, 2)]]
+    gs = [rng.standard_normal(p.shape).astype(dtype) for p in ps]
+    runs = []
+    for strided in (False, True):
+        p2, m2, v2 = [p.copy() for p in ps], [np.zeros_like(p) for p in ps], \
+            [np.zeros_like(p) for p in ps]
+        g2 = list(gs)
+        if strided:
+            g2[0] = np.repeat(gs[0], 2, axis=1)[:, ::2]      # same values, not contiguous
+        for step in (1, 2):
+            ops.adam_update_many(p2, g2, m2, v2, lr=1e-2, weight_decays=[0.1, 0, 0, 0.1],
+                                 step=step)
+        runs.append(p2 + m2 + v2)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    ro = ps[0].copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ops.adam_update_many([ro], [gs[0]], [np.zeros_like(ro)], [np.zeros_like(ro)], step=1)
+    with pytest.raises(ValueError, match="one shape"):
+        ops.adam_update_many([ps[0]], [gs[1]], [np.zeros_like(ps[0])], [np.zeros_like(ps[0])],
+                             step=1)
+
+
 def test_adam_update_many_errors():
     p = np.zeros(3, np.float32)
     z = lambda: np.zeros(3, np.float32)  # noqa: E731

@@ -32,7 +32,7 @@ class _Elementwise(Layer):
     def forward(self, x, training=True):
         x = checks.as_input(self, x)
         y = ops.act_forward(x, self.act, self.alpha)
-        self._x, self._y = x, y
+        self._x, self._y = (x, y) if training else (None, None)    # inference: no cache
         return y
 
     def backward(self, grad_out):

@@ -85,6 +85,7 @@ class MultiHeadAttention(Layer):
         self._qkv = None        # (3, B, nh, T, hs): q, k, v are its contiguous slices
         self._out = None        # (B, nh, T, hs) attention output, and its
         self._lse = None        # (B, nh, T) row log-sum-exp
+        self._a2 = None         # the output, heads merged: (B*T, C)
         self._mask = None       # residual dropout: scaled mask m/(1-p), or None
 
     def _describe(self):
@@ -103,12 +104,18 @@ class MultiHeadAttention(Layer):
         qkv = xp.ascontiguousarray(
             qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4))  # (3, B, nh, T, hs)
         q, k, v = qkv[0], qkv[1], qkv[2]                            # each (B, nh, T, hs)
-        out, lse = ops.attention(q, k, v, causal=self.causal, return_lse=True)
+        if training:
+            out, lse = ops.attention(q, k, v, causal=self.causal, return_lse=True)
+        else:                                                       # inference: no lse
+            out, lse = ops.attention(q, k, v, causal=self.causal), None
         a2 = out.transpose(0, 2, 1, 3).reshape(B * T, C)            # (B, T, nh, hs) -> (B*T, C)
         y = ops.gemm(a2, p["W_o"])                                  # (B*T, C)
         ops.bias_act(y, p["b_o"], out=y)                            # += b_o, in place
         y = y.reshape(B, T, C)
-        self._x2, self._qkv, self._out, self._lse = x2, qkv, out, lse
+        # inference (training=False) keeps no cache: evaluate/predict hold no activations
+        # (a2 too: the copy the heads were merged into, which dW_o needs again)
+        self._x2, self._qkv, self._out, self._lse, self._a2 = \
+            (x2, qkv, out, lse, a2) if training else (None,) * 5
         self._mask = None
         if training and self.training and self.dropout > 0.0:       # residual dropout
             self._mask = dropout_mask(y, self.dropout, self._rng)
@@ -126,8 +133,7 @@ class MultiHeadAttention(Layer):
             g = g * self._mask                                      # a new array: g untouched
         g2 = xp.ascontiguousarray(g).reshape(B * T, C)              # (B*T, C)
         # in the forward pass this was y = a2 W_o + b_o
-        a2 = self._out.transpose(0, 2, 1, 3).reshape(B * T, C)      # (B*T, C)
-        ops.gemm_tn(a2, g2, out=gr["W_o"], accumulate=True)         # dW_o += a2ᵀ g
+        ops.gemm_tn(self._a2, g2, out=gr["W_o"], accumulate=True)         # dW_o += a2ᵀ g
         ops.bias_grad(g2, out=gr["b_o"], accumulate=True)           # db_o += Σ_n g_n
         da = ops.gemm_nt(g2, p["W_o"])                              # (B*T, C) = g W_oᵀ
         dout = xp.ascontiguousarray(
@@ -135,10 +141,12 @@ class MultiHeadAttention(Layer):
         q, k, v = self._qkv
         dq, dk, dv = ops.attention_backward(q, k, v, self._out, dout, lse=self._lse,
                                             causal=self.causal)
-        # in the forward pass this was qkv = x2 W_qkv + b_qkv, then split into heads
-        dqkv = xp.stack([dq, dk, dv])                               # (3, B, nh, T, hs)
-        dqkv = xp.ascontiguousarray(
-            dqkv.transpose(1, 3, 0, 2, 4)).reshape(B * T, 3 * C)    # (B*T, 3C)
+        # in the forward pass this was qkv = x2 W_qkv + b_qkv, then split into heads: each of
+        # dq, dk, dv is copied once, straight into its columns of dqkv
+        dqkv = xp.empty((B, T, 3, nh, hs), dtype=dq.dtype)          # (B, T, 3, nh, hs)
+        for i, d in enumerate((dq, dk, dv)):
+            dqkv[:, :, i] = d.transpose(0, 2, 1, 3)                 # (B, T, nh, hs)
+        dqkv = dqkv.reshape(B * T, 3 * C)                           # (B*T, 3C), a view
         ops.gemm_tn(self._x2, dqkv, out=gr["W_qkv"], accumulate=True)  # dW_qkv += xᵀ dqkv
         ops.bias_grad(dqkv, out=gr["b_qkv"], accumulate=True)       # db_qkv += Σ_n dqkv_n
         if not self.needs_input_grad:

@@ -76,7 +76,7 @@ class Embedding(Layer):
 
     def forward(self, ids, training=True):
         ids = self._check_ids(ids)
-        self._ids = ids
+        self._ids = ids if training else None               # inference: no cache
         return ops.embedding(ids, self.params["W"])         # (..., C), e.g. (B, T, C)
 
     def backward(self, grad_out):

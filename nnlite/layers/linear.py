@@ -75,7 +75,8 @@ class Linear(Layer):
         y = ops.gemm(x2, W)                                 # (N, out), a new array
         if self.bias:
             ops.bias_act(y, self.params["b"], out=y)        # y += b in place: no second buffer
-        self._x2, self._in_shape = x2, x.shape
+        # inference (training=False) keeps no cache: evaluate/predict hold no activations
+        self._x2, self._in_shape = (x2, x.shape) if training else (None, None)
         return y.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, grad_out):

@@ -63,8 +63,9 @@ class LayerNorm(Layer):
         x = ops.array_module(x).ascontiguousarray(x)    # cached for backward: copied once at most
         checks.check_min_ndim(self, x, 1, f"(..., {self.dim})")
         checks.check_last_dim(self, x, self.dim)
-        y, self._mean, self._rstd = ops.layernorm(x, gamma, self.params["beta"], self.eps)
-        self._x = x
+        y, mean, rstd = ops.layernorm(x, gamma, self.params["beta"], self.eps)
+        # inference (training=False) keeps no cache: evaluate/predict hold no activations
+        self._x, self._mean, self._rstd = (x, mean, rstd) if training else (None, None, None)
         return y
 
     def backward(self, grad_out):

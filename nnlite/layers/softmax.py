@@ -28,8 +28,9 @@ class Softmax(Layer):
     def forward(self, x, training=True):
         x = checks.as_input(self, x)
         checks.check_min_ndim(self, x, 1, "(..., classes)")
-        self._y = ops.softmax(x)
-        return self._y
+        y = ops.softmax(x)
+        self._y = y if training else None   # inference: no cache
+        return y
 
     def backward(self, grad_out):
         checks.check_forward_called(self, self._y)

@@ -193,19 +193,26 @@ class Block(_Modules):
     def forward(self, x, training=True):
         x = _checks.as_input(self, x, self.ln_1.dtype)
         training = training and self.training
-        # new arrays, never in place: ln_1 and ln_2 keep their inputs for backward
-        x = x + self.attn.forward(self.ln_1.forward(x, training), training)   # (B, T, C)
-        x = x + self.mlp.forward(self.ln_2.forward(x, training), training)    # (B, T, C)
-        self._shape = x.shape
-        return x
+        # The residual adds go into the branch's output, in place: x itself is never written
+        # (ln_1 and ln_2 keep their inputs for backward), while attn's and mlp's outputs are
+        # new arrays that no part caches (each part caches its input, not its output)
+        a = self.attn.forward(self.ln_1.forward(x, training), training)       # (B, T, C)
+        a += x                                                                # x1 = x + attn
+        m = self.mlp.forward(self.ln_2.forward(a, training), training)        # (B, T, C)
+        m += a                                                                # y = x1 + mlp
+        self._shape = m.shape if training else None     # inference: nothing kept
+        return m
 
     def backward(self, grad_out):
         _checks.check_forward_called(self, self._shape)
         g = _checks.as_grad(self, grad_out, self._shape, None)
-        # in the forward pass this was y = x1 + mlp(ln_2(x1)): g reaches x1 by both paths
-        dx1 = g + self.ln_2.backward(self.mlp.backward(g))      # a new array: g left as it came
+        # in the forward pass this was y = x1 + mlp(ln_2(x1)): g reaches x1 by both paths.
+        # The adds go into LayerNorm's input gradient, a new array: g is left as it came
+        dx1 = self.ln_2.backward(self.mlp.backward(g))
+        dx1 += g
         # and before it x1 = x + attn(ln_1(x))
-        dx = dx1 + self.ln_1.backward(self.attn.backward(dx1))
+        dx = self.ln_1.backward(self.attn.backward(dx1))
+        dx += dx1
         return dx if self.needs_input_grad else None
 
     def output_shape(self, input_shape):

@@ -202,6 +202,15 @@ if _import_errors:
         + ["NNLITE_BACKEND=numpy selects the twins on purpose (and silences this warning)"]),
         RuntimeWarning, stacklevel=2)
 
+
+def profile(model=None):
+    """``with ops.profile(model) as prof: ...; print(prof.table())``: per-op calls, time and
+    FLOPs, and (given a model) per-layer forward/backward time, for the code in the block;
+    nothing is timed outside it (nnlite/ops/_profile.py)."""
+    from . import _profile
+    return _profile.profile(globals(), _TABLE, model)
+
+
 # ----------------------------------------------------------------------------- runtime switches
 # compiled extension modules, for the SIMD path and thread switches
 _EXTENSIONS = ("_gemm", "_pointwise", "_attention", "_nn")
@@ -290,4 +299,4 @@ if _env_simd and _extensions():
 
 __all__ = list(OPS) + ["reference", "compiled_kernels", "array_module", "add_backend",
                        "simd_path", "simd_paths", "set_simd_path", "force_simd", "num_threads",
-                       "set_num_threads", "has_openmp", "BACKEND"]
+                       "set_num_threads", "has_openmp", "profile", "BACKEND"]
