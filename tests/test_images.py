@@ -69,6 +69,10 @@ def test_float_scaling(tmp_path):
     assert g.tolist() == [[0, 128, 255, 255]]                  # clipped above
     g = nl.utils.save_image_grid(y, tmp_path / "c.png", pad=0, scale="auto")
     assert g.tolist() == [[0, 64, 128, 255]]
+    ints = np.array([[[0, 128, 255]]], np.int64)                 # integers: 0..255
+    assert nl.utils.save_image_grid(ints, tmp_path / "e.png", pad=0).tolist() == [[0, 128, 255]]
+    mask = np.array([[[True, False]]])
+    assert nl.utils.save_image_grid(mask, tmp_path / "f.png", pad=0).tolist() == [[255, 0]]
     flat = np.zeros((2, 16))
     assert nl.utils.save_image_grid(flat, tmp_path / "d.png", pad=0).shape == (4, 8)
 

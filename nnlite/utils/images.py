@@ -52,13 +52,13 @@ def _to_uint8(images, scale, what):
         return x
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{what}: images must be numeric, got dtype {x.dtype}")
-    x = x.astype(np.float64)
+    kind, x = x.dtype.kind, x.astype(np.float64)
     if not np.isfinite(x).all():
         bad = int(np.size(x) - np.isfinite(x).sum())
         raise ValueError(f"{what}: images hold {bad} NaN/inf values; a picture needs finite "
                          f"pixels (did the training diverge?)")
     if scale is None:
-        lo, hi = (0.0, 255.0) if x.dtype.kind in "biu" or x.max() > 1 else (0.0, 1.0)
+        lo, hi = (0.0, 1.0) if kind == "b" or (kind == "f" and x.max() <= 1) else (0.0, 255.0)
     elif scale == "auto":
         lo, hi = float(x.min()), float(x.max())
     else:
@@ -90,8 +90,8 @@ def save_image_grid(images, path, nrow=8, pad=2, scale=None, pad_value=0):
     pad : int
         Pixels of ``pad_value`` between the images and around the grid.
     scale : None, 'auto' or (lo, hi)
-        How numbers become grey levels: None takes [0, 1] for floats whose maximum is at
-        most 1 and [0, 255] otherwise; ``(lo, hi)`` maps lo to black and hi to white (e.g.
+        How numbers become grey levels: None takes [0, 1] for booleans and for floats whose
+        maximum is at most 1, and [0, 255] otherwise (integers, larger floats); ``(lo, hi)`` maps lo to black and hi to white (e.g.
         ``(-1, 1)`` for a tanh generator); ``'auto'`` uses the batch's own min and max. Values
         outside are clipped.
     pad_value : int
