@@ -100,7 +100,7 @@ class GAN:
         probs = {}
 
         def loss_grad(logits):
-            p = 1 / (1 + np.exp(-logits))
+            p = 0.5 * (1 + np.tanh(0.5 * logits))         # sigmoid, without overflow
             probs["real"], probs["fake"] = float(p[:n].mean()), float(p[n:].mean())
             return self.bce(logits, target), self.bce.backward()
 

@@ -85,6 +85,11 @@ def build(latent_dim, hidden):
     return encoder, decoder
 
 
+def sigmoid(z):
+    """1 / (1 + exp(-z)), written as (1 + tanh(z / 2)) / 2: no exp to overflow."""
+    return 0.5 * (1 + np.tanh(0.5 * z))
+
+
 def elbo_and_grads(x, logits, mu, log_var, eps):
     """The negative ELBO per image (the batch mean) and its gradients.
 
@@ -105,7 +110,7 @@ def elbo_and_grads(x, logits, mu, log_var, eps):
     rec = (np.maximum(logits, 0) - logits * x + np.log1p(np.exp(-np.abs(logits)))).sum() / n
     var = np.exp(log_var)
     kl = -0.5 * (1 + log_var - mu ** 2 - var).sum() / n
-    d_logits = (1 / (1 + np.exp(-logits)) - x) / n              # sigmoid(l) - x
+    d_logits = (sigmoid(logits) - x) / n
     d_mu_kl = mu / n
     d_log_var_kl = 0.5 * (var - 1) / n
     dz_dlog_var = 0.5 * eps * np.exp(0.5 * log_var)
@@ -144,7 +149,7 @@ def test_elbo(encoder, decoder, x, seed, batch_size=1000):
 
 def decode(decoder, z):
     logits = decoder.forward(z.astype(np.float32), training=False)
-    return (1 / (1 + np.exp(-logits))).reshape(-1, 28, 28)
+    return sigmoid(logits).reshape(-1, 28, 28)
 
 
 def pictures(args, encoder, decoder, x_test, y_test):
