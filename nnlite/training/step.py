@@ -68,7 +68,9 @@ def frozen(*models):
     they were afterwards). A frozen model's parameters are left out of :func:`train_step`'s and
     :func:`trainable_pairs`' updates, so nothing changes them; ``forward`` and ``backward``
     work as usual (``backward`` still returns the input gradient, and still adds into its
-    ``grads``, which the model's own next step zeroes first)."""
+    ``grads``, which the model's own next step zeroes first). That last part is work a frozen
+    model need not do (PyTorch's ``requires_grad_(False)`` skips it): the layers do not yet
+    know they are frozen."""
     saved = [(m, m.__dict__.get("trainable")) for m in models]
     for m in models:
         m.trainable = False
