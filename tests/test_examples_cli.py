@@ -118,7 +118,7 @@ def help_entries(text):
     return entries
 
 
-EXAMPLES = ["gpt_shakespeare", "mnist_mlp", "perceptron", "regression", "wine"]
+EXAMPLES = ["gan", "gpt_shakespeare", "mnist_mlp", "perceptron", "regression", "vae", "wine"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -57,9 +57,19 @@ class DataLoader:
     ``seed`` (an int or ``numpy.random.Generator``; the same seed gives the same sequence of
     epochs) or, when ``seed`` is None, from ``nnlite.random``. ``drop_last`` skips a final
     partial batch. ``len(loader)`` is the number of batches per epoch.
+
+    ``transform`` (see :mod:`nnlite.data.transforms`) is applied to the first field of every
+    batch (the inputs, never the targets) as ``transform(xb, rng)``, with the generator the
+    shuffle draws from: ``seed`` makes the augmented epochs repeatable too. Give it to the
+    training loader only, not to the evaluation one.
     """
 
-    def __init__(self, dataset, batch_size=32, shuffle=False, drop_last=False, seed=None):
+    def __init__(self, dataset, batch_size=32, shuffle=False, drop_last=False, seed=None,
+                 transform=None):
+        if transform is not None and not callable(transform):
+            raise TypeError(f"DataLoader: transform must be a callable t(x, rng), e.g. "
+                            f"nl.data.transforms.RandomShift(2), got {type(transform).__name__}")
+        self.transform = transform
         self.batch_size = check_int("DataLoader", "batch_size", batch_size, low=1)
         check_seed("DataLoader", seed, generators=True)
         self.dataset = _as_dataset(dataset)
@@ -73,27 +83,30 @@ class DataLoader:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _order(self, n):
-        if not self.shuffle:
-            return None
-        rng = self._rng if self._rng is not None else _random.get_rng()
-        return rng.permutation(n)
+    def _order(self, n, rng):
+        return rng.permutation(n) if self.shuffle else None
 
     def __iter__(self):
         ds, bs = self.dataset, self.batch_size
         n = len(ds)
-        order = self._order(n)
+        # read when the epoch starts (inside fit's epoch: that epoch's generator)
+        rng = self._rng if self._rng is not None else _random.get_rng()
+        order = self._order(n, rng)
         stop = (n // bs) * bs if self.drop_last else n
         fast = isinstance(ds, TensorDataset)
         for start in range(0, stop, bs):
             end = min(start + bs, n)
             if fast:
                 index = slice(start, end) if order is None else order[start:end]
-                yield tuple(a[index] for a in ds.arrays)
+                batch = tuple(a[index] for a in ds.arrays)
             else:
                 index = range(start, end) if order is None else order[start:end].tolist()
-                yield _collate([ds[i] for i in index])
+                batch = _collate([ds[i] for i in index])
+            if self.transform is not None:
+                batch = (self.transform(batch[0], rng), *batch[1:])
+            yield batch
 
     def __repr__(self):
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed!r})")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed!r}"
+                + ("" if self.transform is None else f", transform={self.transform!r}") + ")")

@@ -39,6 +39,10 @@ class Layer(Configurable):
     # False for a layer whose parameters wait for the input size (``Dense(units)``): its
     # first call, or ``build(input_shape)``, makes them
     built = True
+    # False: left out of the optimizer steps of nl.train_step / nl.training.trainable_pairs
+    # (Keras' ``layer.trainable``; ``with nl.frozen(layer):`` sets it for a block). Set on a
+    # Sequential, it covers every layer in it. (``fit`` still updates every parameter.)
+    trainable = True
 
     def __init__(self, name=None):
         self.params = {}

@@ -272,6 +272,24 @@ class IterableAdapter:
 
 
 # -- choosing the adapter --------------------------------------------------------------------
+class TransformAdapter:
+    """``fit(..., transform=)``: the training batches of ``adapter`` with ``transform(xb,
+    rng)`` applied to their inputs (data augmentation, :mod:`nnlite.data.transforms`), cast
+    back to ``dtype``. ``rng`` is :mod:`nnlite.random`'s generator when each batch is made,
+    which ``fit`` sets to the epoch's own: the augmentation follows the run's seed."""
+
+    def __init__(self, adapter, transform, dtype):
+        if not callable(transform):
+            raise TypeError(f"fit: transform must be a callable t(x, rng), e.g. "
+                            f"nl.data.transforms.RandomShift(2), got {type(transform).__name__}")
+        self.adapter, self.transform, self.dtype = adapter, transform, dtype
+        self.steps = adapter.steps
+
+    def epoch(self):
+        for xb, *rest in self.adapter.epoch():
+            yield (cast_x(self.transform(xb, _random.get_rng()), self.dtype), *rest)
+
+
 def split_validation(x, y, validation_split):
     """``(x, y, x_val, y_val)``: the *last* ``validation_split`` of the samples held out, taken
     before any shuffling (as Keras)."""

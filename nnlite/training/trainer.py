@@ -278,7 +278,8 @@ class Trainer:
 
     def fit(self, x, y=None, batch_size=32, epochs=1, validation_data=None, validation_split=0.0,
             shuffle=True, callbacks=None, verbose=1, seed=None, steps_per_epoch=None,
-            validation_steps=None, class_weight=None, sample_weight=None, initial_epoch=0):
+            validation_steps=None, class_weight=None, sample_weight=None, initial_epoch=0,
+            transform=None):
         """Train for ``epochs`` passes over ``(x, y)``, or over batches drawn from ``x``.
 
         Parameters
@@ -337,6 +338,12 @@ class Trainer:
             weight); an iterable ``x`` may yield ``(xb, yb, sample_weight)`` batches instead.
             The loss stays a mean over all terms (Keras' ``sum_over_batch_size``), so weights
             of 2 double the gradient.
+        transform : callable ``t(xb, rng)``, optional
+            Data augmentation (:mod:`nnlite.data.transforms`, e.g.
+            ``Compose([RandomShift(2), RandomRotation(10)])``) applied to the inputs of every
+            training batch, drawing from the epoch's generator (repeatable from ``seed``);
+            never to the validation data. A ``DataLoader(..., transform=)`` given as ``x`` does
+            the same.
 
         Returns
         -------
@@ -360,6 +367,8 @@ class Trainer:
             steps_per_epoch=steps_per_epoch, validation_data=validation_data,
             validation_split=validation_split, validation_steps=validation_steps,
             sample_weight=sample_weight)
+        if transform is not None:
+            train = data_adapter.TransformAdapter(train, transform, self._input_dtype())
         classes = None if class_weight is None else data_adapter.check_class_weight(class_weight)
         if sample_weight is not None or classes is not None:
             self._check_weighted_loss()
