@@ -288,7 +288,8 @@ if _env_simd and _extensions():
         warnings.warn(f"NNLITE_SIMD={_env_simd!r}: this CPU cannot run that path; "
                       f"using {simd_path()!r}")
 
-from .peak import measure_peak  # noqa: E402  (the benchmarks' "% of peak"; needs num_threads)
+# last: it uses num_threads (the FMA peak behind the benchmarks' "% of peak")
+from .peak import measure_peak
 
 __all__ = list(OPS) + ["reference", "compiled_kernels", "array_module", "add_backend",
                        "simd_path", "simd_paths", "set_simd_path", "force_simd", "num_threads",
