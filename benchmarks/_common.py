@@ -108,14 +108,16 @@ def import_torch(threads, optional=True):
     return torch
 
 
-def add_gpt_args(p, n_layer):
-    """Add the GPT size arguments (nanoGPT's CPU "baby GPT" defaults) to the parser ``p``."""
+def add_gpt_args(p, n_layer, twins=True):
+    """Add the GPT size arguments (nanoGPT's CPU "baby GPT" defaults) to the parser ``p``, and
+    ``--allow-twins`` unless ``twins`` is False."""
     p.add_argument("--n-layer", type=int, default=n_layer)
     p.add_argument("--n-head", type=int, default=4)
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--block-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=12)
-    add_twins_arg(p)
+    if twins:
+        add_twins_arg(p)
 
 
 def torch_gpt(torch, vocab_size, block_size, n_layer, n_head, n_embd):
