@@ -43,6 +43,18 @@ PAUSE = 0.3
 LIBS = ("nnlite", "numpy", "torch")     # the table's row order within a case
 
 
+def set_threads(n):
+    """Set the BLAS / OpenMP thread variables to ``n`` in this process (a script that runs in
+    one process: check_gpt_vs_torch.py; the others start a child per thread count).
+
+    Call it before numpy is imported; later, the pools are already sized and this does nothing.
+    """
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    if "numpy" in sys.modules:  # only possible if a script is imported, not run
+        print("warning: numpy was imported before the thread count was set", file=sys.stderr)
+
+
 def repo_nnlite(only_if_missing=False, allow_twins=False):
     """Make ``import nnlite`` find this checkout's nnlite, so the scripts run without installing,
     and refuse to go on when the nnlite found has no compiled kernels (``require_compiled``).
