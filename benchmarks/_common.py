@@ -261,7 +261,7 @@ def time_block(fn, budget=0.5, min_samples=7, max_samples=10_000, sample_s=0.02,
         fn()
         last = clock() - t
         calls += 1
-    inner = max(1, min(100_000, int(sample_s / max(last, 1e-9))))
+    inner = max(1, min(100_000, round(sample_s / max(last, 1e-9))))
     samples = []
     start = clock()
     while len(samples) < max_samples and (len(samples) < min_samples
