@@ -5,9 +5,8 @@ assertions: the statistics are checked on known samples and a fake clock."""
 import itertools
 import shutil
 
-import pytest
-
 import _child
+import pytest
 from _scripts import REPO, load_script
 
 common = load_script("benchmarks/_common.py", "bench_common")
