@@ -438,6 +438,11 @@ def fmt_time(s):
     return f"{s:.3f}s"
 
 
+def fmt_iqr(r):
+    """A relative IQR as a short percentage (a very noisy cell reads '>999%')."""
+    return ">999%" if r >= 10 else f"{100 * r:.0f}%" if r >= 1 else f"{100 * r:.1f}%"
+
+
 COLS = (("median", 9), ("iqr", 6), ("best", 9), ("GF/s", 7), ("%peak", 6), ("xnumpy", 7),
         ("xtorch", 7))
 
@@ -480,7 +485,7 @@ def table(results):
                     line += " |" + f"{text[:group_w - 1]:>{group_w}}"
                     continue
                 st = Stats.from_dict(row["stats"])
-                vals = {"median": fmt_time(st.median), "iqr": f"{100 * st.iqr:.1f}%",
+                vals = {"median": fmt_time(st.median), "iqr": fmt_iqr(st.iqr),
                         "best": fmt_time(st.best)}
                 if row["flops"]:
                     gf = row["flops"] / st.median / 1e9

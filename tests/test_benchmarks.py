@@ -18,6 +18,8 @@ def test_stats_of_known_samples():
     st = common.Stats.of([9, 1, 8, 2, 7, 3, 6, 4, 5])       # order does not matter
     assert (st.median, st.q1, st.q3, st.best, st.worst, st.n) == (5, 3, 7, 1, 9, 9)
     assert st.iqr == pytest.approx((7 - 3) / 5)
+    assert [common.fmt_iqr(r) for r in (0.0123, 0.8, 2.5, 12)] == ["1.2%", "80.0%", "250%",
+                                                                  ">999%"]
     st = common.Stats.of([1.0, 2.0, 3.0, 4.0])
     assert (st.median, st.q1, st.q3) == (2.5, 1.75, 3.25)
     st = common.Stats.of([0.5])
@@ -85,7 +87,7 @@ def test_table_columns_and_ratios_come_from_the_medians():
     for col in ("median", "iqr", "best", "GF/s", "%peak", "xnumpy", "xtorch"):
         assert lines[1].count(col) == 2
     nn = next(ln for ln in lines if "nnlite" in ln).split("|")
-    assert nn[1].split() == ["2.00ms", "200.0%", "1.00ms", "1000.0", "50%", "2.00", "-"]
+    assert nn[1].split() == ["2.00ms", "200%", "1.00ms", "1000.0", "50%", "2.00", "-"]
     assert nn[2].split()[4] == "25%"                            # the 2-thread peak is 4000
     np_row = next(ln for ln in lines if ln.split()[1:2] == ["numpy"]).split("|")
     assert np_row[1].split()[-2:] == ["1.00", "-"]   # its best (0.5 ms) does not count
