@@ -53,6 +53,7 @@ if args._mem is None and _common.run_parent(args) is not None and args.no_memory
 
 import numpy as np  # a child (or the parent, for the memory table) from here on
 
+
 def _status_kib(field):
     with open("/proc/self/status") as f:
         for line in f:
