@@ -277,3 +277,23 @@ def test_broadcast_and_readonly(rng):
     out.flags.writeable = False
     with pytest.raises(ValueError):
         ops.gemm(a, b, out=out)
+
+
+@needs_compiled
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_any_blocking_gives_the_same_product(dtype, path, rng):
+    """The tuning hook (benchmarks/tune_gemm.py) may pick any blocks: tiny ones that split every
+    dimension into many ragged blocks, A packed or read in place; the product stays right."""
+    from nnlite.ops import _gemm
+    try:
+        with simd(path):
+            for kc, mc, nc, pack_a in [(8, 8, 16, 1), (24, 40, 48, 1), (512, 1024, 8192, 1),
+                                       (16, 0, 0, 0), (0, 0, 0, 1)]:
+                _gemm._set_tuning(kc, mc, nc, pack_a)
+                for op in OPS:
+                    for m, k, n in [(65, 257, 63), (130, 70, 200), (7, 1000, 33)]:
+                        a, b = operands(op, m, k, n, dtype, rng)
+                        assert_close(getattr(ops, op)(a, b), expected(op, a, b), k, dtype)
+    finally:
+        _gemm._set_tuning()

@@ -124,6 +124,13 @@ PYBIND11_MODULE(_gemm, m) {
         },
         py::arg("op"), py::arg("a"), py::arg("b"), py::arg("trans_a"), py::arg("trans_b"),
         py::arg("out"), py::arg("accumulate"));
+    // Tuning sweeps only (benchmarks/tune_gemm.py): override plan_gemm's blocks for later calls.
+    m.def(
+        "_set_tuning",
+        [](int64_t kc, int64_t mc, int64_t nc, int pack_a) {
+            nnlite::set_gemm_override({kc, mc, nc, pack_a});
+        },
+        py::arg("kc") = 0, py::arg("mc") = 0, py::arg("nc") = 0, py::arg("pack_a") = -1);
 
     // The FMA peak probe (common/peak.cpp), here because the GEMM is what it is the peak of:
     // nnlite.ops.measure_peak() turns the dict into GFLOP/s and a sentence.

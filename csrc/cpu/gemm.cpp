@@ -315,6 +315,9 @@ static int64_t balanced_block(int64_t total, int64_t max_blk, int64_t unit) {
 // few microseconds, as long as ~0.5M FMAs take on one core.
 static constexpr int64_t kParallelMinFma = 1 << 19;
 
+static GemmOverride g_override;  // see gemm.h; all automatic unless a sweep sets it
+void set_gemm_override(const GemmOverride& o) { g_override = o; }
+
 // Every tuning rule of the GEMM, each with its reason.
 template <typename T>
 static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max_threads) {
@@ -328,6 +331,7 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
     // (BLIS's "sup" idea) was worth ~20% on the MNIST shapes and nothing was lost on the big
     // ones, since a broadcast from the caller's matrix costs the same as from a panel.
     p.pack_a = N > 2 * NR && double(M) * double(K) * sizeof(T) > 384.0 * 1024;
+    if (g_override.pack_a >= 0) p.pack_a = g_override.pack_a && N > NR;
 
     // Row-contiguous B reused by at most 16 A panels (a small batch) is read in place: each B
     // panel serves too few tiles to repay the copy. Only a ragged last panel is packed (zero
@@ -335,7 +339,7 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
     // panel is reused 128 times and contiguity pays.
     p.b_in_place = g.b.cs == 1 && M <= 16 * MR;
 
-    p.KC = balanced_block(K, t.KC, 8);
+    p.KC = balanced_block(K, g_override.kc > 0 ? g_override.kc : t.KC, 8);
 
     // Threads: one below kParallelMinFma FMAs, and at least two tiles for each.
     int nt = max_threads;
@@ -348,8 +352,8 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
         // tiles B-panel-major; the barriers between packing and computing cost little next to
         // blocks this big.
         p.grid_n = p.grid_m = 1;
-        p.MC = balanced_block(M, t.MC, MR);
-        p.NC = balanced_block(N, t.NC, NR);
+        p.MC = balanced_block(M, g_override.mc > 0 ? g_override.mc : t.MC, MR);
+        p.NC = balanced_block(N, g_override.nc > 0 ? g_override.nc : t.NC, NR);
         return p;
     }
     // Small problems: no barriers, each thread owns a cell of tiles (a range of B panels x a

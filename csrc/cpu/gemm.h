@@ -27,6 +27,15 @@ template <typename T>
 void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const Mat<const T>& b,
                   const Mat<T>& c, bool accumulate);
 
+// Tuning sweeps (benchmarks/tune_gemm.py): values > 0 replace plan_gemm's choices for every
+// later call in this process (kc, mc, nc: block sizes; pack_a: 0 or 1); 0 or less: automatic.
+// Not for use beside other calls: it is one process-wide setting, read without a lock.
+struct GemmOverride {
+    int64_t kc = 0, mc = 0, nc = 0;
+    int pack_a = -1;
+};
+void set_gemm_override(const GemmOverride& o);
+
 extern template void gemm_strided<float>(int64_t, int64_t, int64_t, const Mat<const float>&,
                                          const Mat<const float>&, const Mat<float>&, bool);
 extern template void gemm_strided<double>(int64_t, int64_t, int64_t, const Mat<const double>&,
