@@ -384,14 +384,17 @@ class Run:
     def note(self, line):
         self.notes.append(line)
 
-    def time(self, case, fns, flops=None):
+    def time(self, case, fns, flops=None, peak_factor=1.0):
         """Time ``fns = {library: fn or None}`` on ``case`` (a label); ``flops``: the work of
-        one call, for GFLOP/s and % of peak (None: not a FLOP-bound case)."""
+        one call, for GFLOP/s and % of peak (None: not a FLOP-bound case). ``peak_factor``
+        scales the (float32) peak for this case: 0.5 for float64, half the lanes per
+        register."""
         a = self.args
         stats = time_libraries(fns, pause=a.pause, budget=a.budget, min_samples=a.repeat,
                                sample_s=a.sample_s, warmup_s=a.warmup_s)
         for lib, st in stats.items():
-            self.rows.append({"case": case, "lib": lib, "stats": st.to_dict(), "flops": flops})
+            self.rows.append({"case": case, "lib": lib, "stats": st.to_dict(), "flops": flops,
+                              "peak_factor": peak_factor})
         return stats
 
     def finish(self):
@@ -490,7 +493,8 @@ def table(results):
                 if row["flops"]:
                     gf = row["flops"] / st.median / 1e9
                     vals["GF/s"] = f"{gf:.1f}"
-                    vals["%peak"] = f"{100 * gf / peaks[n]:.0f}%" if peaks.get(n) else "-"
+                    peak = (peaks.get(n) or 0) * row.get("peak_factor", 1.0)
+                    vals["%peak"] = f"{100 * gf / peak:.0f}%" if peak else "-"
                 for other, key in (("numpy", "xnumpy"), ("torch", "xtorch")):
                     ref = cells.get((case, other, n))
                     vals[key] = (f"{ref['stats']['median'] / st.median:.2f}" if ref else "-")

@@ -115,7 +115,9 @@ def main(args):
     rng = np.random.default_rng(0)
     RUN.note(f"GEMM C = op(A) @ op(B), {dtype}; FLOPs = 2·M·N·K per call; case labels: "
              "'square S' = S³, 'mlp B<batch> in->out', 'gpt <layer> in->out' (768 tokens); "
-             "fwd = X @ W, dX = dY @ Wᵀ (gemm_nt), dW = Xᵀ @ dY (gemm_tn)")
+             "fwd = X @ W, dX = dY @ Wᵀ (gemm_nt), dW = Xᵀ @ dY (gemm_tn)"
+             + ("; float64: %peak is of half the float32 peak (half the lanes per register)"
+                if dtype == np.float64 else ""))
     bad = []
     for label, op, m, k, n in cases(args):
         a, b = operands(op, m, k, n, dtype, rng)
@@ -123,7 +125,8 @@ def main(args):
         fns = {"nnlite": lambda f=nn_op, a=a, b=b: f(a, b),
                "numpy": lambda f=np_op, a=a, b=b: f(a, b),
                "torch": torch_fn(op, a, b) if torch is not None else None}
-        RUN.time(f"{label} ({m}x{k}x{n})", fns, flops=2.0 * m * n * k)
+        RUN.time(f"{label} ({m}x{k}x{n})", fns, flops=2.0 * m * n * k,
+                 peak_factor=0.5 if dtype == np.float64 else 1.0)
         if args.check:
             err = check(op, a, b, k, dtype)
             if err >= 4.0:

@@ -89,6 +89,9 @@ def test_table_columns_and_ratios_come_from_the_medians():
     nn = next(ln for ln in lines if "nnlite" in ln).split("|")
     assert nn[1].split() == ["2.00ms", "200%", "1.00ms", "1000.0", "50%", "2.00", "-"]
     assert nn[2].split()[4] == "25%"                            # the 2-thread peak is 4000
+    half = _result(1, 2000.0, rows[:1])
+    half["rows"][0]["peak_factor"] = 0.5                        # float64: half the lanes
+    assert next(ln for ln in common.table([half]) if "nnlite" in ln).split()[7] == "100%"
     np_row = next(ln for ln in lines if ln.split()[1:2] == ["numpy"]).split("|")
     assert np_row[1].split()[-2:] == ["1.00", "-"]   # its best (0.5 ms) does not count
 
