@@ -3,6 +3,7 @@
 Extensions (one per kernel family, so each can be rebuilt and tested on its own):
 
     nnlite.ops._gemm        csrc/cpu/gemm.cpp       + csrc/bindings/bind_gemm.cpp   (pybind11)
+                            + csrc/common/peak.cpp (the FMA peak probe the benchmarks divide by)
     nnlite.ops._pointwise   csrc/cpu/pointwise.cpp, softmax.cpp + bindings/bind_pointwise.cpp
     nnlite.ops._attention   csrc/cpu/attention.cpp  + csrc/bindings/bind_attention.cpp
     nnlite.ops._nn          csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp, sum_squares.cpp
@@ -77,7 +78,7 @@ from setuptools.command.build_ext import build_ext
 # csrc/cpu/     one file per kernel family, no Python
 # csrc/bindings/ the only C++ that knows Python (pybind11)
 CPP_FAMILIES = {
-    "gemm": ["csrc/cpu/gemm.cpp", "csrc/bindings/bind_gemm.cpp"],
+    "gemm": ["csrc/cpu/gemm.cpp", "csrc/common/peak.cpp", "csrc/bindings/bind_gemm.cpp"],
     "pointwise": ["csrc/cpu/pointwise.cpp", "csrc/cpu/softmax.cpp",
                   "csrc/bindings/bind_pointwise.cpp"],
     "attention": ["csrc/cpu/attention.cpp", "csrc/bindings/bind_attention.cpp"],

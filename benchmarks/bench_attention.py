@@ -1,51 +1,57 @@
-"""Causal attention, forward and forward+backward: nnlite's flash-style kernel vs PyTorch.
+"""Causal attention, forward and forward+backward: nnlite's flash-style kernel vs its numpy
+twin vs PyTorch.
 
-    python benchmarks/bench_attention.py                     # float32, 2 threads, default shapes
-    python benchmarks/bench_attention.py --threads 1 --simd avx2
+    python benchmarks/bench_attention.py                     # float32, 1 and 2 threads
+    python benchmarks/bench_attention.py --threads 2 --simd avx2
     python benchmarks/bench_attention.py --shapes 12x4x64x32 --no-memory
 
 Times: torch is ``scaled_dot_product_attention(q, k, v, is_causal=True)`` (forward under
 no_grad; forward+backward with requires_grad inputs and ``out.backward(grad)``); nnlite is
-``ops.attention(..., return_lse=True)`` then ``ops.attention_backward(..., lse=lse)``. Each entry
-is the mean over an inner loop of ~30 ms, best of --repeat rounds, libraries interleaved with a
-short sleep (the machine is small and shared: the best round is the least disturbed one).
-Ratio = nnlite time / torch time, so < 1 means nnlite is faster.
+``ops.attention(..., return_lse=True)`` then ``ops.attention_backward(..., lse=lse)``; numpy
+is nnlite's twin (nnlite/ops/reference.py), which builds the (B, H, T, T) scores. Timing and
+table: see benchmarks/_common.py (each library in its own block with a pause before it,
+median / IQR / best, one child interpreter per thread count).
+
+FLOPs (for GF/s and % of peak), counting the useful work of the causal product only: the
+T(T+1)/2 (query, key) pairs a causal mask keeps, D multiply-adds each, per matrix product;
+forward 2 products (S = QKᵀ, O = PV): 2·2·D·B·H·T(T+1)/2; forward+backward 2 + 4 more
+(dV = PᵀdO, dP = dO Vᵀ, dQ = dS K, dK = dSᵀQ): 6·2·D·B·H·T(T+1)/2. The exp and softmax work
+and the backward's recomputation of S are not counted.
 
 Memory: peak RSS growth of one causal attention forward (the high-water mark, VmHWM, reset
 just before the call via /proc/self/clear_refs, minus the RSS then; ``resource.getrusage``
-max-RSS deltas where that is unavailable), each measured in a fresh subprocess, for nnlite, the numpy twin (which
-builds the (B, H, T, T) scores like any naive implementation) and torch. The inputs are made
-before the "before" reading, so the delta is the output plus whatever the op allocates inside.
+max-RSS deltas where that is unavailable), each measured in a fresh subprocess, for nnlite, the
+numpy twin (which builds the (B, H, T, T) scores like any naive implementation) and torch. The
+inputs are made before the "before" reading, so the delta is the output plus whatever the op
+allocates inside.
 """
 import argparse
 import os
 import subprocess
 import sys
-import time
 
 import _common
 
 
-def parse():
+def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shapes", default="12x4x64x32,32x8x256x16",
                    help="comma-separated BxHxTxD for the timings")
-    _common.add_run_args(p, repeat=7)
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--mem-shapes", default="1x8x32,4x8x32", help="BxHxD for the memory table")
     p.add_argument("--mem-T", default="256,1024", help="sequence lengths for the memory table")
     p.add_argument("--_mem", nargs=5, metavar=("LIB", "B", "H", "T", "D"), help=argparse.SUPPRESS)
-    return p.parse_args()
+    return p
 
 
-args = parse()
-_common.set_threads(args.threads)  # before numpy starts its thread pool
+args = _common.parse(parser(), budget=0.5, repeat=7,
+                     quick={"shapes": "2x2x16x8", "mem_shapes": "1x2x8", "mem_T": "32"})
+# the parent runs the children (the timing table) here, then the memory table further down
+if args._mem is None and _common.run_parent(args) is not None and args.no_memory:
+    sys.exit(0)
 
-import numpy as np  # noqa: E402
-
-_common.repo_nnlite(allow_twins=args.allow_twins)
+import numpy as np  # a child (or the parent, for the memory table) from here on
 
 
 def _status_kib(field):
@@ -86,7 +92,7 @@ def mem_child(lib, B, H, T, D):
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal(shape, dtype=np.float32) for _ in range(3))
     if lib == "torch":
-        torch = _common.import_torch(args.threads, optional=False)
+        torch = _common.import_torch(args.threads[-1], optional=False)
         F = torch.nn.functional
         tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
         with torch.no_grad():  # warm up on a tiny problem: code paths, thread pool
@@ -107,86 +113,9 @@ def mem_child(lib, B, H, T, D):
     print(f"{after - before:.3f}")
 
 
-if args._mem:
-    mem_child(*args._mem)
-    sys.exit(0)
-
-from nnlite import ops  # noqa: E402
-
-torch = None if args.no_torch else _common.import_torch(args.threads)
-F = torch.nn.functional if torch is not None else None
-if args.threads:
-    ops.set_num_threads(args.threads)
-if args.simd:
-    ops.set_simd_path(args.simd)
-
-
-def bench(fns, repeat):
-    """{name: best-of-rounds mean time}, the functions interleaved round by round."""
-    for fn in fns.values():
-        fn()  # warm up
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            time.sleep(0.02)
-            # ~30 ms loops, no warm-up of their own: the loop above did it
-            best[name] = min(best[name], _common.timeit(fn, budget=0.03, max_n=1 << 14,
-                                                        warmup=False))
-    return best
-
-
-def time_table():
-    dt = np.dtype(args.dtype)
-    rng = np.random.default_rng(0)
-    print(f"causal attention, {dt}, {args.threads} thread(s), nnlite SIMD path "
-          f"{ops.simd_path()}, {ops.compiled_kernels()['attention']}; times in ms "
-          f"(best of {args.repeat}); ratio = nnlite / torch (< 1: nnlite faster)")
-    head = f"{'B x H x T x D':>16} | {'nnlite fwd':>10} {'fwd+bwd':>9} |"
-    if torch is not None:
-        head += f" {'torch fwd':>9} {'fwd+bwd':>9} | {'fwd ratio':>9} {'f+b ratio':>9}"
-    print(head)
-    print("-" * len(head))
-    for spec in args.shapes.split(","):
-        shape = tuple(int(s) for s in spec.lower().split("x"))
-        q, k, v, g = (rng.standard_normal(shape).astype(dt) for _ in range(4))
-
-        def nn_fwd():
-            return ops.attention(q, k, v, causal=True)
-
-        def nn_fwd_bwd():
-            out, lse = ops.attention(q, k, v, causal=True, return_lse=True)
-            return ops.attention_backward(q, k, v, out, g, lse=lse, causal=True)
-
-        fns = {"nn_fwd": nn_fwd, "nn_fb": nn_fwd_bwd}
-        if torch is not None:
-            tq, tk, tv = (torch.from_numpy(x).requires_grad_(True) for x in (q, k, v))
-            tg = torch.from_numpy(g)
-
-            def t_fwd():
-                with torch.no_grad():
-                    return F.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
-
-            def t_fwd_bwd():
-                for x in (tq, tk, tv):
-                    x.grad = None
-                F.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tg)
-
-            fns.update(t_fwd=t_fwd, t_fb=t_fwd_bwd)
-            # same answer as torch (the table is only worth something if they agree)
-            t_fwd_bwd()
-            grads = nn_fwd_bwd()
-            err = max(float(np.abs(a - b.grad.numpy()).max()) for a, b in zip(grads, (tq, tk, tv)))
-            assert err < (1e-3 if dt == np.float32 else 1e-9), f"{shape}: grads differ by {err}"
-        t = {k: v * 1e3 for k, v in bench(fns, args.repeat).items()}
-        row = f"{'x'.join(map(str, shape)):>16} | {t['nn_fwd']:10.3f} {t['nn_fb']:9.3f} |"
-        if torch is not None:
-            row += (f" {t['t_fwd']:9.3f} {t['t_fb']:9.3f} | {t['nn_fwd'] / t['t_fwd']:8.2f}x"
-                    f" {t['nn_fb'] / t['t_fb']:8.2f}x")
-        print(row, flush=True)
-
-
 def mem_table():
-    libs = ["nnlite", "twin"] + (["torch"] if torch is not None else [])
+    libs = ["nnlite", "twin"] + ([] if args.no_torch or _common.import_torch(1) is None
+                                 else ["torch"])
     print()
     print("peak RSS growth of one causal forward (MiB, fresh subprocess each; float32). "
           "'twin' = numpy reference, a naive (B, H, T, T) implementation;")
@@ -200,8 +129,8 @@ def mem_table():
         for T in (int(s) for s in args.mem_T.split(",")):
             vals = []
             for lib in libs:
-                cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-                       "--_mem", lib, str(B), str(H), str(T), str(D)]
+                cmd = [sys.executable, os.path.abspath(__file__), "--threads",
+                       str(args.threads[-1]), "--_mem", lib, str(B), str(H), str(T), str(D)]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 vals.append(r.stdout.strip().splitlines()[-1] if r.returncode == 0 else "error")
             out_mib = B * H * T * D * 4 / 2**20
@@ -210,6 +139,69 @@ def mem_table():
                   + " ".join(f"{v:>8}" for v in vals), flush=True)
 
 
-time_table()
-if not args.no_memory:
+if args._mem:
+    _common.repo_nnlite(allow_twins=args.allow_twins)
+    mem_child(*args._mem)
+    sys.exit(0)
+if args._child is None:         # the parent, after the timing table: the memory table
     mem_table()
+    sys.exit(0)
+
+RUN = _common.start_child(args)
+from nnlite import ops
+from nnlite.ops import reference as ref
+
+torch = RUN.torch
+F = torch.nn.functional if torch is not None else None
+
+
+def causal_flops(B, H, T, D, products):
+    """FLOPs of ``products`` causal (T, T)·(T, D) products: 2·D per kept (query, key) pair."""
+    return products * 2.0 * D * B * H * T * (T + 1) / 2
+
+
+def time_table():
+    dt = np.dtype(args.dtype)
+    rng = np.random.default_rng(0)
+    RUN.note(f"causal attention, {dt}, {ops.compiled_kernels()['attention']}; case B x H x T x "
+             "D; FLOPs: forward 2 causal products, forward+backward 6 (see the docstring); "
+             "'numpy' = nnlite's numpy twin")
+    for spec in args.shapes.split(","):
+        shape = tuple(int(s) for s in spec.lower().split("x"))
+        q, k, v, g = (rng.standard_normal(shape).astype(dt) for _ in range(4))
+
+        def fwd_bwd(mod):
+            def f():
+                out, lse = mod.attention(q, k, v, causal=True, return_lse=True)
+                return mod.attention_backward(q, k, v, out, g, lse=lse, causal=True)
+            return f
+
+        fwd = {"nnlite": lambda: ops.attention(q, k, v, causal=True),
+               "numpy": lambda: ref.attention(q, k, v, causal=True), "torch": None}
+        fb = {"nnlite": fwd_bwd(ops), "numpy": fwd_bwd(ref), "torch": None}
+        if torch is not None:
+            tq, tk, tv = (torch.from_numpy(x).requires_grad_(True) for x in (q, k, v))
+            tg = torch.from_numpy(g)
+
+            def t_fwd():
+                with torch.no_grad():
+                    return F.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
+
+            def t_fwd_bwd():
+                for x in (tq, tk, tv):
+                    x.grad = None
+                F.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tg)
+
+            fwd["torch"], fb["torch"] = t_fwd, t_fwd_bwd
+            # same answer as torch (the table is only worth something if they agree)
+            t_fwd_bwd()
+            grads = fb["nnlite"]()
+            err = max(float(np.abs(a - b.grad.numpy()).max()) for a, b in zip(grads, (tq, tk, tv)))
+            assert err < (1e-3 if dt == np.float32 else 1e-9), f"{shape}: grads differ by {err}"
+        label = "x".join(map(str, shape))
+        RUN.time(f"fwd {label}", fwd, flops=causal_flops(*shape, 2))
+        RUN.time(f"fwd+bwd {label}", fb, flops=causal_flops(*shape, 6))
+    RUN.finish()
+
+
+time_table()

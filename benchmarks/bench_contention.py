@@ -22,7 +22,6 @@ Start it on an otherwise quiet machine: the other load is what it adds itself.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -212,9 +211,10 @@ def main(args):
                     for p in procs:
                         p.kill()
                         p.wait()
-                results[(workload, framework, scenario)] = statistics.median(times)
-                print(f"  {workload:5s} {framework:6s} {scenario:5s} "
-                      f"{statistics.median(times):8.3f} s  (runs: "
+                st = _common.Stats.of(times)    # the benchmarks' one summary of samples
+                results[(workload, framework, scenario)] = st.median
+                print(f"  {workload:5s} {framework:6s} {scenario:5s} {st.median:8.3f} s  "
+                      f"(min-max {st.best:.3f}-{st.worst:.3f}; runs: "
                       f"{', '.join(f'{t:.3f}' for t in times)})", flush=True)
     print()
     print(f"{'workload':8s} {'framework':9s} {'scenario':8s} {'seconds':>8s} {'slowdown':>9s} "

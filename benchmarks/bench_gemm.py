@@ -1,58 +1,83 @@
 """GEMM throughput: nnlite vs numpy (OpenBLAS) vs PyTorch (if installed), in one run.
 
-    python benchmarks/bench_gemm.py                       # float32, 2 threads, default shapes
-    python benchmarks/bench_gemm.py --dtype float64 --threads 1
-    python benchmarks/bench_gemm.py --sizes 512,1024 --no-mlp
+    python benchmarks/bench_gemm.py                       # float32, 1 and 2 threads
+    python benchmarks/bench_gemm.py --big                 # + 4096³
+    python benchmarks/bench_gemm.py --dtype float64 --threads 2
+    python benchmarks/bench_gemm.py --sizes 512,1024 --no-mlp --no-gpt
     python benchmarks/bench_gemm.py --check               # also verify every result
+    python benchmarks/bench_gemm.py --quick               # tiny sizes: does it run?
 
-Thread counts: --threads sets OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS before
-numpy is imported (this script imports it only after parsing the arguments), then
-nnlite.ops.set_num_threads and torch.set_num_threads (default: 2 threads).
+Cases, each C = op(A) @ op(B) with C of shape (M, N) and inner size K, FLOPs = 2·M·N·K:
 
-Timing: each (shape, library) pair is timed as the mean over an inner loop long enough to
-swamp the timer (~20 ms), best of --repeat rounds. The libraries are interleaved round by
-round, with a short sleep between them: OpenBLAS and OpenMP worker threads spin for a while
-after each call, and on a 2-core machine a spinning pool of one library would otherwise steal
-the cores of the next one. Ratios > 1 mean nnlite is faster.
+* squares M = N = K = 256, 512, 1024, 2048 (4096 with ``--big``);
+* the MNIST MLP's layers (784→256→128→10, the narrow N = 10 included) at batch 128 and 256:
+  forward ``gemm`` X (B, in) @ W (in, out), and both backward GEMMs, ``gemm_nt``
+  dX = dY (B, out) @ Wᵀ and ``gemm_tn`` dW = Xᵀ (in, B) @ dY;
+* the baby GPT's linear layers (examples/gpt_shakespeare.py ``baby``: batch 12 × block 64 =
+  768 tokens, n_embd 128, vocabulary 65): attention c_attn 128→384, c_proj 128→128, MLP c_fc
+  128→512 and c_proj 512→128, lm_head 128→65, forward and both backward GEMMs.
+
+Timing and table: see benchmarks/_common.py (own blocks with pauses, median / IQR / best, one
+child per thread count, "% of peak" against nnlite's FMA probe). nnlite runs ``ops.gemm``,
+``gemm_nt``, ``gemm_tn``; numpy ``a @ b``, ``a @ b.T``, ``a.T @ b``; torch ``torch.mm`` on
+the same buffers (``torch.from_numpy``).
 """
 import argparse
 import sys
-import time
 
 import _common
 
-MLP_SHAPES = [  # (op, M, K, N) of one training step of a 784-256-128-10 MLP, batch 64
-    ("gemm", 64, 784, 256), ("gemm", 64, 256, 128), ("gemm", 64, 128, 10),
-    ("gemm_nt", 64, 256, 784), ("gemm_nt", 64, 128, 256), ("gemm_nt", 64, 10, 128),
-    ("gemm_tn", 784, 64, 256), ("gemm_tn", 256, 64, 128), ("gemm_tn", 128, 64, 10),
-]
+MLP = [(784, 256), (256, 128), (128, 10)]                 # (in, out) of the MNIST MLP's layers
+GPT = [("c_attn", 128, 384), ("attn.c_proj", 128, 128), ("c_fc", 128, 512),
+       ("mlp.c_proj", 512, 128), ("lm_head", 128, 65)]    # baby GPT: n_embd 128, vocab 65
+GPT_TOKENS = 12 * 64                                       # batch 12 x block 64
 
 
-def parse():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="256,512,1024,2048",
                    help="comma-separated square sizes (M=N=K); empty for none")
-    p.add_argument("--no-mlp", action="store_true", help="skip the MLP training-step shapes")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--big", action="store_true", help="add the 4096³ square")
+    p.add_argument("--no-mlp", action="store_true", help="skip the MNIST MLP's shapes")
+    p.add_argument("--mlp-batches", default="128,256", help="batch sizes of the MLP shapes")
+    p.add_argument("--no-gpt", action="store_true", help="skip the baby GPT's shapes")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--repeat", type=int, default=7, help="rounds; the best one counts")
     p.add_argument("--check", action="store_true", help="verify nnlite's results vs float64")
-    p.add_argument("--simd", default=None, help="force nnlite's SIMD path (scalar|avx2|avx512)")
-    p.add_argument("--no-torch", action="store_true",
-                   help="leave PyTorch out (its own OpenMP pool adds noise on small machines)")
-    _common.add_twins_arg(p)
-    return p.parse_args()
+    return p
 
 
-args = parse()
-_common.set_threads(args.threads)  # before numpy starts its thread pool
+ARGS = _common.parse(parser(), budget=0.3, repeat=7,
+                     quick={"sizes": "64", "mlp_batches": "8", "big": False})
+if _common.run_parent(ARGS):
+    sys.exit(0)
 
-import numpy as np  # noqa: E402
+import numpy as np  # a child from here on: its thread variables are set
 
-_common.repo_nnlite(allow_twins=args.allow_twins)
-import nnlite.ops as ops  # noqa: E402
+RUN = _common.start_child(ARGS)
+from nnlite import ops
 
-torch = None if args.no_torch else _common.import_torch(args.threads)
+torch = RUN.torch
+
+
+def cases(args):
+    """(label, op, M, K, N) of every case."""
+    out = []
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()] + ([4096] if args.big else [])
+    out += [(f"square {s}", "gemm", s, s, s) for s in sizes]
+    if not args.no_mlp:
+        for b in (int(x) for x in args.mlp_batches.split(",") if x.strip()):
+            for i, o in MLP[-1:] if args.quick else MLP:
+                out += [(f"mlp B{b} {i}->{o} fwd", "gemm", b, i, o),
+                        (f"mlp B{b} {i}->{o} dX", "gemm_nt", b, o, i),
+                        (f"mlp B{b} {i}->{o} dW", "gemm_tn", i, b, o)]
+    if not args.no_gpt:
+        t = 16 if args.quick else GPT_TOKENS
+        for name, i, o in GPT[:1] if args.quick else GPT:
+            out += [(f"gpt {name} {i}->{o} fwd", "gemm", t, i, o),
+                    (f"gpt {name} {i}->{o} dX", "gemm_nt", t, o, i),
+                    (f"gpt {name} {i}->{o} dW", "gemm_tn", i, t, o)]
+    return out
 
 
 def operands(op, m, k, n, dtype, rng):
@@ -65,82 +90,54 @@ def operands(op, m, k, n, dtype, rng):
     return rng.standard_normal((k, m)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
 
 
-def numpy_fn(op):
-    return {"gemm": lambda a, b: a @ b, "gemm_nt": lambda a, b: a @ b.T,
-            "gemm_tn": lambda a, b: a.T @ b}[op]
+NUMPY = {"gemm": lambda a, b: a @ b, "gemm_nt": lambda a, b: a @ b.T,
+         "gemm_tn": lambda a, b: a.T @ b}
 
 
-def torch_fn(op):
-    return {"gemm": torch.mm, "gemm_nt": lambda a, b: torch.mm(a, b.t()),
-            "gemm_tn": lambda a, b: torch.mm(a.t(), b)}[op]
+def torch_fn(op, a, b):
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    mm = torch.mm
+    return {"gemm": lambda: mm(ta, tb), "gemm_nt": lambda: mm(ta, tb.t()),
+            "gemm_tn": lambda: mm(ta.t(), tb)}[op]
 
 
-def time_inner(fn, a, b, inner):
-    t = time.perf_counter()
-    for _ in range(inner):
-        fn(a, b)
-    return (time.perf_counter() - t) / inner
+def check(op, a, b, k, dtype):
+    """nnlite's error in units of sqrt(K)·eps·max|C| (a correct GEMM stays below ~1)."""
+    ref = NUMPY[op](a.astype(np.float64), b.astype(np.float64))
+    got = getattr(ops, op)(a, b)
+    assert got.shape == ref.shape and got.dtype == dtype, (got.shape, got.dtype)
+    eps = np.finfo(dtype).eps
+    return float(np.abs(got - ref).max() / (np.sqrt(k) * eps * max(1.0, np.abs(ref).max())))
 
 
-def bench_case(op, m, k, n, dtype, rng):
-    a, b = operands(op, m, k, n, dtype, rng)
-    libs = [("nnlite", getattr(ops, op), a, b), ("numpy", numpy_fn(op), a, b)]
-    if torch is not None:
-        libs.append(("torch", torch_fn(op), torch.from_numpy(a), torch.from_numpy(b)))
-    inner = {}
-    for name, fn, x, y in libs:  # warm up (buffers, thread pools) and size the inner loop
-        fn(x, y)
-        t1 = time_inner(fn, x, y, 1)
-        inner[name] = max(1, min(2000, int(0.02 / max(t1, 1e-7))))
-    best = {name: float("inf") for name, *_ in libs}
-    for _ in range(args.repeat):
-        for name, fn, x, y in libs:
-            time.sleep(0.1)  # let the previous library's spinning threads go to sleep
-            best[name] = min(best[name], time_inner(fn, x, y, inner[name]))
-    err = None
-    if args.check:
-        ref = numpy_fn(op)(a.astype(np.float64), b.astype(np.float64))
-        got = getattr(ops, op)(a, b)
-        eps = np.finfo(dtype).eps
-        err = float(np.abs(got - ref).max() / (np.sqrt(k) * eps * max(1.0, np.abs(ref).max())))
-        assert got.shape == ref.shape and got.dtype == dtype, (got.shape, got.dtype)
-    return best, err
-
-
-def main():
+def main(args):
     dtype = np.dtype(args.dtype)
-    if args.simd:
-        ops.set_simd_path(args.simd)
-    ops.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    cases = [("gemm", s, s, s) for s in (int(x) for x in args.sizes.split(",") if x.strip())]
-    if not args.no_mlp:
-        cases += MLP_SHAPES
-    print(f"nnlite gemm benchmark: {dtype}, {args.threads} thread(s), nnlite simd={ops.simd_path()}"
-          f", gemm={ops.compiled_kernels()['gemm']}, torch={'yes' if torch else 'no'}")
-    cols = "op        M     K     N   nnlite GF/s  numpy GF/s  nnlite us   numpy us  nl/np"
-    if torch is not None:
-        cols += "  torch GF/s  nl/torch"
-    if args.check:
-        cols += "  err/(sqrtK eps)"
-    print(cols)
-    failed = False
-    for op, m, k, n in cases:
-        best, err = bench_case(op, m, k, n, dtype, rng)
-        fl = 2.0 * m * n * k / 1e9
-        line = (f"{op:8s}{m:6d}{k:6d}{n:6d}{fl / best['nnlite']:13.1f}{fl / best['numpy']:12.1f}"
-                f"{best['nnlite'] * 1e6:11.1f}{best['numpy'] * 1e6:11.1f}"
-                f"{best['numpy'] / best['nnlite']:7.2f}")
-        if torch is not None:
-            line += f"{fl / best['torch']:12.1f}{best['torch'] / best['nnlite']:10.2f}"
+    RUN.note(f"GEMM C = op(A) @ op(B), {dtype}; FLOPs = 2·M·N·K per call; case labels: "
+             "'square S' = S³, 'mlp B<batch> in->out', 'gpt <layer> in->out' (768 tokens); "
+             "fwd = X @ W, dX = dY @ Wᵀ (gemm_nt), dW = Xᵀ @ dY (gemm_tn)"
+             + ("; float64: %peak is of half the float32 peak (half the lanes per register)"
+                if dtype == np.float64 else ""))
+    bad = []
+    for label, op, m, k, n in cases(args):
+        a, b = operands(op, m, k, n, dtype, rng)
+        nn_op, np_op = getattr(ops, op), NUMPY[op]
+        fns = {"nnlite": lambda f=nn_op, a=a, b=b: f(a, b),
+               "numpy": lambda f=np_op, a=a, b=b: f(a, b),
+               "torch": torch_fn(op, a, b) if torch is not None else None}
+        RUN.time(f"{label} ({m}x{k}x{n})", fns, flops=2.0 * m * n * k,
+                 peak_factor=0.5 if dtype == np.float64 else 1.0)
         if args.check:
-            ok = err < 4.0
-            failed |= not ok
-            line += f"  {err:8.3f} {'ok' if ok else 'FAIL'}"
-        print(line, flush=True)
-    if failed:
-        sys.exit("some results were wrong")
+            err = check(op, a, b, k, dtype)
+            if err >= 4.0:
+                bad.append(f"{label}: error {err:.2f} sqrt(K)·eps")
+    if args.check:
+        RUN.note("--check: " + ("every result within 4 sqrt(K)·eps of float64"
+                                if not bad else "WRONG: " + "; ".join(bad)))
+    RUN.finish()
+    if bad:
+        sys.exit("some results were wrong: " + "; ".join(bad))
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -3,67 +3,78 @@
 nanoGPT's CPU "baby GPT" (the ``baby`` preset of ``examples/gpt_shakespeare.py``): 4 layers,
 4 heads, n_embd 128, block 64, batch 12, vocabulary 65; AdamW (lr 1e-3, betas 0.9/0.99,
 weight decay 0.1 on matrices), gradient clipping at 1.0, the same number of threads for both.
-Reported: milliseconds per training iteration (forward + backward + clip + optimizer step on
-a random batch; batches drawn outside the timing), the median of ``--iters`` after
-``--warmup`` untimed ones, and the ratio nnlite / torch. The two run interleaved, one step
-each in turn, so a machine shared with other work slows both alike.
+Timed: one training iteration (forward + backward + clip + optimizer step) per call, on
+random batches drawn beforehand.
 
-    python benchmarks/bench_gpt.py --threads 2             # torch: pip install torch==2.13.0
-    python benchmarks/bench_gpt.py --profile               # + cProfile of nnlite's steps
+FLOPs per iteration (GF/s and % of peak), nanoGPT's estimate (PaLM, appendix B) with the
+causal half of attention: tokens B·T times 6·N + 6·L·C·(T + 1), N = L·12·C² + C·V the
+weights of the matrix products (4 per block: c_attn 3C², attn.c_proj C², c_fc 4C²,
+mlp.c_proj 4C²; lm_head C·V), 6 = 2 forward + 4 backward per weight and token; attention
+QKᵀ and PV over the (T + 1)/2 keys a token sees on average, forward and backward. The
+element-wise work (LayerNorm, GELU, softmax, AdamW) is not counted.
+
+    python benchmarks/bench_gpt.py                         # 1 and 2 threads; torch optional
+    python benchmarks/bench_gpt.py --profile --threads 2   # + cProfile of nnlite's steps
 
 PyTorch's model is nanoGPT's block written with ``torch.nn`` and
 ``F.scaled_dot_product_attention(is_causal=True)`` (no weight tying, biases everywhere, as
-nnlite's GPT). Thread counts must be set before numpy/torch start their pools, so this script
-re-executes itself with OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS set.
+nnlite's GPT). Timing and table: see benchmarks/_common.py (each library in its own block
+with a pause before it, never step by step in turn; median / IQR / best; one child
+interpreter per thread count). This script takes the installed nnlite when there is one.
 """
 import argparse
-import statistics
-import time
+import sys
 
 import _common
 
 
-def parse_args():
+def parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--iters", type=int, default=50, help="timed iterations (median reported)")
-    p.add_argument("--warmup", type=int, default=10)
-    _common.add_gpt_args(p, n_layer=4)
+    _common.add_gpt_args(p, n_layer=4, twins=False)  # _common.parse adds --allow-twins
     p.add_argument("--vocab-size", type=int, default=65)
+    p.add_argument("--batches", type=int, default=20, help="distinct random batches cycled")
     p.add_argument("--only", default="nnlite,torch", help="comma-separated subset")
     p.add_argument("--profile", action="store_true",
-                   help="profile nnlite's timed steps with cProfile (top functions by own time)")
-    return p.parse_args()
+                   help="profile nnlite's steps with cProfile (top functions by own time)")
+    return p
 
 
-ARGS = parse_args()
-_common.reexec_with_threads(ARGS.threads)  # numpy and torch then start with that many threads
+ARGS = _common.parse(parser(), budget=2.0, repeat=7,
+                     quick={"n_layer": 1, "n_embd": 16, "n_head": 2, "block_size": 8,
+                            "batch_size": 2, "batches": 2})
+if _common.run_parent(ARGS, only_if_missing=True):
+    sys.exit(0)
 
-import numpy as np  # noqa: E402
+import numpy as np  # a child from here on: its thread variables are set
 
-_common.repo_nnlite(only_if_missing=True, allow_twins=ARGS.allow_twins)
-import nnlite as nl  # noqa: E402
+RUN = _common.start_child(ARGS, only_if_missing=True,
+                          torch_wanted="torch" in ARGS.only.split(","))
+import nnlite as nl
+
+torch = RUN.torch
 
 
-def batches(args, n):
+def step_flops(a):
+    """FLOPs of one training iteration (see the docstring)."""
+    L, C, T, V = a.n_layer, a.n_embd, a.block_size, a.vocab_size
+    n_weights = L * 12 * C * C + C * V
+    return a.batch_size * T * (6.0 * n_weights + 6.0 * L * C * (T + 1))
+
+
+def batches(args):
     rng = np.random.default_rng(0)
     shape = (args.batch_size, args.block_size)
     return [(rng.integers(0, args.vocab_size, shape), rng.integers(0, args.vocab_size, shape))
-            for _ in range(n)]
+            for _ in range(args.batches)]
 
 
-def time_interleaved(steps, data, warmup):
-    """``{name: median ms}`` of each ``steps[name](x, y)``, the implementations taking turns
-    on every batch, after ``warmup`` untimed turns."""
-    times = {name: [] for name in steps}
-    for i, (x, y) in enumerate(data):
-        for name, (step, convert) in steps.items():
-            xb, yb = convert(x), convert(y)
-            t0 = time.perf_counter()
-            step(xb, yb)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+def cycle(items):
+    i = [0]
+
+    def next_item():
+        i[0] = (i[0] + 1) % len(items)
+        return items[i[0]]
+    return next_item
 
 
 def make_optimizer(lr=1e-3):
@@ -75,32 +86,34 @@ def make_optimizer(lr=1e-3):
         return nl.optim.AdamW(**kwargs)
 
 
-def nnlite_step(args):
-    nl.ops.set_num_threads(args.threads)
+def nnlite_step(args, data):
     nl.random.seed(0)
     model = nl.models.GPT(args.vocab_size, args.block_size, args.n_layer, args.n_head,
                           args.n_embd)
     model.compile(make_optimizer(), "cross_entropy")
-    return model.train_step
+    nxt = cycle(data)
+
+    def step():
+        return model.train_step(*nxt())
+    return step
 
 
-def profile_nnlite(args, data):
+def profile_nnlite(args, data, steps=50):
     import cProfile
     import pstats
-    step = nnlite_step(args)
-    for x, y in data[:args.warmup]:
-        step(x, y)
+    step = nnlite_step(args, data)
+    for _ in range(5):
+        step()
     prof = cProfile.Profile()
     prof.enable()
-    for x, y in data[args.warmup:]:
-        step(x, y)
+    for _ in range(steps):
+        step()
     prof.disable()
-    print(f"\ncProfile of {len(data) - args.warmup} nnlite steps (own time, top 25):")
+    print(f"\ncProfile of {steps} nnlite steps, {RUN.threads} thread(s) (own time, top 25):")
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
-def torch_step(args):
-    torch = _common.import_torch(args.threads, optional=False)
+def torch_step(args, data):
     F = torch.nn.functional
     torch.manual_seed(0)
     model = _common.torch_gpt(torch, args.vocab_size, args.block_size, args.n_layer,
@@ -111,7 +124,10 @@ def torch_step(args):
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.99))
 
-    def step(x, y):
+    nxt = cycle([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data])
+
+    def step():
+        x, y = nxt()
         logits = model(x)
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
         opt.zero_grad(set_to_none=True)
@@ -120,35 +136,23 @@ def torch_step(args):
         opt.step()
         return loss.item()
 
-    return step, torch.from_numpy, torch.__version__
+    return step
 
 
 def main(args):
     only = set(args.only.split(","))
-    data = batches(args, args.warmup + args.iters)
-    print(f"GPT n_layer {args.n_layer}, n_head {args.n_head}, n_embd {args.n_embd}, block "
-          f"{args.block_size}, batch {args.batch_size}, vocab {args.vocab_size}; AdamW + clip 1.0; "
-          f"{args.threads} thread(s); median of {args.iters} after {args.warmup} warm-up")
-    print(f"nnlite {nl.__version__} (SIMD {nl.ops.simd_path()}), numpy {np.__version__}")
-    steps = {}
-    if "torch" in only:
-        try:
-            step, convert, tv = torch_step(args)
-            steps["torch"] = (step, convert)
-            print(f"torch {tv}")
-        except ImportError:
-            print("torch not installed (pip install torch==2.13.0): skipped")
-    if "nnlite" in only:
-        steps["nnlite"] = (nnlite_step(args), lambda a: a)
-    rows = time_interleaved(steps, data, args.warmup)
+    data = batches(args)
+    RUN.note(f"GPT n_layer {args.n_layer}, n_head {args.n_head}, n_embd {args.n_embd}, block "
+             f"{args.block_size}, batch {args.batch_size}, vocab {args.vocab_size}; AdamW + "
+             f"clip 1.0; one training iteration per call over {len(data)} random batches; "
+             f"FLOPs per iteration = B·T·(6N + 6·L·C·(T+1)) = {step_flops(args) / 1e9:.3f} G "
+             "(see the docstring)")
+    fns = {"nnlite": nnlite_step(args, data) if "nnlite" in only else None,
+           "torch": torch_step(args, data) if torch is not None else None}
+    RUN.time("train iteration", fns, flops=step_flops(args))
     if args.profile:
         profile_nnlite(args, data)
-    ref = rows.get("torch")
-    print(f"\n{'implementation':<16}{'ms/iter':>10}{'vs torch':>10}")
-    for name, ms in rows.items():
-        ratio = f"{ms / ref:.2f}x" if ref else "-"
-        print(f"{name:<16}{ms:>10.2f}{ratio:>10}")
-    return rows
+    RUN.finish()
 
 
 if __name__ == "__main__":

@@ -1,30 +1,38 @@
 """LayerNorm / embedding / many-tensor AdamW: nnlite vs its numpy twin vs PyTorch, GPT-baby sizes.
 
-    python benchmarks/bench_nn.py                        # float32, 2 threads
-    python benchmarks/bench_nn.py --threads 1 --simd avx2 --repeat 3
+    python benchmarks/bench_nn.py                        # float32, 1 and 2 threads
+    python benchmarks/bench_nn.py --threads 2 --simd avx2 --repeat 3
 
 Sizes: B·T = 12·64 = 768 rows × C = 128 features, vocab 65, and AdamW over a 4-layer C = 128
-GPT's ~0.8M parameters (52 tensors: matrices, biases, LayerNorm gains). Each (op, library) is
-the mean over an inner loop of ~20 ms, best of --repeat rounds, libraries interleaved with a
-short sleep. Ratios > 1 mean nnlite is faster. PyTorch rows: F.layer_norm (+ autograd
-backward), F.embedding (+ backward into a dense grad), torch.optim.AdamW foreach and fused.
+GPT's ~0.8M parameters (52 tensors: matrices, biases, LayerNorm gains); ``--quick``: tiny.
+The 'numpy' rows are nnlite's numpy twins; the 'nl-loop' row is nnlite's per-parameter
+compiled ``adam_update`` loop (what ``adam_update_many`` replaces). PyTorch rows: F.layer_norm
+(+ autograd backward), F.embedding (+ backward into a dense grad), torch.optim.AdamW foreach
+and fused. Timing and table: see benchmarks/_common.py (each library in its own block with a
+pause before it, median / IQR / best, one child per thread count). Memory-bound kernels: no
+GFLOP/s or % of peak columns.
 """
 import argparse
 import sys
 
 import _common
 
-
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-args, torch = _common.start_vs_torch(parser, repeat=5)
+parser.add_argument("--sizes", default="12,64,128,65,4", help=argparse.SUPPRESS)  # B,T,C,V,L
+args = _common.parse(parser, budget=0.3, repeat=7, quick={"sizes": "2,8,16,11,1"})
+if _common.run_parent(args):
+    sys.exit(0)
 
-import numpy as np  # noqa: E402
-from nnlite import ops  # noqa: E402
-from nnlite.ops import reference as ref  # noqa: E402
+import numpy as np  # a child from here on: its thread variables are set
 
+RUN = _common.start_child(args)
+from nnlite import ops
+from nnlite.ops import reference as ref
+
+torch = RUN.torch
 F = torch.nn.functional if torch is not None else None
 
-B, T, C, V, N_LAYER = 12, 64, 128, 65, 4
+B, T, C, V, N_LAYER = (int(s) for s in args.sizes.split(","))
 
 
 def gpt_shapes():
@@ -143,21 +151,15 @@ def cases(rng):
 
 
 def main():
-    ops.set_num_threads(args.threads)
-    if args.simd:
-        ops.set_simd_path(args.simd)
     rng = np.random.default_rng(0)
     n_params, rows = cases(rng)
-    print(f"nnlite nn benchmark: float32, {args.threads} threads, SIMD {ops.simd_path()}, "
-          f"OpenMP {ops.has_openmp()}, torch {torch.__version__ if torch else 'not used'}")
-    print(f"rows B·T = {B}·{T} = {B * T}, C = {C}, vocab {V}, AdamW over {n_params:,} params "
-          f"in {len(gpt_shapes())} tensors")
-    print("(last row: 'numpy' column = nnlite's per-parameter compiled adam_update loop)")
-    print()
-    print(f"{'op':<22} {_common.VS_HEAD}")
+    RUN.note(f"rows B·T = {B}·{T} = {B * T}, C = {C}, vocab {V}, AdamW over {n_params:,} params "
+             f"in {len(gpt_shapes())} tensors; 'numpy' = nnlite's numpy twin, 'nl-loop' = "
+             "nnlite's per-parameter compiled adam_update loop")
     for name, f_nn, f_np, f_t in rows:
-        print(f"{name:<22} {_common.vs_columns(f_nn, f_np, f_t, args.repeat)}")
-        sys.stdout.flush()
+        other = "nl-loop" if name == "adamw many (fused)" else "numpy"
+        RUN.time(name, {"nnlite": f_nn, other: f_np, "torch": f_t})
+    RUN.finish()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Pointwise / softmax / cross-entropy / optimizer kernels: nnlite vs its numpy twin vs PyTorch.
 
-    python benchmarks/bench_pointwise.py                    # float32, 2 threads, both shapes
-    python benchmarks/bench_pointwise.py --threads 1 --simd avx2
-    python benchmarks/bench_pointwise.py --shapes 64x256 --repeat 3
+    python benchmarks/bench_pointwise.py                    # float32, 1 and 2 threads
+    python benchmarks/bench_pointwise.py --threads 2 --simd avx2
+    python benchmarks/bench_pointwise.py --shapes 64x256 --quick
 
-Each (op, shape, library) is timed as the mean over an inner loop of ~20 ms, best of --repeat
-rounds, libraries interleaved with a short sleep (so one library's spinning OpenMP pool does
-not steal the cores of the next on a small machine). Ratios > 1 mean nnlite is faster.
+The 'numpy' rows are nnlite's own numpy twins (nnlite/ops/reference.py). Timing and table:
+see benchmarks/_common.py (each library in its own block with a pause before it, median /
+IQR / best, one child interpreter per thread count). These kernels are memory-bound, so the
+table has no GFLOP/s or % of peak columns (the peak probe's line is printed all the same).
 The optimizer rows update a (rows × cols) parameter in place; PyTorch's are torch.optim steps
 (foreach implementation), whose Python overhead dominates at small sizes.
 """
@@ -22,11 +23,17 @@ def parser():
     return p
 
 
-args, torch = _common.start_vs_torch(parser(), repeat=5)
+args = _common.parse(parser(), budget=0.3, repeat=7, quick={"shapes": "8x16"})
+if _common.run_parent(args):
+    sys.exit(0)
 
-import numpy as np  # noqa: E402
-from nnlite import ops  # noqa: E402
-from nnlite.ops import reference as ref  # noqa: E402
+import numpy as np  # a child from here on: its thread variables are set
+
+RUN = _common.start_child(args)
+from nnlite import ops
+from nnlite.ops import reference as ref
+
+torch = RUN.torch
 
 F = torch.nn.functional if torch is not None else None
 
@@ -94,20 +101,13 @@ def cases(rows, cols, rng):
 
 
 def main():
-    ops.set_num_threads(args.threads)
-    if args.simd:
-        ops.set_simd_path(args.simd)
-    print(f"nnlite pointwise benchmark: float32, {args.threads} threads, SIMD {ops.simd_path()}, "
-          f"OpenMP {ops.has_openmp()}, torch {torch.__version__ if torch else 'not used'}")
+    RUN.note(f"pointwise kernels, float32, shapes {args.shapes}; 'numpy' = nnlite's numpy twin")
     rng = np.random.default_rng(0)
-    head = f"{'op':<22} {'shape':>11} {_common.VS_HEAD}"
     for shape in args.shapes.split(","):
         rows, cols = map(int, shape.lower().split("x"))
-        print()
-        print(head)
         for name, f_nn, f_np, f_t in cases(rows, cols, rng):
-            print(f"{name:<22} {shape:>11} {_common.vs_columns(f_nn, f_np, f_t, args.repeat)}")
-            sys.stdout.flush()
+            RUN.time(f"{name} {shape}", {"nnlite": f_nn, "numpy": f_np, "torch": f_t})
+    RUN.finish()
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def test_benchmark_runs_on_the_twins_when_told(tmp_path):
     tree = _unbuilt_checkout(tmp_path)
     shutil.copytree(REPO / "benchmarks", tree / "benchmarks")
     r = subprocess.run([sys.executable, "benchmarks/bench_gemm.py", "--sizes", "8", "--no-mlp",
-                        "--repeat", "1", "--no-torch", "--allow-twins"], cwd=tree,
+                        "--no-gpt", "--repeat", "1", "--no-torch", "--allow-twins"], cwd=tree,
                        env=_env(PYTHONPATH=str(tree)), capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -4,11 +4,14 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bindings/bind_common.h"
 #include "common/cpu.h"
+#include "common/peak.h"
 #include "cpu/gemm.h"
 
 namespace py = pybind11;
@@ -141,4 +144,46 @@ PYBIND11_MODULE(_gemm, m) {
         d["wait"] = p.wait;
         return d;
     });
+
+    // The FMA peak probe (common/peak.cpp), here because the GEMM is what it is the peak of:
+    // nnlite.ops.measure_peak() turns the dict into GFLOP/s and a sentence.
+    m.def(
+        "_fma_peak",
+        [](double seconds, int threads) {
+            nnlite::PeakRun r;
+            {
+                py::gil_scoped_release release;
+                r = nnlite::fma_peak(seconds, threads);
+            }
+            py::dict d;
+            d["isa"] = r.isa;
+            d["lanes"] = r.lanes;
+            d["chains"] = r.chains;
+            d["threads"] = r.threads;
+            d["iters"] = r.iters;
+            d["windows"] = r.windows;
+            d["window_flops"] = r.window_flops();
+            d["best_seconds"] = r.best_seconds;
+            d["total_seconds"] = r.total_seconds;
+            return d;
+        },
+        py::arg("seconds"), py::arg("threads"),
+        "Run the FMA chains on `threads` threads for about `seconds`; the fastest window's "
+        "time and flop count (peak = window_flops / best_seconds).");
+    m.def(
+        "_fma_chains",
+        [](int64_t iters, float x, float y) {
+            std::vector<float> v;
+            {
+                py::gil_scoped_release release;
+                v = nnlite::fma_chains_values(iters, x, y);
+            }
+            const py::ssize_t chains = nnlite::kPeakChains, lanes = py::ssize_t(v.size()) / chains;
+            py::array_t<float> out({chains, lanes});
+            std::copy(v.begin(), v.end(), out.mutable_data());
+            return out;
+        },
+        py::arg("iters"), py::arg("x"), py::arg("y"),
+        "The probe's loop, for tests: (chains, lanes) values of `iters` steps of acc = acc*x + y "
+        "from acc = chain index, on the current SIMD path.");
 }

@@ -297,6 +297,9 @@ if _env_simd and _extensions():
         warnings.warn(f"NNLITE_SIMD={_env_simd!r}: this CPU cannot run that path; "
                       f"using {simd_path()!r}")
 
+# last: it uses num_threads (the FMA peak behind the benchmarks' "% of peak")
+from .peak import measure_peak
+
 __all__ = list(OPS) + ["reference", "compiled_kernels", "array_module", "add_backend",
                        "simd_path", "simd_paths", "set_simd_path", "force_simd", "num_threads",
-                       "set_num_threads", "has_openmp", "profile", "BACKEND"]
+                       "set_num_threads", "has_openmp", "profile", "measure_peak", "BACKEND"]
