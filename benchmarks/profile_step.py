@@ -37,7 +37,7 @@ def parse_args():
 
 
 ARGS = parse_args()
-_common.reexec_with_threads(ARGS.threads)
+_common.set_threads(ARGS.threads)   # before numpy loads its BLAS
 
 import numpy as np  # noqa: E402
 
