@@ -118,7 +118,7 @@ def help_entries(text):
     return entries
 
 
-EXAMPLES = ["gpt_shakespeare", "mnist_mlp", "perceptron", "regression", "wine"]
+EXAMPLES = ["gpt_shakespeare", "mnist_cnn", "mnist_mlp", "perceptron", "regression", "wine"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
