@@ -8,6 +8,7 @@ Extensions (one per kernel family, so each can be rebuilt and tested on its own)
     nnlite.ops._attention   csrc/cpu/attention.cpp  + csrc/bindings/bind_attention.cpp
     nnlite.ops._nn          csrc/cpu/layernorm.cpp, embedding.cpp, adam_many.cpp, sum_squares.cpp
                                                                       + bind_nn.cpp
+    nnlite.ops._conv        csrc/cpu/conv.cpp (+ gemm.cpp, which it calls) + bind_conv.cpp
     nnlite.ops._optim_kernels  nnlite/ops/_optim_kernels.pyx                (Cython)
 
 Every C++ extension also compiles csrc/common/cpu.cpp (run-time SIMD choice, FTZ/DAZ, threads).
@@ -84,6 +85,8 @@ CPP_FAMILIES = {
     "attention": ["csrc/cpu/attention.cpp", "csrc/bindings/bind_attention.cpp"],
     "nn": ["csrc/cpu/layernorm.cpp", "csrc/cpu/embedding.cpp", "csrc/cpu/adam_many.cpp",
            "csrc/cpu/sum_squares.cpp", "csrc/bindings/bind_nn.cpp"],
+    "conv": ["csrc/cpu/conv.cpp", "csrc/cpu/gemm.cpp",   # conv calls the GEMM: its own copy
+             "csrc/bindings/bind_conv.cpp"],
 }
 HEADERS = sorted(glob.glob("csrc/*/*.h") + glob.glob("csrc/*/*.inc"))  # kernels live in .inc too
 CYTHON_FAMILIES = {

@@ -1,8 +1,8 @@
 """The teaching ladders in dev/ (not shipped in the wheel): every step builds and checks out.
 
-Each step (dev/gemm/*.c, dev/attention/*.c) is compiled once per session into a temporary
-directory (-O1; -fopenmp where the step has `#pragma omp` and the compiler links it), then run
-in check mode on small awkward sizes: the program compares its answer with step 0's math run in
+Each step (dev/gemm/*.c, dev/attention/*.c, dev/conv/*.c) is compiled once per session into a
+temporary directory (-O1; -fopenmp where the step has `#pragma omp` and the compiler links it),
+then run in check mode on small awkward sizes: the program compares its answer with step 0's math run in
 double and prints "OK ..." and exits 0, or prints "NOT OK ..." and exits 1 (dev/common.h).
 A step whose instruction set this CPU lacks must say "skipped" and exit 0, and only then.
 The AVX-512 steps are also run on scalar stand-ins for their intrinsics, so their logic is
@@ -23,11 +23,14 @@ CC = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.w
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 GEMM = sorted((DEV / "gemm").glob("[0-9]*.c"))
 ATTENTION = sorted((DEV / "attention").glob("[0-9]*.c"))
+CONV = sorted((DEV / "conv").glob("[0-9]*.c"))
 
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc, gcc or clang) on PATH")
 
 GEMM_SIZES = [(1, 1, 1), (7, 33, 65), (65, 7, 33), (64, 784, 256), (300, 600, 70)]  # M K N
 ATTENTION_SIZES = [(1, 1, 1, 8), (2, 1, 63, 32), (1, 3, 65, 20), (1, 2, 130, 64), (1, 1, 70, 3)]
+CONV_SIZES = [(1, 1, 1, 1, 1, 1, 1, 0), (2, 3, 7, 9, 5, 3, 2, 1), (1, 4, 13, 11, 6, 5, 1, 2),
+              (3, 2, 5, 5, 2, 7, 1, 3)]   # N C H W O K S P
 
 # Scalar stand-ins for the AVX-512 intrinsics the steps use (names rewritten _mm512_ -> emu512_).
 EMU512 = r"""
@@ -96,7 +99,7 @@ def build(tmp_path_factory):
     omp_ok = subprocess.run([CC, "-fopenmp", "-o", str(out / "omp"), str(probe)],
                             capture_output=True).returncode == 0
     omp = ["-fopenmp"] if omp_ok else ["-Wno-unknown-pragmas"]
-    srcs = [DEV / "peak.c", *GEMM, *ATTENTION]
+    srcs = [DEV / "peak.c", *GEMM, *ATTENTION, *CONV]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         futures = {s: pool.submit(_compile, s, out / s.parent.name / s.stem, omp) for s in srcs}
     return {s: f for s, f in futures.items()}, omp, out
@@ -139,13 +142,20 @@ def test_attention_step(build, src, size):
     _check_step(build, src, size)
 
 
-THREADED = [s for s in GEMM + ATTENTION if "#pragma omp" in s.read_text()]
+@pytest.mark.parametrize("size", CONV_SIZES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("src", CONV, ids=lambda p: p.stem)
+def test_conv_step(build, src, size):
+    _check_step(build, src, size)
+
+
+THREADED = [s for s in GEMM + ATTENTION + CONV if "#pragma omp" in s.read_text()]
 
 
 @pytest.mark.parametrize("src", THREADED, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_threaded_step_with_three_threads(build, src):
     """An odd thread count: uneven splits of panels, tiles and heads."""
-    sizes = [(300, 600, 70), (64, 784, 256)] if src in GEMM else [(2, 3, 130, 20)]
+    sizes = [(300, 600, 70), (64, 784, 256)] if src in GEMM else \
+        [(5, 3, 9, 8, 4, 3, 1, 1)] if src in CONV else [(2, 3, 130, 20)]
     for size in sizes:
         _check_step(build, src, size, threads=3)
 
@@ -157,6 +167,7 @@ def test_the_check_catches_a_wrong_answer(build, tmp_path):
         (DEV / "gemm" / "01_loop_order.c", "for (int k = 0; k < K; k++) {",
          "for (int k = 1; k < K; k++) {"),
         (DEV / "attention" / "01_online.c", "o[d] = a * o[d] + p", "o[d] = o[d] + p"),
+        (DEV / "conv" / "01_im2col_gemm.c", "ih < 0 || ih >= H", "ih < 0 || ih > H"),
     ]
     for src, good, bad in cases:
         text = src.read_text()
@@ -164,7 +175,8 @@ def test_the_check_catches_a_wrong_answer(build, tmp_path):
         broken = tmp_path / src.name
         broken.write_text(text.replace(good, bad))
         exe = _compile(broken, tmp_path / src.stem, omp, ["-I", str(src.parent)])
-        size = (5, 40, 9) if "gemm" in str(src) else (1, 1, 70, 8)
+        size = (5, 40, 9) if "gemm" in str(src) else (1, 1, 70, 8) if "attention" in str(src) \
+            else (1, 2, 5, 5, 3, 3, 1, 1)
         rc, out = _run(exe, ["--check", *size])
         assert rc == 1 and "NOT OK" in out, out
 

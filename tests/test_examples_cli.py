@@ -118,7 +118,8 @@ def help_entries(text):
     return entries
 
 
-EXAMPLES = ["gan", "gpt_shakespeare", "mnist_mlp", "perceptron", "regression", "vae", "wine"]
+EXAMPLES = ["gan", "gpt_shakespeare", "mnist_cnn", "mnist_mlp", "perceptron", "regression", "vae",
+            "wine"]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

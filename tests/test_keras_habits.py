@@ -586,9 +586,9 @@ def test_load_errors_say_what_is_missing_and_which_versions(tmp_path):
 
     def unknown(meta):
         arch = json.loads(meta["architecture"])
-        arch["config"]["layers"][0]["class_name"] = "Conv2D"
+        arch["config"]["layers"][0]["class_name"] = "Conv3D"
         meta["architecture"] = json.dumps(arch)
 
-    with pytest.raises(nl.io.CheckpointError, match="unknown layer class 'Conv2D'") as e:
+    with pytest.raises(nl.io.CheckpointError, match="unknown layer class 'Conv3D'") as e:
         nl.load_model(_rewrite(tmp_path / "m.nnl", tmp_path / "d.nnl", unknown))
     assert "Dense, Dropout" in str(e.value) and "_" not in str(e.value).split("known layers")[1]

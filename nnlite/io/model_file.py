@@ -122,7 +122,7 @@ def save_model(model, path, include_optimizer=True):
     call)."""
     from .. import __version__
     check_built(model, "save")
-    tensors = dict(model.params)
+    tensors = {**model.params, **model.buffers}       # buffers: BatchNorm's running statistics
     meta = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION), "nnlite_version": __version__,
         "architecture": json.dumps({"class_name": type(model).__name__,
@@ -209,7 +209,23 @@ def _gpt(c, w):
     return blocks + collections.Counter([(V, C), (T, C), *_layer_norm(C), (C, V), (V,)])
 
 
-# the built-in layers with parameters: their shapes from their config, no arrays made
+def _conv(c, w, rows_key, cols_key):
+    """Conv2D's (O, C/G, KH, KW) weight, ConvTranspose2D's (C, O/G, KH, KW), and the bias."""
+    groups = _dim(c, "groups", w) if "groups" in c else 1
+    k = c.get("kernel_size")
+    if not (isinstance(k, list) and len(k) == 2 and all(is_int(v) and v >= 1 for v in k)):
+        raise _Bad(f"{w}: kernel_size must be a pair of positive ints, got {_short(k)}")
+    first, second = _dim(c, rows_key, w), _dim(c, cols_key, w)
+    if first % groups or second % groups:
+        raise _Bad(f"{w}: channels {first} and {second} are not multiples of groups {groups}")
+    shapes = [(first, second // groups, *map(int, k))]
+    if c.get("bias", True):
+        shapes.append((_dim(c, "out_channels", w),))
+    return shapes
+
+
+# the built-in layers with parameters (and buffers): their shapes from their config, no
+# arrays made
 SHAPE_RULES = {
     "Linear": lambda c, w: [(_dim(c, "in_features", w), _dim(c, "out_features", w))]
     + ([(_dim(c, "out_features", w),)] if c.get("bias", True) else []),
@@ -222,6 +238,10 @@ SHAPE_RULES = {
     "MLP": lambda c, w: _mlp(_dim(c, "n_embd", w)),
     "Block": lambda c, w: _block(_dim(c, "n_embd", w)),
     "GPT": _gpt,
+    "Conv2D": lambda c, w: _conv(c, w, "out_channels", "in_channels"),
+    "ConvTranspose2D": lambda c, w: _conv(c, w, "in_channels", "out_channels"),
+    "BatchNorm1d": lambda c, w: [(_dim(c, "num_features", w),)] * 4,   # γ, β + 2 buffers
+    "BatchNorm2d": lambda c, w: [(_dim(c, "num_features", w),)] * 4,
 }
 
 
@@ -255,7 +275,7 @@ def param_shapes(spec, where="architecture", depth=0):
         return param_shapes(cfg.get("inner"), f"{where}.inner", depth + 1)
     with _init.skip_init():                 # a user's layer: build it alone and ask
         layer = cls.from_config(cfg)
-    return collections.Counter(tuple(p.shape) for p in layer.params.values())
+    return collections.Counter(tuple(p.shape) for p in {**layer.params, **layer.buffers}.values())
 
 
 def _fmt_shapes(counter, n=4):

@@ -17,6 +17,13 @@ Embedding           ``nn.Embedding``: ``weight``           ``W`` (V, C)
 MultiHeadAttention  ``nn.MultiheadAttention``:             ``W_qkv.T`` (3C, C), ``b_qkv``,
                     ``in_proj_weight``, ``in_proj_bias``,  ``W_o.T``, ``b_o``
                     ``out_proj.weight``, ``out_proj.bias``
+Conv2D,             ``nn.Conv2d``, ``nn.ConvTranspose2d``: ``W`` (same layout), ``b``
+ConvTranspose2D     ``weight``, ``bias``
+BatchNorm1d/2d      ``nn.BatchNorm1d/2d``: ``weight``,     ``gamma``, ``beta``, and the
+                    ``bias``, ``running_mean``,            buffers ``running_mean``,
+                    ``running_var`` (``num_batches_        ``running_var``
+                    tracked`` is not kept: ignored on
+                    import, absent on export)
 no parameters       ``nn.Flatten``, ``nn.ReLU``, ...: none  (the layer keeps its index)
 ==================  =====================================  ==================================
 
@@ -43,6 +50,7 @@ import os
 import numpy as np
 
 from ..layers import (
+    Conv2D,
     Embedding,
     LayerNorm,
     Linear,
@@ -51,6 +59,7 @@ from ..layers import (
     Residual,
 )
 from ..layers._checks import describe
+from ..layers.normalization import _BatchNorm
 from ..layers.base import shape_str
 from .safetensors import CheckpointError, read_file, save_file
 
@@ -136,6 +145,13 @@ def _keys(layer, prefix, nn_prefix):
                 TorchKey(prefix + "bias", nn_prefix + "beta", False)]
     if isinstance(layer, Embedding):
         return [TorchKey(prefix + "weight", nn_prefix + "W", False)]
+    if isinstance(layer, Conv2D):                  # ConvTranspose2D too: PyTorch's layouts
+        return [TorchKey(prefix + "weight", nn_prefix + "W", False),
+                *([TorchKey(prefix + "bias", nn_prefix + "b", False)] if layer.bias else [])]
+    if isinstance(layer, _BatchNorm):
+        return [TorchKey(prefix + k, nn_prefix + n, False) for k, n in
+                (("weight", "gamma"), ("bias", "beta"), ("running_mean", "running_mean"),
+                 ("running_var", "running_var"))]
     if isinstance(layer, MultiHeadAttention):
         return [TorchKey(prefix + "in_proj_weight", nn_prefix + "W_qkv", True),
                 TorchKey(prefix + "in_proj_bias", nn_prefix + "b_qkv", False),
@@ -173,7 +189,7 @@ def torch_keys(model):
         A layer with parameters and no PyTorch counterpart, named with its place.
     """
     keys = _keys(model, "", "")
-    params = model.params
+    params = {**model.params, **model.buffers}
     lost = [k.nnlite for k in keys if k.nnlite not in params]
     left = sorted(set(params) - {k.nnlite for k in keys})
     if lost or left:                        # a layer whose params differ from its class's
@@ -187,7 +203,7 @@ def torch_state_dict(model):
     """``model``'s weights with PyTorch's keys and layouts, as numpy arrays (copies,
     C-contiguous): ``torch.nn.Module.load_state_dict({k: torch.from_numpy(v) ...})`` takes
     them. Needs no torch. See :func:`torch_keys` and the module docstring for the names."""
-    params = model.params
+    params = {**model.params, **model.buffers}
     return {k.torch: np.ascontiguousarray(params[k.nnlite].T if k.transpose
                                           else params[k.nnlite]).copy()
             for k in torch_keys(model)}
@@ -275,13 +291,14 @@ def import_torch(model, source, strict=True):
         A malformed file.
     """
     keys = torch_keys(model)
-    tensors = _source(source)
+    tensors = {k: v for k, v in _source(source).items()     # BatchNorm's step counter: unused
+               if not k.endswith("num_batches_tracked")}
     names = {k.torch for k in keys}
     missing = [k.torch for k in keys if k.torch not in tensors]
     unexpected = [k for k in tensors if k not in names]
     if strict and (missing or unexpected):
         raise ValueError(_mismatch(model, missing, unexpected, keys))
-    params, todo = model.params, []
+    params, todo = {**model.params, **model.buffers}, []
     for k in keys:
         if k.torch not in tensors:
             continue

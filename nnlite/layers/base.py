@@ -8,6 +8,8 @@ A layer is a small object with
   micro-batches, sum correctly; ``zero_grad()`` resets them) and never writes into
   ``grad_out`` (it may be shared, e.g. by a residual connection);
 * ``params`` and ``grads``: dicts with the same keys, arrays of the same shapes, side by side;
+  ``buffers``: state that is saved but not trained (BatchNorm's running statistics), {} for
+  most layers;
 * ``get_config()``: the constructor arguments as JSON-able values, so a model can be saved
   as architecture JSON + weights and rebuilt by ``Layer.from_config``.
 
@@ -119,6 +121,13 @@ class Layer(Configurable):
 
     # -- weights: Keras' list of arrays, PyTorch's dict ------------------------------------
     @property
+    def buffers(self):
+        """Arrays saved with the parameters but never trained (BatchNorm's running statistics;
+        PyTorch's buffers, Keras' non-trainable weights), keyed like ``params``: {} for most
+        layers. :meth:`state_dict`, ``save`` and ``load_model`` include them."""
+        return getattr(self, "_buffers", {})
+
+    @property
     def weights(self):
         """The parameter arrays themselves (not copies), in ``params`` order (Keras'
         ``layer.weights``; PyTorch's ``list(module.parameters())``)."""
@@ -152,14 +161,14 @@ class Layer(Configurable):
             _copy_into(p, w, f"{type(self).__name__}.set_weights: array {i} ({k!r})")
 
     def state_dict(self):
-        """Copies of the parameters, keyed as ``params`` (PyTorch's ``state_dict``; the keys
-        of a saved file)."""
-        return {k: p.copy() for k, p in self.params.items()}
+        """Copies of the parameters and buffers, keyed as ``params`` and ``buffers``
+        (PyTorch's ``state_dict``; the keys of a saved file)."""
+        return {k: p.copy() for k, p in {**self.params, **self.buffers}.items()}
 
     def load_state_dict(self, state):
         """Copy a dict keyed as ``params`` (as :meth:`state_dict` returns) into the
-        parameters, in place; the keys must match exactly."""
-        params = self.params
+        parameters (and buffers), in place; the keys must match exactly."""
+        params = {**self.params, **self.buffers}
         missing, extra = set(params) - set(state), set(state) - set(params)
         if missing or extra:
             raise ValueError(f"load_state_dict: keys do not match the model: missing "

@@ -55,6 +55,10 @@ class Residual(Layer):
     def grads(self):
         return {f"0.{k}": v for k, v in self.inner.grads.items()}
 
+    @property
+    def buffers(self):
+        return {f"0.{k}": v for k, v in self.inner.buffers.items()}
+
     def forward(self, x, training=True):
         x = checks.as_input(self, x, self.inner.dtype)
         fx = self.inner.forward(x, training=training and self.training)   # eval() sticks

@@ -107,6 +107,10 @@ class Sequential(Trainer, Layer):
     def grads(self):
         return self._arrays("grads")
 
+    @property
+    def buffers(self):
+        return self._arrays("buffers")
+
     def _arrays(self, which):
         """``{"<index>.<key>": array}`` over the layers' ``params`` or ``grads`` (the layers'
         own arrays); a model that names its layers (GPT) keys them by name instead."""
@@ -181,7 +185,7 @@ class Sequential(Trainer, Layer):
         from ..io.model_file import check_built
         from ..io.safetensors import save_file
         check_built(self, "save_weights")
-        save_file(self.params, path)
+        save_file({**self.params, **self.buffers}, path)
 
     def load_weights(self, path):
         from ..io.safetensors import load_file

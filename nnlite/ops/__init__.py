@@ -42,6 +42,11 @@ layernorm(_backward),  csrc/cpu/layernorm.cpp,       nnlite/ops/native_nn.py
 embedding(_backward),  embedding.cpp,
 adam_update(_many),    adam_many.cpp,
 sum_squares_many       sum_squares.cpp
+conv2d(_input_grad,    csrc/cpu/conv.cpp, gemm.cpp   nnlite/ops/native_conv.py
+_backward), max_/avg_
+pool2d(_backward),
+batchnorm(_backward,
+_inference)
 =====================  ============================  ============================
 """
 import contextlib
@@ -67,7 +72,8 @@ _SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]     # .cpython-311-x86_64-li
 
 # wrapper module -> the compiled module it runs
 _COMPILED = {"native_gemm": "_gemm", "native_pointwise": "_pointwise",
-             "native_attention": "_attention", "native_nn": "_nn", "native_optim": "_optim_kernels"}
+             "native_attention": "_attention", "native_nn": "_nn", "native_optim": "_optim_kernels",
+             "native_conv": "_conv"}
 
 
 def _cpu(module, op):
@@ -101,6 +107,11 @@ _WRAPPERS = {
     "layernorm": "native_nn", "layernorm_backward": "native_nn",
     "embedding": "native_nn", "embedding_backward": "native_nn",
     "adam_update_many": "native_nn", "sum_squares_many": "native_nn",
+    "conv2d": "native_conv", "conv2d_input_grad": "native_conv", "conv2d_backward": "native_conv",
+    "max_pool2d": "native_conv", "max_pool2d_backward": "native_conv",
+    "avg_pool2d": "native_conv", "avg_pool2d_backward": "native_conv",
+    "batchnorm": "native_conv", "batchnorm_backward": "native_conv",
+    "batchnorm_inference": "native_conv",
 }
 # op: {column: function}; the compiled modules load here, with a short OpenMP spin-wait
 with _openmp_wait.short_spin():
@@ -213,7 +224,7 @@ def profile(model=None):
 
 # ----------------------------------------------------------------------------- runtime switches
 # compiled extension modules, for the SIMD path and thread switches
-_EXTENSIONS = ("_gemm", "_pointwise", "_attention", "_nn")
+_EXTENSIONS = ("_gemm", "_pointwise", "_attention", "_nn", "_conv")
 
 
 def _import_modules(names):

@@ -399,3 +399,185 @@ def inplace_arrays(op, copies, flat, **arrays):
             a = copies[-1][1]
         out.append(a.reshape(-1) if flat else a)
     return out
+
+
+# -- convolution, pooling, BatchNorm (NCHW) --------------------------------------------------
+class Geometry:
+    """A convolution's or pooling's checked settings: (rows, cols) pairs of ints, and the
+    output size ``out`` = (Ho, Wo)."""
+
+    def __init__(self, kernel, stride, padding, dilation, groups, out):
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.groups, self.out = groups, out
+
+
+def pair(op, name, v, least):
+    """An int or a pair of ints, each >= least, as a pair (ValueError naming op and name)."""
+    t = (v, v) if is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if t is None or len(t) != 2 or not all(is_int(a) and a >= least for a in t):
+        raise ValueError(f"{op}: {name} must be an int >= {least} or a pair of them, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+def conv_out_size(size, kernel, stride, padding, dilation):
+    """(Ho, Wo): ⌊(H + 2p - d·(K - 1) - 1) / s⌋ + 1 per axis (may be <= 0: too small)."""
+    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
+                 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
+
+
+def _geometry(op, x_shape, kernel, stride, padding, dilation, groups):
+    kernel = pair(op, "kernel size", kernel, 1)
+    stride = pair(op, "stride", stride, 1)
+    padding = pair(op, "padding", padding, 0)
+    dilation = pair(op, "dilation", dilation, 1)
+    H, W = x_shape[2:]
+    out = conv_out_size((H, W), kernel, stride, padding, dilation)
+    if min(out) < 1:
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        raise ValueError(f"{op}: input {tuple(x_shape)} is smaller than the kernel: "
+                         f"{H}x{W} padded by {padding[0]}x{padding[1]} on each side cannot hold "
+                         f"a {span[0]}x{span[1]} window (kernel {kernel[0]}x{kernel[1]}, "
+                         f"dilation {dilation[0]}x{dilation[1]})")
+    return Geometry(kernel, stride, padding, dilation, groups, out)
+
+
+def _groups(op, groups, C, O, w_shape):
+    if not is_int(groups) or groups < 1:
+        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    if O % groups:
+        raise ValueError(f"{op}: weight {w_shape} has {O} output channels, not a multiple of "
+                         f"groups={groups}")
+    if C != w_shape[1] * groups:
+        raise ValueError(f"{op}: weight {w_shape} with groups={groups} takes "
+                         f"{w_shape[1] * groups} input channels, x has {C}")
+    return int(groups)
+
+
+def conv2d_args(op, x, w, b, stride, padding, dilation, groups):
+    """Validated (x, w, b, Geometry) for conv2d: x (N, C, H, W), w (O, C/G, KH, KW), b (O,)."""
+    x = as_float_array(op, "x", x)
+    w = as_float_array(op, "w", w)
+    check_ndim(op, "x", x, 4)
+    check_ndim(op, "w", w, 4)
+    if b is not None:
+        b = as_float_array(op, "b", b)
+        same_dtype(op, x=x, w=w, b=b)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{op}: b {b.shape} must have shape ({w.shape[0]},) to match "
+                             f"w {w.shape}")
+    else:
+        same_dtype(op, x=x, w=w)
+    G = _groups(op, groups, x.shape[1], w.shape[0], w.shape)
+    return x, w, b, _geometry(op, x.shape, w.shape[2:], stride, padding, dilation, G)
+
+
+def conv2d_input_grad_args(grad_out, w, size, stride, padding, dilation, groups):
+    """Validated (grad_out, w, Geometry) for conv2d_input_grad into an input of size (H, W)."""
+    op = "conv2d_input_grad"
+    g = as_float_array(op, "grad_out", grad_out)
+    w = as_float_array(op, "w", w)
+    check_ndim(op, "grad_out", g, 4)
+    check_ndim(op, "w", w, 4)
+    same_dtype(op, grad_out=g, w=w)
+    size = pair(op, "size", size, 1)
+    if g.shape[1] != w.shape[0]:
+        raise ValueError(f"{op}: grad_out {g.shape} has {g.shape[1]} channels, w {w.shape} "
+                         f"has {w.shape[0]} output channels")
+    C = w.shape[1] * (groups if is_int(groups) and groups >= 1 else 1)
+    G = _groups(op, groups, C, w.shape[0], w.shape)
+    geo = _geometry(op, (g.shape[0], C, *size), w.shape[2:], stride, padding, dilation, G)
+    if tuple(g.shape[2:]) != geo.out:
+        raise ValueError(f"{op}: grad_out {g.shape} must be {geo.out[0]}x{geo.out[1]} for an "
+                         f"input of size {size[0]}x{size[1]}")
+    return g, w, geo
+
+
+def conv2d_backward_args(grad_out, x, w, stride, padding, dilation, groups):
+    """Validated (grad_out, x, w, Geometry) for conv2d_backward."""
+    op = "conv2d_backward"
+    g = as_float_array(op, "grad_out", grad_out)
+    x, w, _, geo = conv2d_args(op, x, w, None, stride, padding, dilation, groups)
+    same_dtype(op, grad_out=g, x=x)
+    want = (x.shape[0], w.shape[0], *geo.out)
+    if g.shape != want:
+        raise ValueError(f"{op}: grad_out {g.shape} must have shape {want}, the output of "
+                         f"x {x.shape} and w {w.shape}")
+    return g, x, w, geo
+
+
+def pool2d_args(op, x, kernel, stride, padding):
+    """Validated (x, Geometry) for a pooling of x (N, C, H, W); stride None: the kernel size."""
+    x = as_float_array(op, "x", x)
+    check_ndim(op, "x", x, 4)
+    kernel = pair(op, "kernel size", kernel, 1)
+    stride = kernel if stride is None else stride
+    geo = _geometry(op, x.shape, kernel, stride, padding, 1, 1)
+    if 2 * geo.padding[0] > kernel[0] or 2 * geo.padding[1] > kernel[1]:
+        raise ValueError(f"{op}: padding {geo.padding} must be at most half the kernel "
+                         f"{kernel}")
+    return x, geo
+
+
+def max_pool2d_backward_args(grad_out, argmax, size):
+    op = "max_pool2d_backward"
+    g = as_float_array(op, "grad_out", grad_out)
+    check_ndim(op, "grad_out", g, 4)
+    size = pair(op, "size", size, 1)
+    argmax = np.asarray(argmax)
+    if argmax.shape != g.shape or argmax.dtype != np.int64:
+        raise ValueError(f"{op}: argmax ({argmax.dtype}, {argmax.shape}) must be int64 with "
+                         f"grad_out's shape {g.shape}")
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= size[0] * size[1]):
+        raise ValueError(f"{op}: argmax holds indices outside a {size[0]}x{size[1]} plane")
+    return g, argmax
+
+
+def avg_pool2d_backward_args(grad_out, size, kernel, stride, padding):
+    op = "avg_pool2d_backward"
+    g = as_float_array(op, "grad_out", grad_out)
+    check_ndim(op, "grad_out", g, 4)
+    size = pair(op, "size", size, 1)
+    _, geo = pool2d_args(op, np.empty((0, 0, *size)), kernel, stride, padding)
+    if tuple(g.shape[2:]) != geo.out:
+        raise ValueError(f"{op}: grad_out {g.shape} must be {geo.out[0]}x{geo.out[1]} for an "
+                         f"input of size {size[0]}x{size[1]}")
+    return g, geo
+
+
+def batchnorm_args(op, x, gamma, beta):
+    """Validated (x, gamma, beta): x (N, C, ...) with N·(...) >= 1 values per channel."""
+    x = as_float_array(op, "x", x)
+    gamma = as_float_array(op, "gamma", gamma)
+    beta = as_float_array(op, "beta", beta)
+    same_dtype(op, x=x, gamma=gamma, beta=beta)
+    if x.ndim < 2 or gamma.shape != (x.shape[1],) or beta.shape != (x.shape[1],):
+        raise ValueError(f"{op}: x {x.shape} must be (N, C, ...) with gamma {gamma.shape} and "
+                         f"beta {beta.shape} of shape (C,)")
+    if x.size == 0:
+        raise ValueError(f"{op}: x {x.shape} is empty: no values to normalise")
+    return x, gamma, beta
+
+
+def batchnorm_stats(x, mean, var):
+    """Running (mean, var) of shape (C,) in x's dtype."""
+    op = "batchnorm_inference"
+    mean = as_float_array(op, "running_mean", mean)
+    var = as_float_array(op, "running_var", var)
+    same_dtype(op, x=x, running_mean=mean, running_var=var)
+    if mean.shape != (x.shape[1],) or var.shape != (x.shape[1],):
+        raise ValueError(f"{op}: running_mean {mean.shape} and running_var {var.shape} must "
+                         f"have shape ({x.shape[1]},) to match x {x.shape}")
+    return mean, var
+
+
+def batchnorm_backward_args(grad_out, x, gamma, mean, rstd):
+    op = "batchnorm_backward"
+    g = as_float_array(op, "grad_out", grad_out)
+    x, gamma, _ = batchnorm_args(op, x, gamma, gamma)
+    mean = as_float_array(op, "mean", mean)
+    rstd = as_float_array(op, "rstd", rstd)
+    same_dtype(op, grad_out=g, x=x, mean=mean, rstd=rstd)
+    if g.shape != x.shape or mean.shape != gamma.shape or rstd.shape != gamma.shape:
+        raise ValueError(f"{op}: grad_out {g.shape}, x {x.shape}, mean {mean.shape} and rstd "
+                         f"{rstd.shape} do not match")
+    return g, x, gamma, mean, rstd

@@ -360,3 +360,225 @@ def adam_update_many(params, grads, ms, vs, lr=1e-3, beta1=0.9, beta2=0.999, eps
     wds = checks.adam_update_many_args(params, grads, ms, vs, weight_decays, step)
     for p, g, m, v, wd in zip(params, grads, ms, vs, wds):
         adam_update(p, g, m, v, lr, beta1, beta2, eps, wd, step, decoupled)
+
+# ----------------------------------------------------------------------------- convolution
+# NCHW legend: N batch, C input channels, H, W input size, O output channels, G groups,
+# KH, KW kernel size, Ho, Wo output size, L = Ho·Wo; s stride, p padding, d dilation (pairs:
+# (rows, cols)). Weights are (O, C/G, KH, KW), as PyTorch's. Output size:
+#     Ho = ⌊(H + 2·ph - dh·(KH - 1) - 1) / sh⌋ + 1      (and Wo the same way)
+
+
+def im2col(x, kernel, stride, padding, dilation):
+    """The receptive fields of x (N, C, H, W) as columns: cols (N, C·KH·KW, Ho·Wo) with
+
+    cols[n, (c, i, j), (oh, ow)] = xpad[n, c, oh·sh + i·dh, ow·sw + j·dw]
+
+    (xpad: x with ph zero rows above and below, pw zero columns left and right). A
+    convolution is then one matrix product per image and group: y = W (O, C·KH·KW) @ cols.
+    """
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    N, C, H, W = x.shape
+    Ho, Wo = checks.conv_out_size((H, W), kernel, stride, padding, dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    cols = np.empty((N, C, kh, kw, Ho, Wo), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = xp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh,
+                                  j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+    return cols.reshape(N, C * kh * kw, Ho * Wo)
+
+
+def col2im(cols, size, kernel, stride, padding, dilation):
+    """The adjoint of :func:`im2col`: x (N, C, H, W) with size = (C, H, W), each column entry
+    added back where it was read from (overlapping windows sum; padding is dropped)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    C, H, W = size
+    N = cols.shape[0]
+    Ho, Wo = checks.conv_out_size((H, W), kernel, stride, padding, dilation)
+    cols = cols.reshape(N, C, kh, kw, Ho, Wo)
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh,
+               j * dw:j * dw + sw * (Wo - 1) + 1:sw] += cols[:, :, i, j]
+    return xp[:, :, ph:ph + H, pw:pw + W]
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    r"""2-D convolution (cross-correlation, as every framework), NCHW.
+
+    y[n, o, oh, ow] = b[o] + Σ_{c ∈ group(o), i, j} w[o, c, i, j]
+                                                    · xpad[n, c, oh·sh + i·dh, ow·sw + j·dw]
+
+    x (N, C, H, W), w (O, C/G, KH, KW), b (O,) or None → y (N, O, Ho, Wo). stride, padding
+    and dilation are ints or (rows, cols) pairs; output channel o sees the input channels of
+    its group g = o // (O/G): c ∈ [g·C/G, (g+1)·C/G). groups = C = O is a depthwise conv.
+    """
+    x, w, b, geo = checks.conv2d_args("conv2d", x, w, b, stride, padding, dilation, groups)
+    N, _C, _H, _W = x.shape
+    O, Cg, KH, KW = w.shape
+    G = geo.groups
+    Ho, Wo = geo.out
+    cols = im2col(x, (KH, KW), geo.stride, geo.padding, geo.dilation)
+    cols = cols.reshape(N, G, Cg * KH * KW, Ho * Wo)
+    y = w.reshape(G, O // G, Cg * KH * KW) @ cols          # (N, G, O/G, L)
+    y = y.reshape(N, O, Ho, Wo)
+    if b is not None:
+        y = y + b[:, None, None]
+    return y.astype(x.dtype, copy=False)
+
+
+def conv2d_input_grad(grad_out, w, size, stride=1, padding=0, dilation=1, groups=1):
+    r"""∂L/∂x of :func:`conv2d` for an input of spatial size ``size`` = (H, W):
+
+    dcols = Wᵀ @ g (per image and group), dx = col2im(dcols)
+
+    grad_out (N, O, Ho, Wo), w (O, C/G, KH, KW) → dx (N, C, H, W). It is also the forward of
+    a transposed convolution (ConvTranspose2D), whose output size is ``size``.
+    """
+    g, w, geo = checks.conv2d_input_grad_args(grad_out, w, size, stride, padding, dilation,
+                                              groups)
+    N, O = g.shape[:2]
+    _, Cg, KH, KW = w.shape
+    G = geo.groups
+    H, W = size
+    L = g.shape[2] * g.shape[3]
+    gk = g.reshape(N, G, O // G, L)                       # (N, G, O/G, L)
+    wk = w.reshape(G, O // G, Cg * KH * KW)
+    dcols = np.swapaxes(wk, 1, 2) @ gk                    # (N, G, C/G·KH·KW, L)
+    dx = col2im(dcols.reshape(N, G * Cg * KH * KW, L), (G * Cg, H, W), (KH, KW), geo.stride,
+                geo.padding, geo.dilation)
+    return dx.astype(g.dtype, copy=False)
+
+
+def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1,
+                    input_grad=True):
+    r"""(dx, dw, db) of :func:`conv2d`, with g = grad_out and cols = im2col(x):
+
+    dw = Σ_n g[n] @ cols[n]ᵀ (per group),  db = Σ_{n, oh, ow} g,  dx = conv2d_input_grad(g, w)
+
+    dx is None when ``input_grad`` is False (the first layer of a network needs no dx).
+    """
+    g, x, w, geo = checks.conv2d_backward_args(grad_out, x, w, stride, padding, dilation, groups)
+    N, _C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    G = geo.groups
+    cols = im2col(x, (KH, KW), geo.stride, geo.padding, geo.dilation)
+    L = g.shape[2] * g.shape[3]
+    cols = cols.reshape(N, G, Cg * KH * KW, L)
+    gk = g.reshape(N, G, O // G, L)
+    dw = (gk @ np.swapaxes(cols, 2, 3)).sum(axis=0).reshape(w.shape)
+    db = g.sum(axis=(0, 2, 3))
+    dx = conv2d_input_grad(g, w, (H, W), geo.stride, geo.padding, geo.dilation, G) \
+        if input_grad else None
+    t = x.dtype
+    return dx, dw.astype(t, copy=False), db.astype(t, copy=False)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+def _windows(x, kernel, stride, padding, fill):
+    """x (N, C, H, W) → its pooling windows (N, C, KH·KW, Ho, Wo), padding filled with ``fill``."""
+    N, C = x.shape[:2]
+    kh, kw = kernel
+    xp = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2), constant_values=fill)
+    cols = im2col(xp.reshape(N * C, 1, *xp.shape[2:]), kernel, stride, (0, 0), (1, 1))
+    Ho, Wo = checks.conv_out_size(x.shape[2:], kernel, stride, padding, (1, 1))
+    return cols.reshape(N, C, kh * kw, Ho, Wo)
+
+
+def max_pool2d(x, kernel, stride=None, padding=0):
+    """Max pooling: y[n, c, oh, ow] = max over the window at (oh·sh - ph, ow·sw - pw), padding
+    never chosen (-∞). Returns (y, argmax): argmax (N, C, Ho, Wo) int64 is the flat index
+    h·W + w in the input plane of the (first) maximum, which the backward routes to."""
+    x, geo = checks.pool2d_args("max_pool2d", x, kernel, stride, padding)
+    _N, _C, _H, W = x.shape
+    (_kh, kw), (sh, sw), (ph, pw) = geo.kernel, geo.stride, geo.padding
+    win = _windows(x, geo.kernel, geo.stride, geo.padding, -np.inf)
+    k = win.argmax(axis=2)                                 # (N, C, Ho, Wo): i·KW + j
+    y = np.take_along_axis(win, k[:, :, None], axis=2)[:, :, 0]
+    Ho, Wo = geo.out
+    h = np.arange(Ho)[:, None] * sh - ph + k // kw
+    w = np.arange(Wo)[None, :] * sw - pw + k % kw
+    return y.astype(x.dtype, copy=False), (h * W + w).astype(np.int64)
+
+
+def max_pool2d_backward(grad_out, argmax, size):
+    """dx (N, C, H, W), size = (H, W): each grad_out entry added at its window's argmax."""
+    g, argmax = checks.max_pool2d_backward_args(grad_out, argmax, size)
+    N, C = g.shape[:2]
+    dx = np.zeros((N * C, size[0] * size[1]), g.dtype)
+    rows = np.repeat(np.arange(N * C), g.shape[2] * g.shape[3])
+    np.add.at(dx, (rows, argmax.reshape(-1)), g.reshape(-1))
+    return dx.reshape(N, C, *size)
+
+
+def avg_pool2d(x, kernel, stride=None, padding=0):
+    """Average pooling: y = Σ window / (KH·KW); zero padding counts in the average (PyTorch's
+    count_include_pad=True)."""
+    x, geo = checks.pool2d_args("avg_pool2d", x, kernel, stride, padding)
+    win = _windows(x, geo.kernel, geo.stride, geo.padding, 0)
+    return win.mean(axis=2).astype(x.dtype, copy=False)
+
+
+def avg_pool2d_backward(grad_out, size, kernel, stride=None, padding=0):
+    """dx (N, C, H, W) of :func:`avg_pool2d`, size = (H, W): every input of a window gets
+    g / (KH·KW), overlapping windows adding up."""
+    g, geo = checks.avg_pool2d_backward_args(grad_out, size, kernel, stride, padding)
+    N, C = g.shape[:2]
+    kh, kw = geo.kernel
+    L = g.shape[2] * g.shape[3]
+    cols = np.broadcast_to(g.reshape(N * C, 1, L) / (kh * kw), (N * C, kh * kw, L))
+    dx = col2im(cols, (1, *size), geo.kernel, geo.stride, geo.padding, (1, 1))
+    return dx.reshape(N, C, *size).astype(g.dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------- BatchNorm
+
+
+def batchnorm(x, gamma, beta, eps=1e-5):
+    """BatchNorm in training mode, x (N, C, ...): statistics per channel over N and every
+    axis after C (M values each):
+
+    μ_c = mean x,  σ²_c = mean (x - μ)² (biased),  rstd = 1/√(σ² + ε),  y = (x - μ)·rstd·γ + β
+
+    Returns (y, mean, rstd), mean and rstd (C,).
+    """
+    x, gamma, beta = checks.batchnorm_args("batchnorm", x, gamma, beta)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = x.mean(axis=axes)
+    var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)
+    rstd = 1 / np.sqrt(var + eps)
+    y = (x - mean.reshape(shape)) * (rstd * gamma).reshape(shape) + beta.reshape(shape)
+    t = x.dtype
+    return y.astype(t, copy=False), mean.astype(t, copy=False), rstd.astype(t, copy=False)
+
+
+def batchnorm_backward(grad_out, x, gamma, mean, rstd):
+    """(dx, dgamma, dbeta) of :func:`batchnorm`, with x̂ = (x - μ)·rstd, dx̂ = g·γ (means over
+    the M values of each channel):
+
+    dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)),  dγ = Σ g ⊙ x̂,  dβ = Σ g
+    """
+    g, x, gamma, mean, rstd = checks.batchnorm_backward_args(grad_out, x, gamma, mean, rstd)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    xhat = (x - mean.reshape(shape)) * rstd.reshape(shape)
+    dxhat = g * gamma.reshape(shape)
+    dx = rstd.reshape(shape) * (dxhat - dxhat.mean(axis=axes, keepdims=True)
+                                - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+    t = x.dtype
+    return (dx.astype(t, copy=False), (g * xhat).sum(axis=axes).astype(t, copy=False),
+            g.sum(axis=axes).astype(t, copy=False))
+
+
+def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
+    """BatchNorm in inference mode: y = (x - μ_run) / √(σ²_run + ε) · γ + β, per channel."""
+    x, gamma, beta = checks.batchnorm_args("batchnorm_inference", x, gamma, beta)
+    running_mean, running_var = checks.batchnorm_stats(x, running_mean, running_var)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    scale = gamma / np.sqrt(running_var + eps)
+    y = (x - running_mean.reshape(shape)) * scale.reshape(shape) + beta.reshape(shape)
+    return y.astype(x.dtype, copy=False)

@@ -89,7 +89,9 @@ def print_summary(model, print_fn=print):
         if i < len(rows) - 1:
             print_fn(" " + "-" * (total - 1))
     print_fn("=" * total)
-    print_fn(f"Total params: {count:,} ({format_bytes(nbytes)})")
+    buffers = getattr(model, "buffers", {}).values()       # BatchNorm's running statistics
+    fixed, fixed_bytes = sum(b.size for b in buffers), sum(b.nbytes for b in buffers)
+    print_fn(f"Total params: {count + fixed:,} ({format_bytes(nbytes + fixed_bytes)})")
     print_fn(f"Trainable params: {count:,} ({format_bytes(nbytes)})")
-    print_fn("Non-trainable params: 0 (0.00 B)")
+    print_fn(f"Non-trainable params: {fixed:,} ({format_bytes(fixed_bytes)})")
     print_fn("_" * total)

@@ -743,13 +743,211 @@ test_embedding, test_embedding_long = fuzz_tests(embedding_cases, embedding_run,
                                                  ("embedding", "embedding_backward"))
 
 
+# ----------------------------------------------------------------------------- convolution
+# Finite values only (zeros and subnormals among them): a convolution's error bound is that of
+# a dot product, |w| ⋆ |x| times its length, computed by the twin on absolute values.
+CONV_OPS = ("conv2d", "conv2d_input_grad", "conv2d_backward")
+POOL_OPS = ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")
+BN_OPS = ("batchnorm", "batchnorm_backward", "batchnorm_inference")
+
+
+def _clean(shape, dt, positive=False):
+    return spec(shape, dt, specials=("zero", "subnormal"), positive=positive)
+
+
+@st.composite
+def _geometry(draw):
+    """(kernel, stride, padding, dilation) pairs, small."""
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    return k, s, p, d
+
+
+@st.composite
+def conv_cases(draw, op):
+    dt = draw(dtypes())
+    G = draw(st.sampled_from([1, 1, 2, 3]))
+    N, Cg, Og = draw(st.sampled_from([0, 1, 2, 3])), draw(st.integers(1, 4)), draw(
+        st.integers(1, 4))
+    C, O = Cg * G, Og * G
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    k, stride, pad, dil = draw(_geometry())
+    wshape = (O, Cg + draw(st.sampled_from([0] * 12 + [1])), *k)   # now and then a bad C
+    w = draw(_clean(wshape, draw(arg_dtype(dt))))
+    geo = (("stride", stride), ("padding", pad), ("dilation", dil), ("groups", G))
+    out = [(n + 2 * q - e * (kk - 1) - 1) // ss + 1
+           for n, kk, ss, q, e in zip((H, W), k, stride, pad, dil)]
+    gshape = (N, O, max(out[0], 1), max(out[1], 1))
+    if op == "conv2d_input_grad":
+        g = draw(_clean(gshape, draw(arg_dtype(dt))))
+        return Case((g, w, (H, W)), geo)
+    x = draw(_clean((N, C, H, W), draw(arg_dtype(dt))))
+    if op == "conv2d":
+        b = draw(st.one_of(st.just(None), _clean((O,), draw(arg_dtype(dt)))))
+        return Case((x, w, b), geo)
+    g = draw(_clean(gshape, draw(arg_dtype(dt))))
+    return Case((g, x, w), geo + (("input_grad", draw(st.booleans())),))
+
+
+def conv_run(op, case):
+    def tol(args, kwargs, wants):
+        dt = wants[0].dtype
+        e = eps(dt)
+        geo = {k: v for k, v in kwargs.items() if k != "input_grad"}
+        with np.errstate(all="ignore"):
+            if op == "conv2d":
+                x, w = f64(args[0]), f64(args[1])
+                b = np.zeros(w.shape[0]) if args[2] is None else np.abs(f64(args[2]))
+                n = w[0].size + 2
+                return 4 * e, [4 * n * e * ref.conv2d(np.abs(x), np.abs(w), b, **geo)
+                               + 8 * n * tiny(dt)]
+            if op == "conv2d_input_grad":
+                g, w = f64(args[0]), f64(args[1])
+                n = w.shape[0] * w[0, 0].size + 2
+                return 4 * e, [4 * n * e * ref.conv2d_input_grad(np.abs(g), np.abs(w), args[2],
+                                                                 **geo) + 8 * n * tiny(dt)]
+            g, x, w = (np.abs(f64(a)) for a in args[:3])
+            dx, dw, db = ref.conv2d_backward(g, x, w, **geo,
+                                             input_grad=kwargs.get("input_grad", True))
+            n = g.size + w.size + 2
+            outs = [dw, db] if dx is None else [dx, dw, db]      # dx None: not an output
+            return 4 * e, [4 * n * e * a + 8 * n * tiny(dt) for a in outs]
+
+    check(op, case, tol)
+
+
+test_conv, test_conv_long = fuzz_tests(conv_cases, conv_run, CONV_OPS)
+
+
+def _pool_argmax(x_spec, kernel, stride, padding):
+    """The forward's argmax for an input drawn as ``x_spec`` (the backward's index input)."""
+    def argmax():
+        return ref.max_pool2d(x_spec.make(), kernel, stride, padding)[1]
+    argmax.__name__ = f"max_pool2d_argmax({kernel}, {stride}, {padding})"
+    return argmax
+
+
+@st.composite
+def pool_cases(draw, op):
+    dt = draw(dtypes())
+    N, C = draw(st.sampled_from([0, 1, 2, 3])), draw(st.integers(1, 4))
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = draw(st.one_of(st.just(None), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    pad = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    s = k if stride is None else stride
+    out = [max((n + 2 * q - kk) // ss + 1, 1) for n, kk, ss, q in zip((H, W), k, s, pad)]
+    x = draw(_clean((N, C, H, W), draw(arg_dtype(dt))))
+    if op in ("max_pool2d", "avg_pool2d"):
+        return Case((x, k, stride, pad))
+    g = draw(_clean((N, C, *out), draw(arg_dtype(dt))))
+    if op == "avg_pool2d_backward":
+        return Case((g, (H, W), k, stride, pad))
+    xs = draw(_clean((N, C, H, W), A.F64, ("c",)))
+    return Case((g, Derived(_pool_argmax(xs, k, stride, pad), ()), (H, W)))
+
+
+def pool_run(op, case):
+    def tol(args, kwargs, wants):
+        dt = wants[0].dtype
+        e = eps(dt)
+        with np.errstate(all="ignore"):
+            if op == "max_pool2d":
+                return 0.0, [0.0, 0.0]          # a choice: exact, argmax included
+            if op == "avg_pool2d":
+                x = np.abs(f64(args[0]))
+                kk = np.prod(args[1]) if np.ndim(args[1]) else args[1] ** 2
+                return 4 * e, [4 * (kk + 2) * e * ref.avg_pool2d(x, *args[1:]) + tiny(dt)]
+            g = np.abs(f64(args[0]))
+            if op == "avg_pool2d_backward":
+                return 4 * e, [40 * e * ref.avg_pool2d_backward(g, *args[1:]) + tiny(dt)]
+            return 4 * e, [40 * e * ref.max_pool2d_backward(g, args[1], args[2]) + tiny(dt)]
+
+    check(op, case, tol)
+
+
+test_pool, test_pool_long = fuzz_tests(pool_cases, pool_run, POOL_OPS)
+
+
+def _bn_stats(eps_):
+    def mean(x, gamma, beta):
+        return ref.batchnorm(x, gamma, beta, eps_)[1]
+    mean.__name__ = f"batchnorm_mean(eps={eps_})"
+
+    def rstd(x, gamma, beta):
+        return ref.batchnorm(x, gamma, beta, eps_)[2]
+    rstd.__name__ = f"batchnorm_rstd(eps={eps_})"
+    return mean, rstd
+
+
+@st.composite
+def bn_cases(draw, op):
+    dt = draw(dtypes())
+    N, C = draw(st.sampled_from([1, 2, 3, 7])), draw(st.integers(1, 5))
+    rest = draw(st.sampled_from([(), (1,), (5,), (3, 4), (7, 9)]))
+    shape = (N, C, *rest)
+    cshape = draw(st.sampled_from([(C,)] * 10 + [(C + 1,)]))
+    x = draw(_clean(shape, draw(arg_dtype(dt))))
+    gamma = draw(_clean(cshape, draw(arg_dtype(dt))))
+    beta = draw(_clean((C,), draw(arg_dtype(dt))))
+    eps_ = draw(st.sampled_from((1e-5, 1e-3, 1.0)))
+    if op == "batchnorm":
+        return Case((x, gamma, beta), (("eps", eps_),))
+    if op == "batchnorm_inference":
+        mean = draw(_clean((C,), draw(arg_dtype(dt))))
+        var = draw(_clean((C,), draw(arg_dtype(dt)), positive=True))
+        return Case((x, gamma, beta, mean, var), (("eps", eps_),))
+    g = draw(_clean(shape, draw(arg_dtype(dt))))
+    mean_fn, rstd_fn = _bn_stats(eps_)
+    return Case((g, x, gamma, Derived(mean_fn, (1, 2, 2)), Derived(rstd_fn, (1, 2, 2))))
+
+
+def bn_run(op, case):
+    def tol(args, kwargs, wants):
+        dt = wants[0].dtype
+        e = eps(dt)
+        eps_ = dict(kwargs).get("eps", 1e-5)
+        with np.errstate(all="ignore"):
+            x, gamma, beta = (np.abs(f64(a)) for a in args[1:4]) if op == "batchnorm_backward" \
+                else (np.abs(f64(a)) for a in args[:3])
+            C = x.shape[1]
+            M = x.size // C
+            axes = (0, *range(2, x.ndim))
+            shape = (1, C) + (1,) * (x.ndim - 2)
+            big = x.max(axis=axes)
+            if op == "batchnorm_inference":
+                scale = gamma / np.sqrt(f64(args[4]) + eps_)
+                ymax = (x + np.abs(f64(args[3])).reshape(shape)) * scale.reshape(shape) + \
+                    beta.reshape(shape)
+                return 8 * e, [16 * e * ymax + tiny(dt)]
+            rstd = 1 / np.sqrt(eps_) + 0 * big          # rstd <= 1/√ε: its worst case
+            r = big * rstd
+            c = 4 * (M + 4) * e * (1 + r + r * r)
+            if op == "batchnorm":
+                y = (c * gamma + 4 * e * beta).reshape(shape) + 64 * M * tiny(dt) + 0 * x
+                return 4 * e, [y, 4 * (M + 4) * e * big + tiny(dt), c * rstd + tiny(dt)]
+            g = np.abs(f64(args[0]))
+            gs = g.sum(axis=axes)
+            dx = (c * rstd * gamma * (g.max(axis=axes) + 2 * gs / M * (1 + r))).reshape(shape) \
+                + 0 * g + 64 * M * tiny(dt)
+            return 4 * e, [dx, c * gs * (1 + r) + tiny(dt), 4 * (M + 4) * e * gs + tiny(dt)]
+
+    check(op, case, tol, loose_nonfinite=True)
+
+
+test_bn, test_bn_long = fuzz_tests(bn_cases, bn_run, BN_OPS)
+
+
 def test_every_compiled_op_is_fuzzed():
     """A new row of ops._TABLE needs its fuzz test here."""
     fuzzed = set(GEMM) | {"bias_act", "act_forward", "act_backward", "bias_grad", "softmax",
                           "softmax_backward", "softmax_cross_entropy", "sgd_update",
                           "rmsprop_update", "adam_update", "adam_update_many", "attention",
                           "attention_backward", "layernorm", "layernorm_backward",
-                          "embedding", "embedding_backward", "sum_squares_many"}
+                          "embedding", "embedding_backward", "sum_squares_many",
+                          *CONV_OPS, *POOL_OPS, *BN_OPS}
     assert fuzzed == set(ops.OPS)
 
 

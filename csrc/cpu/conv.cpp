@@ -1,0 +1,406 @@
+// 2-D convolution (forward, input and weight gradients), max/avg pooling and BatchNorm, NCHW.
+//
+// Convolution: im2col + the packed GEMM (cpu/gemm.h), a chunk of B images at a time:
+//
+//   cols (C·KH·KW, B·L),  cols[(c, i, j), (b, oh, ow)] = xpad[n0 + b, c, oh·sh + i·dh, ow·sw + j·dw]
+//   forward       out_g (O/G, B·L)           = W_g (O/G, C/G·KH·KW) @ cols_g; y[n0 + b] = out (+ b)
+//   weight grad   dW_g (O/G, C/G·KH·KW)     += dout_g (O/G, B·L) @ cols_gᵀ      over chunks
+//   input grad    dcols_g (C/G·KH·KW, B·L)   = W_gᵀ @ dout_g;  dx[n0 + b] = col2im(dcols)
+//   bias grad     db[o] = Σ_{n, l} dout[n, o, l]
+// (dout_g: the chunk's output gradient gathered into rows (O/G, B·L), one copy.)
+//
+// Why im2col + GEMM and not a direct convolution: the GEMM is packed and blocked for the
+// cache and already tuned per ISA (cpu/gemm.cpp); after im2col every conv of a CNN is one
+// GEMM with K = C·KH·KW (9 … 600) and N = L (a few hundred), shapes on which it runs near
+// its peak, while a direct loop nest would need its own register blocking per kernel size.
+// The price is the cols buffer and one pass to build it, small next to the GEMM for 3×3
+// kernels (measured: benchmarks/bench_cnn.py).
+//
+// Chunks of images, not single images: one image's GEMM is small (64 × 196 × 288 for the
+// MNIST CNN's middle conv), and each GEMM call starts a thread team and waits at barriers
+// between packing and computing; B images at once make N = B·L columns (the weight gradient:
+// K = B·L), a few calls per batch instead of hundreds. B keeps cols under 8 MB (a whole batch
+// would be ~100 MB). The GEMM threads itself; im2col/col2im split the (image, channel) pairs
+// among threads (each owns its rows of cols and its plane of dx: no races). The weight
+// gradient is summed chunk by chunk in order: the same bits for any thread count.
+//
+// Pooling: threads split the N·C planes. max pooling records the argmax (h·W + w within the
+// plane; the first maximum in window order, as numpy's argmax) and its backward adds dout
+// there; avg pooling counts padding in the average (PyTorch's count_include_pad=True).
+//
+// BatchNorm over x (N, C, M), M = H·W: one thread per channel (its N rows of M), row kernels
+// in conv.inc over simd::Vec, compiled per ISA. Row sums are added in double in row order.
+//   forward   μ = Σx/NM, σ² = Σ(x - μ)²/NM (two passes), rstd = 1/√(σ² + ε), y = a·x + b
+//             with a = rstd·γ, b = β - μ·a
+//   backward  dγ = Σ dout·x̂, dβ = Σ dout, dx = rstd·γ·(dout - dβ/NM - x̂·dγ/NM), written as
+//             dx = A·dout + B·x + K  (A = rstd·γ, B = -A·rstd·dγ/NM, K = -A·dβ/NM - B·μ)
+//
+// numpy twins: nnlite/ops/reference.py (im2col, col2im, conv2d, conv2d_input_grad,
+// conv2d_backward, max_pool2d(_backward), avg_pool2d(_backward), batchnorm(_backward,
+// _inference)).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "cpu/conv.h"
+#include "cpu/gemm.h"
+
+#define NNLITE_KERNELS "cpu/conv.inc"
+#include "common/foreach_isa.h"
+
+namespace nnlite {
+
+namespace {
+
+// The columns [ow0, ow1) of output row oh whose input column ow·sw - pw + j·dw lies in [0, W).
+inline void valid_cols(int64_t W, int64_t Wo, int64_t sw, int64_t off, int64_t* ow0,
+                       int64_t* ow1) {
+    // iw = ow·sw + off >= 0  ⇔  ow >= ceil(-off / sw);  iw < W  ⇔  ow < ceil((W - off) / sw)
+    auto ceil_div = [](int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); };
+    *ow0 = std::clamp<int64_t>(ceil_div(-off, sw), 0, Wo);
+    *ow1 = std::clamp<int64_t>(ceil_div(W - off, sw), *ow0, Wo);
+}
+
+// The rows of channel c of one image x (C, H, W) in cols: row (c, i, j) at cols + ((c·KH + i)·KW
+// + j)·ld, L = Ho·Wo entries each (ld: the row stride, B·L for a chunk of B images)
+template <typename T>
+void im2col(const T* x, T* cols, int64_t ld, const ConvGeom& g, int64_t c) {
+    for (int64_t i = 0; i < g.KH; i++)
+        for (int64_t j = 0; j < g.KW; j++) {
+            T* row = cols + ((c * g.KH + i) * g.KW + j) * ld;
+            const int64_t off = j * g.dw - g.pw;
+            int64_t ow0, ow1;
+            valid_cols(g.W, g.Wo, g.sw, off, &ow0, &ow1);
+            for (int64_t oh = 0; oh < g.Ho; oh++) {
+                T* r = row + oh * g.Wo;
+                const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+                if (ih < 0 || ih >= g.H) {                  // a padding row
+                    std::fill(r, r + g.Wo, T(0));
+                    continue;
+                }
+                const T* src = x + (c * g.H + ih) * g.W + off;   // src[ow·sw] = x[c, ih, iw]
+                std::fill(r, r + ow0, T(0));
+                if (g.sw == 1) std::memcpy(r + ow0, src + ow0, sizeof(T) * (ow1 - ow0));
+                else for (int64_t ow = ow0; ow < ow1; ow++) r[ow] = src[ow * g.sw];
+                std::fill(r + ow1, r + g.Wo, T(0));
+            }
+        }
+}
+
+// dx (C, H, W) of one image, channel c, += col2im(dcols): each entry back where im2col read it
+template <typename T>
+void col2im(const T* cols, int64_t ld, T* dx, const ConvGeom& g, int64_t c) {
+    for (int64_t i = 0; i < g.KH; i++)
+        for (int64_t j = 0; j < g.KW; j++) {
+            const T* row = cols + ((c * g.KH + i) * g.KW + j) * ld;
+            const int64_t off = j * g.dw - g.pw;
+            int64_t ow0, ow1;
+            valid_cols(g.W, g.Wo, g.sw, off, &ow0, &ow1);
+            for (int64_t oh = 0; oh < g.Ho; oh++) {
+                const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+                if (ih < 0 || ih >= g.H) continue;
+                const T* r = row + oh * g.Wo;
+                T* dst = dx + (c * g.H + ih) * g.W + off;
+                for (int64_t ow = ow0; ow < ow1; ow++) dst[ow * g.sw] += r[ow];
+            }
+        }
+}
+
+// Images per chunk: a chunk's cols (C·KH·KW × B·L) and output rows (O × B·L) each stay under
+// kChunkElems (2 MB of float32, within L2/L3), and one GEMM per chunk and group then has B·L
+// columns instead of L.
+constexpr int64_t kChunkElems = int64_t(1) << 19;
+
+inline int64_t chunk_images(const ConvGeom& g) {
+    const int64_t per_image = std::max(g.C * g.KH * g.KW, g.O) * g.Ho * g.Wo;
+    return std::clamp<int64_t>(kChunkElems / std::max<int64_t>(per_image, 1), 1,
+                               std::max<int64_t>(g.N, 1));
+}
+
+// A buffer of n T's that lives across calls and only grows (slot 0 or 1), one set per calling
+// thread: a fresh multi-megabyte allocation per call is returned to the OS on free and
+// page-faults in again on every call (measured: 30 ms of a 35 ms convolution).
+template <typename T>
+T* scratch(int slot, size_t n) {
+    thread_local std::unique_ptr<T[]> buf[2];
+    thread_local size_t cap[2] = {0, 0};
+    if (n > cap[slot]) {
+        buf[slot].reset(new T[n]);
+        cap[slot] = n;
+    }
+    return buf[slot].get();
+}
+
+// cols (C·KH·KW, B·L) of images [n0, n0 + B): column b·L + l is output pixel l of image n0 + b
+template <typename T>
+void chunk_cols(const T* x, T* cols, int64_t n0, int64_t B, const ConvGeom& g) {
+    const int64_t L = g.Ho * g.Wo, plane = g.C * g.H * g.W;
+    parallel_range(B * g.C, g.KH * g.KW * L, [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; t++) {
+            const int64_t b = t / g.C, c = t % g.C;
+            im2col(x + (n0 + b) * plane, cols + b * L, B * L, g, c);
+        }
+    });
+}
+
+// rows (O, B·L) <-> images: (O, B·L)[o, b·L + l] = images[n0 + b, o, l]
+template <typename T>
+void gather_rows(const T* images, T* rows, int64_t n0, int64_t B, int64_t O, int64_t L) {
+    parallel_range(B * O, L, [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; t++) {
+            const int64_t b = t / O, o = t % O;
+            std::memcpy(rows + o * B * L + b * L, images + ((n0 + b) * O + o) * L, sizeof(T) * L);
+        }
+    });
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
+    FtzScope ftz;
+    const int64_t L = g.Ho * g.Wo, Og = g.O / g.G, Kg = g.C / g.G * g.KH * g.KW;
+    const int64_t NB = chunk_images(g);
+    T* cols = scratch<T>(0, size_t(g.C * g.KH * g.KW * NB * L));
+    T* out = scratch<T>(1, size_t(g.O * NB * L));
+    for (int64_t n0 = 0; n0 < g.N; n0 += NB) {
+        const int64_t B = std::min(NB, g.N - n0), BL = B * L;
+        chunk_cols(x, cols, n0, B, g);
+        for (int64_t gr = 0; gr < g.G; gr++)   // out_g (Og, B·L) = W_g (Og, Kg) @ cols_g (Kg, B·L)
+            gemm_strided<T>(Og, BL, Kg, {w + gr * Og * Kg, Kg, 1}, {cols + gr * Kg * BL, BL, 1},
+                            {out + gr * Og * BL, BL, 1}, false);
+        parallel_range(B * g.O, L, [&](int64_t lo, int64_t hi) {   // y[n0 + b, o] = out + b[o]
+            for (int64_t t = lo; t < hi; t++) {
+                const int64_t bi = t / g.O, o = t % g.O;
+                const T* src = out + o * BL + bi * L;
+                T* dst = y + ((n0 + bi) * g.O + o) * L;
+                const T bias = b ? b[o] : T(0);
+                for (int64_t l = 0; l < L; l++) dst[l] = src[l] + bias;
+            }
+        });
+    }
+}
+
+template <typename T>
+void conv2d_input_grad(const T* dout, const T* w, T* dx, const ConvGeom& g) {
+    FtzScope ftz;
+    const int64_t L = g.Ho * g.Wo, Og = g.O / g.G, Kg = g.C / g.G * g.KH * g.KW;
+    const int64_t plane = g.C * g.H * g.W, NB = chunk_images(g);
+    T* dcols = scratch<T>(0, size_t(g.C * g.KH * g.KW * NB * L));
+    T* rows = scratch<T>(1, size_t(g.O * NB * L));
+    for (int64_t n0 = 0; n0 < g.N; n0 += NB) {
+        const int64_t B = std::min(NB, g.N - n0), BL = B * L;
+        gather_rows(dout, rows, n0, B, g.O, L);
+        for (int64_t gr = 0; gr < g.G; gr++)   // dcols_g (Kg, B·L) = W_gᵀ (Kg, Og) @ dout_g
+            gemm_strided<T>(Kg, BL, Og, {w + gr * Og * Kg, 1, Kg}, {rows + gr * Og * BL, BL, 1},
+                            {dcols + gr * Kg * BL, BL, 1}, false);
+        parallel_range(B * g.C, g.KH * g.KW * L, [&](int64_t lo, int64_t hi) {
+            for (int64_t t = lo; t < hi; t++) {   // each (image, channel) owns its dx plane
+                const int64_t bi = t / g.C, c = t % g.C;
+                T* dxn = dx + (n0 + bi) * plane;
+                std::fill(dxn + c * g.H * g.W, dxn + (c + 1) * g.H * g.W, T(0));
+                col2im(dcols + bi * L, BL, dxn, g, c);
+            }
+        });
+    }
+}
+
+template <typename T>
+void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, const ConvGeom& g) {
+    FtzScope ftz;
+    const int64_t L = g.Ho * g.Wo, Og = g.O / g.G, Kg = g.C / g.G * g.KH * g.KW;
+    const int64_t NB = chunk_images(g);
+    T* cols = scratch<T>(0, size_t(g.C * g.KH * g.KW * NB * L));
+    T* rows = scratch<T>(1, size_t(g.O * NB * L));
+    for (int64_t n0 = 0; n0 < g.N; n0 += NB) {
+        const int64_t B = std::min(NB, g.N - n0), BL = B * L;
+        chunk_cols(x, cols, n0, B, g);
+        gather_rows(dout, rows, n0, B, g.O, L);
+        for (int64_t gr = 0; gr < g.G; gr++)   // dW_g (Og, Kg) += dout_g (Og, B·L) @ cols_gᵀ
+            gemm_strided<T>(Og, Kg, BL, {rows + gr * Og * BL, BL, 1},
+                            {cols + gr * Kg * BL, 1, BL}, {dw + gr * Og * Kg, Kg, 1},
+                            n0 > 0);
+    }
+    if (g.N == 0) std::fill(dw, dw + g.O * Kg, T(0));
+    if (db)
+        parallel_range(g.O, g.N * L, [&](int64_t o0, int64_t o1) {
+            for (int64_t o = o0; o < o1; o++) {
+                double s = 0;                     // image by image, in order
+                for (int64_t n = 0; n < g.N; n++) {
+                    const T* r = dout + (n * g.O + o) * L;
+                    T t = 0;
+                    for (int64_t l = 0; l < L; l++) t += r[l];
+                    s += t;
+                }
+                db[o] = T(s);
+            }
+        });
+}
+
+// -- pooling: window (oh, ow) covers rows oh·sh - ph + [0, KH), columns ow·sw - pw + [0, KW)
+template <typename T>
+void max_pool2d_forward(const T* x, T* y, int64_t* argmax, const ConvGeom& g) {
+    FtzScope ftz;
+    const int64_t HW = g.H * g.W, L = g.Ho * g.Wo;
+    parallel_range(g.C, L * g.KH * g.KW, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; p++) {
+            const T* xp = x + p * HW;
+            for (int64_t oh = 0; oh < g.Ho; oh++)
+                for (int64_t ow = 0; ow < g.Wo; ow++) {
+                    const int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+                    T best = -std::numeric_limits<T>::infinity();
+                    int64_t at = -1;
+                    for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); h++)
+                        for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W);
+                             w++)
+                            if (at < 0 || xp[h * g.W + w] > best) {   // strict: the first max
+                                best = xp[h * g.W + w];
+                                at = h * g.W + w;
+                            }
+                    y[p * L + oh * g.Wo + ow] = best;
+                    argmax[p * L + oh * g.Wo + ow] = at;
+                }
+        }
+    });
+}
+
+template <typename T>
+void max_pool2d_backward(const T* dout, const int64_t* argmax, T* dx, const ConvGeom& g) {
+    FtzScope ftz;
+    const int64_t HW = g.H * g.W, L = g.Ho * g.Wo;
+    parallel_range(g.C, L + HW, [&](int64_t p0, int64_t p1) {
+        std::fill(dx + p0 * HW, dx + p1 * HW, T(0));
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t l = 0; l < L; l++) dx[p * HW + argmax[p * L + l]] += dout[p * L + l];
+    });
+}
+
+template <typename T>
+void avg_pool2d_forward(const T* x, T* y, const ConvGeom& g) {
+    FtzScope ftz;
+    const int64_t HW = g.H * g.W, L = g.Ho * g.Wo;
+    const T inv = T(1) / T(g.KH * g.KW);
+    parallel_range(g.C, L * g.KH * g.KW, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t oh = 0; oh < g.Ho; oh++)
+                for (int64_t ow = 0; ow < g.Wo; ow++) {
+                    const int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+                    T s = 0;
+                    for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); h++)
+                        for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W);
+                             w++)
+                            s += x[p * HW + h * g.W + w];
+                    y[p * L + oh * g.Wo + ow] = s * inv;
+                }
+    });
+}
+
+template <typename T>
+void avg_pool2d_backward(const T* dout, T* dx, const ConvGeom& g) {
+    FtzScope ftz;
+    const int64_t HW = g.H * g.W, L = g.Ho * g.Wo;
+    const T inv = T(1) / T(g.KH * g.KW);
+    parallel_range(g.C, L * g.KH * g.KW, [&](int64_t p0, int64_t p1) {
+        std::fill(dx + p0 * HW, dx + p1 * HW, T(0));
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t oh = 0; oh < g.Ho; oh++)
+                for (int64_t ow = 0; ow < g.Wo; ow++) {
+                    const int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+                    const T v = dout[p * L + oh * g.Wo + ow] * inv;
+                    for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); h++)
+                        for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W);
+                             w++)
+                            dx[p * HW + h * g.W + w] += v;
+                }
+    });
+}
+
+// -- BatchNorm: channel c's rows are x + (n·C + c)·M, n in [0, N)
+template <typename T>
+void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
+                       int64_t N, int64_t C, int64_t M, double eps) {
+    FtzScope ftz;
+    const auto sum = NNLITE_PICK(bn_row_sum<T>);
+    const auto sqdev = NNLITE_PICK(bn_row_sqdev<T>);
+    const auto affine = NNLITE_PICK(bn_row_affine<T>);
+    const double count = double(N) * double(M);
+    parallel_range(C, 3 * N * M, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; c++) {
+            double s = 0;
+            for (int64_t n = 0; n < N; n++) s += sum(x + (n * C + c) * M, M);
+            const T m = T(s / count);
+            double v = 0;
+            for (int64_t n = 0; n < N; n++) v += sqdev(x + (n * C + c) * M, m, M);
+            const T r = T(1.0 / std::sqrt(v / count + eps));
+            const T a = r * gamma[c], b = beta[c] - m * a;
+            for (int64_t n = 0; n < N; n++)
+                affine(x + (n * C + c) * M, a, b, y + (n * C + c) * M, M);
+            mean[c] = m;
+            rstd[c] = r;
+        }
+    });
+}
+
+template <typename T>
+void batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean, const T* rstd,
+                        T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t M) {
+    FtzScope ftz;
+    const auto sum = NNLITE_PICK(bn_row_sum<T>);
+    const auto dot_dev = NNLITE_PICK(bn_row_dot_dev<T>);
+    const auto affine2 = NNLITE_PICK(bn_row_affine2<T>);
+    const double count = double(N) * double(M);
+    parallel_range(C, 3 * N * M, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; c++) {
+            const T m = mean[c], r = rstd[c];
+            double sg = 0, sgx = 0;                // Σ dout, Σ dout·(x - μ)
+            for (int64_t n = 0; n < N; n++) {
+                sg += sum(dout + (n * C + c) * M, M);
+                sgx += dot_dev(dout + (n * C + c) * M, x + (n * C + c) * M, m, M);
+            }
+            const double dg = sgx * r, A = double(r) * gamma[c];
+            const double B = -A * r * dg / count, K = -A * sg / count - B * m;
+            if (dx)
+                for (int64_t n = 0; n < N; n++)
+                    affine2(dout + (n * C + c) * M, x + (n * C + c) * M, T(A), T(B), T(K),
+                            dx + (n * C + c) * M, M);
+            dgamma[c] = T(dg);
+            dbeta[c] = T(sg);
+        }
+    });
+}
+
+template <typename T>
+void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
+                         const T* rvar, T* y, int64_t N, int64_t C, int64_t M, double eps) {
+    FtzScope ftz;
+    const auto affine = NNLITE_PICK(bn_row_affine<T>);
+    parallel_range(C, N * M, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; c++) {
+            const T a = T(gamma[c] / std::sqrt(double(rvar[c]) + eps)), b = beta[c] - rmean[c] * a;
+            for (int64_t n = 0; n < N; n++)
+                affine(x + (n * C + c) * M, a, b, y + (n * C + c) * M, M);
+        }
+    });
+}
+
+#define NNLITE_CONV_INSTANTIATE(T)                                                              \
+    template void conv2d_forward<T>(const T*, const T*, const T*, T*, const ConvGeom&);        \
+    template void conv2d_input_grad<T>(const T*, const T*, T*, const ConvGeom&);               \
+    template void conv2d_weight_grad<T>(const T*, const T*, T*, T*, const ConvGeom&);          \
+    template void max_pool2d_forward<T>(const T*, T*, int64_t*, const ConvGeom&);              \
+    template void max_pool2d_backward<T>(const T*, const int64_t*, T*, const ConvGeom&);       \
+    template void avg_pool2d_forward<T>(const T*, T*, const ConvGeom&);                        \
+    template void avg_pool2d_backward<T>(const T*, T*, const ConvGeom&);                       \
+    template void batchnorm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t,      \
+                                       int64_t, int64_t, double);                              \
+    template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*,  \
+                                        T*, T*, int64_t, int64_t, int64_t);                    \
+    template void batchnorm_inference<T>(const T*, const T*, const T*, const T*, const T*, T*, \
+                                         int64_t, int64_t, int64_t, double);
+NNLITE_CONV_INSTANTIATE(float)
+NNLITE_CONV_INSTANTIATE(double)
+
+}  // namespace nnlite

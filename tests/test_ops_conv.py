@@ -1,0 +1,254 @@
+"""Compiled convolution / pooling / BatchNorm kernels vs their numpy twins, on every SIMD path,
+on awkward shapes: odd sizes, stride 2, padding, dilation, 1×1 and 7×7 kernels, groups and
+depthwise, batch 1, one channel; float32 and float64; non-contiguous inputs."""
+import numpy as np
+import pytest
+from _kernels import needs_compiled, same_error
+
+from nnlite import ops
+from nnlite.ops import reference as ref
+
+DTYPES = (np.float32, np.float64)
+OPS = ("conv2d", "conv2d_input_grad", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
+       "avg_pool2d", "avg_pool2d_backward", "batchnorm", "batchnorm_backward",
+       "batchnorm_inference")
+
+# (N, C, H, W, O, kernel, stride, padding, dilation, groups)
+CONVS = [
+    (1, 1, 1, 1, 1, 1, 1, 0, 1, 1),          # the smallest
+    (2, 3, 7, 9, 5, 3, 1, 1, 1, 1),          # odd sizes, padding
+    (1, 1, 28, 28, 8, 5, 2, 2, 1, 1),        # one channel, stride 2, batch 1
+    (3, 4, 13, 11, 6, 3, (2, 1), (0, 2), 2, 2),   # dilation, groups, uneven stride/padding
+    (2, 6, 9, 8, 6, 3, 1, 1, 1, 6),          # depthwise
+    (2, 8, 5, 7, 4, 1, 1, 0, 1, 1),          # 1×1 (no im2col)
+    (2, 4, 6, 6, 8, 1, 2, 0, 1, 2),          # 1×1 with stride 2, groups
+    (1, 3, 16, 15, 4, 7, 2, 3, 1, 1),        # 7×7
+    (2, 5, 9, 9, 7, (3, 1), 1, (1, 0), (1, 3), 1),   # rectangular kernel
+]
+
+
+def up(a):
+    return a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else a
+
+
+def tol(dtype, n_sum=1):
+    """n_sum: how many terms a result sums."""
+    if dtype == np.float32:
+        return {"rtol": 3e-5, "atol": 3e-6 * max(1, n_sum) ** 0.5 + 1e-6}
+    return {"rtol": 1e-11, "atol": 1e-13 * max(1, n_sum)}
+
+
+def geometry(case):
+    N, C, H, W, O, k, s, p, d, g = case
+    return (N, C, H, W, O, k if isinstance(k, tuple) else (k, k)), {
+        "stride": s, "padding": p, "dilation": d, "groups": g}
+
+
+def conv_inputs(rng, case, dtype, strided=False):
+    (N, C, H, W, O, (kh, kw)), geo = geometry(case)
+    x = rng.standard_normal((N, C, H, W))
+    if strided:   # a non-contiguous view: every other column of a wider array
+        x = np.repeat(x, 2, axis=3)[..., ::2]
+    w = rng.standard_normal((O, C // geo["groups"], kh, kw))
+    b = rng.standard_normal(O)
+    return x.astype(dtype), w.astype(dtype), b.astype(dtype), geo
+
+
+@needs_compiled
+@pytest.mark.parametrize("op", OPS)
+def test_compiled(op):
+    assert ops.compiled_kernels()[op] == "compiled"
+
+
+@pytest.mark.parametrize("case", CONVS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d(simd, rng, case, dtype):
+    x, w, b, geo = conv_inputs(rng, case, dtype, strided=case[0] == 2)
+    K = w[0].size
+    for bias in (b, None):
+        y = ops.conv2d(x, w, bias, **geo)
+        want = ref.conv2d(up(x), up(w), up(bias), **geo)
+        assert y.dtype == dtype and y.shape == want.shape
+        np.testing.assert_allclose(y, want, **tol(dtype, K))
+
+
+@pytest.mark.parametrize("case", CONVS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_backward(simd, rng, case, dtype):
+    x, w, _, geo = conv_inputs(rng, case, dtype)
+    g = ref.conv2d(x, w, None, **geo)
+    g = rng.standard_normal(g.shape).astype(dtype)
+    gt = np.asfortranarray(g)                      # non-contiguous in C order
+    dx, dw, db = ops.conv2d_backward(gt, x, w, **geo)
+    dx2, dw2, db2 = ref.conv2d_backward(up(g), up(x), up(w), **geo)
+    L = g[0, 0].size
+    assert dx.dtype == dw.dtype == db.dtype == dtype
+    np.testing.assert_allclose(dx, dx2, **tol(dtype, w.shape[0]))
+    np.testing.assert_allclose(dw, dw2, **tol(dtype, g.shape[0] * L))
+    np.testing.assert_allclose(db, db2, **tol(dtype, g.shape[0] * L))
+    none, dw3, _ = ops.conv2d_backward(g, x, w, **geo, input_grad=False)
+    assert none is None
+    np.testing.assert_array_equal(dw3, dw)
+    # the input gradient alone is the transposed convolution
+    dx4 = ops.conv2d_input_grad(g, w, x.shape[2:], **geo)
+    np.testing.assert_array_equal(dx4, dx)
+
+
+def test_conv2d_is_the_adjoint_of_its_input_grad(rng):
+    """⟨conv(x), g⟩ = ⟨x, conv_input_grad(g)⟩: the two kernels are transposes of each other."""
+    x, w, _, geo = conv_inputs(rng, CONVS[3], np.float64)
+    y = ops.conv2d(x, w, None, **geo)
+    g = rng.standard_normal(y.shape)
+    dx = ops.conv2d_input_grad(g, w, x.shape[2:], **geo)
+    assert np.isclose((y * g).sum(), (x * dx).sum(), rtol=1e-12)
+
+
+def test_conv2d_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x, w, b, geo = conv_inputs(rng, CONVS[3], np.float64)
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **geo)
+    np.testing.assert_allclose(ops.conv2d(x, w, b, **geo), want.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_empty_batch(rng):
+    x, w, b, geo = conv_inputs(rng, CONVS[1], np.float32)
+    y = ops.conv2d(x[:0], w, b, **geo)
+    assert y.shape == (0, 5, 7, 9)
+    dx, dw, db = ops.conv2d_backward(y, x[:0], w, **geo)
+    assert dx.shape == (0, 3, 7, 9) and not dw.any() and not db.any()
+
+
+@pytest.mark.parametrize("args", [
+    {"x": np.zeros((1, 3, 4, 4)), "w": np.zeros((2, 2, 3, 3))},         # wrong channel count
+    {"x": np.zeros((1, 3, 2, 2)), "w": np.zeros((2, 3, 3, 3))},         # smaller than the kernel
+    {"x": np.zeros((3, 4, 4)), "w": np.zeros((2, 3, 3, 3))},            # not 4-D
+    {"x": np.zeros((1, 4, 4, 4)), "w": np.zeros((3, 2, 3, 3)), "groups": 2},   # O % groups
+    {"x": np.zeros((1, 3, 4, 4)), "w": np.zeros((2, 3, 3, 3)), "stride": 0},
+    {"x": np.zeros((1, 3, 4, 4), np.float32), "w": np.zeros((2, 3, 3, 3))},  # dtypes differ
+])
+def test_conv2d_errors_match_the_twin(args):
+    same_error(ops.conv2d, ref.conv2d, **args)
+
+
+def test_conv2d_error_names_the_shapes():
+    with pytest.raises(ValueError, match=r"input \(1, 3, 2, 2\) is smaller than the kernel"):
+        ops.conv2d(np.zeros((1, 3, 2, 2)), np.zeros((2, 3, 3, 3)))
+
+
+# ----------------------------------------------------------------------------- pooling
+# (N, C, H, W, kernel, stride, padding)
+POOLS = [(1, 1, 1, 1, 1, None, 0), (2, 3, 7, 9, 2, None, 0), (1, 1, 28, 28, 3, 2, 1),
+         (3, 2, 13, 11, (3, 2), (2, 1), (1, 0)), (2, 4, 8, 8, 7, 1, 3), (2, 5, 6, 6, 2, 1, 1)]
+
+
+@pytest.mark.parametrize("case", POOLS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d(simd, rng, case, dtype):
+    N, C, H, W, k, s, p = case
+    x = rng.standard_normal((N, C, H, 2 * W)).astype(dtype)[..., ::2]     # non-contiguous
+    y, idx = ops.max_pool2d(x, k, s, p)
+    y2, idx2 = ref.max_pool2d(x, k, s, p)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(idx, idx2)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(ops.max_pool2d_backward(g, idx, (H, W)),
+                               ref.max_pool2d_backward(up(g), idx, (H, W)), **tol(dtype, 9))
+
+
+def test_max_pool2d_ties_pick_the_first(rng):
+    x = np.ones((1, 1, 4, 4))
+    _y, idx = ops.max_pool2d(x, 2)
+    np.testing.assert_array_equal(idx, ref.max_pool2d(x, 2)[1])
+    np.testing.assert_array_equal(idx.ravel(), [0, 2, 8, 10])
+
+
+@pytest.mark.parametrize("case", POOLS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avg_pool2d(simd, rng, case, dtype):
+    N, C, H, W, k, s, p = case
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    y = ops.avg_pool2d(x, k, s, p)
+    np.testing.assert_allclose(y, ref.avg_pool2d(up(x), k, s, p), **tol(dtype, 49))
+    g = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(ops.avg_pool2d_backward(g, (H, W), k, s, p),
+                               ref.avg_pool2d_backward(up(g), (H, W), k, s, p), **tol(dtype, 49))
+
+
+def test_pooling_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 9, 8))
+    xt = torch.tensor(x)
+    F = torch.nn.functional
+    np.testing.assert_array_equal(ops.max_pool2d(x, 3, 2, 1)[0], F.max_pool2d(xt, 3, 2, 1))
+    np.testing.assert_allclose(ops.avg_pool2d(x, 3, 2, 1), F.avg_pool2d(xt, 3, 2, 1),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("args", [
+    {"x": np.zeros((1, 1, 2, 2)), "kernel": 3},                       # smaller than the window
+    {"x": np.zeros((1, 4, 4)), "kernel": 2},                          # not 4-D
+    {"x": np.zeros((1, 1, 4, 4)), "kernel": 2, "padding": 2},            # padding > kernel / 2
+])
+def test_pooling_errors_match_the_twin(args):
+    same_error(ops.max_pool2d, ref.max_pool2d, **args)
+    same_error(ops.avg_pool2d, ref.avg_pool2d, **args)
+
+
+def test_max_pool2d_backward_rejects_bad_argmax():
+    same_error(ops.max_pool2d_backward, ref.max_pool2d_backward, np.ones((1, 1, 1, 1)),
+               np.full((1, 1, 1, 1), 4, np.int64), (2, 2))
+
+
+# ----------------------------------------------------------------------------- BatchNorm
+# x shapes: (N, C) for BatchNorm1d, (N, C, L), (N, C, H, W); a one-channel one and batch 1
+BN_SHAPES = [(7, 3), (257, 65), (2, 5, 63), (1, 3, 7, 9), (8, 1, 28, 28), (3, 16, 17, 5)]
+
+
+def bn_inputs(rng, shape, dtype):
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    C = shape[1]
+    gamma = (1 + 0.3 * rng.standard_normal(C)).astype(dtype)
+    beta = (0.3 * rng.standard_normal(C)).astype(dtype)
+    return x, gamma, beta
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm(simd, rng, shape, dtype):
+    x, gamma, beta = bn_inputs(rng, shape, dtype)
+    M = x.size // shape[1]
+    xt = np.asfortranarray(x)                              # non-contiguous in C order
+    y, mean, rstd = ops.batchnorm(xt, gamma, beta)
+    y2, mean2, rstd2 = ref.batchnorm(up(x), up(gamma), up(beta))
+    assert y.dtype == mean.dtype == rstd.dtype == dtype
+    for a, b in ((y, y2), (mean, mean2), (rstd, rstd2)):
+        np.testing.assert_allclose(a, b, **tol(dtype, M))
+    g = rng.standard_normal(shape).astype(dtype)
+    dx, dgamma, dbeta = ops.batchnorm_backward(g, x, gamma, mean, rstd)
+    dx2, dgamma2, dbeta2 = ref.batchnorm_backward(up(g), up(x), up(gamma), up(mean), up(rstd))
+    np.testing.assert_allclose(dx, dx2, **tol(dtype, M))
+    np.testing.assert_allclose(dgamma, dgamma2, **tol(dtype, M))
+    np.testing.assert_allclose(dbeta, dbeta2, **tol(dtype, M))
+    rm, rv = mean2 + 0.1, 1 / rstd2 ** 2
+    np.testing.assert_allclose(ops.batchnorm_inference(x, gamma, beta, rm.astype(dtype),
+                                                       rv.astype(dtype)),
+                               ref.batchnorm_inference(up(x), up(gamma), up(beta), rm, rv),
+                               **tol(dtype, 4))
+
+
+def test_batchnorm_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x, gamma, beta = bn_inputs(rng, (4, 3, 5, 6), np.float64)
+    want = torch.nn.functional.batch_norm(torch.tensor(x), None, None, torch.tensor(gamma),
+                                          torch.tensor(beta), training=True)
+    np.testing.assert_allclose(ops.batchnorm(x, gamma, beta)[0], want.numpy(), rtol=1e-10,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("args", [
+    {"x": np.zeros((2, 3, 4)), "gamma": np.ones(4), "beta": np.zeros(4)},      # wrong C
+    {"x": np.zeros(3), "gamma": np.ones(3), "beta": np.zeros(3)},              # 1-D
+    {"x": np.zeros((0, 3)), "gamma": np.ones(3), "beta": np.zeros(3)},         # empty
+])
+def test_batchnorm_errors_match_the_twin(args):
+    same_error(ops.batchnorm, ref.batchnorm, **args)
