@@ -73,14 +73,20 @@ def test_a_late_thread_makes_kernels_run_alone_for_a_while():
     try:
         mod._report_team(0, 0, 1_000_000)                   # a healthy team: stays 2
         assert mod._threads_now() == 2
-        mod._report_team(2_000_000, 0, 3_000_000)           # started 2 ms late in 3 ms
+        time.sleep(0.12)                                    # (no strike left from before)
+        mod._report_team(0, 0, 1_000_000)
+        mod._report_team(2_000_000, 0, 3_000_000)           # started 2 ms late in 3 ms: once
+        assert mod._threads_now() == 2                      # is not a busy machine...
+        mod._report_team(2_000_000, 0, 3_000_000)           # ...twice within 100 ms is
         assert mod._threads_now() == 1 and ops.num_threads() == 2
-        time.sleep(0.08)                                    # past the first 50 ms stretch
+        time.sleep(0.12)                                    # past the 50 ms and the strike
         assert mod._threads_now() == 2
         mod._report_team(0, 0, 1_000_000)                   # the machine is idle again
         mod._report_team(600_000, 0, 100_000_000)           # 0.6 ms in a 100 ms kernel: not late
         assert mod._threads_now() == 2
         mod._report_team(0, 900_000, 1_000_000)             # one thread ended 0.9 ms after
+        assert mod._threads_now() == 2                      # (the last strike is long gone)
+        mod._report_team(0, 900_000, 1_000_000)
         assert mod._threads_now() == 1
     finally:
         time.sleep(0.06)
@@ -89,8 +95,33 @@ def test_a_late_thread_makes_kernels_run_alone_for_a_while():
 
 
 @needs_threads
+def test_a_team_woken_from_sleep_is_not_judged():
+    """The first team after a pause starts late because its workers were asleep (a VM may take
+    over a millisecond to wake a vCPU): that is not a busy machine. Judging it fed itself: time
+    alone put the workers to sleep, and the next team woke late again."""
+    import time
+    mod, n0 = _family(), ops.num_threads()
+    ops.set_num_threads(2)
+    try:
+        time.sleep(0.12)                                    # (no strike left from before)
+        mod._report_team(0, 0, 1_000_000)
+        time.sleep(0.01)                                    # a pause: the workers sleep
+        mod._report_team(2_000_000, 0, 3_000_000)           # late, but after the pause
+        mod._report_team(2_000_000, 0, 3_000_000)           # late right after: one strike
+        assert mod._threads_now() == 2
+        mod._report_team(2_000_000, 0, 3_000_000)           # and again: busy
+        assert mod._threads_now() == 1
+    finally:
+        time.sleep(0.06)
+        mod._report_team(0, 0, 1_000_000)
+        mod._report_team(0, 0, 1_000_000)
+        ops.set_num_threads(n0)
+
+
+@needs_threads
 def test_the_busy_watch_can_be_switched_off():
     code = ("import nnlite as nl; m = nl.ops._extensions()[0]; nl.ops.set_num_threads(2); "
+            "m._report_team(0, 0, 1_000_000); m._report_team(2_000_000, 0, 3_000_000); "
             "m._report_team(2_000_000, 0, 3_000_000); print(m._threads_now())")
     assert run(code) == "1"
     assert run(code, NNLITE_BUSY_WATCH="0") == "2"

@@ -137,12 +137,27 @@ void set_num_threads(int n) {
 // while the machine stays busy up to kSoloMaxNs, and try the team again after that. Results do
 // not change: no reduction's order depends on the thread count. NNLITE_BUSY_WATCH=0 (read
 // once) switches this off.
+// Only a team that follows another closely (within kFreshNs) is judged: after a pause the
+// workers have gone to sleep (GOMP_SPINCOUNT, _openmp_wait.py), and on a virtual machine a
+// sleeping vCPU can take over a millisecond to wake. Judging that first region fed itself:
+// a wake-up counted as busy, 50 ms alone let the workers fall asleep, the next team woke late
+// again, and so on up to 1.6 s alone (measured on an idle 2-core VM: 40% of back-to-back
+// 128x256x784 GEMMs ran alone, at 112 instead of 144 GFLOP/s).
+// And one late team is not enough: an idle machine still preempts a thread now and then (a
+// kernel worker, the hypervisor), for a millisecond or two, which cost that one region that
+// much; 50 ms alone after it cost far more (idle 2-core VM: a late team every ~0.4 s, and
+// 20-25% of a stream of small GEMMs run alone). Two late teams within kStrikeNs are a busy
+// machine: there, most teams are late.
+constexpr int64_t kFreshNs = 200'000;        // 0.2 ms
+constexpr int64_t kStrikeNs = 100'000'000;   // 100 ms
 constexpr int64_t kLateNs = 500'000;         // 0.5 ms
 constexpr int64_t kSoloMinNs = 50'000'000;   // 50 ms
 constexpr int64_t kSoloMaxNs = 1'600'000'000;
 
 static std::atomic<int64_t> g_solo_until{0};  // steady-clock ns until which kernels run alone
 static std::atomic<int64_t> g_solo_ns{0};     // the current stretch (0: the machine was idle)
+static std::atomic<int64_t> g_team_end{0};    // when the last team's region ended
+static std::atomic<int64_t> g_strike_at{INT64_MIN / 2};  // when the last late team ended
 
 static bool busy_watch_on() {
     static const bool on = [] {
@@ -160,10 +175,16 @@ int threads_now() {
 
 void report_team(int64_t start_delay_ns, int64_t finish_spread_ns, int64_t total_ns) {
     if (!busy_watch_on()) return;
+    const int64_t end = now_ns();
+    const int64_t prev_end = g_team_end.exchange(end, std::memory_order_relaxed);
+    if (end - total_ns - prev_end > kFreshNs) return;  // its workers were asleep: not judged
     // late: by more than kLateNs, and by a good part of the region (a big kernel's threads
     // can be a little uneven by nature)
     const int64_t late = std::max(start_delay_ns, finish_spread_ns);
     if (late > kLateNs && 4 * late > total_ns) {
+        // one late team is a strike, a second within kStrikeNs a busy machine
+        const int64_t strike = g_strike_at.exchange(end, std::memory_order_relaxed);
+        if (end - strike > kStrikeNs) return;
         const int64_t prev = g_solo_ns.load(std::memory_order_relaxed);
         const int64_t stretch = prev ? std::min(2 * prev, kSoloMaxNs) : kSoloMinNs;
         g_solo_ns.store(stretch, std::memory_order_relaxed);
