@@ -104,6 +104,26 @@ def test_mnist_cnn_learns_on_the_bundled_sample(tmp_path, capsys):
         pytest.approx(r["accuracy"])
 
 
+def test_mnist_cnn_augments_training_batches_only(monkeypatch):
+    """--fashion crops and mirrors each training batch (fit's transform); digits are not
+    mirrored; --no-augment turns it off; the test images are never transformed."""
+    mod = load_example("mnist_cnn")
+    assert repr(mod.augmentation(mod.parse_args(["--fashion"]))) == \
+        "Compose([RandomCrop(padding=2), RandomHorizontalFlip(p=0.5)])"
+    assert repr(mod.augmentation(mod.parse_args(["--augment"]))) == "Compose([RandomCrop(padding=2)])"
+    assert mod.augmentation(mod.parse_args([])) is None
+    assert mod.augmentation(mod.parse_args(["--fashion", "--no-augment"])) is None
+    seen = []
+    real_fit = nl.Sequential.fit
+    def spy(self, *a, transform=None, **kw):
+        seen.append(transform)
+        return real_fit(self, *a, transform=transform, **kw)
+    monkeypatch.setattr(nl.Sequential, "fit", spy)
+    r = mod.main(["--sample", "--augment", "--epochs", "1", "--train-size", "256",
+                  "--verbose", "0"])
+    assert repr(seen) == "[Compose([RandomCrop(padding=2)])]" and 0 <= r["accuracy"] <= 1
+
+
 @pytest.mark.slow
 @needs_mnist
 def test_mnist_example_full_reaches_98_percent():

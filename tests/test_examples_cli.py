@@ -109,7 +109,9 @@ def help_entries(text):
     for line in text.splitlines():
         m = re.match(r"  (-\S.*?)(?:\s{2,}(.*))?$", line)
         if m:
-            current = re.findall(r"(?:^|, )(--?[\w-]+)", m[1])[-1]   # "-h, --help": --help
+            names = re.findall(r"(?:^|, )(--?[\w-]+)", m[1])
+            # "-h, --help": --help; "--augment, --no-augment": --augment
+            current = next(n for n in names if n.startswith("--"))
             entries[current] = m[2] or ""
         elif current and line.startswith("    ") and line.strip():
             entries[current] += " " + line.strip()
