@@ -162,6 +162,18 @@ def test_max_pool2d_ties_pick_the_first(rng):
     np.testing.assert_array_equal(idx.ravel(), [0, 2, 8, 10])
 
 
+@pytest.mark.parametrize("kernel, stride", [(2, None), (3, 2)])   # the 2x2 path, the general
+def test_max_pool2d_nan_and_ties_like_the_twin(rng, kernel, stride):
+    """Each window's first element starts, a strictly greater one replaces it: a NaN wins only
+    where it comes first, and ties keep the first (the kernel uses masks, not branches)."""
+    x = rng.integers(0, 3, (3, 2, 9, 11)).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y, idx = ops.max_pool2d(x, kernel, stride)
+    y2, idx2 = ref.max_pool2d(x, kernel, stride)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(idx, idx2)
+
+
 @pytest.mark.parametrize("case", POOLS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_avg_pool2d(simd, rng, case, dtype):

@@ -40,9 +40,11 @@
 // _inference)).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/conv.h"
@@ -241,27 +243,76 @@ void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, const ConvGeom&
 }
 
 // -- pooling: window (oh, ow) covers rows oh·sh - ph + [0, KH), columns ow·sw - pw + [0, KW)
+// One window's running maximum: (best, at) := (v, i) when v > best, and the first NaN, which
+// wins in the end (as in the twin, numpy's argmax, and PyTorch). Masks and maxss, not
+// branches (see max_pool2d_forward).
+template <typename T>
+struct WindowMax {
+    T best;
+    int64_t at, nan_at = -1;
+    WindowMax(T v, int64_t i) : best(v), at(i), nan_at(v != v ? i : -1) {}
+    void add(T v, int64_t i) {
+        const int64_t m = -int64_t(v > best);  // all ones or 0
+        at = (i & m) | (at & ~m);
+        best = std::max(best, v);              // = v > best ? v : best
+        const int64_t n = -int64_t((v != v) & (nan_at < 0));
+        nan_at = (i & n) | (nan_at & ~n);
+    }
+    void store(const T* xp, T* y, int64_t* argmax) const {
+        *argmax = nan_at < 0 ? at : nan_at;
+        *y = nan_at < 0 ? best : xp[nan_at];
+    }
+};
+
+// The CNN's pooling, 2 x 2 windows at stride 2 without padding, with its loops unrolled: the
+// general loop's variable bounds cost more than its four comparisons.
+template <typename T>
+static void max_pool_2x2(const T* xp, T* y, int64_t* argmax, const ConvGeom& g) {
+    for (int64_t oh = 0; oh < g.Ho; oh++) {
+        const int64_t r = 2 * oh * g.W;      // the window's top row, in the plane
+        for (int64_t ow = 0; ow < g.Wo; ow++) {
+            const int64_t i = r + 2 * ow;
+            WindowMax<T> m(xp[i], i);
+            m.add(xp[i + 1], i + 1);
+            m.add(xp[i + g.W], i + g.W);
+            m.add(xp[i + g.W + 1], i + g.W + 1);
+            m.store(xp, y + oh * g.Wo + ow, argmax + oh * g.Wo + ow);
+        }
+    }
+}
+
 template <typename T>
 void max_pool2d_forward(const T* x, T* y, int64_t* argmax, const ConvGeom& g) {
     FtzScope ftz;
     const int64_t HW = g.H * g.W, L = g.Ho * g.Wo;
+    if (g.KH == 2 && g.KW == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0) {
+        parallel_range(g.C, L * 4, [&](int64_t p0, int64_t p1) {
+            for (int64_t p = p0; p < p1; p++)
+                max_pool_2x2<T>(x + p * HW, y + p * L, argmax + p * L, g);
+        });
+        return;
+    }
     parallel_range(g.C, L * g.KH * g.KW, [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; p++) {
             const T* xp = x + p * HW;
             for (int64_t oh = 0; oh < g.Ho; oh++)
                 for (int64_t ow = 0; ow < g.Wo; ow++) {
                     const int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-                    T best = -std::numeric_limits<T>::infinity();
-                    int64_t at = -1;
-                    for (int64_t h = std::max<int64_t>(h0, 0); h < std::min(h0 + g.KH, g.H); h++)
-                        for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + g.KW, g.W);
-                             w++)
-                            if (at < 0 || xp[h * g.W + w] > best) {   // strict: the first max
-                                best = xp[h * g.W + w];
-                                at = h * g.W + w;
-                            }
-                    y[p * L + oh * g.Wo + ow] = best;
-                    argmax[p * L + oh * g.Wo + ow] = at;
+                    const int64_t hlo = std::max<int64_t>(h0, 0), hhi = std::min(h0 + g.KH, g.H);
+                    const int64_t wlo = std::max<int64_t>(w0, 0), whi = std::min(w0 + g.KW, g.W);
+                    if (hlo >= hhi || wlo >= whi) {  // (a window all padding: none here)
+                        y[p * L + oh * g.Wo + ow] = -std::numeric_limits<T>::infinity();
+                        argmax[p * L + oh * g.Wo + ow] = -1;
+                        continue;
+                    }
+                    // From the window's first element on, a greater one replaces it, so ties
+                    // keep the first, as in the twin. WindowMax uses masks, not branches:
+                    // which element is the max is data, and with a branch per comparison
+                    // (which GCC kept even for ?:) half of them mispredicted.
+                    WindowMax<T> m(xp[hlo * g.W + wlo], hlo * g.W + wlo);
+                    for (int64_t h = hlo; h < hhi; h++)
+                        for (int64_t w = wlo; w < whi; w++) m.add(xp[h * g.W + w], h * g.W + w);
+                    m.store(xp, y + p * L + oh * g.Wo + ow, argmax + p * L + oh * g.Wo + ow);
                 }
         }
     });
