@@ -305,11 +305,17 @@ def test_any_blocking_gives_the_same_product(dtype, path, rng):
 
 
 @needs_compiled
-def test_tuning_sweep_script_compares_settings():
+def test_tuning_sweep_script_compares_settings(tmp_path):
     """benchmarks/tune_gemm.py: one line per (size, setting), and the plan is automatic after."""
+    import shutil
+
     import _child as child
     from _scripts import REPO
-    r = child.python(REPO / "benchmarks" / "tune_gemm.py", "--size", "40", "9x30x17",
+    # a copy outside any checkout: the scripts put their checkout first on sys.path, and the
+    # nnlite under test (_child's) must be the one imported (CI: an unbuilt sdist + the install)
+    bench = tmp_path / "benchmarks"
+    shutil.copytree(REPO / "benchmarks", bench)
+    r = child.python(bench / "tune_gemm.py", "--size", "40", "9x30x17",
                      "--rounds", "1", "--flop", "1e5", "--pause", "0", "--phases", "auto",
                      "kc=16 team=1", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -318,7 +324,7 @@ def test_tuning_sweep_script_compares_settings():
                                          ["9x30x17", "auto"], ["9x30x17", "kc=16"]]
     assert all(float(row[row.index("pack_b") - 2]) > 0 for row in rows)
     assert all(row[-2:] and row[-2] == "wait" for row in rows)
-    bad = child.python(REPO / "benchmarks" / "tune_gemm.py", "pack=1", timeout=120)
+    bad = child.python(bench / "tune_gemm.py", "pack=1", timeout=120)
     assert bad.returncode != 0 and "bad setting 'pack=1'" in bad.stderr
 
 
