@@ -88,9 +88,10 @@ def max_pool2d_backward(grad_out, argmax, size):
     g, argmax = checks.max_pool2d_backward_args(grad_out, argmax, size)
     N, C, Ho, Wo = g.shape
     H, W = checks.pair("max_pool2d_backward", "size", size, 1)
-    dx = np.zeros((N, C, H, W), g.dtype)
-    if g.size:
-        _conv.max_pool2d_backward(_c(g), _c(argmax), dx, N * C, H * W, Ho * Wo)
+    if not g.size:
+        return np.zeros((N, C, H, W), g.dtype)
+    dx = np.empty((N, C, H, W), g.dtype)       # the kernel zeroes each plane before adding
+    _conv.max_pool2d_backward(_c(g), _c(argmax), dx, N * C, H * W, Ho * Wo)
     return dx
 
 
