@@ -199,27 +199,35 @@ static void pack_transposed_scalar(const Mat<const T>& src, int j_begin, int n, 
 // AVX2 code used by both the AVX2 and the AVX-512 paths, rather than in simd.h: no other
 // kernel transposes, and a register transpose is a shuffle network per width, not a Vec op.
 
-// dst[k*NW + j] = src[j*vs + k] for an 8 x 8 block: rows j of src become columns.
-NNLITE_TARGET_AVX2 static inline void transpose_block(const float* src, int64_t vs, float* dst,
-                                                      int64_t NW) {
-    __m256 r[8], t[8];
-    for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + j * vs);
+// r[k] := column k of the 8 x 8 block whose rows were r[0..7]: the shuffle network.
+NNLITE_TARGET_AVX2 static inline void transpose8x8(__m256 r[8]) {
+    __m256 t[8];
     for (int j = 0; j < 8; j += 2) {
         t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
         t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
     }
-    r[0] = _mm256_shuffle_ps(t[0], t[2], 0x44);
-    r[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
-    r[2] = _mm256_shuffle_ps(t[1], t[3], 0x44);
-    r[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
-    r[4] = _mm256_shuffle_ps(t[4], t[6], 0x44);
-    r[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
-    r[6] = _mm256_shuffle_ps(t[5], t[7], 0x44);
-    r[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
+    __m256 u[8];
+    u[0] = _mm256_shuffle_ps(t[0], t[2], 0x44);
+    u[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+    u[2] = _mm256_shuffle_ps(t[1], t[3], 0x44);
+    u[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+    u[4] = _mm256_shuffle_ps(t[4], t[6], 0x44);
+    u[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
+    u[6] = _mm256_shuffle_ps(t[5], t[7], 0x44);
+    u[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
     for (int k = 0; k < 4; k++) {
-        _mm256_storeu_ps(dst + k * NW, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
-        _mm256_storeu_ps(dst + (k + 4) * NW, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+        r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+        r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
     }
+}
+
+// dst[k*NW + j] = src[j*vs + k] for an 8 x 8 block: rows j of src become columns.
+NNLITE_TARGET_AVX2 static inline void transpose_block(const float* src, int64_t vs, float* dst,
+                                                      int64_t NW) {
+    __m256 r[8];
+    for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + j * vs);
+    transpose8x8(r);
+    for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + k * NW, r[k]);
 }
 
 // The same for a 4 x 4 block of doubles.
@@ -244,30 +252,14 @@ NNLITE_TARGET_AVX2 static void pack_rows6_avx2(const Mat<const float>& src, int6
                                                float* dst) {
     const int64_t kb = kc / 8 * 8;
     for (int64_t k0 = 0; k0 < kb; k0 += 8) {
-        __m256 r[8], t[8];
+        __m256 r[8];
         for (int j = 0; j < 6; j++) r[j] = _mm256_loadu_ps(src.at(j, k0));
         r[6] = r[7] = r[0];
-        for (int j = 0; j < 8; j += 2) {
-            t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
-            t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
-        }
-        r[0] = _mm256_shuffle_ps(t[0], t[2], 0x44);
-        r[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
-        r[2] = _mm256_shuffle_ps(t[1], t[3], 0x44);
-        r[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
-        r[4] = _mm256_shuffle_ps(t[4], t[6], 0x44);
-        r[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
-        r[6] = _mm256_shuffle_ps(t[5], t[7], 0x44);
-        r[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
-        __m256 out[8];  // out[k] = (A[0, k0+k], ..., A[5, k0+k], repeats)
-        for (int k = 0; k < 4; k++) {
-            out[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
-            out[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
-        }
+        transpose8x8(r);  // r[k] = (A[0, k0+k], ..., A[5, k0+k], repeats)
         float* d = dst + k0 * 6;
-        for (int k = 0; k < 7; k++) _mm256_storeu_ps(d + k * 6, out[k]);
-        _mm_storeu_ps(d + 42, _mm256_castps256_ps128(out[7]));
-        _mm_storel_pi(reinterpret_cast<__m64*>(d + 46), _mm256_extractf128_ps(out[7], 1));
+        for (int k = 0; k < 7; k++) _mm256_storeu_ps(d + k * 6, r[k]);
+        _mm_storeu_ps(d + 42, _mm256_castps256_ps128(r[7]));
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 46), _mm256_extractf128_ps(r[7], 1));
     }
     for (int64_t k = kb; k < kc; k++)
         for (int j = 0; j < 6; j++) dst[k * 6 + j] = *src.at(j, k);
