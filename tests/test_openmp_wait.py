@@ -75,6 +75,15 @@ def _quiet(mod):
     time.sleep(0.12)
 
 
+# Synthetic reports: (start delay, finish spread, region time) in ns. The regions are long
+# (0.3 s) so that each report "began" well before the previous one ended: a report is judged
+# only when its region began within 0.2 ms of the last one's end, and a test process held off
+# its core between two calls (a loaded CI machine) must not turn one into a "woken" team.
+HEALTHY = (0, 0, 300_000_000)
+LATE = (200_000_000, 0, 300_000_000)           # started 200 ms late in 300 ms
+UNEVEN = (0, 200_000_000, 300_000_000)         # one thread ended 200 ms after the other
+
+
 @needs_threads
 def test_a_late_thread_makes_kernels_run_alone_for_a_while():
     import time
@@ -82,25 +91,24 @@ def test_a_late_thread_makes_kernels_run_alone_for_a_while():
     ops.set_num_threads(2)
     try:
         _quiet(mod)
-        mod._report_team(0, 0, 1_000_000)                   # a healthy team: stays 2
+        mod._report_team(*HEALTHY)                          # a healthy team: stays 2
         assert mod._threads_now() == 2
-        mod._report_team(0, 0, 1_000_000)
-        mod._report_team(2_000_000, 0, 3_000_000)           # started 2 ms late in 3 ms: once
+        mod._report_team(*LATE)                             # late once
         assert mod._threads_now() == 2                      # is not a busy machine...
-        mod._report_team(2_000_000, 0, 3_000_000)           # ...twice within 100 ms is
+        mod._report_team(*LATE)                             # ...twice within 100 ms is
         assert mod._threads_now() == 1 and ops.num_threads() == 2
         time.sleep(0.12)                                    # past the 50 ms and the strike
         assert mod._threads_now() == 2
-        mod._report_team(0, 0, 1_000_000)                   # the machine is idle again
-        mod._report_team(600_000, 0, 100_000_000)           # 0.6 ms in a 100 ms kernel: not late
+        mod._report_team(*HEALTHY)                          # the machine is idle again
+        mod._report_team(600_000, 0, 300_000_000)           # 0.6 ms in a 300 ms kernel: not late
         assert mod._threads_now() == 2
-        mod._report_team(0, 900_000, 1_000_000)             # one thread ended 0.9 ms after
-        assert mod._threads_now() == 2                      # (the last strike is long gone)
-        mod._report_team(0, 900_000, 1_000_000)
+        mod._report_team(*UNEVEN)                           # (the last strike is long gone)
+        assert mod._threads_now() == 2
+        mod._report_team(*UNEVEN)
         assert mod._threads_now() == 1
     finally:
         time.sleep(0.06)
-        mod._report_team(0, 0, 1_000_000)
+        mod._report_team(*HEALTHY)
         ops.set_num_threads(n0)
 
 
@@ -114,24 +122,23 @@ def test_a_team_woken_from_sleep_is_not_judged():
     ops.set_num_threads(2)
     try:
         _quiet(mod)
-        mod._report_team(0, 0, 1_000_000)
-        time.sleep(0.01)                                    # a pause: the workers sleep
-        mod._report_team(2_000_000, 0, 3_000_000)           # late, but after the pause
-        mod._report_team(2_000_000, 0, 3_000_000)           # late right after: one strike
+        mod._report_team(*HEALTHY)
+        time.sleep(0.35)                                    # a pause longer than a region
+        mod._report_team(*LATE)                             # late, but after the pause
+        mod._report_team(*LATE)                             # late right after: one strike
         assert mod._threads_now() == 2
-        mod._report_team(2_000_000, 0, 3_000_000)           # and again: busy
+        mod._report_team(*LATE)                             # and again: busy
         assert mod._threads_now() == 1
     finally:
         time.sleep(0.06)
-        mod._report_team(0, 0, 1_000_000)
-        mod._report_team(0, 0, 1_000_000)
+        mod._report_team(*HEALTHY)
         ops.set_num_threads(n0)
 
 
 @needs_threads
 def test_the_busy_watch_can_be_switched_off():
     code = ("import nnlite as nl; m = nl.ops._extensions()[0]; nl.ops.set_num_threads(2); "
-            "m._report_team(0, 0, 1_000_000); m._report_team(2_000_000, 0, 3_000_000); "
-            "m._report_team(2_000_000, 0, 3_000_000); print(m._threads_now())")
+            f"m._report_team(*{HEALTHY}); m._report_team(*{LATE}); m._report_team(*{LATE}); "
+            "print(m._threads_now())")
     assert run(code) == "1"
     assert run(code, NNLITE_BUSY_WATCH="0") == "2"
