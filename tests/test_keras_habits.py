@@ -8,15 +8,8 @@ import numpy as np
 import pytest
 
 import nnlite as nl
+from _training import Score, blobs
 from nnlite.testing import check_layer_gradients, numerical_gradient
-
-
-def blobs(n=120, d=4, k=3, seed=0):
-    """k well-separated Gaussian blobs."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((k, d)) * 3
-    y = rng.integers(0, k, n)
-    return (centers[y] + rng.standard_normal((n, d))).astype(np.float32), y
 
 
 def mlp(d=4, k=3, hidden=8, seed=0, dropout=None):
@@ -445,17 +438,6 @@ def test_evaluate_on_an_empty_data_set_raises():
 
 
 # -- item 8: ReduceLROnPlateau ------------------------------------------------------------------
-class Score(nl.callbacks.Callback):
-    """Puts a scripted 'score' into the epoch logs."""
-
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = scores
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["score"] = self.scores[epoch]
-
-
 def test_reduce_lr_on_plateau_keras_semantics(capsys):
     x, y = blobs(n=20)
     m = mlp()

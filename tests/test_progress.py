@@ -1,24 +1,21 @@
 """What a user reads while training: the progress bar on a terminal of any width, evaluate's
 timing, EarlyStopping's line, the summary's names and shapes, ``python -m nnlite`` in a pipe."""
+import functools
 import io
 import re
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 import _child as child
+import _training
 import nnlite as nl
+from _training import Score
 from nnlite.training.progress import Progbar
 
-
-def blobs(n=240, d=6, k=3, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((k, d)) * 3
-    y = rng.integers(0, k, n)
-    return (centers[y] + rng.standard_normal((n, d))).astype(np.float32), y
+blobs = functools.partial(_training.blobs, n=240, d=6)   # 6 features: compiled()'s input
 
 
 def compiled(d=6, k=3, hidden=16, seed=0):
@@ -156,17 +153,6 @@ def test_evaluate_live_bar_on_a_terminal(monkeypatch):
     compiled().evaluate(x, y, batch_size=4, verbose=1)
     out = sys.stdout.getvalue()
     assert out.count("\r") == 11 and "ETA:" in out and screen(out, 80)[0].startswith("10/10 [")
-
-
-class Score(nl.callbacks.Callback):
-    """Puts a scripted 'score' into the epoch logs."""
-
-    def __init__(self, scores):
-        super().__init__()
-        self.scores = scores
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["score"] = self.scores[epoch]
 
 
 def test_early_stopping_says_when_and_why_it_stopped(capsys):

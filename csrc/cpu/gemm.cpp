@@ -75,7 +75,7 @@ against 65-69 for the grid (busy machine, Zen 2). Packing A in every cell costs 
 per cell, next to M x K x N/cells multiply-adds. Results do not depend on the thread count:
 every C element is summed in the same order.
 
-Prefetching: the micro-kernel prefetches its C tile when it starts (g_prefetch_c): +9-15% at
+Prefetching: the micro-kernel prefetches its C tile when it starts (prefetch_c_mode): +9-15% at
 512-2048^3 on one Zen 2 core, where C, far bigger than the caches, is read back after every K
 block.
 
@@ -152,11 +152,17 @@ struct GemmKernel {
     bool avx2_transpose;  // pack_panel may use the AVX2 register transposes
 };
 
+static GemmOverride g_override;  // see gemm.h; all automatic unless a sweep sets it
+void set_gemm_override(const GemmOverride& o) { g_override = o; }
+
 // When the micro-kernel prefetches its C tile (gemm.inc): 0 never, 1 when it will add to C
-// (every K block after the first), 2 always. A tile's rows are a row stride apart in a C that
-// is usually far bigger than the caches, so the loads of `C += acc` at the end of a K block
-// miss and stall the core; prefetched at the start, they arrive while the K loop runs.
-static int g_prefetch_c = 2;
+// (every K block after the first), 2 always (the default). A tile's rows are a row stride
+// apart in a C that is usually far bigger than the caches, so the loads of `C += acc` at the
+// end of a K block miss and stall the core; prefetched at the start, they arrive while the K
+// loop runs.
+static inline int prefetch_c_mode() {
+    return g_override.prefetch_c >= 0 ? g_override.prefetch_c : 2;
+}
 
 }  // namespace nnlite
 
@@ -378,13 +384,13 @@ static constexpr int64_t kParallelMinFma = 1 << 19;
 // For tune_gemm.py --phases: where a call's time goes. Off, each timer is one branch per block.
 enum Phase { kPackB, kPackA, kCompute, kWait, kPhases };
 static std::atomic<int64_t> g_phase_ns[kPhases];
-static bool g_phases_on = false;
+static bool phases_on() { return g_override.phases == 1; }
 
 // Adds the time from its construction to its end of scope to one phase's counter.
 struct PhaseTimer {
     int phase;
     int64_t t0;
-    explicit PhaseTimer(Phase p) : phase(g_phases_on ? p : -1), t0(phase >= 0 ? now_ns() : 0) {}
+    explicit PhaseTimer(Phase p) : phase(phases_on() ? p : -1), t0(phase >= 0 ? now_ns() : 0) {}
     ~PhaseTimer() {
         if (phase >= 0) g_phase_ns[phase] += now_ns() - t0;
     }
@@ -394,13 +400,6 @@ GemmPhases gemm_phase_seconds() {
     double s[kPhases];
     for (int i = 0; i < kPhases; i++) s[i] = 1e-9 * double(g_phase_ns[i].exchange(0));
     return {s[kPackB], s[kPackA], s[kCompute], s[kWait]};
-}
-
-static GemmOverride g_override;  // see gemm.h; all automatic unless a sweep sets it
-void set_gemm_override(const GemmOverride& o) {
-    g_override = o;
-    g_phases_on = o.phases == 1;
-    g_prefetch_c = o.prefetch_c >= 0 ? o.prefetch_c : 2;
 }
 
 // Every tuning rule of the GEMM, each with its reason.
@@ -582,7 +581,7 @@ static void gemm_contiguous_c(const GemmArgs<T>& g) {
             FtzScope ftz;  // MXCSR is per thread
             run(omp_get_thread_num(), omp_get_num_threads());
             watch.finished();
-            if (g_phases_on) {
+            if (phases_on()) {
                 const int64_t t = now_ns();
                 ends += t;
                 int64_t seen = last_end.load();
@@ -593,7 +592,7 @@ static void gemm_contiguous_c(const GemmArgs<T>& g) {
             }
         }
         // each thread waited from its own end to the last one's
-        if (g_phases_on) g_phase_ns[kWait] += finished * last_end.load() - ends.load();
+        if (phases_on()) g_phase_ns[kWait] += finished * last_end.load() - ends.load();
         return;
     }
 #endif
