@@ -51,6 +51,19 @@ def simd(request):
             yield request.param
 
 
+@pytest.fixture(params=["shim", pytest.param("gpu", marks=pytest.mark.cuda)])
+def cuda_dev(request):
+    """A CUDA kernel test runs twice: through the shim on CPU threads (always), and on the GPU
+    (marked ``cuda``; skipped, saying why, where there is none). See tests/_cuda_shim.py."""
+    import _cuda_shim
+    if request.param == "shim" and not _cuda_shim.have_compiler():
+        pytest.skip("the CUDA shim needs g++ on Linux")
+    try:
+        return _cuda_shim.test_device(request.param)
+    except RuntimeError as e:   # "no GPU: <reason>"
+        pytest.skip(str(e))
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say how many tests skipped for want of the data sets, and how to run them."""
     n = sum(NO_DATA in str(report.longrepr)
