@@ -73,7 +73,7 @@ def cache_dir():
 
 def _compile(cmd, out):
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
-    r = subprocess.run(cmd + ["-o", str(tmp)], capture_output=True, text=True)
+    r = subprocess.run(cmd + ["-o", str(tmp)], check=False, capture_output=True, text=True)
     if r.returncode:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"the CUDA shim build failed:\n$ {' '.join(cmd)}\n{r.stderr[-6000:]}")
@@ -85,12 +85,17 @@ def build(tsan=False):
     cxx = compiler()
     flags = _flags(tsan)
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    headers = b"".join(p.read_bytes() for p in _headers())
-    common = _digest(cxx, version, " ".join(flags), headers)
+    headers = _headers()
+    common = _digest(cxx, version, " ".join(flags))
+    # a .cu may include any header; a binding file only the plain C++ ones (X.h, bind_cuda*.h),
+    # so that editing a kernel recompiles its launcher, not every pybind11 file
+    every = _digest(*(p.read_bytes() for p in headers))
+    plain = _digest(*(p.read_bytes() for p in headers if p.suffix == ".h" and "shim" not in p.parts))
     cache = cache_dir()
     objects, jobs = [], []
     for src in sources():
-        obj = cache / f"{src.stem}-{src.suffix[1:]}-{_digest(common, src.read_bytes())}.o"
+        deps = every if src.suffix == ".cu" else plain
+        obj = cache / f"{src.stem}-{src.suffix[1:]}-{_digest(common, deps, src.read_bytes())}.o"
         objects.append(obj)
         if not obj.exists():
             lang = ["-x", "c++"] if src.suffix == ".cu" else []
