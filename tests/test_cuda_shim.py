@@ -1,6 +1,7 @@
 """The shim that runs nnlite's CUDA kernels on CPU threads (csrc/cuda/shim/cuda_shim.h): its
 execution model checked by the self-test kernel, and its ThreadSanitizer build shown to catch a
 missing __syncthreads. Every kernel family's own tests (tests/test_cuda_*.py) build on this."""
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.skipif(not _cuda_shim.have_compiler(), reason="needs g+
 
 @pytest.fixture(scope="module")
 def dev():
-    return _cuda_shim.device(tsan=bool(__import__("os").environ.get("NNLITE_CUDA_SHIM_TSAN")))
+    return _cuda_shim.test_device("shim")
 
 
 def test_shim_module_reports_itself(dev):
@@ -51,7 +52,7 @@ sys.path.insert(0, {tests!r})
 import _cuda_shim
 from nnlite.ops import cuda_device
 dev = _cuda_shim.device(tsan=True)
-got, want = cuda_device.selftest(dev, n=4096, threads=256, skip_barrier={skip})
+got, want = cuda_device.selftest(dev, n=4096, threads=256, fault={fault})
 print("result", got, want)
 """
 
@@ -63,9 +64,8 @@ def test_thread_sanitizer_sees_a_missing_syncthreads(skip, tmp_path):
     if _cuda_shim.tsan_runtime() is None:
         pytest.fail(f"{_cuda_shim.compiler()} has no libtsan.so; CI needs it (gcc's libtsan)")
     _cuda_shim.build(tsan=True)
-    import os
     r = subprocess.run([sys.executable, "-c", _RACE.format(tests=os.path.dirname(__file__),
-                                                             skip=skip)],
+                                                             fault=int(skip))],
                        env=_cuda_shim.tsan_env(), capture_output=True, text=True, timeout=600)
     if skip:
         assert r.returncode == 66, r.stdout + r.stderr[-3000:]
@@ -74,3 +74,23 @@ def test_thread_sanitizer_sees_a_missing_syncthreads(skip, tmp_path):
     else:
         assert r.returncode == 0, r.stderr[-3000:]
         assert "ThreadSanitizer" not in r.stderr
+
+
+_HANG = """
+import sys
+sys.path.insert(0, {tests!r})
+import _cuda_shim
+from nnlite.ops import cuda_device
+cuda_device.selftest(_cuda_shim.device(), n=256, threads=64, fault=2)
+"""
+
+
+def test_a_deadlocked_kernel_fails_instead_of_hanging():
+    """Threads waiting at barriers that others never reach: the shim's watchdog aborts the
+    process with a message after NNLITE_SHIM_TIMEOUT seconds, so CI fails instead of hanging."""
+    _cuda_shim.build()
+    r = subprocess.run([sys.executable, "-c", _HANG.format(tests=os.path.dirname(__file__))],
+                       env=dict(os.environ, NNLITE_SHIM_TIMEOUT="2"), capture_output=True,
+                       text=True, timeout=120, check=False)
+    assert r.returncode != 0
+    assert "never reached a __syncthreads" in r.stderr, r.stderr[-2000:]

@@ -9,13 +9,13 @@ using nnl::cuda::stream_of;
 
 void bind(py::module_& m) {
     m.def("selftest_block_sum", [](uintptr_t x, int64_t n, uintptr_t out, int threads,
-                                   bool skip_barrier, uintptr_t stream) {
+                                   int fault, uintptr_t stream) {
         py::gil_scoped_release nogil;
         nnl::cuda::selftest_block_sum(dev_ptr<const float>(x), n, dev_ptr<float>(out), threads,
-                                      skip_barrier, stream_of(stream));
+                                      fault, stream_of(stream));
         nnl::cuda::check("selftest_block_sum");
     }, py::arg("x"), py::arg("n"), py::arg("out"), py::arg("threads"),
-       py::arg("skip_barrier") = false, py::arg("stream") = 0);
+       py::arg("fault") = 0, py::arg("stream") = 0);
 }
 }  // namespace
 

@@ -13,10 +13,13 @@
 namespace nnl::cuda::kernels {
 
 // Sum of a block's values: each warp reduces with shuffles, warp 0 reduces the warps' sums.
-// `skip_barrier` leaves out the __syncthreads between the two stages — a race on `warp_sums`
-// that the shim's ThreadSanitizer build must report (tests/test_cuda_shim.py); never set it
-// otherwise.
-__global__ void selftest_block_sum(const float* x, long long n, float* out, int skip_barrier) {
+// `fault` breaks the kernel on purpose, for the shim's own tests (tests/test_cuda_shim.py);
+// never set it otherwise:
+//   1: leave out the __syncthreads between the two stages — a race on `warp_sums` that the
+//      ThreadSanitizer build must report;
+//   2: thread 0 waits at __syncthreads while the rest of its warp waits at __syncwarp — a
+//      deadlock that the shim's watchdog must turn into a failure.
+__global__ void selftest_block_sum(const float* x, long long n, float* out, int fault) {
     __shared__ float warp_sums[32];
     NNL_DYNAMIC_SHARED(float, staged);          // blockDim.x floats: the block's inputs
     const int t = threadIdx.x, lane = t % 32, warp = t / 32;
@@ -27,7 +30,10 @@ __global__ void selftest_block_sum(const float* x, long long n, float* out, int 
     float v = staged[(t + 1) % blockDim.x];
     for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
     if (lane == 0) warp_sums[warp] = v;
-    if (!skip_barrier) __syncthreads();
+    if (fault == 2) {
+        if (t == 0) __syncthreads(); else __syncwarp();
+    }
+    if (fault != 1) __syncthreads();
     if (warp == 0) {
         const int warps = (blockDim.x + 31) / 32;
         float s = lane < warps ? warp_sums[lane] : 0.0f;

@@ -115,14 +115,14 @@ def _version(v):
     return f"{v // 1000}.{(v % 1000) // 10}" if v else None
 
 
-def selftest(dev, n=10_000, threads=256, skip_barrier=False):
+def selftest(dev, n=10_000, threads=256, fault=0):
     """Run the self-test kernel (csrc/cuda/selftest_kernels.cuh) on ``dev``: returns
     (sum of x, count of x > 0) from the kernel beside numpy's, for a random x of n floats."""
     xp = dev.xp
     x_host = np.random.default_rng(0).standard_normal(n).astype(np.float32)
     x = xp.asarray(x_host)
     out = xp.zeros(2, np.float32)
-    dev.ext.selftest_block_sum(dev.ptr(x), n, dev.ptr(out), threads, skip_barrier, dev.stream())
+    dev.ext.selftest_block_sum(dev.ptr(x), n, dev.ptr(out), threads, fault, dev.stream())
     got = out.get() if hasattr(out, "get") else out
     # the kernel reads each block's values rotated by one: the same sum
     return (float(got[0]), float(got[1])), (float(x_host.sum(dtype=np.float64)),

@@ -20,6 +20,10 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -131,6 +135,38 @@ inline std::mutex& launch_mutex() {
 
 inline unsigned char* dynamic_shared() { return self.block->dynamic_smem; }
 
+// Aborts the process, saying why, when a launch runs longer than NNLITE_SHIM_TIMEOUT seconds
+// (default 300): the sign of threads waiting at a barrier that some thread never reaches.
+struct Watchdog {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread t;
+    Watchdog() {
+        const char* env = std::getenv("NNLITE_SHIM_TIMEOUT");
+        const int seconds = env && std::atoi(env) > 0 ? std::atoi(env) : 300;
+        t = std::thread([this, seconds] {
+            std::unique_lock<std::mutex> lock(m);
+            if (!cv.wait_for(lock, std::chrono::seconds(seconds), [this] { return done; })) {
+                std::fprintf(stderr,
+                             "nnlite CUDA shim: a kernel launch ran for over %d s: some thread "
+                             "never reached a __syncthreads or a full-mask warp shuffle that the "
+                             "others wait at (NNLITE_SHIM_TIMEOUT sets the limit)\n", seconds);
+                std::fflush(stderr);
+                std::abort();
+            }
+        });
+    }
+    ~Watchdog() {
+        {
+            std::lock_guard<std::mutex> lock(m);
+            done = true;
+        }
+        cv.notify_one();
+        t.join();
+    }
+};
+
 // Run `kernel(args...)` over `grid` blocks of `block` threads.
 template <class... P>
 struct Launcher {
@@ -184,6 +220,9 @@ struct Launcher {
             }
             self.block = nullptr;
         };
+        // A kernel whose threads do not all reach a __syncthreads or a full-mask shuffle
+        // hangs on a GPU too (or worse); here a watchdog turns the hang into a failed test.
+        Watchdog watchdog;
         std::vector<std::thread> pool;
         pool.reserve(n - 1);
         for (int t = 1; t < n; t++) pool.emplace_back(body, t);
