@@ -23,9 +23,11 @@ __all__ = ["Device", "gpu", "info", "selftest"]
 class Device:
     """See the module docstring."""
 
-    def __init__(self, ext, xp, kind):
+    def __init__(self, ext, xp, kind, ptr=None, stream=None):
         self.ext, self.xp, self.kind = ext, xp, kind
-        if kind == "shim":
+        if ptr is not None:             # another container (the tests' fake GPU arrays)
+            self.ptr, self.stream = ptr, stream or _no_stream
+        elif kind == "shim":
             self.ptr = _host_ptr
             self.stream = _no_stream
         else:
