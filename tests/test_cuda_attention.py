@@ -50,7 +50,7 @@ CASES = [(1, 16), (7, 1), (7, 33), (63, 64), (65, 7), (65, 33), (130, 16)]
 def test_forward_and_backward_match_twin(attn, causal, dtype, rng):
     dev, k = attn
     for T, D in CASES:
-        B, H = (1, 1) if T >= 63 else (2, 2)   # (several tiles per head: non-contiguous test)
+        B, H = (1, 1) if T >= 63 else (2, 2)   # (heads of several tiles: the non-contiguous test)
         host = qkvg((B, H, T, D), dtype, rng)
         q, kk, v, g = (to_dev(dev, x) for x in host)
         want, want_lse = ref.attention(*f64(*host[:3]), causal=causal, return_lse=True)

@@ -39,12 +39,14 @@ void allow_smem(Kernel* kernel, size_t bytes) {
 }
 
 void check_dims(const char* op, int64_t BH, int64_t T, int64_t D) {
-    if (BH < 0 || T < 1 || D < 1 || D > kAttentionMaxD || T > (int64_t(1) << 30) ||
-        BH > (int64_t(1) << 31) / ((T + 15) / 16))
+    if (T < 1 || D < 1 || D > kAttentionMaxD || T > (int64_t(1) << 30))
         throw std::invalid_argument(std::string(op) + ": the CUDA kernels take 1 <= D <= " +
-                                    std::to_string(kAttentionMaxD) + " and 1 <= T, got BH = " +
-                                    std::to_string(BH) + ", T = " + std::to_string(T) +
-                                    ", D = " + std::to_string(D));
+                                    std::to_string(kAttentionMaxD) + " and 1 <= T <= 2^30, got T = " +
+                                    std::to_string(T) + ", D = " + std::to_string(D));
+    // one block per (head, tile of 16 or 32 rows): gridDim.x < 2^31
+    if (BH < 0 || BH > ((int64_t(1) << 31) - 1) / ((T + 15) / 16))
+        throw std::invalid_argument(std::string(op) + ": too many heads for one launch: B·H = " +
+                                    std::to_string(BH) + " at T = " + std::to_string(T));
 }
 
 // f(std::integral_constant<int, DPT>) for the smallest DPT with D <= kP·DPT.

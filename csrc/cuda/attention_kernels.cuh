@@ -33,6 +33,14 @@
 
 namespace nnl::cuda::kernels {
 
+// `#pragma unroll` for nvcc (the register arrays must stay in registers); g++ (the shim) does
+// not know the pragma and -Wall would say so
+#if defined(__CUDACC__)
+#define NNL_ATTN_UNROLL _Pragma("unroll")
+#else
+#define NNL_ATTN_UNROLL
+#endif
+
 constexpr int kP = 4;                       // threads per row
 constexpr unsigned kFull = 0xffffffffu;     // every lane of the warp takes part in the shuffles
 
@@ -104,7 +112,7 @@ attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int T_, in
     T m = -INFINITY;                                         // running max of row i
     T l = T(0);                                              // this thread's share of Σ exp(S - m)
     T o[DPT];                                                // O[i, p + kP·t], unnormalised
-#pragma unroll
+    NNL_ATTN_UNROLL
     for (int t = 0; t < DPT; t++) o[t] = T(0);
 
     const int kend = causal ? min(T_, i0 + BR) : T_;        // keys that any row of the tile sees
@@ -117,7 +125,7 @@ attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int T_, in
         // S[i, j] = scale · Q[i]·K[j] for this thread's keys; their max, then the row's
         T s[BC / kP];
         T m_new = m;
-#pragma unroll
+        NNL_ATTN_UNROLL
         for (int t = 0; t < BC / kP; t++) {
             const int c = p + kP * t, j = j0 + c;
             const bool seen = j < T_ && (!causal || j <= i);
@@ -131,10 +139,10 @@ attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int T_, in
         const T ref = m_new == T(-INFINITY) ? T(0) : m_new;
         const T alpha = exp_(m - ref);
         l *= alpha;
-#pragma unroll
+        NNL_ATTN_UNROLL
         for (int t = 0; t < DPT; t++) o[t] *= alpha;
         m = m_new;
-#pragma unroll
+        NNL_ATTN_UNROLL
         for (int t = 0; t < BC / kP; t++) {
             const T pr = exp_(s[t] - ref);                   // P[i, j], 0 where masked
             l += pr;
@@ -145,7 +153,7 @@ attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int T_, in
             // O[i, d] += Σ_c P[i, c] V[c, d]
             for (int c = 0; c < BC; c++) {
                 const T pr = Ps[r * BC + c];
-#pragma unroll
+                NNL_ATTN_UNROLL
                 for (int t = 0; t < DPT; t++) {
                     const int d = p + kP * t;
                     if (d < D) o[t] += pr * Vs[c * ld + d];
@@ -157,7 +165,7 @@ attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int T_, in
     if (i < T_) {
         if (out) {
             const T inv = T(1) / l;
-#pragma unroll
+            NNL_ATTN_UNROLL
             for (int t = 0; t < DPT; t++) {
                 const int d = p + kP * t;
                 if (d < D) out[head + (long long)i * D + d] = o[t] * inv;
@@ -238,7 +246,7 @@ attention_backward_dkdv(const T* q, const T* k, const T* v, const T* dout, const
     load_rows(Ks, ld, k, j0, BC, T_, D);
     load_rows(Vs, ld, v, j0, BC, T_, D);
     T dk_acc[DPT], dv_acc[DPT];                              // dK[j, p + kP·t], dV[j, p + kP·t]
-#pragma unroll
+    NNL_ATTN_UNROLL
     for (int t = 0; t < DPT; t++) dk_acc[t] = dv_acc[t] = T(0);
 
     for (int i0 = causal ? j0 : 0; i0 < T_; i0 += BR) {
@@ -264,7 +272,7 @@ attention_backward_dkdv(const T* q, const T* k, const T* v, const T* dout, const
         // dV[j, d] += Σ_r P[r, j] dO[r, d];  dK[j, d] += Σ_r dS[r, j] Q[r, d]
         for (int r = 0; r < BR; r++) {
             const T pr = Pt[c * BR + r], ds = dSt[c * BR + r];
-#pragma unroll
+            NNL_ATTN_UNROLL
             for (int t = 0; t < DPT; t++) {
                 const int d = p + kP * t;
                 if (d < D) {
@@ -275,7 +283,7 @@ attention_backward_dkdv(const T* q, const T* k, const T* v, const T* dout, const
         }
     }
     if (j < T_) {
-#pragma unroll
+        NNL_ATTN_UNROLL
         for (int t = 0; t < DPT; t++) {
             const int d = p + kP * t;
             if (d < D) {
@@ -327,7 +335,7 @@ attention_backward_dq(const T* q, const T* k, const T* v, const T* dout, const T
         Ds[rr] = i0 + rr < T_ ? delta[i0 + rr] : T(0);
     }
     T dq_acc[DPT];                                           // dQ[i, p + kP·t]
-#pragma unroll
+    NNL_ATTN_UNROLL
     for (int t = 0; t < DPT; t++) dq_acc[t] = T(0);
 
     const int kend = causal ? min(T_, i0 + BR) : T_;
@@ -348,7 +356,7 @@ attention_backward_dq(const T* q, const T* k, const T* v, const T* dout, const T
         // dQ[i, d] += Σ_c dS[i, c] K[c, d]
         for (int cc = 0; cc < BC; cc++) {
             const T ds = dS[r * BC + cc];
-#pragma unroll
+            NNL_ATTN_UNROLL
             for (int t = 0; t < DPT; t++) {
                 const int d = p + kP * t;
                 if (d < D) dq_acc[t] += ds * Ks[cc * ld + d];
@@ -356,7 +364,7 @@ attention_backward_dq(const T* q, const T* k, const T* v, const T* dout, const T
         }
     }
     if (i < T_) {
-#pragma unroll
+        NNL_ATTN_UNROLL
         for (int t = 0; t < DPT; t++) {
             const int d = p + kP * t;
             if (d < D) dq[head + (long long)i * D + d] = dq_acc[t] * scale;
