@@ -155,6 +155,19 @@ def test_backward_is_reproducible(attn, rng):
         np.testing.assert_array_equal(a, b)
 
 
+def test_lse_of_the_other_float_dtype_is_accepted(attn, rng):
+    """As in the CPU kernel's wrapper: a float64 lse for float32 inputs is cast, not refused."""
+    dev, k = attn
+    host = qkvg((1, 2, 20, 8), np.float32, rng)
+    q, kk, v, g = (to_dev(dev, x) for x in host)
+    out, lse = k["attention"](q, kk, v, return_lse=True)
+    want = to_host(k["attention_backward"](q, kk, v, out, g, lse=lse))
+    got = to_host(k["attention_backward"](q, kk, v, out, g, lse=lse.astype(np.float64)))
+    for a, b in zip(got, want):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+
+
 def test_integer_inputs_are_promoted_like_the_twin(attn, rng):
     dev, k = attn
     q = rng.integers(-3, 3, (1, 1, 9, 4))
