@@ -65,6 +65,11 @@ enum cudaError_t { cudaSuccess = 0 };
 inline cudaError_t cudaGetLastError() { return cudaSuccess; }
 inline cudaError_t cudaPeekAtLastError() { return cudaSuccess; }
 inline const char* cudaGetErrorString(cudaError_t) { return "no error (shim)"; }
+// a kernel's opt-in to more than 48 KiB of dynamic shared memory: nothing to do here (a launch
+// is only limited to 227 KiB, the most any GPU offers)
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+template <class K>
+inline cudaError_t cudaFuncSetAttribute(K*, cudaFuncAttribute, int) { return cudaSuccess; }
 
 namespace nnl_shim {
 
