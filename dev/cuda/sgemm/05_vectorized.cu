@@ -1,0 +1,11 @@
+// dev/cuda/sgemm/05_vectorized.cu: step 05's main(): the kernel is in 05_vectorized.cuh, the check and the
+// timing in harness.cuh.
+//
+//     nvcc -O3 -std=c++17 -arch=sm_80 -I../../../csrc/cuda -o 05_vectorized 05_vectorized.cu   (or: make -C dev/cuda 05_vectorized)
+//     ./05_vectorized [--check] [M K N]      default 4096^3; exit 0 OK, 1 wrong, 2 usage, 77 no GPU
+#include "05_vectorized.cuh"
+#include "harness.cuh"
+
+int main(int argc, char** argv) {
+    return sgemm_main(argc, argv, __FILE__, sgemm05::launch, sgemm05::supports, /*tf32=*/false);
+}
