@@ -1,8 +1,9 @@
-// dev/cuda/sgemm/03_blocktile_1d.cu: step 03's main(): the kernel is in 03_blocktile_1d.cuh, the check and the
-// timing in harness.cuh.
+// dev/cuda/sgemm/03_blocktile_1d.cu: step 03's main(). The kernel is in 03_blocktile_1d.cuh,
+// the check and the timing in harness.cuh.
 //
-//     nvcc -O3 -std=c++17 -arch=sm_80 -I../../../csrc/cuda -o 03_blocktile_1d 03_blocktile_1d.cu   (or: make -C dev/cuda 03_blocktile_1d)
-//     ./03_blocktile_1d [--check] [M K N]      default 4096^3; exit 0 OK, 1 wrong, 2 usage, 77 no GPU
+//     make -C dev/cuda sgemm/03_blocktile_1d      (nvcc -O3 -std=c++17 -arch=sm_80 -I csrc/cuda)
+//     dev/cuda/build/sgemm/03_blocktile_1d [--check] [M K N]      default 4096 4096 4096
+//     exit 0 checked (and timed), 1 wrong answer or CUDA error, 2 usage, 77 no GPU
 #include "03_blocktile_1d.cuh"
 #include "harness.cuh"
 

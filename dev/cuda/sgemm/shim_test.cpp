@@ -5,7 +5,8 @@
 //
 //     g++ -std=c++20 -O1 -pthread -DNNLITE_CUDA_SHIM -Icsrc -Icsrc/cuda -o sgemm_shim_test
 //         dev/cuda/sgemm/shim_test.cpp   (one line)
-//     ./sgemm_shim_test [step ...]     e.g. 03 05 (default: every step); exit 0 all OK, 1 not
+//     ./sgemm_shim_test [--quick] [step ...]   e.g. 03 05 (default: every step, every size);
+//                                              exit 0 all OK, 1 not, 2 usage
 //
 // Step 07 (TF32 WMMA) needs tensor-core fragments the shim does not have: nvcc only.
 #include "01_naive.cuh"
@@ -40,6 +41,9 @@ const Step kSteps[] = {
 // the float4 steps take the ones with N and K multiples of 4 and say "skip" for the others
 const int kSizes[][3] = {{1, 1, 1}, {7, 33, 65}, {65, 7, 33}, {3, 70, 2}, {33, 129, 31},
                          {1, 4, 4}, {7, 12, 68}, {65, 36, 132}, {130, 20, 8}, {2, 132, 4}};
+// --quick (the ThreadSanitizer run: every CUDA thread is an OS thread under TSan's watch): one
+// odd size, one float4 size with two k-tiles of every step and two block columns of 128
+const int kQuick[][3] = {{7, 33, 65}, {9, 20, 132}};
 
 void fill(std::vector<float>& x, unsigned seed) {   // dev/common.h's stream
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -75,6 +79,8 @@ bool run(const Step& st, int M, int K, int N) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    const bool quick = argc > 1 && !std::strcmp(argv[1], "--quick");
+    if (quick) argc--, argv++;
     bool ok = true;
     int ran = 0;
     for (const Step& st : kSteps) {
@@ -82,7 +88,10 @@ int main(int argc, char** argv) {
         for (int a = 1; a < argc; a++) wanted |= !std::strncmp(st.name, argv[a], std::strlen(argv[a]));
         if (!wanted) continue;
         ran++;
-        for (const auto& s : kSizes) ok = run(st, s[0], s[1], s[2]) && ok;
+        if (quick)
+            for (const auto& s : kQuick) ok = run(st, s[0], s[1], s[2]) && ok;
+        else
+            for (const auto& s : kSizes) ok = run(st, s[0], s[1], s[2]) && ok;
     }
     if (!ran) {
         std::fprintf(stderr, "no step matches; steps: 01 .. 06\n");
