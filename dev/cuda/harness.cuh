@@ -6,7 +6,8 @@
 //   fill_uniform(x, n, seed) uniform in [-1, 1), the same stream as dev/common.h (same data)
 //   check_close(...)         max |got - want| against the CPU reference, one OK / NOT OK line
 //   time_ms(fn)              cudaEvent timing: best and median of repeats over DEV_TIME seconds
-//   print_time(...)          the TIME line (dev/run.sh's format, plus the median)
+//   print_time(...)          the TIME line: best, median, quartiles, worst, runs, GFLOP/s of the
+//                            best (benchmarks/bench_cuda.py and gpu_check.sh read it)
 //
 // Exit codes of every step: 0 checked (and timed), 1 wrong answer or CUDA error, 2 bad usage or
 // a size the step does not support, 77 no GPU (automake's "skipped"), with "no GPU: <why>".
@@ -84,10 +85,10 @@ inline bool check_close(const char* step, const char* size, const char* what, co
     return bad == n;
 }
 
-struct Timing { double best_ms, median_ms; int n; };
+struct Timing { double best_ms, median_ms, q1_ms, q3_ms, worst_ms; int n; };
 
 // Runs fn() once to warm up, then repeats it, each call between two cudaEvents, until
-// DEV_TIME seconds (default 1) of calls or 1000 calls; best and median of the calls.
+// DEV_TIME seconds (default 1) of calls or 1000 calls (at least 3); best, quartiles, worst.
 template <class F>
 Timing time_ms(F fn) {
     const char* env = std::getenv("DEV_TIME");
@@ -113,12 +114,14 @@ Timing time_ms(F fn) {
     CUDA_CHECK(cudaGetLastError());
     cudaEventDestroy(a), cudaEventDestroy(b);
     std::sort(ms.begin(), ms.end());
-    return {ms[0], ms[ms.size() / 2], (int)ms.size()};
+    const size_t n = ms.size();
+    return {ms[0], ms[n / 2], ms[n / 4], ms[(3 * n) / 4], ms[n - 1], (int)n};
 }
 
 inline void print_time(const char* step, const char* size, Timing t, double flops) {
-    std::printf("TIME   %s | %s | best %.4f ms | median %.4f ms | %d runs | %.1f GFLOP/s\n", step,
-                size, t.best_ms, t.median_ms, t.n, flops / (t.best_ms * 1e6));
+    std::printf("TIME   %s | %s | best %.4f ms | median %.4f ms | q1 %.4f ms | q3 %.4f ms | "
+                "worst %.4f ms | %d runs | %.1f GFLOP/s\n", step, size, t.best_ms, t.median_ms,
+                t.q1_ms, t.q3_ms, t.worst_ms, t.n, flops / (t.best_ms * 1e6));
 }
 
 // A device copy of host data, and back.
