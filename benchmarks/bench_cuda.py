@@ -6,8 +6,9 @@ Cases (``--parts``, all by default):
 * ``sgemm``: C = A @ B, float32, M = N = K = 1024, 2048, 4096, 8192 (``--sizes``): cuBLAS
   (``cupy.matmul``, FP32: CuPy's default compute type, no TF32), nnlite's shipped GEMM
   (``nnlite.ops.cuda_gemm``) and every step of the SGEMM ladder (``dev/cuda/build/sgemm/*``,
-  built by ``make -C dev/cuda``; each binary checks its answer, then times itself with
-  cudaEvents and prints best, quartiles and median: read here). 2·M·N·K flops per call.
+  built by ``make -C dev/cuda``, at ``--ladder-sizes``, 4096 by default; each binary checks
+  its answer, then times itself with cudaEvents and prints best, quartiles and median: read
+  here). 2·M·N·K flops per call.
 * ``attention``: causal attention forward + backward, float32, (B, H, T, D) = (32, 8, 256, 16)
   and (4, 6, 1024, 64): nnlite (``nnlite.ops.cuda_attention``) vs
   ``torch.nn.functional.scaled_dot_product_attention(is_causal=True)`` on CUDA (whatever
@@ -62,6 +63,9 @@ def parser():
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096, 8192],
                    help="SGEMM sizes (M = N = K)")
+    p.add_argument("--ladder-sizes", type=int, nargs="*", default=[4096],
+                   help="the SGEMM sizes (of --sizes) at which the ladder binaries run too "
+                        "(default 4096, the README's table; each binary checks, then times)")
     p.add_argument("--ladder-dir", default=os.path.join(_common.REPO, "dev", "cuda", "build"),
                    help="where `make -C dev/cuda` put the ladder binaries")
     p.add_argument("--ladder-time", type=float, default=0.3,
@@ -217,6 +221,8 @@ def part_sgemm(res, args):
             fns["nnlite"] = synced(lambda: gemm(a, b))
         res.time("sgemm", case, fns, flops=flops, base="cuBLAS")
         del a, b
+        if n not in args.ladder_sizes and not args.quick:
+            continue
         for step, exe in ladder_steps(args, "sgemm"):
             found, why = run_ladder(exe, [n, n, n], args.ladder_time)
             if why:
