@@ -233,7 +233,7 @@ def test_bench_cuda_table_says_missing_and_compares_to_the_baseline():
     assert any("failed: ValueError: x" in ln for ln in lines)
 
 
-def test_gpu_check_dry_run_lists_every_stage_within_8_minutes():
+def test_cuda_gpu_check_dry_run_lists_every_stage_within_8_minutes():
     import subprocess
     r = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"],
                        capture_output=True, text=True, timeout=60)
@@ -256,7 +256,7 @@ def test_gpu_check_dry_run_lists_every_stage_within_8_minutes():
     assert sum(int(s[1]) for s in stages) <= 470      # + starts and the summary: 8 minutes
 
 
-def test_gpu_check_dry_run_fails_when_its_files_are_missing(tmp_path):
+def test_cuda_gpu_check_dry_run_fails_when_its_files_are_missing(tmp_path):
     import subprocess
     (tmp_path / "benchmarks").mkdir()
     script = tmp_path / "benchmarks" / "gpu_check.sh"
