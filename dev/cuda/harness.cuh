@@ -51,7 +51,8 @@ inline void gpu_or_exit(const char* step) {
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess || n == 0) {
         std::printf("%s: no GPU: %s\n", step,
-                    err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount found 0 devices");
+                    err != cudaSuccess ? cudaGetErrorString(err)
+                                       : "cudaGetDeviceCount found 0 devices");
         std::exit(NO_GPU_EXIT);
     }
     cudaDeviceProp p;

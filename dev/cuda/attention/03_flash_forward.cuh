@@ -34,7 +34,10 @@ __global__ void __launch_bounds__(BR) flash_forward(const float* q, const float*
     const bool active = i < T;                // inactive threads still load tiles and sync
     const float scale = 1.0f / sqrtf((float)D);
     float qi[DMAX], o[DMAX], s[BC];
-    for (int d = 0; d < D; d++) qi[d] = active ? q[head + (size_t)i * D + d] * scale : 0.0f, o[d] = 0.0f;
+    for (int d = 0; d < D; d++) {
+        qi[d] = active ? q[head + (size_t)i * D + d] * scale : 0.0f;
+        o[d] = 0.0f;
+    }
     float m = -INFINITY, l = 0.0f;
     const int last = min(T, i0 + BR) - 1;     // the block's last query: no key beyond it
     for (int j0 = 0; j0 <= last; j0 += BC) {
@@ -79,7 +82,8 @@ inline size_t workspace_floats(int, int, int) { return 0; }
 inline void forward(const float* q, const float* k, const float* v, float* out, float* lse,
                     float*, int BH, int T, int D, cudaStream_t stream) {
     const dim3 grid((T + BR - 1) / BR, BH);
-    NNL_LAUNCH(grid, BR, 2 * BC * D * sizeof(float), stream, flash_forward)(q, k, v, out, lse, T, D);
+    NNL_LAUNCH(grid, BR, 2 * BC * D * sizeof(float), stream, flash_forward)(q, k, v, out, lse,
+                                                                            T, D);
 }
 
 }  // namespace attn03

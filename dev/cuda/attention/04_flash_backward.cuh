@@ -132,7 +132,8 @@ inline void backward(const float* q, const float* k, const float* v, const float
                      float* workspace, int BH, int T, int D, cudaStream_t stream) {
     float* delta = workspace;
     const long long rows = (long long)BH * T;
-    NNL_LAUNCH(nnl::cuda::blocks_for(rows, 256), 256, 0, stream, attention_delta)(out, dout, delta, rows, D);
+    NNL_LAUNCH(nnl::cuda::blocks_for(rows, 256), 256, 0, stream, attention_delta)(out, dout, delta,
+                                                                                  rows, D);
     const dim3 grid((T + BR - 1) / BR, BH);
     NNL_LAUNCH(grid, BR, (2 * BC * D + 2 * BC) * sizeof(float), stream, flash_backward_dkdv)(
         q, k, v, dout, lse, delta, dk, dv, T, D);

@@ -97,7 +97,9 @@ inline int attention_main(int argc, char** argv, const char* file, attn_fwd_fn f
         Timing t = time_ms([&] { forward(dq_, dk_, dv_, dout_, dlse, ws, BH, T, D, 0); });
         print_time(step, size, t, 4.0 * D * pairs);
         if (backward) {
-            t = time_ms([&] { backward(dq_, dk_, dv_, dout_, ddo, dlse, gq, gk, gv, ws, BH, T, D, 0); });
+            t = time_ms([&] {
+                backward(dq_, dk_, dv_, dout_, ddo, dlse, gq, gk, gv, ws, BH, T, D, 0);
+            });
             print_time(step, size_bwd, t, 10.0 * D * pairs);
         }
     }

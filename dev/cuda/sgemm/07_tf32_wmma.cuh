@@ -56,21 +56,25 @@ __global__ void __launch_bounds__(THREADS) sgemm_tf32_wmma(const float* A, const
     for (int t = 0; t < K; t += BK) {
         for (int f = tid; f < BM * BK / 4; f += THREADS) {   // 2 float4 of A per thread
             const int r = f / (BK / 4), c = f % (BK / 4) * 4, i = row0 + r, k = t + c;
-            *reinterpret_cast<float4*>(&As[r * LDA + c]) = load4(A + (size_t)i * K + k, i < M && k < K);
+            *reinterpret_cast<float4*>(&As[r * LDA + c]) =
+                load4(A + (size_t)i * K + k, i < M && k < K);
         }
         for (int f = tid; f < BK * BN / 4; f += THREADS) {   // 2 float4 of B per thread
             const int r = f / (BN / 4), c = f % (BN / 4) * 4, k = t + r, j = col0 + c;
-            *reinterpret_cast<float4*>(&Bs[r * LDB + c]) = load4(B + (size_t)k * N + j, k < K && j < N);
+            *reinterpret_cast<float4*>(&Bs[r * LDB + c]) =
+                load4(B + (size_t)k * N + j, k < K && j < N);
         }
         __syncthreads();
         for (int kk = 0; kk < BK; kk += 8) {
             for (int m = 0; m < FM; m++) {
                 wmma::load_matrix_sync(a[m], &As[(wrow * WM + m * 16) * LDA + kk], LDA);
-                for (int e = 0; e < a[m].num_elements; e++) a[m].x[e] = wmma::__float_to_tf32(a[m].x[e]);
+                for (int e = 0; e < a[m].num_elements; e++)   // round to TF32
+                    a[m].x[e] = wmma::__float_to_tf32(a[m].x[e]);
             }
             for (int n = 0; n < FN; n++) {
                 wmma::load_matrix_sync(b[n], &Bs[kk * LDB + wcol * WN + n * 16], LDB);
-                for (int e = 0; e < b[n].num_elements; e++) b[n].x[e] = wmma::__float_to_tf32(b[n].x[e]);
+                for (int e = 0; e < b[n].num_elements; e++)
+                    b[n].x[e] = wmma::__float_to_tf32(b[n].x[e]);
             }
             for (int m = 0; m < FM; m++)
                 for (int n = 0; n < FN; n++) wmma::mma_sync(acc[m][n], a[m], b[n], acc[m][n]);
