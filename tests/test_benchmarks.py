@@ -3,6 +3,7 @@ run: each library timed in its own block after a pause, never call by call; medi
 best in every table, GFLOP/s and % of the measured peak where the work is FLOPs. No timed
 assertions: the statistics are checked on known samples and a fake clock."""
 import itertools
+import re
 import shutil
 
 import _child
@@ -149,3 +150,120 @@ def test_script_quick_run_prints_the_table(bench_dir, script, extra):
         assert head.count("median") == 2 and "1 thread" in out and "2 threads" in out
     if "--no-torch" in extra:
         assert "left out (--no-torch)" in out
+
+
+# ----------------------------------------------------------------------------- the GPU scripts
+
+def _bench_cuda():
+    import sys
+    sys.path.insert(0, str(REPO / "benchmarks"))   # bench_cuda imports _common by name
+    try:
+        return load_script("benchmarks/bench_cuda.py", "bench_cuda")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+
+def test_bench_cuda_without_a_gpu_says_no_gpu():
+    """No GPU (no driver, no device, no CuPy): one line "no GPU: <reason>", exit 77, never a
+    traceback."""
+    import subprocess
+    import sys
+    bench = _bench_cuda()
+    if bench.why_no_gpu() is None:
+        pytest.skip("this machine has a usable GPU: bench_cuda.py would run")
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_cuda.py"), "--quick"],
+                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == bench.NO_GPU_EXIT == 77, r.stdout + r.stderr
+    assert r.stdout.startswith("no GPU: ") and len(r.stdout.strip()) > len("no GPU: "), r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_cuda.py"),
+                        "--parts", "sgemm,nonsense"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "nonsense" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bench_cuda_reads_the_ladder_binaries(tmp_path):
+    """A ladder binary's TIME line becomes a row's statistics; a failing, silent or missing
+    binary becomes a failed or missing row."""
+    bench = _bench_cuda()
+    good = tmp_path / "06_good"
+    good.write_text("#!/bin/sh\necho 'OK     06_good | M=8 K=8 N=8 | C max abs diff 0'\n"
+                    "echo 'TIME   06_good | M=8 K=8 N=8 | best 1.5000 ms | median 2.0000 ms | "
+                    "q1 1.7500 ms | q3 2.5000 ms | worst 3.0000 ms | 9 runs | 1.0 GFLOP/s'\n")
+    bad = tmp_path / "06_bad"
+    bad.write_text("#!/bin/sh\necho 'NOT OK 06_bad | M=8 K=8 N=8 | C max abs diff 0.3'\nexit 1\n")
+    quiet = tmp_path / "06_quiet"
+    quiet.write_text("#!/bin/sh\nexit 0\n")
+    for f in (good, bad, quiet):
+        f.chmod(0o755)
+    found, why = bench.run_ladder(str(good), [8, 8, 8], 0.01)
+    assert why is None and len(found) == 1
+    size, st = found[0]
+    assert size == "M=8 K=8 N=8"
+    assert (st.median, st.q1, st.q3, st.best, st.worst, st.n) == pytest.approx(
+        (2e-3, 1.75e-3, 2.5e-3, 1.5e-3, 3e-3, 9))
+    found, why = bench.run_ladder(str(bad), [8, 8, 8], 0.01)
+    assert found == [] and why.startswith("failed: exit 1") and "NOT OK" in why
+    assert bench.run_ladder(str(quiet), [], 0.01)[1] == "failed: no TIME line in its output"
+    assert bench.run_ladder(str(tmp_path / "nope"), [], 0.01)[1].startswith("missing: ")
+    # the real harness prints what the parser reads
+    harness = (REPO / "dev" / "cuda" / "harness.cuh").read_text()
+    assert '"TIME   %s | %s | best %.4f ms | median %.4f ms | q1 %.4f ms | q3 %.4f ms | "' in harness
+
+
+def test_bench_cuda_table_says_missing_and_compares_to_the_baseline():
+    bench = _bench_cuda()
+
+    class Args:
+        pass
+    res = bench.Results(Args())
+    res.add("sgemm", "sgemm 1024³", "cuBLAS", common.Stats.of([1e-3, 1e-3, 2e-3]),
+            flops=2 * 1024 ** 3, base="cuBLAS")
+    res.add("sgemm", "sgemm 1024³", "nnlite", status="missing", base="cuBLAS",
+            note="nnlite.ops.cuda_gemm (ImportError: no module)")
+    res.add("sgemm", "sgemm 1024³", "ladder 06_warptiling", common.Stats.of([2e-3, 2e-3]),
+            flops=2 * 1024 ** 3, base="cuBLAS")
+    res.add("gpt", "baby GPT iteration", "nnlite", status="failed", note="ValueError: x",
+            base="torch")
+    lines = bench.table(res.rows)
+    assert "median" in lines[0] and "% of base" in lines[0]
+    cublas = next(ln for ln in lines if "cuBLAS" in ln)
+    assert "2147.5" in cublas and cublas.rstrip().endswith("-")     # 2 GFLOP in 1 ms
+    assert next(ln for ln in lines if "06_warptiling" in ln).rstrip().endswith("50 %")
+    assert any("missing: nnlite.ops.cuda_gemm" in ln for ln in lines)
+    assert any("failed: ValueError: x" in ln for ln in lines)
+
+
+def test_cuda_gpu_check_dry_run_lists_every_stage_within_8_minutes():
+    import subprocess
+    r = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"],
+                       capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "MISSING" not in out
+    stages = re.findall(r"^\[dry-run\] stage (\S+) \(timeout (\d+)s\): (.*)$", out, re.M)
+    names = [s[0] for s in stages]
+    assert names == ["gpu", "build", "ladder-build", "gpu-tests", "memcheck", "racecheck",
+                     "ladder-sanitize", "ladder", "bench"], names
+    cmd = {name: c for name, _, c in stages}
+    assert "build_ext --inplace" in cmd["build"]
+    assert "-m cuda" in cmd["gpu-tests"]
+    assert "--tool memcheck" in cmd["memcheck"] and "tests/test_cuda_*.py" in cmd["memcheck"]
+    assert "--tool racecheck" in cmd["racecheck"] and "-m cuda" in cmd["racecheck"]
+    assert "memcheck racecheck" in cmd["ladder-sanitize"]
+    for step in (REPO / "dev" / "cuda").glob("*/[0-9]*.cu"):
+        assert f"dev/cuda/build/{step.parent.name}/{step.stem}" in cmd["ladder-sanitize"], step
+    assert "bench_cuda.py" in cmd["bench"]
+    assert sum(int(s[1]) for s in stages) <= 470      # + starts and the summary: 8 minutes
+
+
+def test_cuda_gpu_check_dry_run_fails_when_its_files_are_missing(tmp_path):
+    import subprocess
+    (tmp_path / "benchmarks").mkdir()
+    script = tmp_path / "benchmarks" / "gpu_check.sh"
+    script.write_text((REPO / "benchmarks" / "gpu_check.sh").read_text())
+    r = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1 and "MISSING benchmarks/bench_cuda.py" in r.stdout, r.stdout
+    r = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "unknown argument" in r.stderr

@@ -13,6 +13,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -221,3 +222,166 @@ def test_dev_is_not_shipped():
     text = (DEV.parent / "pyproject.toml").read_text()
     m = re.search(r"\[tool\.setuptools\.packages\.find\][^\[]*include\s*=\s*\[([^\]]*)\]", text)
     assert m and re.findall(r'"([^"]+)"', m.group(1)) == ["nnlite*"], m and m.group(0)
+
+
+# ----------------------------------------------------------------------------- dev/cuda
+
+# The CUDA ladders (dev/cuda/): each step's kernel header compiles through the shim
+# (csrc/cuda/shim/cuda_shim.h: CUDA threads as std::threads) into one test driver per ladder,
+# dev/cuda/<ladder>/shim_test.cpp, which checks every step against a CPU reference on small
+# awkward sizes; the same drivers under ThreadSanitizer (--quick sizes) must be race-free. The
+# mains (NN_name.cu) need nvcc: each compiles with `nvcc -c -arch=sm_80` where nvcc is present,
+# and one linked main, on a machine without a GPU, must say "no GPU: <why>" and exit 77.
+CUDA_DEV = DEV / "cuda"
+CUDA_LADDERS = ("sgemm", "attention")
+CUDA_HEADERS = sorted(p for ladder in CUDA_LADDERS for p in (CUDA_DEV / ladder).glob("[0-9]*.cuh"))
+CUDA_MAINS = sorted(p for ladder in CUDA_LADDERS for p in (CUDA_DEV / ladder).glob("[0-9]*.cu"))
+CUDA_NVCC_ONLY = {"07_tf32_wmma": "TF32 WMMA tensor-core fragments: nvcc only, the shim has no WMMA"}
+CXX = shutil.which(os.environ.get("CXX", "g++"))
+NVCC = shutil.which("nvcc")
+NO_GPU_EXIT = 77
+cuda_shim = pytest.mark.skipif(CXX is None or not sys.platform.startswith("linux"),
+                               reason="the CUDA shim needs a C++20 compiler (g++) on Linux")
+
+
+def _shim_compile(driver, exe, tsan=False):
+    root = DEV.parent
+    cmd = [CXX, "-std=c++20", "-O1", "-g", "-pthread", "-Wall", "-DNNLITE_CUDA_SHIM",
+           f"-I{root / 'csrc'}", f"-I{root / 'csrc' / 'cuda'}",
+           *(["-fsanitize=thread"] if tsan else []), "-o", str(exe), str(driver)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}"
+    return exe
+
+
+def _tsan_env():
+    return dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66 report_signal_unsafe=0",
+                NNLITE_SHIM_TIMEOUT="120")
+
+
+def _tsan_available(tmp):
+    if CXX is None:
+        return False
+    probe = tmp / "tsan_probe.cpp"
+    probe.write_text("int main() { return 0; }\n")
+    return subprocess.run([CXX, "-fsanitize=thread", "-o", str(tmp / "tsan_probe"), str(probe)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def cuda_shim_drivers(tmp_path_factory):
+    """{ladder: the shim test driver}, compiled once (g++, one job at a time)."""
+    out = tmp_path_factory.mktemp("cuda_shim")
+    return {ladder: _shim_compile(CUDA_DEV / ladder / "shim_test.cpp", out / f"{ladder}_shim")
+            for ladder in CUDA_LADDERS}
+
+
+def _shim_run(exe, args, env=None, timeout=300):
+    r = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
+                       env=env)
+    return r.returncode, r.stdout + r.stderr
+
+
+@cuda_shim
+@pytest.mark.parametrize("header", CUDA_HEADERS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_cuda_step_through_the_shim(cuda_shim_drivers, header):
+    """Every step's kernel, through the shim, against the CPU reference on awkward sizes."""
+    if header.stem in CUDA_NVCC_ONLY:
+        pytest.skip(CUDA_NVCC_ONLY[header.stem])
+    rc, out = _shim_run(cuda_shim_drivers[header.parent.name], [header.stem[:2]])
+    assert rc == 0, out
+    lines = out.strip().splitlines()
+    assert lines and all(ln.startswith(("OK ", "skip ")) for ln in lines), out
+    ok = [ln for ln in lines if ln.startswith("OK ") and header.stem in ln]
+    assert len(ok) >= 4, f"{header.stem}: too few checked sizes:\n{out}"
+
+
+@cuda_shim
+def test_cuda_step_headers_say_what_changed_and_their_sizes():
+    """The worklog's rule: each step says what changed from the previous one and why it is
+    faster, and which sizes it supports."""
+    for h in CUDA_HEADERS:
+        text = h.read_text()
+        assert "Sizes:" in text, f"{h.name} does not state its size constraints"
+        if not h.stem.startswith("01"):
+            assert "What changed from step" in text, f"{h.name}: what changed from the step before?"
+        assert "NNL_LAUNCH" in text and '#include "cuda_compat.h"' in text or \
+            h.stem == "04_flash_backward", h.name
+    assert "LOWER PRECISION" in (CUDA_DEV / "sgemm" / "07_tf32_wmma.cuh").read_text()
+
+
+@cuda_shim
+def test_cuda_shim_check_catches_a_wrong_answer(tmp_path):
+    """A step with one bug must print NOT OK and make the driver exit 1."""
+    for ladder, step, good, bad in [
+            ("sgemm", "04_blocktile_2d", "for (int dot = 0; dot < BK; dot++)",
+             "for (int dot = 1; dot < BK; dot++)"),
+            ("attention", "04_flash_backward", "const float ds = p * (dp - Ds[r]);",
+             "const float ds = p * dp;")]:
+        copy = tmp_path / ladder
+        shutil.copytree(CUDA_DEV / ladder, copy)
+        src = copy / f"{step}.cuh"
+        text = src.read_text()
+        assert good in text, f"{step}.cuh no longer has {good!r}: update this test"
+        src.write_text(text.replace(good, bad))
+        exe = _shim_compile(copy / "shim_test.cpp", tmp_path / f"{ladder}_broken")
+        rc, out = _shim_run(exe, ["--quick", step[:2]] if ladder == "attention" else [step[:2]])
+        assert rc == 1 and "NOT OK" in out, out
+
+
+@cuda_shim
+@pytest.mark.parametrize("ladder", CUDA_LADDERS)
+def test_cuda_shim_steps_under_thread_sanitizer(tmp_path, ladder):
+    """Every shim step under ThreadSanitizer (--quick sizes): no data race, every check OK."""
+    if not _tsan_available(tmp_path):
+        pytest.skip(f"{CXX} cannot link -fsanitize=thread (no libtsan)")
+    exe = _shim_compile(CUDA_DEV / ladder / "shim_test.cpp", tmp_path / f"{ladder}_tsan", tsan=True)
+    rc, out = _shim_run(exe, ["--quick"], env=_tsan_env(), timeout=600)
+    assert rc == 0 and "ThreadSanitizer" not in out, out[-6000:]
+    assert out.count("OK ") >= 4 and "NOT OK" not in out, out
+
+
+@cuda_shim
+def test_cuda_shim_thread_sanitizer_catches_a_missing_barrier(tmp_path):
+    """The TSan run means something: the flash forward without the barrier that completes a
+    key/value tile before it is read is a reported race (exit 66)."""
+    if not _tsan_available(tmp_path):
+        pytest.skip(f"{CXX} cannot link -fsanitize=thread (no libtsan)")
+    copy = tmp_path / "attention"
+    shutil.copytree(CUDA_DEV / "attention", copy)
+    src = copy / "03_flash_forward.cuh"
+    good = "__syncthreads();                       // the tile is complete"
+    text = src.read_text()
+    assert good in text, "03_flash_forward.cuh changed: update this test"
+    src.write_text(text.replace(good, "// (barrier removed)"))
+    exe = _shim_compile(copy / "shim_test.cpp", tmp_path / "attention_race", tsan=True)
+    rc, out = _shim_run(exe, ["--quick", "03"], env=_tsan_env())
+    assert rc == 66 and "data race" in out, out[-4000:]
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH (the CUDA toolkit is not installed)")
+@pytest.mark.parametrize("main", CUDA_MAINS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_cuda_step_compiles_with_nvcc(tmp_path, main):
+    cmd = [NVCC, "-c", "-std=c++17", "-arch=sm_80", "-O1", f"-I{DEV.parent / 'csrc' / 'cuda'}",
+           "-o", str(tmp_path / f"{main.stem}.o"), str(main)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}"
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH (the CUDA toolkit is not installed)")
+def test_cuda_step_without_a_gpu_says_no_gpu(tmp_path):
+    """A linked step's main: on a machine without a GPU it prints "no GPU: <why>" and exits 77;
+    with one, its small check passes."""
+    main = CUDA_DEV / "sgemm" / "01_naive.cu"
+    exe = tmp_path / "01_naive"
+    cmd = [NVCC, "-std=c++17", "-arch=sm_80", "-O1", f"-I{DEV.parent / 'csrc' / 'cuda'}",
+           "-o", str(exe), str(main)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}"
+    rc, out = _shim_run(exe, ["--check", "7", "33", "65"])
+    if rc == NO_GPU_EXIT:
+        assert re.match(r"^01_naive: no GPU: \S", out), out
+    else:
+        assert rc == 0 and "\nOK " in "\n" + out, out
+    rc, out = _shim_run(exe, ["0", "1", "1"])
+    assert rc == 2 and "usage" in out, out

@@ -1,0 +1,12 @@
+// dev/cuda/sgemm/01_naive.cu: step 01's main(). The kernel is in 01_naive.cuh,
+// the check and the timing in harness.cuh.
+//
+//     make -C dev/cuda sgemm/01_naive      (nvcc -O3 -std=c++17 -arch=sm_80 -I csrc/cuda)
+//     dev/cuda/build/sgemm/01_naive [--check] [M K N]      default 4096 4096 4096
+//     exit 0 checked (and timed), 1 wrong answer or CUDA error, 2 usage, 77 no GPU
+#include "01_naive.cuh"
+#include "harness.cuh"
+
+int main(int argc, char** argv) {
+    return sgemm_main(argc, argv, __FILE__, sgemm01::launch, sgemm01::supports, /*tf32=*/false);
+}
