@@ -176,16 +176,19 @@ class Sequential(Trainer, Layer):
     # weights come from Layer, over ``params``
     def save(self, path, include_optimizer=True):
         """Save architecture, weights, compile settings and optimizer state to one ``.nnl``
-        file (safetensors; see :mod:`nnlite.io.model_file`). ``nl.load_model`` reads it."""
+        file (safetensors; see :mod:`nnlite.io.model_file`). ``nl.load_model`` reads it, on
+        the CPU (``.to("cuda")`` after). A model on a GPU saves host copies: the same file."""
         from ..io.model_file import save_model
         save_model(self, path, include_optimizer=include_optimizer)
 
     def save_weights(self, path):
-        """Save only the parameters, as a plain safetensors file."""
+        """Save only the parameters, as a plain safetensors file (host arrays, wherever the
+        model runs)."""
         from ..io.model_file import check_built
+        from ..devices import to_host
         from ..io.safetensors import save_file
         check_built(self, "save_weights")
-        save_file({**self.params, **self.buffers}, path)
+        save_file({k: to_host(v) for k, v in {**self.params, **self.buffers}.items()}, path)
 
     def load_weights(self, path):
         from ..io.safetensors import load_file
