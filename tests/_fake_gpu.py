@@ -52,7 +52,6 @@ class FakeArray:
     """A numpy array behind a wall: see the module docstring."""
 
     __slots__ = ("_a",)
-    __array_ufunc__ = None          # numpy ufuncs refuse it; a + fake defers to fake.__radd__
     __array_priority__ = 1000
 
     def __init__(self, a):
@@ -65,6 +64,14 @@ class FakeArray:
 
     def __array_function__(self, func, types, args, kwargs):
         _refuse(f"numpy.{func.__name__} on a fake GPU array")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # numpy scalar (op) fake array reaches here: computed on the "device", as CuPy does;
+        # any other ufunc (np.tanh(x), np.exp(x)) and any host array operand is refused
+        if method == "__call__" and not kwargs and ufunc in _OPERATOR_UFUNCS and all(
+                isinstance(v, (FakeArray, numbers.Number, np.generic)) for v in inputs):
+            return _wrap(ufunc(*_unwrap(inputs)))
+        _refuse(f"numpy.{ufunc.__name__} on a fake GPU array")
 
     # -- explicit transfers and scalars (as CuPy: small synchronous copies) ----------------------
     def get(self):
@@ -140,6 +147,12 @@ class FakeArray:
 
     def __setitem__(self, key, value):
         self._a[_unwrap_index(key)] = _operand(value, "x[...] = <numpy array>")
+
+
+_OPERATOR_UFUNCS = {np.add, np.subtract, np.multiply, np.true_divide, np.floor_divide,
+                    np.remainder, np.power, np.less, np.less_equal, np.greater,
+                    np.greater_equal, np.equal, np.not_equal, np.bitwise_and, np.bitwise_or,
+                    np.bitwise_xor}
 
 
 def _operand(x, what):
