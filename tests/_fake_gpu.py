@@ -305,9 +305,10 @@ def _shim_device():
     return _cuda_shim.test_device("shim")
 
 
-def install():
-    """Register the "fakegpu" column and device (once); returns the device name."""
-    if _column["kernels"] is None:
+def install(rebuild=False):
+    """Register the "fakegpu" column and device (built once, or again with ``rebuild``);
+    returns the device name."""
+    if _column["kernels"] is None or rebuild:
         present = [f for f in _cuda.FAMILIES
                    if importlib.util.find_spec(f"nnlite.ops.{f}") is not None]
         kernels, absent = {}, {f: "not in this checkout" for f in _cuda.FAMILIES

@@ -320,3 +320,43 @@ def test_cuda_says_why_it_is_unavailable(mnist):
     assert model.device == "cpu" and type(model.params["0.W"]) is np.ndarray   # untouched
     with pytest.raises(ValueError, match="unknown device"):
         model.to("tpu")
+
+
+def test_a_present_family_runs_through_the_shim(monkeypatch):
+    """The column's wiring, before the families land: a stand-in family module (here a
+    ``cuda_gemm`` whose gemm calls the twin) is given the shim Device and its kernels run for
+    the fake arrays; the ops of the absent families keep their stand-ins."""
+    import importlib.machinery
+    import sys
+    import types
+
+    import _cuda_shim
+    if not _cuda_shim.have_compiler():
+        pytest.skip("the CUDA shim needs g++ on Linux")
+    if importlib.util.find_spec("nnlite.ops.cuda_gemm") is not None:
+        pytest.skip("the real cuda_gemm is present: test_which_ops_run_on_shim_kernels covers it")
+    seen = []
+
+    def kernels(dev):
+        seen.append(dev.kind)
+
+        def gemm(a, b, **kwargs):
+            assert type(a) is np.ndarray and type(b) is np.ndarray     # unwrapped for the shim
+            return ops.reference.gemm(a, b, **kwargs)
+        return {"gemm": gemm}
+    family = types.ModuleType("nnlite.ops.cuda_gemm")
+    family.__spec__ = importlib.machinery.ModuleSpec("nnlite.ops.cuda_gemm", None)
+    family.kernels = kernels
+    monkeypatch.setitem(sys.modules, "nnlite.ops.cuda_gemm", family)
+    try:
+        dev = _fake_gpu.install(rebuild=True)
+        assert seen == ["shim"]
+        assert "gemm" not in _fake_gpu.stand_ins() and "gemm_nt" in _fake_gpu.stand_ins()
+        assert ops._TABLE["gemm"][dev].runs_on == "shim"
+        a = devices.to_device(np.eye(3, dtype=np.float32), dev)
+        out = ops.gemm(a, a)
+        assert isinstance(out, _fake_gpu.FakeArray)
+        np.testing.assert_array_equal(out.get(), np.eye(3))
+    finally:
+        monkeypatch.undo()
+        _fake_gpu.install(rebuild=True)
