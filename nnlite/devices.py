@@ -151,3 +151,22 @@ def to_host(a):
     if isinstance(a, (tuple, list)):
         return type(a)(to_host(x) for x in a)
     return _host(a)
+
+
+def add_argument(parser):
+    """The examples' ``--device {cpu,cuda}`` (default cpu) on an argparse parser."""
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where to train: cpu, or cuda (an NVIDIA GPU, through CuPy: "
+                             "pip install 'nnlite[cuda]') (default: %(default)s)")
+
+
+def for_script(device, prog):
+    """``device`` checked for a script's ``--device``: its name, or, where it cannot be used,
+    one line on stderr (``<prog>: --device cuda: no GPU: <reason>``) and exit status 2, as
+    for any bad argument (before the script loads data or builds anything)."""
+    import sys
+    try:
+        return resolve(device).name
+    except (RuntimeError, ValueError) as e:
+        print(f"{prog}: --device {device}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

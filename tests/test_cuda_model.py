@@ -360,3 +360,27 @@ def test_a_present_family_runs_through_the_shim(monkeypatch):
     finally:
         monkeypatch.undo()
         _fake_gpu.install(rebuild=True)
+
+
+# -- the examples' --device ---------------------------------------------------------------------
+@pytest.mark.parametrize("script", ["examples/mnist_mlp.py", "examples/mnist_cnn.py",
+                                    "examples/gpt_shakespeare.py"])
+def test_examples_say_in_one_line_when_cuda_is_unavailable(script, tmp_path):
+    if cuda.is_available():
+        pytest.skip("a GPU is available")
+    import _child
+    from _scripts import REPO
+    script = REPO / script
+    r = _child.python(script, "--device", "cuda", cwd=tmp_path, timeout=120)
+    name = script.name
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.splitlines() == [f"{name}: --device cuda: {cuda.why_not()}"], r.stderr
+    assert r.stdout == ""                       # nothing loaded, nothing trained
+    assert "--device {cpu,cuda}" in _child.python(script, "--help", cwd=tmp_path).stdout
+
+
+def test_mnist_example_course_stays_on_the_cpu(capsys):
+    from _scripts import load_script
+    with pytest.raises(SystemExit) as e:
+        load_script("examples/mnist_mlp.py").parse_args(["--course", "--device", "cuda"])
+    assert e.value.code == 2 and "--course runs on the CPU" in capsys.readouterr().err
