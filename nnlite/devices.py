@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Device", "register", "resolve", "device_of", "to_device", "to_host", "names"]
+__all__ = ["Device", "device_of", "names", "register", "resolve", "to_device", "to_host"]
 
 
 @dataclasses.dataclass(frozen=True)

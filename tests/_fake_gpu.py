@@ -123,10 +123,11 @@ class FakeArray:
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: FakeArray(self._a.T))
 
-    _METHODS = frozenset(
-        "reshape transpose astype copy fill sum mean max min argmax argmin any all ravel "
-        "flatten squeeze swapaxes view clip round cumsum prod std var nonzero take repeat "
-        "sort argsort".split())
+    _METHODS = frozenset((
+        "reshape", "transpose", "astype", "copy", "fill", "sum", "mean", "max", "min", "argmax",
+        "argmin", "any", "all", "ravel", "flatten", "squeeze", "swapaxes", "view", "clip",
+        "round", "cumsum", "prod", "std", "var", "nonzero", "take", "repeat", "sort",
+        "argsort"))
 
     def __getattr__(self, name):
         if name not in FakeArray._METHODS:
@@ -204,6 +205,17 @@ def _wrap(x):
     return x
 
 
+def _inplace_op(op, name):
+    def inplace(self, other):
+        op(self._a, _operand(other, f"fake {name}= numpy"))
+        return self
+    return inplace
+
+
+def _unary_op(op):
+    return lambda self: _wrap(op(self._a))
+
+
 def _binary(op, name):
     def forward(self, other):
         return _wrap(op(self._a, _operand(other, f"fake {name} numpy")))
@@ -221,16 +233,12 @@ for _name, _op in [("add", operator.add), ("sub", operator.sub), ("mul", operato
     setattr(FakeArray, f"__{_name}__", _f)
     setattr(FakeArray, f"__r{_name}__", _r)
 
-    def _inplace(self, other, _op=getattr(operator, f"i{_name}"), _name=_name):
-        _op(self._a, _operand(other, f"fake {_name}= numpy"))
-        return self
-    setattr(FakeArray, f"__i{_name}__", _inplace)
+    setattr(FakeArray, f"__i{_name}__", _inplace_op(getattr(operator, f"i{_name}"), _name))
 
 for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(FakeArray, f"__{_name}__", _binary(getattr(operator, _name), _name)[0])
 for _name in ("neg", "pos", "abs", "invert"):
-    setattr(FakeArray, f"__{_name}__",
-            (lambda op: lambda self: _wrap(op(self._a)))(getattr(operator, _name)))
+    setattr(FakeArray, f"__{_name}__", _unary_op(getattr(operator, _name)))
 FakeArray.__hash__ = None
 
 

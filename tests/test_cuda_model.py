@@ -8,14 +8,13 @@ Every test runs on two devices (the ``device`` fixture):
   families not present yet; ``test_which_ops_run_on_shim_kernels`` says which);
 - ``cuda`` (marked ``cuda``): the real GPU with CuPy, skipped saying why where there is none.
 """
+import _fake_gpu
 import numpy as np
 import pytest
 
 import nnlite as nl
 from nnlite import devices, ops
 from nnlite.ops import cuda
-
-import _fake_gpu
 
 STEPS = 20
 

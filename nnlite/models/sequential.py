@@ -184,8 +184,8 @@ class Sequential(Trainer, Layer):
     def save_weights(self, path):
         """Save only the parameters, as a plain safetensors file (host arrays, wherever the
         model runs)."""
-        from ..io.model_file import check_built
         from ..devices import to_host
+        from ..io.model_file import check_built
         from ..io.safetensors import save_file
         check_built(self, "save_weights")
         save_file({k: to_host(v) for k, v in {**self.params, **self.buffers}.items()}, path)

@@ -25,8 +25,17 @@ import numpy as np
 
 from . import cuda_device
 
-__all__ = ["FAMILIES", "is_available", "why_not", "enable", "enabled", "missing", "to_device",
-           "to_host", "family_kernels"]
+__all__ = [
+    "FAMILIES",
+    "enable",
+    "enabled",
+    "family_kernels",
+    "is_available",
+    "missing",
+    "to_device",
+    "to_host",
+    "why_not",
+]
 
 # the kernel families, nnlite/ops/cuda_<family>.py; each exports kernels(dev) -> {op: fn}
 FAMILIES = ("cuda_gemm", "cuda_pointwise", "cuda_nn", "cuda_attention", "cuda_conv")
@@ -41,7 +50,7 @@ def why_not():
         cuda_device.gpu()
     except RuntimeError as e:
         return str(e)
-    except Exception as e:      # anything odd in a broken install: a reason, not a crash
+    except Exception as e:  # noqa: BLE001  (a broken install: a reason, not a crash)
         return f"no GPU: {type(e).__name__}: {e}"
     return None
 
@@ -86,6 +95,7 @@ def enable(device=None):
         return _state["device"]
     dev = cuda_device.gpu()             # RuntimeError("no GPU: ...")
     import cupy
+
     from .. import devices, ops
     kernels, _state["missing"] = family_kernels(dev)
     ops.add_backend("cuda", cupy.ndarray, cupy, kernels)

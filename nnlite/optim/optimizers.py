@@ -12,8 +12,6 @@ Per-parameter state (momentum, Adam moments) is a list ordered like the pairs pa
 import math
 from typing import ClassVar
 
-import numpy as np
-
 from .. import devices, ops
 from .._configurable import Configurable
 from . import schedules as _schedules
