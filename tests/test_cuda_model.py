@@ -218,6 +218,23 @@ def test_save_on_the_device_load_on_the_cpu(device, mnist, tmp_path):
     np.testing.assert_allclose(again.predict(x[:50]), want, rtol=1e-4, atol=1e-5)
 
 
+def test_torch_export_and_import_on_the_device(device):
+    cpu = mlp()
+    gpu = mlp().to(device)
+    sd = nl.io.torch_state_dict(gpu)
+    assert all(type(v) is np.ndarray for v in sd.values())
+    for k, v in nl.io.torch_state_dict(cpu).items():
+        np.testing.assert_array_equal(sd[k], v)
+    other = mlp()
+    for p in other.params.values():
+        p[...] = 0
+    other.to(device)
+    nl.io.import_torch(other, sd)
+    assert isinstance(other.params["0.W"], on(device))
+    for k, p in cpu.params.items():
+        np.testing.assert_array_equal(devices.to_host(other.params[k]), p)
+
+
 def test_weights_come_back_as_numpy(device):
     model = mlp().to(device)
     ws = model.get_weights()
