@@ -60,8 +60,8 @@ from ..layers import (
     Residual,
 )
 from ..layers._checks import describe
-from ..layers.normalization import _BatchNorm
 from ..layers.base import shape_str
+from ..layers.normalization import _BatchNorm
 from .safetensors import CheckpointError, read_file, save_file
 
 TorchKey = collections.namedtuple("TorchKey", "torch nnlite transpose")
