@@ -10,6 +10,23 @@ from .._args import is_int
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
+def on_device(x):
+    """True for an array in GPU memory (CuPy's, or anything with ``__cuda_array_interface__``):
+    the checks read its shape, dtype and flags, never its values through numpy (which would
+    copy it to the host, or refuse to, as CuPy does)."""
+    return hasattr(type(x), "__cuda_array_interface__")
+
+
+def is_array(x):
+    """A numpy ndarray or a device array (the kinds of array the kernels take)."""
+    return isinstance(x, np.ndarray) or on_device(x)
+
+
+def as_index_array(x):
+    """Integer-like input (ids, labels, argmax) as an array, left where it lives."""
+    return x if on_device(x) else np.asarray(x)
+
+
 def c_aligned(a, dtype=None):
     """``a`` as a C-contiguous array (of ``dtype``) whose data is aligned to its itemsize, for a
     kernel to read: ``np.ascontiguousarray``, plus a copy of an array that is contiguous but
@@ -28,7 +45,7 @@ def writable_target(a):
 
 def as_float_array(op, name, x):
     """Return ``x`` as a float32/float64 ndarray, or raise a TypeError naming ``op``."""
-    if not isinstance(x, np.ndarray):
+    if not isinstance(x, np.ndarray) and not on_device(x):
         try:
             x = np.asarray(x)
         except Exception as e:  # ragged lists and the like
@@ -84,15 +101,15 @@ def gemm_args(op, a, b, trans_a, trans_b, out, accumulate):
 def check_out(op, out, shape, dtype):
     if out is None:
         return
-    if not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype:
-        got = (out.shape, out.dtype) if isinstance(out, np.ndarray) else type(out).__name__
+    if not is_array(out) or out.shape != tuple(shape) or out.dtype != dtype:
+        got = (out.shape, out.dtype) if is_array(out) else type(out).__name__
         raise ValueError(f"{op}: out must be an ndarray of shape {tuple(shape)} and dtype {dtype}, "
                          f"got {got}")
 
 
 def check_labels(op, labels, n_rows, n_classes):
     """Integer labels of shape (N,) in [0, C)."""
-    labels = np.asarray(labels)
+    labels = as_index_array(labels)
     if labels.dtype.kind not in "iu":
         if labels.dtype.kind == "f" and labels.size and np.all(np.isfinite(labels)) \
                 and np.all(labels == np.round(labels)):
@@ -203,7 +220,7 @@ def opt_arrays(op, **arrays):
     updates it."""
     out = []
     for k, v in arrays.items():
-        if type(v) is not np.ndarray:
+        if type(v) is not np.ndarray and not on_device(v):
             if not isinstance(v, np.ndarray):
                 raise TypeError(f"{op}: {k} must be a float32/float64 ndarray, got "
                                 f"{getattr(v, 'dtype', type(v).__name__)}")
@@ -236,7 +253,7 @@ def check_writable(op, **arrays):
     """Arrays an op writes in place must be writable (a read-only one would be a silent no-op
     for a kernel writing through a copy, and a numpy error in the twin)."""
     for k, v in arrays.items():
-        if not v.flags.writeable:
+        if not getattr(v.flags, "writeable", True):     # (device arrays: always)
             raise ValueError(f"{op}: {k} is read-only; it is updated in place")
 
 
@@ -358,7 +375,7 @@ def layernorm_backward_args(grad_out, x, gamma, mean, rstd):
 
 def check_ids(op, ids, vocab):
     """Integer ids (any shape) with every value in [0, vocab)."""
-    ids = np.asarray(ids)
+    ids = as_index_array(ids)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"{op}: ids must be integers, got dtype {ids.dtype}")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab):
@@ -371,7 +388,7 @@ def embedding_backward_args(ids, grad_out, dtable):
     """Validated (ids, grad_out) for dtable[ids] += grad_out, with dtable a 2-D float array."""
     op = "embedding_backward"
     grad_out = as_float_array(op, "grad_out", grad_out)
-    if not isinstance(dtable, np.ndarray) or dtable.ndim != 2:
+    if not is_array(dtable) or dtable.ndim != 2:
         raise TypeError(f"{op}: dtable must be a 2-D ndarray")
     same_dtype(op, grad_out=grad_out, dtable=dtable)
     check_writable(op, dtable=dtable)
@@ -394,7 +411,7 @@ def inplace_arrays(op, copies, flat, **arrays):
             raise ValueError(f"{op}: {name} must be C-contiguous to be updated in place, got "
                              f"shape {a.shape} with strides {a.strides}; use "
                              f"np.ascontiguousarray once when creating it")
-        if not f.aligned:
+        if not getattr(f, "aligned", True):            # (device arrays: always aligned)
             copies.append((a, a.copy()))
             a = copies[-1][1]
         out.append(a.reshape(-1) if flat else a)
@@ -523,7 +540,7 @@ def max_pool2d_backward_args(grad_out, argmax, size):
     g = as_float_array(op, "grad_out", grad_out)
     check_ndim(op, "grad_out", g, 4)
     size = pair(op, "size", size, 1)
-    argmax = np.asarray(argmax)
+    argmax = as_index_array(argmax)
     if argmax.shape != g.shape or argmax.dtype != np.int64:
         raise ValueError(f"{op}: argmax ({argmax.dtype}, {argmax.shape}) must be int64 with "
                          f"grad_out's shape {g.shape}")
