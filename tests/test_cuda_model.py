@@ -402,3 +402,13 @@ def test_mnist_example_course_stays_on_the_cpu(capsys):
     with pytest.raises(SystemExit) as e:
         load_script("examples/mnist_mlp.py").parse_args(["--course", "--device", "cuda"])
     assert e.value.code == 2 and "--course runs on the CPU" in capsys.readouterr().err
+
+
+def test_calling_a_model_on_the_device_with_host_input_says_what_to_do(device, mnist):
+    x = mnist[0][:4]
+    model = mlp().to(device)
+    with pytest.raises(TypeError, match=r"Sequential on '.*' got ndarray input \(on 'cpu'\): "
+                                        r"move it first"):
+        model(x)
+    out = model(devices.to_device(x, device))
+    assert isinstance(out, on(device)) and out.shape == (4, 10)

@@ -18,6 +18,7 @@ may key them its own way by overriding ``params`` and ``grads``: training, weigh
 the summary all go through those two properties.
 """
 
+from .. import devices
 from ..layers.base import Layer, known_layers
 from ..training import Trainer, print_summary
 
@@ -118,6 +119,12 @@ class Sequential(Trainer, Layer):
                 for k, v in getattr(layer, which).items()}
 
     def forward(self, x, training=True):
+        device = getattr(self, "_device", "cpu")
+        if device != "cpu" and devices.device_of(x) != device:
+            raise TypeError(f"{type(self).__name__} on {device!r} got {type(x).__name__} input "
+                            f"(on {devices.device_of(x)!r}): move it first, "
+                            f"nl.devices.to_device(x, {device!r}), or call predict(x), which "
+                            f"moves each batch and returns numpy arrays")
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x

@@ -34,8 +34,17 @@ VALIDATION_BATCH_SIZE = 256     # evaluation holds no gradients: larger batches,
 
 
 # -- typing the data -------------------------------------------------------------------------
+def _own(a):
+    """``a``, or, for another library's CUDA array (a torch CUDA tensor), a CuPy view of it:
+    arrays stay on the device they are on."""
+    if hasattr(a, "__cuda_array_interface__") and ops.array_module(a) is np:
+        return devices.to_device(a, "cuda")
+    return a
+
+
 def as_x(x, dtype, what="x"):
     """``x`` converted once to ``dtype`` (so no layer casts it per batch)."""
+    x = _own(x)
     xp = ops.array_module(x)
     x = xp.asarray(x)
     if x.dtype.kind not in "biuf":
@@ -57,7 +66,7 @@ def prepare(x, y, dtype, what="x", check=True):
         Refuse NaN/inf, naming the first bad sample (``fit``: training on them ruins the
         weights; ``evaluate`` skips the pass over the data).
     """
-    x = as_x(x, dtype, what)
+    x, y = as_x(x, dtype, what), _own(y)
     yp = ops.array_module(y)
     y = yp.asarray(y)
     ywhat = "y" if what == "x" else f"{what} targets"
@@ -85,6 +94,7 @@ def cast_x(xb, dtype):
     """An input batch from an iterable in ``dtype`` (floats and integers alike for a float
     model; integers only for an Embedding first, so float "ids" reach it unchanged and it
     says so)."""
+    xb = _own(xb)
     xp = ops.array_module(xb)
     xb, want = xp.asarray(xb), np.dtype(dtype)
     if xb.dtype != want and (want.kind == "f" or xb.dtype.kind in "iub"):
@@ -95,6 +105,7 @@ def cast_x(xb, dtype):
 def cast_batch(xb, yb, dtype):
     """A batch from an iterable, typed as :func:`prepare` types arrays: float inputs and
     targets in ``dtype``, integer ids and labels left as they are."""
+    yb = _own(yb)
     yp = ops.array_module(yb)
     xb, yb = cast_x(xb, dtype), yp.asarray(yb)
     if yb.dtype.kind in "fb":

@@ -194,8 +194,8 @@ class Trainer:
         Raises
         ------
         RuntimeError
-            ``"no GPU: <reason>"`` for ``"cuda"`` where nnlite cannot use a GPU
-            (``nl.ops.cuda.why_not()`` says the same).
+            ``"no GPU: <reason>"`` for ``"cuda"`` where nnlite cannot use a GPU (``from
+            nnlite.ops import cuda; cuda.why_not()`` says the same without raising).
         """
         dev = devices.resolve(device)
         super().to(dev)                     # the layers: Layer.to
