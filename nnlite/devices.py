@@ -106,8 +106,8 @@ def resolve(device):
         if base != "cuda" or not index.isdigit():
             raise ValueError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:0'")
         if int(index) != 0:
-            raise ValueError(f"device {device!r}: nnlite runs on the current GPU, 'cuda' "
-                             f"(= 'cuda:0'); to use GPU {index}, make it current first: "
+            raise ValueError(f"device {device!r}: nnlite runs on CuPy's current GPU, 'cuda' "
+                             f"(also spelled 'cuda:0'); to use GPU {index}, make it current first: "
                              f"cupy.cuda.Device({index}).use()")
         name = base
     if name not in _DEVICES and name in _LAZY:

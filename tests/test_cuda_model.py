@@ -412,3 +412,39 @@ def test_calling_a_model_on_the_device_with_host_input_says_what_to_do(device, m
         model(x)
     out = model(devices.to_device(x, device))
     assert isinstance(out, on(device)) and out.shape == (4, 10)
+
+
+# every layer: forward, backward and an update on the device as on the CPU
+STACKS = {
+    "dense": lambda: [nl.Dense(6, activation="gelu", input_dim=5), nl.LeakyReLU(0.1),
+                      nl.Dense(4), nl.Sigmoid(), nl.Linear(4, 3, rng=0)],
+    "residual+layernorm": lambda: [nl.Linear(5, 8, rng=0),
+                                   nl.Residual(nl.Sequential([nl.LayerNorm(8), nl.Tanh(),
+                                                              nl.Linear(8, 8, rng=1)])),
+                                   nl.BatchNorm1d(8), nl.Linear(8, 3, rng=2), nl.Softmax()],
+    "conv": lambda: [nl.Linear(5, 2 * 4 * 4, rng=0), nl.Reshape((2, 4, 4)),
+                     nl.ConvTranspose2D(2, 3, 3, stride=2, padding=1, output_padding=1, rng=1),
+                     nl.Upsample(2), nl.AvgPool2D(2), nl.Conv2D(3, 2, 3, padding="same", rng=2),
+                     nl.MaxPool2D(2), nl.GlobalAvgPool2D(), nl.Linear(2, 3, rng=3)],
+}
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_layers_on_the_device(device, stack):
+    x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 6)
+    models = []
+    for dev in ("cpu", device):
+        nl.random.seed(0)
+        m = nl.Sequential(STACKS[stack]()).to(dev)
+        # (RMSprop where no weight has a zero gradient: it would scale rounding noise up)
+        opt = nl.optim.RMSprop(1e-3) if stack == "dense" else nl.optim.SGD(0.1, momentum=0.9)
+        m.compile(opt, "mse" if stack == "residual+layernorm" else
+                  "cross_entropy")
+        target = np.eye(3, dtype=np.float32)[y] if stack == "residual+layernorm" else y
+        losses = [m.train_step(x, target) for _ in range(3)]
+        models.append((m, losses, m.predict(x)))
+    (cpu, lc, pc), (gpu, lg, pg) = models
+    np.testing.assert_allclose(lg, lc, rtol=1e-4)
+    np.testing.assert_allclose(pg, pc, rtol=1e-4, atol=1e-6)
+    assert_same_state(cpu, gpu, exact=False)
