@@ -26,6 +26,7 @@ STAND-IN: for the ops of families not present yet, the numpy twins
 kernels can be tested before the kernels land; :func:`stand_ins` lists those ops, and once
 every family is present it is empty and every op runs through the shim.
 """
+import contextlib
 import functools
 import importlib
 import numbers
@@ -337,6 +338,29 @@ def install(rebuild=False):
     ops.add_backend(NAME, FakeArray, xp, _column["kernels"])
     devices.register(NAME, FakeArray, xp, to_device, to_host)
     return NAME
+
+
+@contextlib.contextmanager
+def installed():
+    """``with installed(): ...``: the "fakegpu" column and device inside the block only; the
+    dispatch table and the device registry are as they were afterwards (other test modules
+    see nnlite untouched)."""
+    table = {op: dict(row) for op, row in ops._TABLE.items()}
+    runs = {op: dict(row) for op, row in ops._RUNS.items()}
+    backend_of = dict(ops._BACKEND_OF)
+    registry = (dict(devices._DEVICES), dict(devices._BY_TYPE))
+    try:
+        yield install()
+    finally:
+        for saved, live in ((table, ops._TABLE), (runs, ops._RUNS)):
+            for op, row in saved.items():        # in place: dispatchers hold these dicts
+                live[op].clear()
+                live[op].update(row)
+        for saved, live in ((backend_of, ops._BACKEND_OF), *zip(registry, (devices._DEVICES,
+                                                                          devices._BY_TYPE))):
+            live.clear()
+            live.update(saved)
+        ops._bind()
 
 
 def stand_ins():

@@ -21,6 +21,13 @@ from nnlite.ops import cuda
 STEPS = {"cuda": 20, "fakegpu": 6}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fake_gpu_here():
+    """The fake device's column for this module only."""
+    with _fake_gpu.installed():
+        yield
+
+
 @pytest.fixture(params=["fakegpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def device(request):
     if request.param == "fakegpu":
