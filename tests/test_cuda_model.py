@@ -455,3 +455,43 @@ def test_layers_on_the_device(device, stack):
     np.testing.assert_allclose(lg, lc, rtol=1e-4)
     np.testing.assert_allclose(pg, pc, rtol=1e-4, atol=1e-6)
     assert_same_state(cpu, gpu, exact=False)
+
+
+# -- the examples on the (fake) device, end to end ---------------------------------------------
+def test_examples_train_on_the_fake_gpu(monkeypatch, tmp_path, capsys):
+    """``--device cuda`` as the examples take it, with the fake GPU standing in for CUDA: the
+    MNIST MLP (fit, EarlyStopping restoring weights, evaluate, save) and the GPT example
+    (checkpoints, --resume, sampling) run there, and their results match a CPU run."""
+    from _scripts import load_script
+    dev = _fake_gpu.install()
+    monkeypatch.setattr(nl.devices, "for_script", lambda device, prog: dev if device == "cuda"
+                        else "cpu")
+    rng = np.random.default_rng(0)
+    data = [(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n))
+            for n in (200, 50)]
+    monkeypatch.setattr(nl.datasets, "load_mnist", lambda *a, **k: data)
+    mlp_runs = {d: load_script("examples/mnist_mlp.py").main(
+        ["--epochs", "2", "--verbose", "0", "--device", d, "--save", str(tmp_path / f"{d}.nnl")])
+        for d in ("cpu", "cuda")}
+    assert mlp_runs["cuda"]["loss"] == pytest.approx(mlp_runs["cpu"]["loss"], rel=1e-4)
+    np.testing.assert_allclose(nl.load_model(tmp_path / "cuda.nnl").get_weights()[0],
+                               nl.load_model(tmp_path / "cpu.nnl").get_weights()[0],
+                               rtol=1e-4, atol=1e-6)
+
+    text = tmp_path / "text.txt"
+    text.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 20)
+    tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8",
+            "--batch-size", "2", "--eval-interval", "2", "--eval-iters", "1", "--warmup-iters",
+            "1", "--max-new-tokens", "4", "--text-file", str(text), "--verbose", "0"]
+    runs = {}
+    for d in ("cpu", "cuda"):
+        out = str(tmp_path / f"gpt-{d}")
+        gpt = load_script("examples/gpt_shakespeare.py")
+        gpt.main(tiny + ["--out-dir", out, "--device", d, "--max-iters", "2"])
+        runs[d] = gpt.main(["--resume", "--out-dir", out, "--device", d, "--max-iters", "4",
+                            "--text-file", str(text), "--verbose", "0",
+                            "--max-new-tokens", "4"])
+    for a, b in zip(runs["cpu"]["evals"], runs["cuda"]["evals"], strict=True):
+        assert a["iter"] == b["iter"]
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+    capsys.readouterr()
