@@ -132,7 +132,7 @@ def to_device(a, xp=None):
     if hasattr(a, "__dlpack__") and hasattr(a, "__dlpack_device__") \
             and not isinstance(a, np.ndarray):
         kind, _ = a.__dlpack_device__()
-        if kind in (2, 3):                          # kDLCUDA, kDLCUDAHost
+        if kind in (2, 13):                         # kDLCUDA, kDLCUDAManaged
             return xp.from_dlpack(a)
     return xp.asarray(np.asarray(a))                # host memory: one copy to the GPU
 
@@ -145,6 +145,6 @@ def to_host(a):
     if hasattr(a, "get") and hasattr(a, "__cuda_array_interface__"):
         return a.get()
     if hasattr(a, "__cuda_array_interface__") or hasattr(a, "__dlpack_device__") and \
-            a.__dlpack_device__()[0] in (2, 3):
+            a.__dlpack_device__()[0] in (2, 13):
         return to_device(a).get()
     return np.asarray(a)
