@@ -495,3 +495,16 @@ def test_examples_train_on_the_fake_gpu(monkeypatch, tmp_path, capsys):
         assert a["iter"] == b["iter"]
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
     capsys.readouterr()
+
+
+def test_is_available_never_raises(monkeypatch):
+    def broken():
+        raise OSError("libcuda.so: cannot open shared object file")
+    monkeypatch.setattr(cuda.cuda_device, "gpu", broken)
+    assert cuda.is_available() is False
+    assert cuda.why_not() == "no GPU: OSError: libcuda.so: cannot open shared object file"
+
+
+def test_family_kernels_say_which_families_are_missing():
+    kernels, absent = cuda.family_kernels(None, ["cuda_no_such_family"])
+    assert kernels == {} and "cuda_no_such_family" in absent["cuda_no_such_family"]
