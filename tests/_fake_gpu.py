@@ -28,7 +28,7 @@ every family is present it is empty and every op runs through the shim.
 """
 import contextlib
 import functools
-import importlib
+import importlib.util
 import numbers
 import operator
 import types
