@@ -19,6 +19,9 @@ from nnlite.ops import cuda
 # training steps compared with the CPU: the issue's 20 on a GPU; fewer through the shim, which
 # runs every CUDA thread as an OS thread (seconds per step for a kernel with many blocks)
 STEPS = {"cuda": 20, "fakegpu": 6}
+# float tolerance against the CPU: the fake runs the twins or the same kernels through the
+# shim; a GPU sums in other orders and uses its fast exp
+RTOL = {"cuda": 5e-4, "fakegpu": 1e-4}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -122,7 +125,7 @@ def test_mnist_mlp_trains_on_the_device_as_on_the_cpu(device, mnist):
     assert (cpu.device, gpu.device) == ("cpu", device)
     want, got = train(cpu, batches), train(gpu, batches)
     assert got.dtype == np.float64 and np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, want, rtol=1e-4)
+    np.testing.assert_allclose(got, want, rtol=RTOL[device])
     assert want[-1] < want[0] - 0.3            # it learns: the comparison is not of noise
     assert isinstance(gpu.params["0.W"], on(device))
     assert isinstance(gpu.optimizer.state[0]["m"], on(device))
@@ -134,7 +137,7 @@ def test_gpt_trains_on_the_device_as_on_the_cpu(device, text_ids):
     batches = gpt_batches(ids, n=STEPS[device])
     cpu, gpu = tiny_gpt(vocab), tiny_gpt(vocab).to(device)
     want, got = train(cpu, batches), train(gpu, batches)
-    np.testing.assert_allclose(got, want, rtol=1e-4)
+    np.testing.assert_allclose(got, want, rtol=RTOL[device])
     assert want[-3:].mean() < want[:3].mean()      # it learns
     assert_same_state(cpu, gpu, exact=False)
     # sampling: each step's logits come back to the host; the same text for the same seed
@@ -149,15 +152,17 @@ def test_fit_evaluate_predict_move_each_batch(device, mnist):
                  class_weight={k: 1.0 + k / 10 for k in range(10)})
     hg = gpu.fit(x, y, batch_size=64, epochs=2, validation_split=0.2, seed=3, verbose=0,
                  class_weight={k: 1.0 + k / 10 for k in range(10)})
-    for k in hc.history:
-        np.testing.assert_allclose(hg.history[k], hc.history[k], rtol=1e-4, err_msg=k)
+    for k in hc.history:    # (on a GPU a near tie may flip one prediction: 1/64 accuracy)
+        np.testing.assert_allclose(hg.history[k], hc.history[k], rtol=RTOL[device], err_msg=k,
+                                   atol=0.02 if "acc" in k and device == "cuda" else 0)
     ec, eg = cpu.evaluate(x, y, batch_size=100), gpu.evaluate(x, y, batch_size=100)
     assert ec.keys() == eg.keys()
     for k in ec:
-        np.testing.assert_allclose(eg[k], ec[k], rtol=1e-4, err_msg=k)
+        np.testing.assert_allclose(eg[k], ec[k], rtol=RTOL[device], err_msg=k,
+                                   atol=0.01 if "acc" in k and device == "cuda" else 0)
     pc, pg = cpu.predict(x[:70], batch_size=32), gpu.predict(x[:70], batch_size=32)
     assert type(pg) is np.ndarray and pg.shape == (70, 10)      # host arrays, as Keras'
-    np.testing.assert_allclose(pg, pc, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pg, pc, rtol=RTOL[device], atol=1e-5)
     assert gpu.device == device                                 # fit left it there
 
 
@@ -167,8 +172,9 @@ def test_data_already_on_the_device(device, mnist):
     cpu, gpu = mlp(), mlp().to(device)
     hc = cpu.fit(x[:128], y[:128], batch_size=32, epochs=1, seed=1, verbose=0)
     hg = gpu.fit(xd, yd, batch_size=32, epochs=1, seed=1, verbose=0)
-    np.testing.assert_allclose(hg.history["loss"], hc.history["loss"], rtol=1e-4)
-    np.testing.assert_allclose(gpu.predict(xd), cpu.predict(x[:128]), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(hg.history["loss"], hc.history["loss"], rtol=RTOL[device])
+    np.testing.assert_allclose(gpu.predict(xd), cpu.predict(x[:128]), rtol=RTOL[device],
+                               atol=1e-5)
 
 
 def test_conv_net_with_batchnorm_on_the_device(device, mnist):
@@ -182,9 +188,9 @@ def test_conv_net_with_batchnorm_on_the_device(device, mnist):
         return m
     cpu, gpu = cnn(), cnn().to(device)
     batches = mnist_batches(x, y[:64], n=4, size=16)
-    np.testing.assert_allclose(train(gpu, batches), train(cpu, batches), rtol=1e-4)
+    np.testing.assert_allclose(train(gpu, batches), train(cpu, batches), rtol=RTOL[device])
     assert_same_state(cpu, gpu, exact=False)            # running statistics too
-    np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gpu.predict(x), cpu.predict(x), rtol=RTOL[device], atol=1e-5)
 
 
 # -- moving and saving --------------------------------------------------------------------------
@@ -218,13 +224,13 @@ def test_save_on_the_device_load_on_the_cpu(device, mnist, tmp_path):
     assert loaded.device == "cpu"
     np.testing.assert_array_equal(loaded.predict(x[:50]),
                                   model.to("cpu").predict(x[:50]))   # the same weights
-    np.testing.assert_allclose(loaded.predict(x[:50]), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loaded.predict(x[:50]), want, rtol=RTOL[device], atol=1e-5)
     assert_same_state(loaded, model, exact=True, grads=False)        # optimizer state too
     # and the other way: a host file into a model on the device
     again = mlp().to(device)
     again.load_weights(tmp_path / "w.safetensors")
     assert isinstance(again.params["0.W"], on(device))
-    np.testing.assert_allclose(again.predict(x[:50]), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(again.predict(x[:50]), want, rtol=RTOL[device], atol=1e-5)
 
 
 def test_torch_export_and_import_on_the_device(device):
@@ -452,8 +458,8 @@ def test_layers_on_the_device(device, stack):
         losses = [m.train_step(x, target) for _ in range(3)]
         models.append((m, losses, m.predict(x)))
     (cpu, lc, pc), (gpu, lg, pg) = models
-    np.testing.assert_allclose(lg, lc, rtol=1e-4)
-    np.testing.assert_allclose(pg, pc, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(lg, lc, rtol=RTOL[device])
+    np.testing.assert_allclose(pg, pc, rtol=RTOL[device], atol=1e-6)
     assert_same_state(cpu, gpu, exact=False)
 
 
