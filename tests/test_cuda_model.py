@@ -466,7 +466,7 @@ def test_layers_on_the_device(device, stack):
 # -- the examples on the (fake) device, end to end ---------------------------------------------
 def test_examples_train_on_the_fake_gpu(monkeypatch, tmp_path, capsys):
     """``--device cuda`` as the examples take it, with the fake GPU standing in for CUDA: the
-    MNIST MLP (fit, EarlyStopping restoring weights, evaluate, save) and the GPT example
+    MNIST MLP (fit with EarlyStopping, evaluate, save) and the GPT example
     (checkpoints, --resume, sampling) run there, and their results match a CPU run."""
     from _scripts import load_script
     dev = _fake_gpu.install()
@@ -477,17 +477,18 @@ def test_examples_train_on_the_fake_gpu(monkeypatch, tmp_path, capsys):
             for n in (200, 50)]
     monkeypatch.setattr(nl.datasets, "load_mnist", lambda *a, **k: data)
     mlp_runs = {d: load_script("examples/mnist_mlp.py").main(
-        ["--epochs", "2", "--verbose", "0", "--device", d, "--save", str(tmp_path / f"{d}.nnl")])
+        ["--epochs", "2", "--train-size", "100", "--verbose", "0", "--device", d,
+         "--save", str(tmp_path / f"{d}.nnl")])
         for d in ("cpu", "cuda")}
     assert mlp_runs["cuda"]["loss"] == pytest.approx(mlp_runs["cpu"]["loss"], rel=1e-4)
     np.testing.assert_allclose(nl.load_model(tmp_path / "cuda.nnl").get_weights()[0],
                                nl.load_model(tmp_path / "cpu.nnl").get_weights()[0],
-                               rtol=1e-4, atol=1e-6)
+                               rtol=1e-4, atol=1e-4)     # (Adam: a weight's noise ~ lr)
 
     text = tmp_path / "text.txt"
     text.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 20)
     tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "8", "--block-size", "8",
-            "--batch-size", "2", "--eval-interval", "2", "--eval-iters", "1", "--warmup-iters",
+            "--batch-size", "1", "--eval-interval", "2", "--eval-iters", "1", "--warmup-iters",
             "1", "--max-new-tokens", "4", "--text-file", str(text), "--verbose", "0"]
     runs = {}
     for d in ("cpu", "cuda"):
