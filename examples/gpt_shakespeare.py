@@ -39,6 +39,10 @@ JSON last; ``--resume`` continues (``fit(initial_epoch=model.epoch)``: one ``fit
 ``--eval-interval``) so that the run is the one an uninterrupted run would have been, loss for
 loss. Training flags given with ``--resume`` override the checkpoint's settings (``--max-iters
 4000`` trains on; the schedule follows the new values), those of the model and the seed cannot.
+
+``--device cuda`` trains (or samples) on an NVIDIA GPU (``pip install 'nnlite[cuda]'``): the
+model and its optimizer state move there with ``model.to("cuda")``, each batch as ``fit`` takes
+it; checkpoints hold host arrays, so a run may resume on either device.
 """
 import argparse
 import glob
@@ -164,7 +168,9 @@ def parse_args(argv=None):
                    help="sampling temperature, 0 = greedy (default: %(default)s)")
     g.add_argument("--top-k", type=int, default=200, metavar="K",
                    help="sample among the K likeliest characters (default: %(default)s)")
+    nl.devices.add_argument(p)
     args = p.parse_args(argv)
+    args.device = nl.devices.for_script(args.device, p.prog)
     # the settings given on the command line: with --resume they override the checkpoint's
     args.given = [k for k in HYPER if getattr(args, k) is not None]
     hp = {**COMMON, **PRESETS[args.config]}
@@ -533,7 +539,7 @@ def train(args):
             given = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
             print(f"resuming {args.out_dir} at iteration {state['iteration']} (settings from "
                   f"the checkpoint{'; from the command line: ' + given if given else ''})")
-    run.model = model
+    run.model = model.to(args.device)   # "cuda": weights and AdamW's state on the GPU
 
     start = model.optimizer.iterations
     run.last_iter = args.max_iters
@@ -596,7 +602,7 @@ def sample(args):
     tok = nl.data.CharTokenizer.from_config(state["tokenizer"])
     if "seed" not in args.given:            # the run's own, unless one is given
         args.seed = state["args"]["seed"]
-    text = sample_text(model, tok, args)
+    text = sample_text(model.to(args.device), tok, args)
     print(text)
     return {"text": text, "iteration": state["iteration"]}
 

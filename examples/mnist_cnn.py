@@ -17,6 +17,9 @@ Fashion-MNIST.
 it is also the fallback, with a notice, when MNIST is neither on disk nor downloadable.
 ``--plot FILE``: the learning curves (loss and accuracy per epoch), when matplotlib is there.
 
+``--device cuda``: train on an NVIDIA GPU (``pip install 'nnlite[cuda]'``; the augmentation
+still runs on the host, per batch, before the batch moves).
+
 Run ``python examples/mnist_cnn.py --help`` for the flags.
 """
 import argparse
@@ -54,7 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--save", metavar="FILE", help="save the trained model to this .nnl file")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="0 quiet, 1 progress bar, 2 a line per epoch (default: %(default)s)")
+    nl.devices.add_argument(p)
     args = p.parse_args(argv)
+    args.device = nl.devices.for_script(args.device, p.prog)
     if args.epochs is None:
         args.epochs = 12 if args.fashion else 6
     if args.augment is None:
@@ -137,6 +142,7 @@ def main(argv=None):
     schedule = nl.optim.CosineDecay(args.lr, total_steps=steps, min_lr=args.lr / 50)
     model.compile(optimizer=nl.optim.Adam(lr=schedule), loss="cross_entropy",
                   metrics=["accuracy"])
+    model.to(args.device)       # "cuda": weights and Adam's state on the GPU; fit moves batches
     if args.verbose:
         model.summary()
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 # kernels first: everything else builds on them (hence not isort's order, I001)
 from . import ops, random  # noqa: F401, I001
 from . import layers, losses, optim, training, callbacks, data, datasets, io, models  # noqa: F401
-from . import utils  # noqa: F401
+from . import devices, utils  # noqa: F401
 from .layers import *
 from .config import show_config  # noqa: F401
 # -- top-level names added by each part (keep one line per part) --

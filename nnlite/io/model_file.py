@@ -32,6 +32,7 @@ import warnings
 
 import numpy as np
 
+from .. import devices
 from .. import init as _init
 from .._args import is_int
 from .safetensors import CheckpointError, read_file, save_file
@@ -55,6 +56,8 @@ def checksum(tensors, metadata):
 
 # -- optimizer state: nested dicts/lists of arrays and scalars <-> JSON + tensors -------------
 def _encode(obj, prefix, tensors):
+    if devices.device_of(obj) != "cpu":         # state on a GPU: a file holds host arrays
+        obj = devices.to_host(obj)
     if isinstance(obj, np.ndarray):
         key = f"optimizer.{prefix}" if prefix else "optimizer"
         tensors[key] = obj
@@ -116,13 +119,15 @@ def check_built(model, what):
 
 def save_model(model, path, include_optimizer=True):
     """Save a :class:`~nnlite.Sequential` (architecture, weights, compile settings and, when
-    ``include_optimizer``, the optimizer state) to one ``.nnl`` file, atomically.
+    ``include_optimizer``, the optimizer state) to one ``.nnl`` file, atomically. A model on
+    a GPU writes host copies: the file is the same wherever the model runs.
 
     Raises ``ValueError`` for a model not built yet (a ``Dense(units)`` before its first
     call)."""
     from .. import __version__
     check_built(model, "save")
-    tensors = {**model.params, **model.buffers}       # buffers: BatchNorm's running statistics
+    # buffers: BatchNorm's running statistics; host copies of a model's arrays on a GPU
+    tensors = {k: devices.to_host(v) for k, v in {**model.params, **model.buffers}.items()}
     meta = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION), "nnlite_version": __version__,
         "architecture": json.dumps({"class_name": type(model).__name__,

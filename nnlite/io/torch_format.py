@@ -49,6 +49,7 @@ import os
 
 import numpy as np
 
+from .. import devices
 from ..layers import (
     Conv2D,
     Embedding,
@@ -59,8 +60,8 @@ from ..layers import (
     Residual,
 )
 from ..layers._checks import describe
-from ..layers.normalization import _BatchNorm
 from ..layers.base import shape_str
+from ..layers.normalization import _BatchNorm
 from .safetensors import CheckpointError, read_file, save_file
 
 TorchKey = collections.namedtuple("TorchKey", "torch nnlite transpose")
@@ -202,8 +203,9 @@ def torch_keys(model):
 def torch_state_dict(model):
     """``model``'s weights with PyTorch's keys and layouts, as numpy arrays (copies,
     C-contiguous): ``torch.nn.Module.load_state_dict({k: torch.from_numpy(v) ...})`` takes
-    them. Needs no torch. See :func:`torch_keys` and the module docstring for the names."""
-    params = {**model.params, **model.buffers}
+    them (host copies of a model on a GPU). Needs no torch. See :func:`torch_keys` and the
+    module docstring for the names."""
+    params = {k: devices.to_host(v) for k, v in {**model.params, **model.buffers}.items()}
     return {k.torch: np.ascontiguousarray(params[k.nnlite].T if k.transpose
                                           else params[k.nnlite]).copy()
             for k in torch_keys(model)}
@@ -313,7 +315,10 @@ def import_torch(model, source, strict=True):
             raise TypeError(f"import_torch: {k.torch!r} has dtype {src.dtype}, not a number")
         todo.append((dst, src.T if k.transpose else src))
     for dst, src in todo:                   # every shape checked: now write
-        np.copyto(dst, src, casting="unsafe")
+        if devices.device_of(dst) == "cpu":
+            np.copyto(dst, src, casting="unsafe")
+        else:                               # a model on a GPU: cast here, copy over
+            dst[...] = devices.to_device(np.asarray(src, dtype=dst.dtype), devices.device_of(dst))
     return ImportResult(missing, unexpected)
 
 

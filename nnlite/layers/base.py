@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import devices
 from .._configurable import Configurable
 
 
@@ -134,10 +135,10 @@ class Layer(Configurable):
         return list(self.params.values())
 
     def get_weights(self):
-        """Copies of the parameters, a list in ``params`` order (as Keras): layer by layer,
-        each layer's in definition order (``[W, b]`` for a ``Linear``).
-        :meth:`state_dict` gives them keyed by name."""
-        return [p.copy() for p in self.params.values()]
+        """Copies of the parameters as numpy arrays (host copies for a model on a GPU), a list
+        in ``params`` order (as Keras): layer by layer, each layer's in definition order
+        (``[W, b]`` for a ``Linear``). :meth:`state_dict` gives them keyed by name."""
+        return [_host_copy(p) for p in self.params.values()]
 
     def set_weights(self, weights):
         """Copy ``weights`` into the parameters, in place (an optimizer holding them keeps
@@ -162,12 +163,14 @@ class Layer(Configurable):
 
     def state_dict(self):
         """Copies of the parameters and buffers, keyed as ``params`` and ``buffers``
-        (PyTorch's ``state_dict``; the keys of a saved file)."""
+        (PyTorch's ``state_dict``; the keys of a saved file), on the layer's device (as
+        PyTorch's; ``nl.devices.to_host`` brings one over)."""
         return {k: p.copy() for k, p in {**self.params, **self.buffers}.items()}
 
     def load_state_dict(self, state):
         """Copy a dict keyed as ``params`` (as :meth:`state_dict` returns) into the
-        parameters (and buffers), in place; the keys must match exactly."""
+        parameters (and buffers), in place; the keys must match exactly. The arrays may live
+        on any device: they are copied to the parameters' own."""
         params = {**self.params, **self.buffers}
         missing, extra = set(params) - set(state), set(state) - set(params)
         if missing or extra:
@@ -185,8 +188,40 @@ class Layer(Configurable):
     def astype(self, dtype):
         """Cast parameters (and zero their gradients) to ``dtype``, e.g. float64 for grad checks."""
         for k in list(self.params):
-            self.params[k] = np.ascontiguousarray(self.params[k], dtype=dtype)
-            self.grads[k] = np.zeros_like(self.params[k])
+            xp = devices.resolve(devices.device_of(self.params[k])).xp
+            self.params[k] = xp.ascontiguousarray(self.params[k], dtype=dtype)
+            self.grads[k] = xp.zeros_like(self.params[k])
+        return self
+
+    # -- devices ---------------------------------------------------------------------------
+    @property
+    def device(self):
+        """Where the layer's arrays live: ``"cpu"`` (numpy, the default) or ``"cuda"``
+        (CuPy), as :meth:`to` put them."""
+        return getattr(self, "_device", "cpu")
+
+    def to(self, device):
+        """Move the parameters, gradients and buffers of this layer and every sublayer to
+        ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:0"``), in place; returns ``self``
+        (PyTorch's ``module.to``). Arrays already there stay as they are; the others are
+        replaced by copies on the device, so lists of the old arrays (an optimizer's
+        ``(param, grad)`` pairs taken before) no longer reach them: a Sequential's ``to``
+        moves its optimizer's state too, and ``fit`` takes fresh pairs.
+
+        Raises
+        ------
+        RuntimeError
+            ``"no GPU: <reason>"`` for ``"cuda"`` where there is none.
+        """
+        dev = devices.resolve(device)
+        for layer in _walk(self):
+            own = vars(layer)
+            for store in ("params", "grads", "_buffers"):
+                arrays = own.get(store)
+                if isinstance(arrays, dict):
+                    for k, a in arrays.items():
+                        arrays[k] = devices.to_device(a, dev)
+            layer._device = dev.name
         return self
 
 
@@ -196,10 +231,32 @@ def known_layers():
     return ", ".join(sorted(n for n in Layer.registry if not n.startswith("_")))
 
 
+def _walk(layer):
+    """``layer`` and every layer under it (through ``sublayers``), each once."""
+    seen, todo = set(), [layer]
+    while todo:
+        layer = todo.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        yield layer
+        todo.extend(layer.sublayers())
+
+
+def _host_copy(a):
+    """A numpy copy of ``a``, wherever it lives."""
+    h = devices.to_host(a)
+    return h.copy() if h is a else h
+
+
 def _copy_into(p, w, what):
-    """``p[...] = w`` (float64 into float32 allowed), after checking the shape."""
-    w = np.asarray(w)
+    """``p[...] = w`` (float64 into float32 allowed), after checking the shape; ``w`` is
+    brought to ``p``'s device first (a file's host arrays into a model on a GPU)."""
+    dev = devices.resolve(devices.device_of(p))
+    if isinstance(w, (list, tuple)) or np.isscalar(w):
+        w = np.asarray(w)
+    w = devices.to_device(w, dev)
     if w.shape != p.shape:
         raise ValueError(f"{what} has shape {shape_str(w.shape)}, the model's has "
                          f"{shape_str(p.shape)}")
-    np.copyto(p, w, casting="same_kind")
+    dev.xp.copyto(p, w, casting="same_kind")

@@ -172,6 +172,8 @@ class Dense(Linear):
         self.in_features, = checks.sizes(checks.describe(self), input_dim=shape[-1])
         self._make_params(self._init, self._rng, self._dtype)
         self.built = True
+        if self.device != "cpu":            # model.to("cuda") came first: follow it
+            self.to(self.device)
         return self
 
     def forward(self, x, training=True):

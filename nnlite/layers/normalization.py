@@ -205,7 +205,8 @@ class _BatchNorm(Layer):
     def astype(self, dtype):
         super().astype(dtype)
         for k in list(self._buffers):
-            self._buffers[k] = np.ascontiguousarray(self._buffers[k], dtype=dtype)
+            xp = ops.array_module(self._buffers[k])
+            self._buffers[k] = xp.ascontiguousarray(self._buffers[k], dtype=dtype)
         return self
 
     def get_config(self):

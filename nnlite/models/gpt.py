@@ -43,6 +43,7 @@ import math
 
 import numpy as np
 
+from .. import devices
 from .. import init as _init
 from .. import random as _random
 from .._args import is_int
@@ -266,8 +267,9 @@ class GPT(Sequential):
 
         Returns
         -------
-        ndarray of int64, shape (T + max_new_tokens,) or (B, T + max_new_tokens)
-            The prompt followed by the new tokens.
+        numpy.ndarray of int64, shape (T + max_new_tokens,) or (B, T + max_new_tokens)
+            The prompt followed by the new tokens (the model may be on a GPU: each step's
+            last-position logits come back to sample from).
         """
         ids = np.asarray(prompt_ids)
         if ids.ndim not in (1, 2) or ids.shape[-1] == 0 or ids.size == 0:
@@ -300,7 +302,8 @@ class GPT(Sequential):
         out[:, :ids.shape[-1]] = ids.reshape(out.shape[0], -1)
         for t in range(ids.shape[-1], out.shape[1]):
             ctx = out[:, max(0, t - self.block_size):t]                 # (B, ≤ block_size)
-            logits = self.forward(ctx, training=False)[:, -1, :]         # (B, V): last position
+            logits = self.forward(*self._on_device(ctx), training=False)[:, -1, :]  # (B, V)
+            logits = devices.to_host(logits)        # last position; on the host (sampling)
             out[:, t] = self._sample(logits.astype(np.float64), temperature, top_k, rng)
         return out[0] if one else out
 

@@ -18,6 +18,7 @@ may key them its own way by overriding ``params`` and ``grads``: training, weigh
 the summary all go through those two properties.
 """
 
+from .. import devices
 from ..layers.base import Layer, known_layers
 from ..training import Trainer, print_summary
 
@@ -118,6 +119,12 @@ class Sequential(Trainer, Layer):
                 for k, v in getattr(layer, which).items()}
 
     def forward(self, x, training=True):
+        device = getattr(self, "_device", "cpu")
+        if device != "cpu" and devices.device_of(x) != device:
+            raise TypeError(f"{type(self).__name__} on {device!r} got {type(x).__name__} input "
+                            f"(on {devices.device_of(x)!r}): move it first, "
+                            f"nl.devices.to_device(x, {device!r}), or call predict(x), which "
+                            f"moves each batch and returns numpy arrays")
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
@@ -176,16 +183,19 @@ class Sequential(Trainer, Layer):
     # weights come from Layer, over ``params``
     def save(self, path, include_optimizer=True):
         """Save architecture, weights, compile settings and optimizer state to one ``.nnl``
-        file (safetensors; see :mod:`nnlite.io.model_file`). ``nl.load_model`` reads it."""
+        file (safetensors; see :mod:`nnlite.io.model_file`). ``nl.load_model`` reads it, on
+        the CPU (``.to("cuda")`` after). A model on a GPU saves host copies: the same file."""
         from ..io.model_file import save_model
         save_model(self, path, include_optimizer=include_optimizer)
 
     def save_weights(self, path):
-        """Save only the parameters, as a plain safetensors file."""
+        """Save only the parameters, as a plain safetensors file (host arrays, wherever the
+        model runs)."""
+        from ..devices import to_host
         from ..io.model_file import check_built
         from ..io.safetensors import save_file
         check_built(self, "save_weights")
-        save_file({**self.params, **self.buffers}, path)
+        save_file({k: to_host(v) for k, v in {**self.params, **self.buffers}.items()}, path)
 
     def load_weights(self, path):
         from ..io.safetensors import load_file

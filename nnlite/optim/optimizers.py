@@ -12,9 +12,7 @@ Per-parameter state (momentum, Adam moments) is a list ordered like the pairs pa
 import math
 from typing import ClassVar
 
-import numpy as np
-
-from .. import ops
+from .. import devices, ops
 from .._configurable import Configurable
 from . import schedules as _schedules
 from .clip import clip_grad_norm, global_norm
@@ -142,7 +140,9 @@ class Optimizer(Configurable):
                              f"parameters always in the same order")
         lr = self.get_lr()
         for i, (p, _) in enumerate(pairs):
-            for k, a in self.state[i].items():
+            for k, a in list(self.state[i].items()):
+                if type(a) is not type(p):      # loaded from a file, or the model moved
+                    a = self.state[i][k] = devices.to_device(a, devices.device_of(p))
                 if a.shape != p.shape or a.dtype != p.dtype:
                     raise ValueError(f"{type(self).__name__}: parameter {i} has shape {p.shape} "
                                      f"({p.dtype}) but its state {k!r} has {a.shape} ({a.dtype})")
@@ -171,8 +171,18 @@ class Optimizer(Configurable):
         return {} if f is None else {"decay_filter": f}
 
     # -- saving ----------------------------------------------------------------------------
+    def to(self, device):
+        """Move the state arrays (momentum, Adam's moments) to ``device``, in place; returns
+        self. ``model.to(device)`` calls it for the compiled optimizer."""
+        dev = devices.resolve(device)
+        for st in self.state:
+            for k, a in st.items():
+                st[k] = devices.to_device(a, dev)
+        return self
+
     def state_dict(self):
-        """A flat dict: ``"iterations"`` and ``"state.<i>.<key>"`` arrays (copies).
+        """A flat dict: ``"iterations"`` and ``"state.<i>.<key>"`` arrays (copies, on the
+        parameters' device; ``save`` writes host copies).
 
         Flat so ``np.savez(path, **opt.state_dict())`` stores it as is.
         """
@@ -188,7 +198,8 @@ class Optimizer(Configurable):
         for key, a in d.items():
             if key.startswith("state."):
                 _, i, k = key.split(".", 2)
-                state.setdefault(int(i), {})[k] = np.array(a)    # own copy
+                # own copy, where it is: step() moves it to its parameter's device
+                state.setdefault(int(i), {})[k] = ops.array_module(a).array(a, copy=True)
         n = len(state)
         if sorted(state) != list(range(n)):
             raise ValueError(f"{type(self).__name__}: state indices {sorted(state)} "

@@ -17,11 +17,16 @@ or the ``validation_split`` tail) comes back as one more adapter.
 >>> train, val = fit_adapters(x, y, np.float32, batch_size=32, shuffle=True, seed=0,
 ...                           validation_split=0.1)
 >>> for xb, yb in train.epoch(): ...             # (xb, yb, wb) with sample weights
+
+Arrays stay where they are: numpy arrays (the usual case) give numpy batches, which ``fit``
+moves to the model's device one batch at a time; arrays already on a GPU (CuPy) are batched
+there. Sample and class weights are computed on the host.
 """
 import math
 
 import numpy as np
 
+from .. import devices, ops
 from .. import random as _random
 from .._args import is_int
 
@@ -29,14 +34,24 @@ VALIDATION_BATCH_SIZE = 256     # evaluation holds no gradients: larger batches,
 
 
 # -- typing the data -------------------------------------------------------------------------
+def _own(a):
+    """``a``, or, for another library's CUDA array (a torch CUDA tensor), a CuPy view of it:
+    arrays stay on the device they are on."""
+    if hasattr(a, "__cuda_array_interface__") and ops.array_module(a) is np:
+        return devices.to_device(a, "cuda")
+    return a
+
+
 def as_x(x, dtype, what="x"):
     """``x`` converted once to ``dtype`` (so no layer casts it per batch)."""
-    x = np.asarray(x)
+    x = _own(x)
+    xp = ops.array_module(x)
+    x = xp.asarray(x)
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{what} must be a numeric array, got dtype {x.dtype}")
     if x.ndim == 0:
         raise ValueError(f"{what} must have a batch axis, got a scalar")
-    return np.ascontiguousarray(x, dtype=dtype)
+    return xp.ascontiguousarray(x, dtype=dtype)
 
 
 def prepare(x, y, dtype, what="x", check=True):
@@ -51,8 +66,9 @@ def prepare(x, y, dtype, what="x", check=True):
         Refuse NaN/inf, naming the first bad sample (``fit``: training on them ruins the
         weights; ``evaluate`` skips the pass over the data).
     """
-    x = as_x(x, dtype, what)
-    y = np.asarray(y)
+    x, y = as_x(x, dtype, what), _own(y)
+    yp = ops.array_module(y)
+    y = yp.asarray(y)
     ywhat = "y" if what == "x" else f"{what} targets"
     if y.ndim == 0:
         raise ValueError(f"{ywhat} must have a batch axis, got a scalar")
@@ -60,13 +76,14 @@ def prepare(x, y, dtype, what="x", check=True):
         raise ValueError(f"{what} and {ywhat} must have the same number of samples: "
                          f"{what} has {len(x)}, {ywhat} has {len(y)}")
     if y.dtype.kind in "fb":        # float targets in the model's dtype; labels stay ints
-        y = np.ascontiguousarray(y, dtype=x.dtype if x.dtype.kind == "f" else np.float32)
+        y = yp.ascontiguousarray(y, dtype=x.dtype if x.dtype.kind == "f" else np.float32)
     if check:
         for name, a in ((what, x), (ywhat, y)):
-            if a.dtype.kind == "f" and not np.isfinite(a).all():
-                bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+            xp = ops.array_module(a)
+            if a.dtype.kind == "f" and not xp.isfinite(a).all():
+                bad = devices.to_host(~xp.isfinite(a.reshape(len(a), -1)).all(axis=1))
                 i = int(np.flatnonzero(bad)[0])
-                kind = "NaN" if np.isnan(a[i]).any() else "inf"
+                kind = "NaN" if xp.isnan(a[i]).any() else "inf"
                 raise ValueError(f"{name} contains {kind} at sample {i} "
                                  f"({int(bad.sum())} sample(s) affected); clean or drop them "
                                  f"before training")
@@ -77,18 +94,22 @@ def cast_x(xb, dtype):
     """An input batch from an iterable in ``dtype`` (floats and integers alike for a float
     model; integers only for an Embedding first, so float "ids" reach it unchanged and it
     says so)."""
-    xb, want = np.asarray(xb), np.dtype(dtype)
+    xb = _own(xb)
+    xp = ops.array_module(xb)
+    xb, want = xp.asarray(xb), np.dtype(dtype)
     if xb.dtype != want and (want.kind == "f" or xb.dtype.kind in "iub"):
-        xb = np.ascontiguousarray(xb, dtype=want)
+        xb = xp.ascontiguousarray(xb, dtype=want)
     return xb
 
 
 def cast_batch(xb, yb, dtype):
     """A batch from an iterable, typed as :func:`prepare` types arrays: float inputs and
     targets in ``dtype``, integer ids and labels left as they are."""
-    xb, yb = cast_x(xb, dtype), np.asarray(yb)
+    yb = _own(yb)
+    yp = ops.array_module(yb)
+    xb, yb = cast_x(xb, dtype), yp.asarray(yb)
     if yb.dtype.kind in "fb":
-        yb = np.ascontiguousarray(yb, dtype=xb.dtype if xb.dtype.kind == "f" else np.float32)
+        yb = yp.ascontiguousarray(yb, dtype=xb.dtype if xb.dtype.kind == "f" else np.float32)
     return xb, yb
 
 
@@ -98,6 +119,8 @@ def is_batch_iterable(x):
     numbers that ``np.asarray`` would take as data."""
     if isinstance(x, (np.ndarray, list, tuple, str, bytes, dict)) or np.isscalar(x):
         return False
+    if ops.array_module(x) is not np or hasattr(x, "__cuda_array_interface__"):
+        return False                # a GPU array (CuPy's, a torch CUDA tensor)
     return hasattr(x, "__iter__") or hasattr(x, "__next__")
 
 
@@ -123,8 +146,8 @@ def unpack(batch, what):
 
 # -- sample and class weights ----------------------------------------------------------------
 def check_sample_weight(w, n, what="sample_weight"):
-    """``w`` as a float64 array of shape (n,): finite, >= 0."""
-    w = np.asarray(w)
+    """``w`` as a float64 numpy array of shape (n,): finite, >= 0."""
+    w = devices.to_host(w)
     if w.dtype.kind not in "biuf":
         raise ValueError(f"{what} must be numbers, got dtype {w.dtype}")
     if w.shape != (n,):
@@ -155,8 +178,9 @@ def check_class_weight(class_weight):
 
 def class_weights(y, table):
     """One weight per sample, ``table[class]``, for the targets ``y``: integer labels (N,),
-    binary 0/1 targets (N,) or (N, 1), or one-hot rows (N, C) (their argmax)."""
-    y = np.asarray(y)
+    binary 0/1 targets (N,) or (N, 1), or one-hot rows (N, C) (their argmax). A numpy
+    array (targets on a GPU are copied over: small)."""
+    y = devices.to_host(y)
     if y.ndim == 2 and y.shape[1] > 1:
         labels = y.argmax(axis=1)
     elif y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
@@ -210,7 +234,14 @@ class ArrayAdapter:
         order = _random.get_rng(self.rng).permutation(n) if self.shuffle else None
         for lo in range(0, n, size):
             idx = slice(lo, lo + size) if order is None else order[lo:lo + size]
-            yield tuple(a[idx] for a in arrays)
+            yield tuple(_take(a, idx) for a in arrays)
+
+
+def _take(a, idx):
+    """``a[idx]``; a host index array goes to ``a``'s device first (a GPU array's batch)."""
+    if isinstance(idx, np.ndarray) and not isinstance(a, np.ndarray):
+        idx = ops.array_module(a).asarray(idx)
+    return a[idx]
 
 
 class IterableAdapter:

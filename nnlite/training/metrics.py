@@ -4,10 +4,17 @@ samples of an epoch (weighted by batch size), and :func:`get`, which ``compile``
 
 >>> name, fn = get("accuracy", loss)        # ('accuracy', <function accuracy>)
 >>> fn(logits, labels)                      # 0.9375
-"""
-import numpy as np
 
+Each takes the arrays where the model computes (numpy, or CuPy for a model on a GPU: a
+metric of your own should use ``xp = nl.ops.array_module(y_pred)``, not numpy) and returns a
+Python float: one small device-to-host copy per batch.
+"""
 from .. import losses as _losses
+from .. import ops
+
+
+def _mean(xp, a):
+    return float(xp.mean(a))
 
 
 def accuracy_for(loss):
@@ -20,38 +27,44 @@ def accuracy_for(loss):
     threshold = 0.0 if isinstance(loss, _losses.BinaryCrossEntropy) else 0.5
 
     def accuracy(y_pred, y_true):
+        xp = ops.array_module(y_pred)
+        y_true = xp.asarray(y_true)
         if y_pred.ndim >= 2 and y_pred.shape[-1] > 1:      # multi-class logits: argmax
             pred = y_pred.argmax(axis=-1)
             true = y_true.argmax(axis=-1) if y_true.shape == y_pred.shape else y_true
-            return float(np.mean(pred == true.reshape(pred.shape)))
+            return _mean(xp, pred == true.reshape(pred.shape))
         pred = y_pred.reshape(-1) > threshold
-        return float(np.mean(pred == (np.asarray(y_true).reshape(-1) > 0.5)))
+        return _mean(xp, pred == (y_true.reshape(-1) > 0.5))
     return accuracy
 
 
 def sparse_categorical_accuracy(y_pred, y_true):
     """The argmax of the scores ``(..., C)`` against integer labels ``(...)`` (Keras')."""
-    pred, y_true = y_pred.argmax(axis=-1), np.asarray(y_true)
+    xp = ops.array_module(y_pred)
+    pred, y_true = y_pred.argmax(axis=-1), xp.asarray(y_true)
     if y_true.size != pred.size:
         raise ValueError(f"sparse_categorical_accuracy: expected integer labels of shape "
                          f"{pred.shape} for scores {y_pred.shape}, got targets of shape "
                          f"{y_true.shape}; for one-hot targets use 'categorical_accuracy'")
-    return float(np.mean(pred == y_true.reshape(pred.shape)))
+    return _mean(xp, pred == y_true.reshape(pred.shape))
 
 
 def categorical_accuracy(y_pred, y_true):
     """The argmax of the scores against the argmax of one-hot targets (Keras')."""
-    return float(np.mean(y_pred.argmax(axis=-1) == np.asarray(y_true).argmax(axis=-1)))
+    xp = ops.array_module(y_pred)
+    return _mean(xp, y_pred.argmax(axis=-1) == xp.asarray(y_true).argmax(axis=-1))
 
 
 def mae(y_pred, y_true):
     """Mean absolute error, accumulated in float64."""
-    return float(np.mean(np.abs(y_pred - y_true.reshape(y_pred.shape)), dtype=np.float64))
+    xp = ops.array_module(y_pred)
+    return float(xp.mean(xp.abs(y_pred - y_true.reshape(y_pred.shape)), dtype=xp.float64))
 
 
 def mse(y_pred, y_true):
     """Mean squared error, accumulated in float64."""
-    return float(np.mean(np.square(y_pred - y_true.reshape(y_pred.shape)), dtype=np.float64))
+    xp = ops.array_module(y_pred)
+    return float(xp.mean(xp.square(y_pred - y_true.reshape(y_pred.shape)), dtype=xp.float64))
 
 
 def get(metric, loss):

@@ -32,6 +32,7 @@ A GAN's two steps (``examples/gan.py``)::
 import contextlib
 import math
 
+from .. import devices
 from .. import optim as _optim
 from .trainer import _training
 
@@ -105,7 +106,8 @@ def train_step(model, optimizer, x, loss_grad):
     optimizer : Optimizer
         One per model: its state follows the parameters' order.
     x : ndarray
-        The model's input batch.
+        The model's input batch (moved to the model's device, ``model.device``, when it is
+        elsewhere: a numpy batch for a model on a GPU).
     loss_grad : callable ``out -> (loss, dloss_dout)``
 
     Returns
@@ -125,6 +127,7 @@ def train_step(model, optimizer, x, loss_grad):
     if not callable(loss_grad):
         raise TypeError(f"train_step: loss_grad must be a callable out -> (loss, dloss_dout), "
                         f"got {type(loss_grad).__name__}")
+    x = devices.to_device(x, getattr(model, "device", "cpu"))
     if not getattr(model, "built", True):
         model.build(x.shape[1:])
     pairs = trainable_pairs(model)

@@ -19,6 +19,11 @@ in the current mode. ``fit`` and ``train_step`` switch every layer to train mode
 and put the modes back afterwards; ``evaluate``, ``predict`` and validation always run
 inference (training=False).
 
+Devices: ``model.to("cuda")`` moves the parameters, gradients and optimizer state to the GPU
+(``model.to("cpu")`` back; ``model.device`` says where they are). ``fit``, ``evaluate`` and
+``predict`` then move each batch there as it comes (the data itself stays where it is, usually
+in host memory), ``predict`` returns numpy arrays, and a model file always holds host arrays.
+
 ``fit`` takes arrays ``(x, y)`` or an iterable of ``(xb, yb)`` batches (a ``DataLoader``, a
 ``RandomWindowSampler``, a generator) with ``steps_per_epoch``; :mod:`.data_adapter` turns
 either into per-epoch batch iterators:
@@ -39,6 +44,7 @@ import warnings
 
 import numpy as np
 
+from .. import devices, ops
 from .. import losses as _losses
 from .. import optim as _optim
 from .. import random as _random
@@ -179,6 +185,29 @@ class Trainer:
                     f"gradients and the model trains badly. Remove the final {name} (for "
                     f"probabilities afterwards: {fix})", UserWarning, stacklevel=3)
 
+    def to(self, device):
+        """Move the model to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:0"``): parameters,
+        gradients, buffers (each layer's, :meth:`Layer.to <nnlite.layers.Layer.to>`) and the
+        compiled optimizer's state (Adam's moments, momentum). Returns the model, as
+        PyTorch's ``model.to``; ``model.device`` reads it back.
+
+        Raises
+        ------
+        RuntimeError
+            ``"no GPU: <reason>"`` for ``"cuda"`` where nnlite cannot use a GPU (``from
+            nnlite.ops import cuda; cuda.why_not()`` says the same without raising).
+        """
+        dev = devices.resolve(device)
+        super().to(dev)                     # the layers: Layer.to
+        if self.optimizer is not None and hasattr(self.optimizer, "to"):
+            self.optimizer.to(dev)
+        return self
+
+    def _on_device(self, *arrays):
+        """The batch's arrays on the model's device (as they are when already there)."""
+        dev = self.device
+        return tuple(devices.to_device(a, dev) for a in arrays)
+
     def _check_compiled(self, what):
         if self.loss is None:
             raise RuntimeError(f"{what}() needs a compiled model: call model.compile("
@@ -271,6 +300,7 @@ class Trainer:
             self._check_weighted_loss()
         with _training(self):
             xb, yb = data_adapter.cast_batch(xb, yb, self._input_dtype())
+            xb, yb, sample_weight = self._on_device(xb, yb, sample_weight)
             try:
                 return self._train_batch(xb, yb, self._pairs(xb), sample_weight)[0]
             except _NonFinite as e:
@@ -421,7 +451,8 @@ class Trainer:
             wb = wb[0] if wb else None      # (xb, yb, wb) with sample weights
             if classes is not None:
                 cw = data_adapter.class_weights(yb, classes)
-                wb = cw if wb is None else cw * wb
+                wb = cw if wb is None else cw * devices.to_host(wb)
+            xb, yb, wb = self._on_device(xb, yb, wb)
             if self.input_shape is None:    # recorded from the data for summary()
                 self.input_shape = tuple(xb.shape[1:])
             if pairs is None:
@@ -457,8 +488,9 @@ class Trainer:
             return {k: float(s / max(n, 1)) for k, s in zip(names, sums)}
 
         for xb, yb, *wb in batches:
+            xb, yb, wb = self._on_device(xb, yb, wb[0] if wb else None)
             out = self.forward(xb, training=False)
-            sums[0] += self._loss(out, yb, wb[0] if wb else None) * len(xb)
+            sums[0] += self._loss(out, yb, wb) * len(xb)
             for j, (_, fn) in enumerate(self._metrics, 1):
                 sums[j] += fn(out, yb) * len(xb)
             n, done = n + len(xb), done + 1
@@ -531,17 +563,22 @@ class Trainer:
 
         Returns
         -------
-        ndarray of shape (N, ...)
-            In the parameters' dtype (float32 unless the model was cast).
+        numpy.ndarray of shape (N, ...)
+            In the parameters' dtype (float32 unless the model was cast); a numpy array even
+            for a model on a GPU (as Keras' ``predict``): each batch runs there, the outputs
+            come back once, at the end.
         """
         n, batches = data_adapter.predict_batches(x, self._input_dtype(), batch_size, steps)
         bar, outs = Progbar(n, verbose=verbose), []
         for step, xb in enumerate(batches):
-            outs.append(self.forward(xb, training=False))
+            outs.append(self.forward(*self._on_device(xb), training=False))
             bar.update(step + 1)
         if not outs:
             if data_adapter.is_batch_iterable(x):
                 raise ValueError("predict: x gave no batches")
-            return self.forward(data_adapter.as_x(x, self._input_dtype()), training=False)
+            xb, = self._on_device(data_adapter.as_x(x, self._input_dtype()))
+            return devices.to_host(self.forward(xb, training=False))
         bar.update(len(outs), finalize=True)
-        return np.concatenate(outs)         # a copy even of one batch: never a layer's cache
+        # a copy even of one batch: never a layer's cache
+        out = ops.array_module(outs[0]).concatenate(outs)
+        return out if isinstance(out, np.ndarray) else devices.to_host(out)
