@@ -37,6 +37,7 @@ import numpy as np
 
 from nnlite import devices, ops
 from nnlite.ops import cuda as _cuda
+from nnlite.ops.cuda_device import Device
 from nnlite.ops import reference
 
 NAME = "fakegpu"
@@ -121,7 +122,18 @@ class FakeArray:
     itemsize = property(lambda self: self._a.itemsize)
     nbytes = property(lambda self: self._a.nbytes)
     strides = property(lambda self: self._a.strides)
-    flags = property(lambda self: self._a.flags)
+    # CuPy's flags: the layout only (no ``aligned`` or ``writeable``: device memory is both)
+    flags = property(lambda self: _Flags(self._a.flags))
+
+    @property
+    def __cuda_array_interface__(self):
+        """What CuPy arrays expose (the kernels' wrappers take pointers from it); the
+        "device" pointer is the host address of the numpy array behind the wall, which the
+        shim-compiled kernels read and write as a GPU's would read its memory."""
+        a = self._a
+        return {"shape": a.shape, "typestr": a.dtype.str, "version": 3,
+                "data": (a.__array_interface__["data"][0], False),
+                "strides": None if a.flags.c_contiguous else a.strides}
     T = property(lambda self: FakeArray(self._a.T))
 
     _METHODS = frozenset((
@@ -149,6 +161,16 @@ class FakeArray:
 
     def __setitem__(self, key, value):
         self._a[_unwrap_index(key)] = _operand(value, "x[...] = <numpy array>")
+
+
+class _Flags:
+    """``cupy.ndarray.flags``: c_contiguous, f_contiguous and owndata, nothing else."""
+
+    __slots__ = ("c_contiguous", "f_contiguous", "owndata")
+
+    def __init__(self, f):
+        self.c_contiguous, self.f_contiguous, self.owndata = \
+            f.c_contiguous, f.f_contiguous, f.owndata
 
 
 _OPERATOR_UFUNCS = {np.add, np.subtract, np.multiply, np.true_divide, np.floor_divide,
@@ -304,6 +326,27 @@ def _on_host(fn, op, where):
     return run
 
 
+def _device_ptr(a):
+    if not isinstance(a, FakeArray):
+        raise TypeError(f"a CUDA kernel was handed a {type(a).__name__}, not a device array")
+    return a.__cuda_array_interface__["data"][0]
+
+
+def _on_device(fn, op):
+    """A family's kernel for the fake column: fake arrays straight in (host numpy arrays
+    refused, as a GPU refuses them), its results as they come."""
+    def run(*args, **kwargs):
+        for v in list(args) + list(kwargs.values()):
+            for a in (v if isinstance(v, (list, tuple)) else (v,)):
+                if isinstance(a, np.ndarray):
+                    raise TypeError(f"{op} on the fake GPU got a host numpy array of shape "
+                                    f"{a.shape}: every array argument must be on the device")
+        return fn(*args, **kwargs)
+    run.__name__ = op
+    run.runs_on = "shim"
+    return run
+
+
 _column = {"kernels": None, "stand_ins": None, "absent": None}
 
 
@@ -327,9 +370,14 @@ def install(rebuild=False):
             if dev is None:
                 absent.update({f: "no g++ for the shim" for f in present})
             else:
-                found, why = _cuda.family_kernels(dev, present)
+                # the families' own wrappers, given fake arrays as a GPU gives them CuPy's:
+                # the pointers of __cuda_array_interface__, their xp for every allocation
+                # and copy. So the wrappers' Python runs exactly as on a GPU, and any numpy
+                # call on a device array in them fails here as it would there.
+                fake = Device(dev.ext, xp, NAME, ptr=_device_ptr)
+                found, why = _cuda.family_kernels(fake, present)
                 absent.update(why)
-                kernels = {op: _on_host(fn, op, "shim") for op, fn in found.items()}
+                kernels = {op: _on_device(fn, op) for op, fn in found.items()}
         # STAND-IN (until every family is merged): the numpy twin for each op no family has
         stand_ins = [op for op in ops.OPS if op not in kernels]
         for op in stand_ins:
