@@ -84,23 +84,24 @@ def test_matches_the_twin(op, dtype, ops, cuda_dev, rng):
 
 
 def views(dev, x, rng):
-    """Non-contiguous views holding x's values: each reaches the kernel another way."""
+    """Non-contiguous views holding x's values: each reaches the kernel another way. The
+    memory around them holds NaN, so a kernel reading outside a matrix gives NaN."""
     xp = dev.xp
     r, c = x.shape
     out = {}
     # column-major (a transpose of a C array): passed as is, with the transpose flag flipped
     out["transposed"] = xp.ascontiguousarray(to_dev(dev, x).T).T
     # every other row: row-major with a leading dimension of 2c, read in place
-    big = to_dev(dev, np.zeros((2 * r, c), x.dtype))
+    big = to_dev(dev, np.full((2 * r, c), np.nan, x.dtype))
     big[::2] = to_dev(dev, x)
     out["row step"] = big[::2]
     # a window one element in: leading dimension c + 1 and a pointer off 16-byte alignment,
     # so the scalar load path
-    big = to_dev(dev, rng.standard_normal((r + 1, c + 1)).astype(x.dtype))
+    big = to_dev(dev, np.full((r + 1, c + 1), np.nan, x.dtype))
     big[1:, 1:] = to_dev(dev, x)
     out["offset window"] = big[1:, 1:]
     # every other column: no unit stride, copied first
-    big = to_dev(dev, np.zeros((r, 2 * c), x.dtype))
+    big = to_dev(dev, np.full((r, 2 * c), np.nan, x.dtype))
     big[:, ::2] = to_dev(dev, x)
     out["column step"] = big[:, ::2]
     if dev.kind == "shim":
@@ -138,13 +139,16 @@ def test_non_contiguous_inputs(op, dtype, ops, cuda_dev, rng):
 def test_aligned_and_unaligned_paths_agree(op, dtype, ops, cuda_dev, rng):
     """Contiguous operands with leading dimensions that are multiples of 4 take the 16-byte
     loads and stores; the same values one element off alignment take the scalar ones; edges
-    (K = 37, N = 134) mix both in one tile. The results must be bitwise equal."""
+    (K = 37, N = 134) mix both in one tile. The results must be bitwise equal. The padding
+    beyond the matrices' rows holds NaN: a load past an edge shows."""
     m, k, n = 66, 37, 134
     sa, sb = shapes_of(op, m, k, n)
     # stored with rows of a multiple of 4 elements, 16-byte aligned, then cut down to (m, k, n)
     # in place: row-major views whose leading dimensions allow the 16-byte groups
-    a, b = (to_dev(cuda_dev, rng.standard_normal([d + (-d) % 4 for d in s]).astype(dtype))
-            for s in (sa, sb))
+    a, b = (np.full([d + (-d) % 4 for d in s], np.nan, dtype) for s in (sa, sb))
+    a[:sa[0], :sa[1]] = rng.standard_normal(sa)
+    b[:sb[0], :sb[1]] = rng.standard_normal(sb)
+    a, b = to_dev(cuda_dev, a), to_dev(cuda_dev, b)
     assert cuda_dev.ptr(a) % 16 == 0 and cuda_dev.ptr(b) % 16 == 0
     a, b = a[:sa[0], :sa[1]], b[:sb[0], :sb[1]]
     fast = ops[op](a, b)
