@@ -83,6 +83,18 @@ def test_matches_the_twin(op, dtype, ops, cuda_dev, rng):
             np.testing.assert_allclose(to_host(got), twin, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_shapes_on_a_gpu(dtype, ops, cuda_dev, rng):
+    """Many full interior tiles and ragged edges both ways: too slow through the shim (a block
+    of 256 threads at a time), instant on a GPU."""
+    if cuda_dev.kind == "shim":
+        pytest.skip("GPU only: hundreds of blocks")
+    for op in OPS:
+        for m, k, n in [(1000, 777, 515), (257, 2048, 1030), (4100, 96, 33)]:
+            a, b = (to_dev(cuda_dev, x) for x in operands(op, m, k, n, dtype, rng))
+            assert_close(ops[op](a, b), a, b, op)
+
+
 def views(dev, x, rng):
     """Non-contiguous views holding x's values: each reaches the kernel another way. The
     memory around them holds NaN, so a kernel reading outside a matrix gives NaN."""

@@ -20,9 +20,12 @@
 //
 //     C[bx·BM + ty·TM + i, by·BN + tx·TN + j],   i < TM, j < TN
 //
-// (float: 128×128 block tiles, 8×8 per thread; double: 64×64, 4×4 per thread, which halves
-// the double registers and keeps both near 128 registers per thread.) The K axis is walked in
-// steps of BK. Per step the block stages the two panels it needs in shared memory,
+// (float: 128×128 block tiles, 8×8 per thread, BK = 8: 64 accumulators, about 120 registers
+// per thread; double: 64×64, 4×4 per thread, BK = 16: 16 accumulators of two registers each,
+// about 70 registers, where 8×8 doubles would need over 128 for the accumulators alone.)
+// A warp is two rows of 16 threads (ty, ty + 1): its 32 threads read the same two a-vectors
+// (a broadcast) and 16 different b-vectors of Bs per k. The K axis is walked in steps of BK.
+// Per step the block stages the two panels it needs in shared memory,
 //
 //     As[k][m] = opA(bx·BM + m, k0 + k)      (BK × BM)
 //     Bs[k][n] = opB(k0 + k, by·BN + n)      (BK × BN)
@@ -32,7 +35,11 @@
 //     for k < BK:  a[i] = As[k][ty·TM + i],  b[j] = Bs[k][tx·TN + j],  acc[i][j] += a[i]·b[j]
 //
 // so every value it reads from shared memory is used TN (or TM) times from a register: TM+TN
-// shared loads per TM·TN fused multiply-adds instead of 2 per 1.
+// shared loads per TM·TN fused multiply-adds (16 per 64 for float) instead of 2 per FMA. Two
+// barriers per step: one before the reads (the panels are complete), one after (nobody still
+// reads them when the next step overwrites them). Not done here, the next rungs of the ladder:
+// double buffering the panels (one barrier per step, loads overlapping the FMAs) and warp
+// tiling; they need a GPU to be measured (benchmarks/), which this kernel was written without.
 //
 // Why As is stored k-major (transposed when A is not): for a fixed k, a thread's TM values
 // a[i] are then consecutive in shared memory (one or two 16-byte loads instead of TM scalar
@@ -65,7 +72,8 @@
 
 namespace nnl::cuda::kernels {
 
-// Block and thread tiles per dtype (see above). THREADS = (BM/TM)·(BN/TN) = 256 for both.
+// Block and thread tiles per dtype (see above); kGemmThreads = (BM/TM)·(BN/TN) = 256 for both.
+// Static shared memory 2·BK·BM·sizeof(T): 8 KiB (float), 16 KiB (double).
 template <typename T> struct GemmTile;
 template <> struct GemmTile<float> {
     static constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
@@ -86,11 +94,8 @@ struct GemmParams {
     bool vec_a, vec_b, vec_c;   // 16-byte accesses allowed: pointer aligned, ld % (16/sizeof T) == 0
 };
 
-// 16 bytes as a short array: float4 or double2, loaded or stored in one instruction.
-template <typename T> struct Vec16;
-template <> struct Vec16<float> { using type = float4; };
-template <> struct Vec16<double> { using type = double2; };
-
+// 16 bytes (a float4 or a double2) to or from a short array, in one instruction; p must be
+// 16-byte aligned.
 __device__ __forceinline__ void load16(const float* p, float (&v)[4]) {
     const float4 q = *reinterpret_cast<const float4*>(p);
     v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
