@@ -9,7 +9,6 @@ and the 16-byte load groups (4 floats, 2 doubles): 1, 7, 63, 65, 130, 257.
 import numpy as np
 import pytest
 
-import _cuda_shim
 from _cuda_shim import to_dev, to_host
 from nnlite.ops import cuda_gemm
 from nnlite.ops import reference as ref
@@ -273,7 +272,7 @@ def test_errors_match_the_twin(op, ops, cuda_dev):
         ((sq, sq), {"out": np.ones((3, 3), np.float64)}),                     # out dtype
         ((sq, sq), {"accumulate": True}),                                     # nothing to add to
     ]
-    d = lambda x: to_dev(cuda_dev, x)                                          # noqa: E731
+    d = lambda x: to_dev(cuda_dev, x)
     for args, kw in cases:
         got = _error(ops[op], *map(d, args), **{k: d(v) for k, v in kw.items()})
         want = _error(getattr(ref, op), *args, **kw)

@@ -91,7 +91,7 @@ struct GemmParams {
     T* C;
     long long M, N, K, lda, ldb, ldc;
     bool trans_a, trans_b, accumulate;
-    bool vec_a, vec_b, vec_c;   // 16-byte accesses allowed: pointer aligned, ld % (16/sizeof T) == 0
+    bool vec_a, vec_b, vec_c;   // 16-byte accesses allowed: aligned, ld % (16/sizeof T) == 0
 };
 
 // 16 bytes (a float4 or a double2) to or from a short array, in one instruction; p must be
@@ -158,7 +158,8 @@ __device__ __forceinline__ void load_panel(T (&tile)[BK][ROWS], const T* X, long
     }
 }
 
-// C = (accumulate ? C : 0) + op(A)·op(B): one block per BM×BN tile of C, grid (⌈M/BM⌉, ⌈N/BN⌉).
+// C = (accumulate ? C : 0) + op(A)·op(B): one block per BM×BN tile of C,
+// grid (⌈M/BM⌉, ⌈N/BN⌉).
 template <typename T>
 __global__ void __launch_bounds__(kGemmThreads) gemm_tiled(GemmParams<T> p) {
     using Tile = GemmTile<T>;
