@@ -593,7 +593,7 @@ def extensions():
         # built only where BuildExt finds a toolkit (_build_cuda.py); the .cu are compiled by
         # nvcc into extra objects, the bindings by the C++ compiler
         ext = Pybind11Extension(CUDA_EXT, sources=CUDA_BINDINGS, include_dirs=["csrc"],
-                                depends=HEADERS + CUDA_HEADERS + CUDA_SOURCES, cxx_std=17,
+                                depends=HEADERS + CUDA_HEADERS, cxx_std=17,
                                 define_macros=[("NNL_CUDA_MODULE", "_cuda")])
         ext.cu_sources = CUDA_SOURCES
         exts.append(ext)
