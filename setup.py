@@ -27,6 +27,8 @@ Switches (environment variables):
     NNLITE_NO_CUDA=1       no CUDA module even where a toolkit is found
     NNLITE_CUDA_ARCHS=80;90+PTX
                            the GPU architectures of the CUDA module (the default; _build_cuda.py)
+    NNLITE_NVCC_FLAGS, CUDA_HOME, CUDA_PATH
+                           extra nvcc flags; where the CUDA toolkit is (else from `nvcc --dryrun`)
     NNLITE_DEBUG=1         -O0 -g instead of -O3
     CFLAGS, CXXFLAGS, CPPFLAGS, LDFLAGS, CC, CXX
                            honoured, and placed after nnlite's own flags so they win (-O0 beats
