@@ -10,6 +10,8 @@ Extensions (one per kernel family, so each can be rebuilt and tested on its own)
                                                                       + bind_nn.cpp
     nnlite.ops._conv        csrc/cpu/conv.cpp (+ gemm.cpp, which it calls) + bind_conv.cpp
     nnlite.ops._optim_kernels  nnlite/ops/_optim_kernels.pyx                (Cython)
+    nnlite.ops._cuda        csrc/cuda/*.cu (nvcc) + csrc/bindings/bind_cuda*.cpp, the CUDA runtime
+                            linked statically; only where a CUDA toolkit is found (_build_cuda.py)
 
 Every C++ extension also compiles csrc/common/cpu.cpp (run-time SIMD choice, FTZ/DAZ, threads).
 The .pyx is turned into C at build time, under the build directory (build/temp.*/cython): the
@@ -21,7 +23,12 @@ Switches (environment variables):
                            AddressSanitizer + UndefinedBehaviorSanitizer build (-O1 -g, frame
                            pointers; OpenMP kept). Python itself is not instrumented: run it with
                            the sanitizer runtimes preloaded (README, "Sanitizer builds")
-    NNLITE_BUILD_ONLY=a,b  build only these families (developer convenience)
+    NNLITE_BUILD_ONLY=a,b  build only these families (developer convenience; ``cuda`` is one)
+    NNLITE_NO_CUDA=1       no CUDA module even where a toolkit is found
+    NNLITE_CUDA_ARCHS=80;90+PTX
+                           the GPU architectures of the CUDA module (the default; _build_cuda.py)
+    NNLITE_NVCC_FLAGS, CUDA_HOME, CUDA_PATH
+                           extra nvcc flags; where the CUDA toolkit is (else from `nvcc --dryrun`)
     NNLITE_DEBUG=1         -O0 -g instead of -O3
     CFLAGS, CXXFLAGS, CPPFLAGS, LDFLAGS, CC, CXX
                            honoured, and placed after nnlite's own flags so they win (-O0 beats
@@ -29,6 +36,10 @@ Switches (environment variables):
                            probe compiles and links with them too.
 No -march=native: the AVX2/FMA and AVX-512 paths are compiled with per-function target
 attributes and picked at run time by cpuid, so one wheel runs on any x86-64 (or ARM) CPU.
+
+The CUDA module is optional in every way: without a toolkit, with NNLITE_NO_CUDA=1 or in a
+sanitizer build it is left out (✗ CUDA (why) in the summary), and when nvcc or its link fails the
+CPU modules are built all the same (✗ CUDA, the compiler's complaint, and a warning).
 
 Rebuilds: the configuration that shapes the objects (flags, OpenMP on/off, sanitizers, compiler,
 versions of Python/numpy/pybind11/Cython) is recorded in the build directory; when it changes
@@ -66,6 +77,10 @@ def _require_build_tools():
 if __name__ == "__main__":
     _require_build_tools()
 
+# _build_cuda.py lies beside this file; setuptools' build backend does not put it on sys.path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _build_cuda as cuda_build  # noqa: E402
+
 import glob
 import hashlib
 import json
@@ -92,6 +107,15 @@ HEADERS = sorted(glob.glob("csrc/*/*.h") + glob.glob("csrc/*/*.inc"))  # kernels
 CYTHON_FAMILIES = {
     "optim_kernels": ["nnlite/ops/_optim_kernels.pyx"],
 }
+# the CUDA module: every launcher file and every CUDA binding file (globbed: a new kernel family
+# needs no edit here); the .cu are compiled by nvcc, the bindings by the C++ compiler
+CUDA_EXT = "nnlite.ops._cuda"
+CUDA_SOURCES = sorted(glob.glob("csrc/cuda/*.cu"))
+CUDA_BINDINGS = sorted(glob.glob("csrc/bindings/bind_cuda*.cpp"))
+CUDA_HEADERS = sorted(glob.glob("csrc/cuda/**/*.h", recursive=True)
+                      + glob.glob("csrc/cuda/**/*.cuh", recursive=True)
+                      + glob.glob("csrc/cuda/**/*.inc", recursive=True)
+                      + glob.glob("csrc/bindings/bind_cuda*.h"))
 CYTHON_DIRECTIVES = {"language_level": 3, "boundscheck": False, "wraparound": False,
                      "cdivision": True, "initializedcheck": False}
 SANITIZERS = ("address", "undefined", "leak", "thread")
@@ -200,6 +224,8 @@ class BuildExt(build_ext):
             # recompile everything: keep the objects where `pip install .` keeps them
             self.build_temp = os.path.join(
                 "build", f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}")
+        # (setuptools clears self.inplace while it builds, then copies the modules in place)
+        self._in_place = bool(self.inplace or getattr(self, "editable_mode", False))
         super().run()
         if self.extensions and (self.inplace or getattr(self, "editable_mode", False)):
             # the modules were copied into the source tree: their description goes with them
@@ -374,11 +400,101 @@ class BuildExt(build_ext):
             ext.sources = cythonize([ext], build_dir=build_dir, force=True, quiet=True,
                                     compiler_directives=CYTHON_DIRECTIVES)[0].sources
 
+    # -- the CUDA module ------------------------------------------------------------------------
+    def _configure_cuda(self, cfg):
+        """The CUDA part's configuration (_build_cuda.configure); drops the CUDA extension
+        from this build, and any module an earlier build left, when it is not to be built."""
+        ext = next((e for e in self.extensions if e.name == CUDA_EXT), None)
+        if ext is None:
+            why = ("not in NNLITE_BUILD_ONLY" if not _wanted("cuda")
+                   else "no csrc/cuda/*.cu in this tree")
+            if cuda_build.truthy("NNLITE_NO_CUDA"):
+                why = "switched off by NNLITE_NO_CUDA"
+            return {"enabled": False, "why": why}     # (a module built before is left alone)
+        cuda = cuda_build.configure(sanitize=cfg["sanitize"])
+        if not cuda["enabled"]:
+            self._drop_cuda()
+        return cuda
+
+    def _cuda_module_paths(self):
+        """Where a built _cuda module may lie: build_lib, and the source tree when in place."""
+        dirs = [os.path.join(self.build_lib, "nnlite", "ops")]
+        if getattr(self, "_in_place", False):
+            dirs.append(self.get_finalized_command("build_py").get_package_dir("nnlite.ops"))
+        return [p for d in dirs for p in glob.glob(os.path.join(d, "_cuda.*"))
+                if p.endswith((".so", ".pyd"))]
+
+    def _drop_cuda(self):
+        """No CUDA module in this build: out of the extensions, and an old one deleted (so
+        that a wheel built after one with CUDA is exactly the CPU-only one)."""
+        self.extensions = [e for e in self.extensions if e.name != CUDA_EXT]
+        for path in self._cuda_module_paths():
+            os.remove(path)
+
+    def _compile_cuda_objects(self, ext):
+        """csrc/cuda/*.cu -> objects with nvcc, into a folder named after the nvcc command (a
+        change of architectures or flags compiles anew); an object newer than its source and
+        every csrc/cuda header is kept. The module is relinked when any object changed."""
+        cuda = self._cuda
+        key = hashlib.sha1(json.dumps([cuda["nvcc"], cuda["version"], cuda["nvcc_flags"]])
+                           .encode()).hexdigest()[:12]
+        out_dir = os.path.join(self.build_temp, f"cuda-{key}")
+        os.makedirs(out_dir, exist_ok=True)
+        newest_header = max([_mtime(h) or 0.0 for h in CUDA_HEADERS] + [0.0])
+        jobs, objects = [], []
+        for src in ext.cu_sources:
+            obj = os.path.join(out_dir, os.path.splitext(os.path.basename(src))[0] + ".o")
+            objects.append(obj)
+            t_obj = _mtime(obj)
+            if self.force or t_obj is None or t_obj < max(_mtime(src) or float("inf"),
+                                                          newest_header):
+                jobs.append((src, obj))
+
+        def nvcc(job):
+            src, obj = job
+            cmd = cuda_build.nvcc_command(cuda, src, obj, include_dirs=["csrc", "csrc/cuda"])
+            print(shlex.join(cmd), flush=True)
+            r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if r.returncode != 0:
+                if os.path.exists(obj):
+                    os.remove(obj)
+                raise RuntimeError(f"nvcc failed on {src}: {_why(r.stderr + r.stdout)}\n"
+                                   f"{(r.stderr + r.stdout)[-4000:]}")
+            return src
+
+        if jobs:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(max(1, min(len(jobs), int(self.parallel or 1)))) as pool:
+                self._compiled.extend(pool.map(nvcc, jobs))
+        # which objects the module in build_lib was linked from (another folder after a change
+        # of architectures, and back)
+        linked = self._stamp_paths()[1].replace("nnlite-outputs-", "nnlite-cuda-linked-")
+        if jobs or self._read(linked) != key:
+            for path in glob.glob(os.path.join(self.build_lib, "nnlite", "ops", "_cuda.*")):
+                os.remove(path)            # a missing module is relinked by build_extension
+        ext.extra_objects = objects
+        return linked, key
+
+    def build_extension(self, ext):
+        if ext.name != CUDA_EXT:
+            return super().build_extension(ext)
+        try:
+            linked, key = self._compile_cuda_objects(ext)
+            super().build_extension(ext)
+            with open(linked, "w") as f:
+                json.dump(key, f)
+        except Exception as e:  # noqa: BLE001  (whatever went wrong: the CPU build goes on)
+            text = str(e)
+            self._cuda_failed = text.splitlines()[0] if text else type(e).__name__
+            print(f"nnlite build: the CUDA module failed:\n{text}", file=sys.stderr, flush=True)
+
     # -- the build -----------------------------------------------------------------------------
     def build_extensions(self):
         import numpy as np
 
         cfg = self._configure()
+        self._cuda = cuda = self._configure_cuda(cfg)
+        self._cuda_failed = None
         stamp = self._stamp(cfg)
         objects_stamp, outputs_stamp = self._stamp_paths()
         old = self._read(objects_stamp)
@@ -394,8 +510,16 @@ class BuildExt(build_ext):
         relink = self._read(outputs_stamp) != stamp
         self.force = bool(self.force or self._objects_stale or relink)
         self._compiled = []
+        omp_flags = ("-fopenmp", "/openmp")
         for ext in self.extensions:
             cpp = getattr(ext, "language", None) == "c++"
+            if ext.name == CUDA_EXT:
+                # the bindings: the same flags without OpenMP; the static runtime at the end
+                ext.extra_compile_args = list(ext.extra_compile_args or []) + \
+                    [a for a in cfg["cxx_args"] if a not in omp_flags]
+                ext.extra_link_args = list(ext.extra_link_args or []) + \
+                    [a for a in cfg["link_args"] if a not in omp_flags] + cuda["link_libs"]
+                continue
             ext.extra_compile_args = list(ext.extra_compile_args or []) + \
                 (cfg["cxx_args"] if cpp else cfg["c_args"])
             ext.extra_link_args = list(ext.extra_link_args or []) + cfg["link_args"]
@@ -409,7 +533,7 @@ class BuildExt(build_ext):
         ok = lambda b: "✓" if b else "✗"
         lines = [f"  {ok(cfg['openmp'])} OpenMP" + (f" ({cfg['why']})" if cfg["why"] else ""),
                  "  ✓ SIMD paths chosen at run time (scalar everywhere; AVX2/FMA, AVX-512 on x86-64)",
-                 "  ✗ CUDA (no CUDA kernels in this release; the build is CPU-only)"]
+                 cuda_build.summary(cuda)]
         if cfg["sanitize"]:
             lines.append(f"  ✓ sanitizers: {','.join(cfg['sanitize'])} (-O1 -g; run Python with "
                          f"the runtimes preloaded: README, 'Sanitizer builds')")
@@ -419,10 +543,20 @@ class BuildExt(build_ext):
             lines.append(f"  ↻ rebuilding everything: the build configuration changed "
                          f"({self._changes(old, stamp)})")
         print("nnlite build:\n" + "\n".join(lines), flush=True)
+        if cuda.get("warn"):
+            print(f"nnlite build: WARNING: building without CUDA ({cuda['why']})",
+                  file=sys.stderr, flush=True)
         if not cfg["openmp"] and "NNLITE_NO_OPENMP" not in cfg["why"]:
             print(f"nnlite build: WARNING: building without OpenMP ({cfg['why']})",
                   file=sys.stderr, flush=True)
         super().build_extensions()
+        if self._cuda_failed:
+            # the CPU modules are built: only the CUDA one is missing, and the summary says why
+            self._drop_cuda()
+            cuda = dict(cuda, enabled=False, why=f"the build failed: {self._cuda_failed}")
+            print(f"nnlite build:\n{cuda_build.summary(cuda)}", flush=True)
+            print(f"nnlite build: WARNING: building without CUDA ({cuda['why']})",
+                  file=sys.stderr, flush=True)
         n = len(self._compiled)
         print(f"nnlite build: {n} source file{'s' if n != 1 else ''} compiled"
               + ("" if n else " (every object was up to date)"), flush=True)
@@ -434,7 +568,10 @@ class BuildExt(build_ext):
         with open(info, "w") as f:
             json.dump({"openmp": cfg["openmp"], "openmp_why": cfg["why"],
                        "sanitize": cfg["sanitize"], "debug": _truthy("NNLITE_DEBUG"),
-                       "cxx_flags": cfg["cxx_args"], "link_flags": cfg["link_args"]}, f, indent=1)
+                       "cxx_flags": cfg["cxx_args"], "link_flags": cfg["link_args"],
+                       "cuda": {"built": cuda["enabled"], "why": cuda["why"],
+                                **{k: cuda.get(k) for k in ("toolkit", "version", "archs",
+                                                            "nvcc_flags")}}}, f, indent=1)
 
 
 def _built(families):
@@ -454,6 +591,14 @@ def extensions():
                        depends=["csrc/common/ftz.h"],
                        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
              for name, sources in _built(CYTHON_FAMILIES)]
+    if CUDA_SOURCES and _wanted("cuda"):
+        # built only where BuildExt finds a toolkit (_build_cuda.py); the .cu are compiled by
+        # nvcc into extra objects, the bindings by the C++ compiler
+        ext = Pybind11Extension(CUDA_EXT, sources=CUDA_BINDINGS, include_dirs=["csrc"],
+                                depends=HEADERS + CUDA_HEADERS, cxx_std=17,
+                                define_macros=[("NNL_CUDA_MODULE", "_cuda")])
+        ext.cu_sources = CUDA_SOURCES
+        exts.append(ext)
     return exts
 
 

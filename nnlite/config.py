@@ -33,7 +33,38 @@ def config():
         "threads": ops.num_threads(),
         "openmp_wait": ops._openmp_wait.describe() if ops.has_openmp() else None,
         "kernels": ops.compiled_kernels(),
+        "cuda": _cuda_info(),
     }
+
+
+def _cuda_info():
+    """nnlite.ops.cuda_device.info(), with the build's reason when there is no CUDA module."""
+    from .ops import cuda_device
+    info = cuda_device.info()
+    cuda_build = (_build_info() or {}).get("cuda") or {}
+    if info["build"] is None and cuda_build.get("why"):
+        info["why"] = f"not built: {cuda_build['why']}"
+    return info
+
+
+def _cuda_lines(cuda):
+    """The CUDA section of show_config: the build, the driver, the devices, or why not."""
+    if cuda["build"] is None:
+        return [f"  CUDA       : no ({cuda['why']})"]
+    lines = [f"  CUDA       : built by {cuda['build']} for {cuda['archs']}, runtime "
+             f"{cuda['runtime'] or '-'} (linked in)"]
+    if cuda["driver"]:
+        lines.append(f"    driver   : CUDA {cuda['driver']}")
+    else:
+        lines.append(f"    driver   : none ({cuda['why']})")
+    for d in cuda["devices"]:
+        cc = ".".join(map(str, d["compute_capability"]))
+        lines.append(f"    device {d['index']} : {d['name']}, compute capability {cc}, "
+                     f"{d['total_memory'] / 2**30:.1f} GiB, {d['multiprocessors']} SMs")
+    if not cuda["devices"]:
+        lines.append("    devices  : none" + (f" ({cuda['why']})" if cuda["driver"] else ""))
+    lines.append(f"    cupy     : {cuda['cupy']}")
+    return lines
 
 
 def show_config(file=None):
@@ -55,6 +86,8 @@ def show_config(file=None):
     if build.get("sanitize"):
         p(f"  sanitizers : {','.join(build['sanitize'])}  (run Python with their runtimes "
           f"preloaded: README, 'Sanitizer builds')")
+    for line in _cuda_lines(c["cuda"]):
+        p(line)
     p("  kernels    :")
     for op, status in c["kernels"].items():
         mark = "✓" if status == "compiled" else "✗"

@@ -90,3 +90,60 @@ def test_unbuilt_source_tree_warns_and_still_works(tmp_path):
     assert f"imported: nnlite {nl.__version__} from {tmp_path / 'nnlite'}" in r.stderr
     assert "not built: no compiled module _gemm" in r.stderr and "circular" not in r.stderr
     assert 'pip install "setuptools>=77" pybind11 Cython numpy' in r.stderr
+
+
+def test_python_m_nnlite_reports_cuda_or_why_not(tmp_path):
+    """The CUDA section: the build, the driver and the devices, or why there are none."""
+    from nnlite.ops import cuda_device
+    r = subprocess.run([sys.executable, "-m", "nnlite"], cwd=tmp_path, env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "  CUDA       : " in out
+    info = cuda_device.info()
+    if info["build"] is None:
+        # no CUDA module: the build's own reason (no toolkit, NNLITE_NO_CUDA, ...)
+        assert "  CUDA       : no (" in out
+    else:
+        assert f"built by nvcc for {info['archs']}" in out
+        assert "    cupy     : " in out
+        if not info["devices"]:
+            assert "no GPU: " in out and "    devices  : none" in out
+        else:
+            assert "    device 0 : " in out
+
+
+def _cuda_text(monkeypatch, info, build_info=None):
+    from nnlite import config
+    from nnlite.ops import cuda_device
+    monkeypatch.setattr(cuda_device, "info", lambda: dict(info))
+    monkeypatch.setattr(config, "_build_info", lambda: build_info)
+    buf = io.StringIO()
+    nl.show_config(file=buf)
+    return buf.getvalue()
+
+
+def test_show_config_cuda_section_says_why(monkeypatch):
+    none = {"build": None, "archs": None, "runtime": None, "driver": None, "devices": [],
+            "cupy": None, "why": "nnlite was built without CUDA kernels (...)"}
+    text = _cuda_text(monkeypatch, none, {"cuda": {"built": False,
+                                                   "why": "switched off by NNLITE_NO_CUDA"}})
+    assert "  CUDA       : no (not built: switched off by NNLITE_NO_CUDA)" in text
+    text = _cuda_text(monkeypatch, none, None)          # no build record: the module's reason
+    assert "  CUDA       : no (nnlite was built without CUDA kernels (...))" in text
+
+    no_driver = {"build": "nvcc", "archs": "sm_80 sm_90 compute_90", "runtime": "13.0",
+                 "driver": None, "devices": [], "cupy": "14.2.0",
+                 "why": "no GPU: cudaGetDeviceCount: CUDA driver version is insufficient"}
+    text = _cuda_text(monkeypatch, no_driver)
+    assert "  CUDA       : built by nvcc for sm_80 sm_90 compute_90, runtime 13.0" in text
+    assert "    driver   : none (no GPU: cudaGetDeviceCount: CUDA driver version is insufficient)" in text
+    assert "    devices  : none\n" in text and "    cupy     : 14.2.0" in text
+
+    gpu = dict(no_driver, driver="13.0", why=None, devices=[{
+        "index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": (9, 0),
+        "total_memory": 80 * 2**30, "multiprocessors": 132, "max_shared_per_block": 232448}])
+    text = _cuda_text(monkeypatch, gpu)
+    assert "    driver   : CUDA 13.0" in text
+    assert "    device 0 : NVIDIA H100 80GB HBM3, compute capability 9.0, 80.0 GiB, 132 SMs" in text
+    assert "devices  : none" not in text

@@ -63,6 +63,11 @@ def test_manifest_ships_every_tracked_file_and_no_generated_one():
     for must in ("nnlite/ops/_optim_kernels.pyx", "tests/conftest.py", "tests/_kernels.py",
                  "tests/_offline.py", "LICENSE", "csrc/cpu/gemm.inc"):
         assert must in shipped
+    # the CUDA sources, whether or not the machine building the sdist has a toolkit
+    cuda = [f for f in tracked if f.startswith(("csrc/cuda/", "dev/cuda/"))]
+    assert any(f.endswith(".cu") for f in cuda) and "csrc/cuda/shim/cuda_shim.h" in cuda
+    for must in cuda + ["_build_cuda.py", "csrc/bindings/bind_cuda.cpp"]:
+        assert must in shipped
     generated = [f for f in shipped
                  if f.endswith((".so", ".o", ".pyc", "_build_info.json"))
                  or re.match(r"nnlite/.*\.(c|cpp)$", f)]
@@ -72,7 +77,8 @@ def test_manifest_ships_every_tracked_file_and_no_generated_one():
 def test_an_installed_nnlite_ships_no_sources():
     if _origin.checkout() is not None:
         pytest.skip("testing a source checkout, not an installed copy")
-    sources = [p.name for p in PKG.rglob("*") if p.suffix in (".c", ".cpp", ".pyx", ".h")]
+    sources = [p.name for p in PKG.rglob("*")
+               if p.suffix in (".c", ".cpp", ".pyx", ".h", ".cu", ".cuh")]
     assert not sources, f"the installed package holds sources: {sources}"
 
 
@@ -213,3 +219,12 @@ def test_child_interpreters_import_the_nnlite_under_test(tmp_path):
     assert "decoy" in child.python("-c", code, cwd=tmp_path).stderr
     # ...so children run in HOME unless a test says otherwise, and HOME holds this nnlite
     assert (child.HOME / "nnlite" / "__init__.py").resolve() == Path(nl.__file__).resolve()
+
+
+def test_wheel_excludes_the_cuda_sources():
+    """The wheel carries the compiled _cuda module (where built), never .cu/.cuh/.h: the package
+    data exclusions name them (the installed-package test above checks the result in CI)."""
+    tomllib = pytest.importorskip("tomllib")
+    excluded = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "exclude-package-data"]["*"]
+    assert {"*.cu", "*.cuh", "*.h", "*.cpp"} <= set(excluded)
