@@ -109,7 +109,7 @@ def info():
         import cupy
         out["cupy"] = cupy.__version__
     except ImportError:
-        out["cupy"] = "not installed (pip install cupy-cuda13x)"
+        out["cupy"] = "not installed (pip install 'cupy-cuda13x[ctk]', or pip install '.[cuda]' in nnlite's checkout)"
     return out
 
 
