@@ -61,6 +61,7 @@ GPT_CONFIGS = {   # name: (n_layer, n_head, n_embd, block_size, batch_size, voca
 def parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
+    _common.add_twins_arg(p)
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096, 8192],
                    help="SGEMM sizes (M = N = K)")
     p.add_argument("--ladder-sizes", type=int, nargs="*", default=[4096],
@@ -460,6 +461,8 @@ def main(argv=None):
     if bad:
         print(f"bench_cuda.py: unknown part(s) {bad}; choose from {PARTS}", file=sys.stderr)
         return 2
+    # this checkout's nnlite (build it in place), and never its numpy twins timed as nnlite
+    _common.repo_nnlite(allow_twins=args.allow_twins)
     why = why_no_gpu()
     if why:
         print(f"no GPU: {why}")
@@ -469,7 +472,6 @@ def main(argv=None):
         args.budget, args.repeat, args.pause = 0.01, 3, 0.01
         args.sample_s, args.warmup_s, args.ladder_time = 0.002, 0.005, 0.05
         args.sizes = [min(args.sizes)] if args.sizes else [256]
-    sys.path.insert(0, _common.REPO)   # this checkout's nnlite (build it in place)
     try:
         import torch
         if not torch.cuda.is_available():

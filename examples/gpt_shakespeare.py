@@ -40,7 +40,7 @@ JSON last; ``--resume`` continues (``fit(initial_epoch=model.epoch)``: one ``fit
 loss. Training flags given with ``--resume`` override the checkpoint's settings (``--max-iters
 4000`` trains on; the schedule follows the new values), those of the model and the seed cannot.
 
-``--device cuda`` trains (or samples) on an NVIDIA GPU (``pip install 'nnlite[cuda]'``): the
+``--device cuda`` trains (or samples) on an NVIDIA GPU (``pip install '.[cuda]' in nnlite's checkout``): the
 model and its optimizer state move there with ``model.to("cuda")``, each batch as ``fit`` takes
 it; checkpoints hold host arrays, so a run may resume on either device.
 """

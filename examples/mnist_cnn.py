@@ -17,7 +17,7 @@ Fashion-MNIST.
 it is also the fallback, with a notice, when MNIST is neither on disk nor downloadable.
 ``--plot FILE``: the learning curves (loss and accuracy per epoch), when matplotlib is there.
 
-``--device cuda``: train on an NVIDIA GPU (``pip install 'nnlite[cuda]'``; the augmentation
+``--device cuda``: train on an NVIDIA GPU (``pip install '.[cuda]' in nnlite's checkout``; the augmentation
 still runs on the host, per batch, before the batch moves).
 
 Run ``python examples/mnist_cnn.py --help`` for the flags.

@@ -9,7 +9,7 @@ step is visible (forward through each layer, loss, backward in reverse, optimize
 the first 1000 training images, 784-20-10 ReLU + softmax, MSE on one-hot targets,
 per-sample SGD with lr 0.1 for 40 epochs. The notes report test accuracy 0.8592.
 
-``--device cuda`` trains on an NVIDIA GPU (``pip install 'nnlite[cuda]'``): ``model.to("cuda")``,
+``--device cuda`` trains on an NVIDIA GPU (``pip install '.[cuda]' in nnlite's checkout``): ``model.to("cuda")``,
 then the same ``fit``. Run ``python examples/mnist_mlp.py --help`` for the flags. With no MNIST files and no network
 the bundled 1000 + 1000-image sample is used (with a notice; expect ~90 %, not 98 %).
 """

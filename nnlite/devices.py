@@ -157,7 +157,7 @@ def add_argument(parser):
     """The examples' ``--device {cpu,cuda}`` (default cpu) on an argparse parser."""
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where to train: cpu, or cuda (an NVIDIA GPU, through CuPy: "
-                             "pip install 'nnlite[cuda]') (default: %(default)s)")
+                             "pip install '.[cuda]' in nnlite's checkout) (default: %(default)s)")
 
 
 def for_script(device, prog):

@@ -17,7 +17,7 @@ take raw device pointers and launch on CuPy's current stream, so anything with
 :func:`to_device` wraps it without a copy.
 
 CuPy is imported on first use, never by ``import nnlite`` (it is the optional ``[cuda]`` extra:
-``pip install 'nnlite[cuda]'``, i.e. cupy-cuda13x).
+``pip install '.[cuda]' in nnlite's checkout``, i.e. cupy-cuda13x).
 """
 import importlib
 
