@@ -337,8 +337,8 @@ def test_pool_backward_errors_match_the_twin(cuda_dev, k):
 
 
 # ----------------------------------------------------------------------------- BatchNorm
-# (N, C) as BatchNorm1d, (N, C, L), (N, C, H, W); batch 1, one channel, a channel count over
-# one warp, values per channel both below and above the block size (256)
+# (N, C) as BatchNorm1d, (N, C, L), (N, C, H, W); batch 1, one channel; values per channel
+# both below and above the block size (256 threads)
 BN_SHAPES = [(7, 3), (300, 5), (2, 5, 63), (1, 3, 7, 9), (8, 1, 12, 12), (3, 6, 7, 5)]
 
 
