@@ -174,7 +174,7 @@ def kernels(dev):
         g, a = r.on(grad_out, t), r.on(argmax, np.int64)
         # the twin's value check, on the device (the stand-in above holds zeros): an index
         # outside the plane would make the kernel write outside dx
-        if int(a.min()) < 0 or int(a.max()) >= H * W:
+        if bool(((a < 0) | (a >= H * W)).any()):
             raise ValueError(f"{op}: argmax holds indices outside a {H}x{W} plane")
         dx = xp.empty((N, C, H, W), t)       # the kernel zeroes each plane before adding
         r.call("max_pool2d_backward", t, r.ptr(g), r.ptr(a), r.ptr(dx), N * C, H * W, Ho * Wo)
