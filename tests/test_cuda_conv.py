@@ -175,6 +175,21 @@ def test_conv2d_int_inputs_become_float64_as_in_the_twin(cuda_dev, k, rng):
     np.testing.assert_array_equal(to_host(y), ref.conv2d(x, w, padding=1))
 
 
+def test_misaligned_host_input_under_the_shim(cuda_dev, k, rng):
+    """A float64 array viewed at an odd byte offset (contiguous, not aligned): copied to an
+    aligned one before a kernel reads it."""
+    if cuda_dev.kind != "shim":
+        pytest.skip("host arrays only")
+    x = rng.standard_normal((1, 2, 5, 5))
+    buf = np.zeros(x.nbytes + 1, np.uint8)
+    xm = buf[1:].view(np.float64).reshape(x.shape)
+    xm[...] = x
+    assert not xm.flags.aligned
+    w = rng.standard_normal((3, 2, 3, 3))
+    np.testing.assert_allclose(k["conv2d"](xm, w, padding=1), ref.conv2d(x, w, padding=1),
+                               rtol=1e-12, atol=1e-13)
+
+
 def test_conv2d_empty_batch(cuda_dev, k, rng):
     x, w, b, geo = conv_inputs(rng, CONVS[1], np.float32)
     xd = to_dev(cuda_dev, x[:0])

@@ -68,11 +68,12 @@ class _Run:
 
     def on(self, a, dtype):
         """``a`` as a C-contiguous device array of ``dtype`` (ints become float64, as in the
-        twin's checks; a list or a host array is copied over)."""
+        twin's checks; a list or a host array is copied over). Under the shim (numpy arrays)
+        also aligned to its itemsize, which a view into a byte buffer may not be."""
         a = self.xp.asarray(a)
         if a.dtype != dtype:
             a = a.astype(dtype)
-        return self.xp.ascontiguousarray(a)
+        return checks.c_aligned(a) if self.xp is np else self.xp.ascontiguousarray(a)
 
     def ptr(self, a):
         return 0 if a is None else self.dev.ptr(a)
