@@ -1,7 +1,8 @@
 // Bindings of csrc/cuda/conv.cu (nnlite/ops/cuda_conv.py, tests/test_cuda_conv.py): one
-// function per launcher and dtype (`conv2d_forward_f32`, `..._f64`, ...). Pointers are Python
-// ints (0: null, for an absent bias or db), a convolution's sizes a sequence of 16 ints in
-// ConvShape's order (N, C, H, W, O, G, KH, KW, sh, sw, ph, pw, dh, dw, Ho, Wo).
+// function per launcher and dtype, named with the family prefix (`conv_conv2d_forward_f32`,
+// `conv_im2col_f64`, ...). Pointers are Python ints (0: null, for an absent bias or db), a
+// convolution's sizes a sequence of 16 ints in ConvShape's order (N, C, H, W, O, G, KH, KW,
+// sh, sw, ph, pw, dh, dw, Ho, Wo).
 #include <pybind11/stl.h>
 
 #include <stdexcept>
@@ -50,7 +51,7 @@ struct Launchers {
 template <typename T>
 void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
     using S = const std::vector<int64_t>&;
-    m.def(("im2col_" + sfx).c_str(), [f](uintptr_t x, uintptr_t cols, int64_t n0, int64_t B, S s,
+    m.def(("conv_im2col_" + sfx).c_str(), [f](uintptr_t x, uintptr_t cols, int64_t n0, int64_t B, S s,
                                          uintptr_t stream) {
         const ConvShape cs = shape_of(s);
         py::gil_scoped_release nogil;
@@ -58,7 +59,7 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
         nnl::cuda::check("im2col");
     }, py::arg("x"), py::arg("cols"), py::arg("n0"), py::arg("B"), py::arg("shape"),
        py::arg("stream") = 0);
-    m.def(("col2im_" + sfx).c_str(), [f](uintptr_t dcols, uintptr_t dx, int64_t n0, int64_t B,
+    m.def(("conv_col2im_" + sfx).c_str(), [f](uintptr_t dcols, uintptr_t dx, int64_t n0, int64_t B,
                                          S s, uintptr_t stream) {
         const ConvShape cs = shape_of(s);
         py::gil_scoped_release nogil;
@@ -66,7 +67,7 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
         nnl::cuda::check("col2im");
     }, py::arg("dcols"), py::arg("dx"), py::arg("n0"), py::arg("B"), py::arg("shape"),
        py::arg("stream") = 0);
-    m.def(("conv2d_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t w, uintptr_t b,
+    m.def(("conv_conv2d_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t w, uintptr_t b,
                                                  uintptr_t y, uintptr_t cols, int64_t chunk, S s,
                                                  uintptr_t stream) {
         const ConvShape cs = shape_of(s);
@@ -76,7 +77,7 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
         nnl::cuda::check("conv2d");
     }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("y"), py::arg("cols"), py::arg("chunk"),
        py::arg("shape"), py::arg("stream") = 0);
-    m.def(("conv2d_input_grad_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t w, uintptr_t dx,
+    m.def(("conv_conv2d_input_grad_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t w, uintptr_t dx,
                                                     uintptr_t dcols, int64_t chunk, S s,
                                                     uintptr_t stream) {
         const ConvShape cs = shape_of(s);
@@ -86,7 +87,7 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
         nnl::cuda::check("conv2d_input_grad");
     }, py::arg("dout"), py::arg("w"), py::arg("dx"), py::arg("dcols"), py::arg("chunk"),
        py::arg("shape"), py::arg("stream") = 0);
-    m.def(("conv2d_weight_grad_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t x, uintptr_t dw,
+    m.def(("conv_conv2d_weight_grad_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t x, uintptr_t dw,
                                                      uintptr_t db, uintptr_t cols, int64_t chunk,
                                                      S s, uintptr_t stream) {
         const ConvShape cs = shape_of(s);
@@ -96,7 +97,7 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
         nnl::cuda::check("conv2d_backward");
     }, py::arg("dout"), py::arg("x"), py::arg("dw"), py::arg("db"), py::arg("cols"),
        py::arg("chunk"), py::arg("shape"), py::arg("stream") = 0);
-    m.def(("max_pool2d_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t y, uintptr_t argmax,
+    m.def(("conv_max_pool2d_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t y, uintptr_t argmax,
                                                      S s, uintptr_t stream) {
         const ConvShape cs = shape_of(s);
         py::gil_scoped_release nogil;
@@ -104,7 +105,7 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
                              stream_of(stream));
         nnl::cuda::check("max_pool2d");
     }, py::arg("x"), py::arg("y"), py::arg("argmax"), py::arg("shape"), py::arg("stream") = 0);
-    m.def(("max_pool2d_backward_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t argmax,
+    m.def(("conv_max_pool2d_backward_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t argmax,
                                                       uintptr_t dx, int64_t planes, int64_t HW,
                                                       int64_t L, uintptr_t stream) {
         py::gil_scoped_release nogil;
@@ -113,21 +114,21 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
         nnl::cuda::check("max_pool2d_backward");
     }, py::arg("dout"), py::arg("argmax"), py::arg("dx"), py::arg("planes"), py::arg("HW"),
        py::arg("L"), py::arg("stream") = 0);
-    m.def(("avg_pool2d_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t y, S s,
+    m.def(("conv_avg_pool2d_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t y, S s,
                                                      uintptr_t stream) {
         const ConvShape cs = shape_of(s);
         py::gil_scoped_release nogil;
         f.avg_pool2d_forward(dev_ptr<const T>(x), dev_ptr<T>(y), cs, stream_of(stream));
         nnl::cuda::check("avg_pool2d");
     }, py::arg("x"), py::arg("y"), py::arg("shape"), py::arg("stream") = 0);
-    m.def(("avg_pool2d_backward_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t dx, S s,
+    m.def(("conv_avg_pool2d_backward_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t dx, S s,
                                                       uintptr_t stream) {
         const ConvShape cs = shape_of(s);
         py::gil_scoped_release nogil;
         f.avg_pool2d_backward(dev_ptr<const T>(dout), dev_ptr<T>(dx), cs, stream_of(stream));
         nnl::cuda::check("avg_pool2d_backward");
     }, py::arg("dout"), py::arg("dx"), py::arg("shape"), py::arg("stream") = 0);
-    m.def(("batchnorm_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t gamma, uintptr_t beta,
+    m.def(("conv_batchnorm_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t gamma, uintptr_t beta,
                                                     uintptr_t y, uintptr_t mean, uintptr_t rstd,
                                                     int64_t N, int64_t C, int64_t M, double eps,
                                                     uintptr_t stream) {
@@ -139,7 +140,7 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
     }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("y"), py::arg("mean"),
        py::arg("rstd"), py::arg("N"), py::arg("C"), py::arg("M"), py::arg("eps"),
        py::arg("stream") = 0);
-    m.def(("batchnorm_backward_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t x,
+    m.def(("conv_batchnorm_backward_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t x,
                                                      uintptr_t gamma, uintptr_t mean,
                                                      uintptr_t rstd, uintptr_t dx,
                                                      uintptr_t dgamma, uintptr_t dbeta,
@@ -154,7 +155,7 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
     }, py::arg("dout"), py::arg("x"), py::arg("gamma"), py::arg("mean"), py::arg("rstd"),
        py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"), py::arg("N"), py::arg("C"),
        py::arg("M"), py::arg("stream") = 0);
-    m.def(("batchnorm_inference_" + sfx).c_str(), [f](uintptr_t x, uintptr_t gamma,
+    m.def(("conv_batchnorm_inference_" + sfx).c_str(), [f](uintptr_t x, uintptr_t gamma,
                                                       uintptr_t beta, uintptr_t rmean,
                                                       uintptr_t rvar, uintptr_t y, int64_t N,
                                                       int64_t C, int64_t M, double eps,

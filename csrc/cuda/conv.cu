@@ -40,14 +40,14 @@ template <typename T>
 void im2col_launch(const T* x, T* cols, int64_t n0, int64_t B, const ConvShape& s, Stream st) {
     const int64_t n = B * s.C * s.KH * s.KW * s.Ho * s.Wo;
     if (n <= 0) return;
-    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::im2col<T>)(x, cols, n0, B, s);
+    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::conv_im2col<T>)(x, cols, n0, B, s);
 }
 
 template <typename T>
 void col2im_launch(const T* dcols, T* dx, int64_t n0, int64_t B, const ConvShape& s, Stream st) {
     const int64_t n = B * s.C * s.H * s.W;
     if (n <= 0) return;
-    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::col2im<T>)(dcols, dx, n0, B, s);
+    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::conv_col2im<T>)(dcols, dx, n0, B, s);
 }
 
 // y[n] (O, L), group by group: y[n]_g (Og, L) = W_g (Og, Kg) @ cols[n]_g (Kg, L)
@@ -71,7 +71,7 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, T* cols, int64_t c
     }
     const int64_t n = s.N * s.O * L;
     if (b && n > 0)
-        NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::bias_add<T>)(y, b, n, s.O, L);
+        NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::conv_bias_add<T>)(y, b, n, s.O, L);
 }
 
 // dcols[n]_g (Kg, L) = W_gᵀ (Kg, Og) @ dout[n]_g (Og, L), then dx[n] = col2im(dcols[n])
@@ -117,14 +117,14 @@ void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, T* cols, int64_
         }
     }
     if (db && s.O > 0)
-        NNL_LAUNCH(unsigned(s.O), kThreads, 0, st, kernels::bias_grad<T>)(dout, db, s.N, s.O, L);
+        NNL_LAUNCH(unsigned(s.O), kThreads, 0, st, kernels::conv_bias_grad<T>)(dout, db, s.N, s.O, L);
 }
 
 template <typename T>
 void max_pool2d_forward(const T* x, T* y, int64_t* argmax, const ConvShape& s, Stream st) {
     const int64_t n = s.N * s.C * s.Ho * s.Wo;
     if (n <= 0) return;
-    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::max_pool2d_forward<T>)(x, y, argmax, s);
+    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::conv_max_pool2d_forward<T>)(x, y, argmax, s);
 }
 
 // one warp per plane, 4 warps a block
@@ -135,7 +135,7 @@ void max_pool2d_backward(const T* dout, const int64_t* argmax, T* dx, int64_t pl
     constexpr int kWarps = 4;
     if (planes > int64_t(kWarps) * 0x7fffffff)
         throw std::invalid_argument("max_pool2d_backward: too many planes for one grid");
-    NNL_LAUNCH(blocks_for(planes, kWarps), kWarps * 32, 0, st, kernels::max_pool2d_backward<T>)(
+    NNL_LAUNCH(blocks_for(planes, kWarps), kWarps * 32, 0, st, kernels::conv_max_pool2d_backward<T>)(
         dout, argmax, dx, planes, HW, L);
 }
 
@@ -143,14 +143,14 @@ template <typename T>
 void avg_pool2d_forward(const T* x, T* y, const ConvShape& s, Stream st) {
     const int64_t n = s.N * s.C * s.Ho * s.Wo;
     if (n <= 0) return;
-    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::avg_pool2d_forward<T>)(x, y, s);
+    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::conv_avg_pool2d_forward<T>)(x, y, s);
 }
 
 template <typename T>
 void avg_pool2d_backward(const T* dout, T* dx, const ConvShape& s, Stream st) {
     const int64_t n = s.N * s.C * s.H * s.W;
     if (n <= 0) return;
-    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::avg_pool2d_backward<T>)(dout, dx, s);
+    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::conv_avg_pool2d_backward<T>)(dout, dx, s);
 }
 
 // one block per channel
@@ -158,7 +158,7 @@ template <typename T>
 void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
                        int64_t N, int64_t C, int64_t M, double eps, Stream st) {
     if (N * M <= 0 || C <= 0) throw std::invalid_argument("batchnorm: x is empty");
-    NNL_LAUNCH(unsigned(C), kThreads, 0, st, kernels::batchnorm_forward<T>)(
+    NNL_LAUNCH(unsigned(C), kThreads, 0, st, kernels::conv_batchnorm_forward<T>)(
         x, gamma, beta, y, mean, rstd, N, C, M, eps);
 }
 
@@ -166,7 +166,7 @@ template <typename T>
 void batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean, const T* rstd,
                         T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t M, Stream st) {
     if (N * M <= 0 || C <= 0) throw std::invalid_argument("batchnorm_backward: x is empty");
-    NNL_LAUNCH(unsigned(C), kThreads, 0, st, kernels::batchnorm_backward<T>)(
+    NNL_LAUNCH(unsigned(C), kThreads, 0, st, kernels::conv_batchnorm_backward<T>)(
         dout, x, gamma, mean, rstd, dx, dgamma, dbeta, N, C, M);
 }
 
@@ -176,7 +176,7 @@ void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rme
                          Stream st) {
     const int64_t n = N * C * M;
     if (n <= 0) return;
-    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::batchnorm_inference<T>)(
+    NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::conv_batchnorm_inference<T>)(
         x, gamma, beta, rmean, rvar, y, n, C, M, eps);
 }
 

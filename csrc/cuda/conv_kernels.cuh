@@ -9,10 +9,13 @@
 // KH, KW kernel size, Ho, Wo output size, L = Ho·Wo; s stride, p padding, d dilation.
 //
 // Convolution, per image n and group g (Kg = C/G·KH·KW rows of cols per group, Og = O/G):
-//   cols[n] (C·KH·KW, L) = im2col(x[n])              (im2col below, a chunk of images a launch)
-//   y[n]_g   (Og, L)     = W_g (Og, Kg) @ cols[n]_g   (gemm.h)          + b  (bias_add)
-//   dcols[n]_g (Kg, L)   = W_gᵀ @ dout[n]_g;  dx[n] = col2im(dcols[n])  (col2im below)
-//   dW_g (Og, Kg)       += dout[n]_g @ cols[n]_gᵀ;    db[o] = Σ_{n, l} dout[n, o, l] (bias_grad)
+//   cols[n] (C·KH·KW, L) = im2col(x[n])              (conv_im2col, a chunk of images a launch)
+//   y[n]_g   (Og, L)     = W_g (Og, Kg) @ cols[n]_g   (gemm.h)          + b  (conv_bias_add)
+//   dcols[n]_g (Kg, L)   = W_gᵀ @ dout[n]_g;  dx[n] = col2im(dcols[n])  (conv_col2im)
+//   dW_g (Og, Kg)       += dout[n]_g @ cols[n]_gᵀ;    db[o] = Σ_{n, l} dout[n, o, l] (conv_bias_grad)
+//
+// Names carry the family's prefix (conv_): the shim links every family's kernels into one
+// library, where two templates of one name and signature would silently be merged.
 //
 // Nothing here uses atomics on floats: each output element is written by one thread that
 // sums its terms in a fixed order, so every result is the same bits run after run.
@@ -25,7 +28,7 @@ namespace nnl::cuda::kernels {
 // ------------------------------------------------------------------------ reductions
 // Σ of v over a warp: after the xor butterfly every lane holds the total.
 template <typename T>
-__device__ __forceinline__ T warp_sum(T v) {
+__device__ __forceinline__ T conv_warp_sum(T v) {
     for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
     return v;
 }
@@ -36,13 +39,13 @@ __device__ __forceinline__ T warp_sum(T v) {
 // first barrier lets a block call this again with the same `partial` (the previous call's
 // readers are done before it is overwritten). Fixed order: deterministic.
 template <typename T>
-__device__ T block_sum(T v, T* partial) {
+__device__ T conv_block_sum(T v, T* partial) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    v = warp_sum(v);
+    v = conv_warp_sum(v);
     __syncthreads();
     if (lane == 0) partial[warp] = v;
     __syncthreads();
-    return warp_sum(lane < warps ? partial[lane] : T(0));
+    return conv_warp_sum(lane < warps ? partial[lane] : T(0));
 }
 
 // ------------------------------------------------------------------------ im2col / col2im
@@ -54,7 +57,7 @@ __device__ T block_sum(T v, T* partial) {
 //
 // Flat index e = ((b·C·KH·KW) + r)·L + l, r = (c·KH + i)·KW + j, l = oh·Wo + ow.
 template <typename T>
-__global__ void im2col(const T* x, T* cols, int64_t n0, int64_t B, ConvShape s) {
+__global__ void conv_im2col(const T* x, T* cols, int64_t n0, int64_t B, ConvShape s) {
     const int64_t L = s.Ho * s.Wo, rows = s.C * s.KH * s.KW, total = B * rows * L;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
          e += (int64_t)gridDim.x * blockDim.x) {
@@ -75,7 +78,7 @@ __global__ void im2col(const T* x, T* cols, int64_t n0, int64_t B, ConvShape s) 
 //
 // when those divisions are exact and land in [0, Ho) × [0, Wo). Taps in (i, j) order.
 template <typename T>
-__global__ void col2im(const T* dcols, T* dx, int64_t n0, int64_t B, ConvShape s) {
+__global__ void conv_col2im(const T* dcols, T* dx, int64_t n0, int64_t B, ConvShape s) {
     const int64_t L = s.Ho * s.Wo, rows = s.C * s.KH * s.KW, total = B * s.C * s.H * s.W;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
          e += (int64_t)gridDim.x * blockDim.x) {
@@ -100,7 +103,7 @@ __global__ void col2im(const T* dcols, T* dx, int64_t n0, int64_t B, ConvShape s
 // ------------------------------------------------------------------------ bias
 // y (N, O, L) += b[o], one thread per element: o = (e / L) mod O.
 template <typename T>
-__global__ void bias_add(T* y, const T* b, int64_t total, int64_t O, int64_t L) {
+__global__ void conv_bias_add(T* y, const T* b, int64_t total, int64_t O, int64_t L) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
          e += (int64_t)gridDim.x * blockDim.x)
         y[e] += b[(e / L) % O];
@@ -109,12 +112,12 @@ __global__ void bias_add(T* y, const T* b, int64_t total, int64_t O, int64_t L) 
 // db[o] = Σ_{n, l} dout[n, o, l]: one block per output channel o, the block's threads striding
 // over its N·L values (element e: n = e / L, l = e mod L), then block_sum.
 template <typename T>
-__global__ void bias_grad(const T* dout, T* db, int64_t N, int64_t O, int64_t L) {
+__global__ void conv_bias_grad(const T* dout, T* db, int64_t N, int64_t O, int64_t L) {
     __shared__ T partial[32];
     const int64_t o = blockIdx.x;
     T s = 0;
     for (int64_t e = threadIdx.x; e < N * L; e += blockDim.x) s += dout[((e / L) * O + o) * L + e % L];
-    s = block_sum(s, partial);
+    s = conv_block_sum(s, partial);
     if (threadIdx.x == 0) db[o] = s;
 }
 
@@ -126,7 +129,7 @@ __global__ void bias_grad(const T* dout, T* db, int64_t N, int64_t O, int64_t L)
 //   y = max of the window, argmax = h·W + w of the first maximum in window order (row by row);
 //   a NaN wins (the first NaN), as numpy's argmax in the twin.
 template <typename T>
-__global__ void max_pool2d_forward(const T* x, T* y, int64_t* argmax, ConvShape s) {
+__global__ void conv_max_pool2d_forward(const T* x, T* y, int64_t* argmax, ConvShape s) {
     const int64_t L = s.Ho * s.Wo, total = s.N * s.C * L, HW = s.H * s.W;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
          e += (int64_t)gridDim.x * blockDim.x) {
@@ -163,8 +166,8 @@ __global__ void max_pool2d_forward(const T* x, T* y, int64_t* argmax, ConvShape 
 // Fixed order, no atomics: deterministic. The block is whole warps; a warp past the last plane
 // returns as a whole (no lane is left waiting at a shuffle).
 template <typename T>
-__global__ void max_pool2d_backward(const T* dout, const int64_t* argmax, T* dx, int64_t planes,
-                                    int64_t HW, int64_t L) {
+__global__ void conv_max_pool2d_backward(const T* dout, const int64_t* argmax, T* dx,
+                                         int64_t planes, int64_t HW, int64_t L) {
     const int lane = threadIdx.x % 32;
     const int64_t p = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     if (p >= planes) return;
@@ -193,7 +196,7 @@ __global__ void max_pool2d_backward(const T* dout, const int64_t* argmax, T* dx,
 // Average pooling, one thread per output element: y = Σ window / (KH·KW), zero padding counted
 // (PyTorch's count_include_pad=True).
 template <typename T>
-__global__ void avg_pool2d_forward(const T* x, T* y, ConvShape s) {
+__global__ void conv_avg_pool2d_forward(const T* x, T* y, ConvShape s) {
     const int64_t L = s.Ho * s.Wo, total = s.N * s.C * L, HW = s.H * s.W;
     const T inv = T(1) / T(s.KH * s.KW);
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
@@ -210,7 +213,7 @@ __global__ void avg_pool2d_forward(const T* x, T* y, ConvShape s) {
 }
 
 // ⌈a / b⌉ for b > 0 and any a
-__device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) {
+__device__ __forceinline__ int64_t conv_ceil_div(int64_t a, int64_t b) {
     return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
 
@@ -221,15 +224,15 @@ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) {
 //
 //   dx[p, h, w] = Σ over those (oh, ow) of dout[p, oh, ow] / (KH·KW).
 template <typename T>
-__global__ void avg_pool2d_backward(const T* dout, T* dx, ConvShape s) {
+__global__ void conv_avg_pool2d_backward(const T* dout, T* dx, ConvShape s) {
     const int64_t L = s.Ho * s.Wo, HW = s.H * s.W, total = s.N * s.C * HW;
     const T inv = T(1) / T(s.KH * s.KW);
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
          e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t w = e % s.W, h = (e / s.W) % s.H, p = e / HW;
-        const int64_t oh0 = max(ceil_div(h + s.ph - s.KH + 1, s.sh), int64_t(0));
+        const int64_t oh0 = max(conv_ceil_div(h + s.ph - s.KH + 1, s.sh), int64_t(0));
         const int64_t oh1 = min((h + s.ph) / s.sh, s.Ho - 1);
-        const int64_t ow0 = max(ceil_div(w + s.pw - s.KW + 1, s.sw), int64_t(0));
+        const int64_t ow0 = max(conv_ceil_div(w + s.pw - s.KW + 1, s.sw), int64_t(0));
         const int64_t ow1 = min((w + s.pw) / s.sw, s.Wo - 1);
         T sum = 0;
         for (int64_t oh = oh0; oh <= oh1; oh++)
@@ -241,8 +244,8 @@ __global__ void avg_pool2d_backward(const T* dout, T* dx, ConvShape s) {
 // ------------------------------------------------------------------------ BatchNorm
 // x (N, C, M): channel c's values are x[(n·C + c)·M + m], n < N, m < M: count = N·M of them.
 // One block per channel; the block's threads stride over the channel's values (element e:
-// n = e / M, m = e mod M) and reduce with block_sum (shuffles + shared memory).
-__device__ __forceinline__ int64_t bn_at(int64_t e, int64_t c, int64_t C, int64_t M) {
+// n = e / M, m = e mod M) and reduce with conv_block_sum (shuffles + shared memory).
+__device__ __forceinline__ int64_t conv_bn_at(int64_t e, int64_t c, int64_t C, int64_t M) {
     return ((e / M) * C + c) * M + e % M;
 }
 
@@ -251,23 +254,23 @@ __device__ __forceinline__ int64_t bn_at(int64_t e, int64_t c, int64_t C, int64_
 //   μ = Σx / count,  σ² = Σ(x - μ)² / count (biased),  rstd = 1/√(σ² + ε),
 //   y = (x - μ)·rstd·γ + β  (as a·x + b with a = rstd·γ, b = β - μ·a)
 template <typename T>
-__global__ void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean,
-                                  T* rstd, int64_t N, int64_t C, int64_t M, double eps) {
+__global__ void conv_batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y,
+                                       T* mean, T* rstd, int64_t N, int64_t C, int64_t M, double eps) {
     __shared__ T partial[32];
     const int64_t c = blockIdx.x, count = N * M;
     T s = 0;
-    for (int64_t e = threadIdx.x; e < count; e += blockDim.x) s += x[bn_at(e, c, C, M)];
-    const T mu = block_sum(s, partial) / T(count);
+    for (int64_t e = threadIdx.x; e < count; e += blockDim.x) s += x[conv_bn_at(e, c, C, M)];
+    const T mu = conv_block_sum(s, partial) / T(count);
     T q = 0;
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
-        const T d = x[bn_at(e, c, C, M)] - mu;
+        const T d = x[conv_bn_at(e, c, C, M)] - mu;
         q += d * d;
     }
-    const T var = block_sum(q, partial) / T(count);
+    const T var = conv_block_sum(q, partial) / T(count);
     const T r = T(1) / sqrt(var + T(eps));
     const T a = r * gamma[c], b = beta[c] - mu * a;
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
-        const int64_t i = bn_at(e, c, C, M);
+        const int64_t i = conv_bn_at(e, c, C, M);
         y[i] = a * x[i] + b;
     }
     if (threadIdx.x == 0) {
@@ -282,7 +285,7 @@ __global__ void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* 
 //   dx = rstd·γ·(g - dβ/count - x̂·dγ/count)
 // (the twin's rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)) with dx̂ = g·γ).
 template <typename T>
-__global__ void batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean,
+__global__ void conv_batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean,
                                    const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t N,
                                    int64_t C, int64_t M) {
     __shared__ T partial[32];
@@ -290,15 +293,15 @@ __global__ void batchnorm_backward(const T* dout, const T* x, const T* gamma, co
     const T mu = mean[c], r = rstd[c];
     T sg = 0, sgx = 0;
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
-        const int64_t i = bn_at(e, c, C, M);
+        const int64_t i = conv_bn_at(e, c, C, M);
         sg += dout[i];
         sgx += dout[i] * (x[i] - mu);
     }
-    const T db = block_sum(sg, partial);
-    const T dg = block_sum(sgx, partial) * r;
+    const T db = conv_block_sum(sg, partial);
+    const T dg = conv_block_sum(sgx, partial) * r;
     const T A = r * gamma[c], mean_g = db / T(count), mean_gx = dg / T(count);
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
-        const int64_t i = bn_at(e, c, C, M);
+        const int64_t i = conv_bn_at(e, c, C, M);
         dx[i] = A * (dout[i] - mean_g - (x[i] - mu) * r * mean_gx);
     }
     if (threadIdx.x == 0) {
@@ -310,7 +313,7 @@ __global__ void batchnorm_backward(const T* dout, const T* x, const T* gamma, co
 // Inference mode, one thread per element (channel c = (e / M) mod C):
 //   y = (x - μ_run) · γ/√(σ²_run + ε) + β
 template <typename T>
-__global__ void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
+__global__ void conv_batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
                                     const T* rvar, T* y, int64_t total, int64_t C, int64_t M,
                                     double eps) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;

@@ -79,7 +79,7 @@ class _Run:
         return 0 if a is None else self.dev.ptr(a)
 
     def call(self, name, dtype, *args):
-        getattr(self.ext, f"{name}_{_SUFFIX[np.dtype(dtype)]}")(*args, self.dev.stream())
+        getattr(self.ext, f"conv_{name}_{_SUFFIX[np.dtype(dtype)]}")(*args, self.dev.stream())
 
     def cols(self, shape, dtype):
         """(scratch, chunk): room for the columns of ``chunk`` images (none when pointwise)."""
