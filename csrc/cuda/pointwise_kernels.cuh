@@ -112,7 +112,7 @@ __global__ void act_backward(const T* g, const T* x, const T* y, T* dx, long lon
 // column c = tile + tx over the rows ty, ty + kRowThreads, ... (a warp reads 32 neighbouring
 // columns of one row: coalesced), the kRowThreads partial sums meet in shared memory and row 0
 // of the block adds them in order. No atomics: the same bits on every run.
-constexpr int kTileCols = 32, kRowThreads = 16;
+constexpr int kTileCols = 32, kRowThreads = 8;
 
 template <typename T>
 __global__ void bias_grad(const T* g, T* out, long long rows, long long C, int accumulate) {
