@@ -211,7 +211,8 @@ def test_act_errors_match_twin(cuda_dev, rng):
 # ----------------------------------------------------------------------------- bias gradient
 
 
-@pytest.mark.parametrize("shape", SHAPES + [(3, 5, 33), (0, 7), (7,)])
+# (300, 33): over pointwise.h's kBiasGradTall rows, so 32 threads per column (blocks of 1024)
+@pytest.mark.parametrize("shape", SHAPES + [(3, 5, 33), (0, 7), (7,), (300, 33)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bias_grad(cuda_dev, rng, shape, dtype):
     k = cp.kernels(cuda_dev)

@@ -66,7 +66,8 @@ void act_backward(const T* g, const T* x, const T* y, T* dx, int64_t n, int act,
 template <typename T>
 void bias_grad(const T* g, T* out, int64_t rows, int64_t C, bool accumulate, Stream s) {
     if (C <= 0 || rows < 0) return;
-    const dim3 block(k::kTileCols, k::kRowThreads);
+    // 8 threads per column (256 a block) for up to kBiasGradTall rows, 32 (1024) for taller g
+    const dim3 block(k::kTileCols, rows <= kBiasGradTall ? 8 : k::kMaxRowThreads);
     NNL_LAUNCH(blocks_for(C, k::kTileCols), block, 0, s, k::bias_grad<T>)(
         g, out, rows, C, int(accumulate));
 }

@@ -28,6 +28,8 @@ enum class PwAct : int { None = 0, Relu = 1, LeakyRelu = 2, Tanh = 3, Sigmoid = 
 
 // rows of at most this many values get a warp each; longer rows a block each
 constexpr int64_t kWarpRowMax = 256;
+// bias_grad: g with more rows than this gets 32 threads per column (blocks of 1024), else 8
+constexpr int64_t kBiasGradTall = 256;
 
 void bias_act_f32(const float* x, const float* b, float* y, int64_t rows, int64_t C, int act,
                   float alpha, Stream stream);

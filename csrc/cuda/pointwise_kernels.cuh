@@ -108,25 +108,26 @@ __global__ void act_backward(const T* g, const T* x, const T* y, T* dx, long lon
 
 // ------------------------------------------------------------------------ bias gradient
 // out[c] = Σ_r g[r, c]  (accumulate: out[c] += Σ_r g[r, c]) for g (rows, C).
-// A block of kTileCols x kRowThreads threads owns kTileCols columns: thread (tx, ty) sums
-// column c = tile + tx over the rows ty, ty + kRowThreads, ... (a warp reads 32 neighbouring
-// columns of one row: coalesced), the kRowThreads partial sums meet in shared memory and row 0
-// of the block adds them in order. No atomics: the same bits on every run.
-constexpr int kTileCols = 32, kRowThreads = 8;
+// A block of kTileCols x blockDim.y threads owns kTileCols columns: thread (tx, ty) sums column
+// c = tile + tx over the rows ty, ty + blockDim.y, ... (a warp reads 32 neighbouring columns of
+// one row: coalesced), the blockDim.y partial sums meet in shared memory and row 0 of the block
+// adds them in order. No atomics: the same bits on every run. (blockDim.y: more threads per
+// column for taller g, at most kMaxRowThreads; the launcher picks it.)
+constexpr int kTileCols = 32, kMaxRowThreads = 32;
 
 template <typename T>
 __global__ void bias_grad(const T* g, T* out, long long rows, long long C, int accumulate) {
-    __shared__ T partial[kRowThreads][kTileCols];
-    const int tx = threadIdx.x, ty = threadIdx.y;
+    __shared__ T partial[kMaxRowThreads][kTileCols];
+    const int tx = threadIdx.x, ty = threadIdx.y, row_threads = blockDim.y;
     const long long c = (long long)blockIdx.x * kTileCols + tx;
     T acc = T(0);
     if (c < C)
-        for (long long r = ty; r < rows; r += kRowThreads) acc += g[r * C + c];
+        for (long long r = ty; r < rows; r += row_threads) acc += g[r * C + c];
     partial[ty][tx] = acc;
     __syncthreads();
     if (ty == 0 && c < C) {
         T sum = partial[0][tx];
-        for (int k = 1; k < kRowThreads; k++) sum += partial[k][tx];
+        for (int k = 1; k < row_threads; k++) sum += partial[k][tx];
         out[c] = accumulate ? out[c] + sum : sum;
     }
 }
