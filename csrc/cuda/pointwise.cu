@@ -125,9 +125,11 @@ void softmax_xent(const T* z, const int64_t* labels, T* dz, double* row_loss, do
     if (N <= 0 || C <= 0)
         throw std::invalid_argument("softmax_cross_entropy: needs N >= 1 rows of C >= 1 logits");
     if (l.block_per_row)
-        NNL_LAUNCH(l.grid, l.threads, 0, s, k::softmax_xent<T, true>)(z, labels, dz, row_loss, N, C);
+        NNL_LAUNCH(l.grid, l.threads, 0, s, k::softmax_xent<T, true>)(
+            z, labels, dz, row_loss, N, C);
     else
-        NNL_LAUNCH(l.grid, l.threads, 0, s, k::softmax_xent<T, false>)(z, labels, dz, row_loss, N, C);
+        NNL_LAUNCH(l.grid, l.threads, 0, s, k::softmax_xent<T, false>)(
+            z, labels, dz, row_loss, N, C);
     // the batch mean: one block, a fixed summation order
     NNL_LAUNCH(1, kThreads, 0, s, k::mean_rows)(row_loss, N, loss);
 }

@@ -80,7 +80,8 @@ __device__ __forceinline__ T act_grad(T g, T x, T y, T alpha) {
     else if constexpr (A == PwAct::Sigmoid) return g * y * (T(1) - y);
     else {
         const T s = gelu_s(x);
-        return g * (s + T(2) * x * s * (T(1) - s) * T(kSqrt2OverPi) * (T(1) + T(3 * kGeluC) * x * x));
+        const T poly = T(1) + T(3 * kGeluC) * x * x;                  // 1 + 3c x²
+        return g * (s + T(2) * x * s * (T(1) - s) * T(kSqrt2OverPi) * poly);
     }
 }
 

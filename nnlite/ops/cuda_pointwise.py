@@ -151,8 +151,14 @@ def _finish(out, y):
     return out
 
 
+_ACT_CODES = {}     # compiled module -> {activation name: code}, read once from the binding
+
+
 def _act_code(dev, act):
-    return dev.ext.pointwise_act_codes()[act]
+    codes = _ACT_CODES.get(dev.ext)
+    if codes is None:
+        codes = _ACT_CODES[dev.ext] = dict(dev.ext.pointwise_act_codes())
+    return codes[act]
 
 
 def _host_scalar(a):
@@ -164,7 +170,8 @@ def _host_scalar(a):
 
 
 def bias_act(dev, x, b, act="none", alpha=0.01, out=None):
-    """y = act(x + b) for x (..., C) and b (C,). ``act`` in none|relu|leaky_relu|tanh|sigmoid|gelu."""
+    """y = act(x + b) for x (..., C) and b (C,).
+    ``act`` in none|relu|leaky_relu|tanh|sigmoid|gelu."""
     op = "bias_act"
     x = _float(dev, op, "x", x)
     b = _float(dev, op, "b", b)
@@ -303,6 +310,6 @@ def softmax_cross_entropy(dev, logits, labels, row_threads=0):
     row_loss = xp.empty((n,), np.float64)
     loss = xp.empty((1,), np.float64)
     zc, tc = _c(dev, z), _c(dev, t, np.int64)
-    _fn(dev, "softmax_xent", z.dtype)(dev.ptr(zc), dev.ptr(tc), dev.ptr(dz), dev.ptr(row_loss), dev.ptr(loss), n, c,
-                                      row_threads, dev.stream())
+    _fn(dev, "softmax_xent", z.dtype)(dev.ptr(zc), dev.ptr(tc), dev.ptr(dz), dev.ptr(row_loss),
+                                      dev.ptr(loss), n, c, row_threads, dev.stream())
     return _host_scalar(loss), dz
