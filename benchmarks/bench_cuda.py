@@ -223,7 +223,7 @@ def part_sgemm(res, args):
             res.notes.append(f"{case}: nnlite's gemm vs cuBLAS max abs diff {err:.2e}")
             fns["nnlite"] = synced(lambda: gemm(a, b))
         res.time("sgemm", case, fns, flops=flops, base="cuBLAS")
-        del a, b
+        a = b = None            # the closures above are done: free the GPU memory now
         if n not in args.ladder_sizes and not args.quick:
             continue
         for step, exe in ladder_steps(args, "sgemm"):

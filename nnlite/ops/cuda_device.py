@@ -81,8 +81,9 @@ def gpu():
         try:
             import cupy
         except ImportError:
-            raise RuntimeError("no GPU support in Python: CuPy is not installed "
-                               "(`pip install '.[cuda]'` in nnlite's checkout, or `pip install cupy-cuda13x`)") from None
+            raise RuntimeError("no GPU support in Python: CuPy is not installed (`pip install "
+                               "'.[cuda]'` in nnlite's checkout, or `pip install "
+                               "'cupy-cuda13x[ctk]'`)") from None
         _GPU = Device(ext, cupy, "gpu")
     return _GPU
 
@@ -109,7 +110,8 @@ def info():
         import cupy
         out["cupy"] = cupy.__version__
     except ImportError:
-        out["cupy"] = "not installed (pip install 'cupy-cuda13x[ctk]', or pip install '.[cuda]' in nnlite's checkout)"
+        out["cupy"] = ("not installed (pip install 'cupy-cuda13x[ctk]', or pip install '.[cuda]' "
+                       "in nnlite's checkout)")
     return out
 
 
