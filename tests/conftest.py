@@ -1,4 +1,6 @@
 
+import os
+
 import numpy as np
 import pytest
 from _offline import DATA, NO_DATA
@@ -62,6 +64,32 @@ def cuda_dev(request):
         return _cuda_shim.test_device(request.param)
     except RuntimeError as e:   # "no GPU: <reason>"
         pytest.skip(str(e))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ThreadSanitizer (NNLITE_CUDA_SHIM_TSAN=1, .ci/cuda), every CUDA kernel test still
+    runs, on fewer of its cases: a race is a matter of which threads touch which addresses
+    between barriers, which the kernels' code decides, not the sizes or the dtype (float64 is
+    the same template). So of each parametrized test in tests/test_cuda_*.py only the shim's
+    float32 cases run, at most three of them (the first, the middle and the last: the smallest
+    and largest shapes, as the lists are ordered), which keeps the TSan step a few minutes long
+    on 2 cores. The plain shim run (the README's pytest) runs every case."""
+    if not os.environ.get("NNLITE_CUDA_SHIM_TSAN"):
+        return
+    groups = {}
+    for item in items:
+        if os.path.basename(str(item.fspath)).startswith("test_cuda_") and \
+                hasattr(item, "callspec"):
+            groups.setdefault((str(item.fspath), item.originalname), []).append(item)
+    drop = set()
+    for group in groups.values():
+        cases = [i for i in group if i.callspec.params.get("cuda_dev") != "gpu"]
+        cases = [i for i in cases if "float64" not in i.name] or cases
+        keep = {id(cases[k]) for k in {0, len(cases) // 2, len(cases) - 1}} if cases else set()
+        drop.update(id(i) for i in group if id(i) not in keep)
+    if drop:
+        config.hook.pytest_deselected(items=[i for i in items if id(i) in drop])
+        items[:] = [i for i in items if id(i) not in drop]
 
 
 def pytest_terminal_summary(terminalreporter):
