@@ -163,21 +163,18 @@ def _bench_cuda():
         sys.path.remove(str(REPO / "benchmarks"))
 
 
-def test_bench_cuda_without_a_gpu_says_no_gpu():
+def test_bench_cuda_without_a_gpu_says_no_gpu(bench_dir):
     """No GPU (no driver, no device, no CuPy): one line "no GPU: <reason>", exit 77, never a
-    traceback."""
-    import subprocess
-    import sys
+    traceback. (Run from a copy of benchmarks/ with _child's nnlite: the one under test.)"""
     bench = _bench_cuda()
     if bench.why_no_gpu() is None:
         pytest.skip("this machine has a usable GPU: bench_cuda.py would run")
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_cuda.py"), "--quick"],
-                       capture_output=True, text=True, timeout=120, cwd=REPO)
+    r = _child.python(bench_dir / "bench_cuda.py", "--quick", cwd=bench_dir.parent, timeout=120)
     assert r.returncode == bench.NO_GPU_EXIT == 77, r.stdout + r.stderr
     assert r.stdout.startswith("no GPU: ") and len(r.stdout.strip()) > len("no GPU: "), r.stdout
     assert "Traceback" not in r.stdout + r.stderr
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_cuda.py"),
-                        "--parts", "sgemm,nonsense"], capture_output=True, text=True, timeout=120)
+    r = _child.python(bench_dir / "bench_cuda.py", "--parts", "sgemm,nonsense",
+                      cwd=bench_dir.parent, timeout=120)
     assert r.returncode == 2 and "nonsense" in r.stderr and "Traceback" not in r.stderr
 
 
