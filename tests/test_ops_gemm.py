@@ -305,6 +305,32 @@ def test_any_blocking_gives_the_same_product(dtype, path, rng):
 
 
 @needs_compiled
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("uarch", [0, 1])
+def test_each_micro_architecture_plan_gives_the_same_product(uarch, dtype, path, rng):
+    """The plan's per-core rules (gemm.cpp, plan_gemm: generic, or Intel's AVX-512 cores: B
+    always packed, A packed when strided along K, KC <= 256) are picked by the CPU's vendor, so
+    a machine only runs its own; forced here, each plan must give the twin's product, also with
+    B forced packed or in place. The shapes cross each rule's thresholds: a small batch (B read
+    in place by the generic plan), A strided along K (gemm_tn), K past one block."""
+    from nnlite.ops import _gemm
+    old_threads = ops.num_threads()
+    ops.set_num_threads(2)
+    try:
+        with simd(path):
+            for pack_b in (-1, 0, 1):
+                _gemm._set_tuning(uarch=uarch, pack_b=pack_b)
+                for op in OPS:
+                    for m, k, n in [(64, 300, 130), (130, 600, 97), (7, 257, 65), (1, 65, 1)]:
+                        a, b = operands(op, m, k, n, dtype, rng)
+                        assert_close(getattr(ops, op)(a, b), expected(op, a, b), k, dtype)
+    finally:
+        _gemm._set_tuning()
+        ops.set_num_threads(old_threads)
+
+
+@needs_compiled
 def test_tuning_sweep_script_compares_settings(tmp_path):
     """benchmarks/tune_gemm.py: one line per (size, setting), and the plan is automatic after."""
     import shutil

@@ -32,6 +32,28 @@ Simd best_simd() {
     return best;
 }
 
+Vendor cpu_vendor() {
+#if NNLITE_X86 && (defined(__GNUC__) || defined(__clang__))
+    static const Vendor v = [] {
+        __builtin_cpu_init();
+        if (__builtin_cpu_is("intel")) return Vendor::Intel;
+        if (__builtin_cpu_is("amd")) return Vendor::AMD;
+        return Vendor::Other;
+    }();
+    return v;
+#else
+    return Vendor::Other;
+#endif
+}
+
+const char* vendor_name(Vendor v) {
+    switch (v) {
+        case Vendor::Intel: return "intel";
+        case Vendor::AMD: return "amd";
+        default: return "other";
+    }
+}
+
 const char* simd_name(Simd s) {
     switch (s) {
         case Simd::AVX512: return "avx512";

@@ -59,6 +59,11 @@ bool simd_supported(Simd s);
 void set_simd_path(Simd s);             // throws std::invalid_argument if unsupported
 const char* simd_name(Simd s);
 Simd simd_from_name(const std::string& name);  // throws std::invalid_argument on unknown names
+// Who designed the core: some tuning (GEMM blocking) differs between Intel's and AMD's cores
+// at the same ISA. Other on non-x86 machines or compilers without __builtin_cpu_is.
+enum class Vendor : int { Other = 0, Intel = 1, AMD = 2 };
+Vendor cpu_vendor();
+const char* vendor_name(Vendor v);
 
 int num_threads();
 void set_num_threads(int n);

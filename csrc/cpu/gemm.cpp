@@ -415,15 +415,35 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
     // (BLIS's "sup" idea) was worth ~20% on the MNIST shapes and nothing was lost on the big
     // ones, since a broadcast from the caller's matrix costs the same as from a panel.
     p.pack_a = N > 2 * NR && double(M) * double(K) * sizeof(T) > 384.0 * 1024;
-    if (g_override.pack_a >= 0) p.pack_a = g_override.pack_a && N > NR;
 
     // Row-contiguous B reused by at most 16 A panels (a small batch) is read in place: each B
     // panel serves too few tiles to repay the copy. Only a ragged last panel is packed (zero
     // padding). Measured: -8% time at (64,784)@(784,256), but +10% at 1024^3, where each B
     // panel is reused 128 times and contiguity pays.
     p.b_in_place = g.b.cs == 1 && M <= 16 * MR;
+    int64_t kc_max = t.KC;
 
-    p.KC = balanced_block(K, g_override.kc > 0 ? g_override.kc : t.KC, 8);
+    // Intel's AVX-512 cores (measured on a Xeon with AVX-512 FP16: 48 KiB L1, 2 MiB L2) want
+    // otherwise. A B panel read in place has rows a whole row of B apart (1.5 KiB in the GPT's
+    // 768x128x384 product), which map onto a few L1 sets and evict each other before the next
+    // tile reuses them; packed, the panel is one run. A read in place along K with a row
+    // stride (A = X.T in gemm_tn, the weight gradients) touches a line per k for half a line
+    // of use; packed, whole lines. KC 256 keeps the B panel (32 KiB) in the 48 KiB L1 beside
+    // the A panel. Each rule measured alone with scratch timers; together, 1 thread,
+    // GFLOP/s: gemm_tn 128x768x384 140 -> 165, 128x768x512 135 -> 164, the MLP's 128x784x256
+    // 153 -> 177-186, 1024^3 165 -> 175 (python benchmarks/bench_gemm.py for the table).
+    const bool intel = g_override.uarch >= 0 ? g_override.uarch == 1
+                                             : (cpu_vendor() == Vendor::Intel &&
+                                                simd_path() == Simd::AVX512);
+    if (intel) {
+        p.b_in_place = false;
+        p.pack_a = p.pack_a || (g.a.cs != 1 && N > 2 * NR);
+        kc_max = std::min<int64_t>(kc_max, 256);
+    }
+    if (g_override.pack_a >= 0) p.pack_a = g_override.pack_a && N > NR;
+    if (g_override.pack_b >= 0) p.b_in_place = g.b.cs == 1 && !g_override.pack_b;
+
+    p.KC = balanced_block(K, g_override.kc > 0 ? g_override.kc : kc_max, 8);
 
     // Threads: one below kParallelMinFma FMAs, and at least two tiles for each.
     int nt = max_threads;

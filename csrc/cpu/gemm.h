@@ -36,6 +36,8 @@ struct GemmOverride {
     int prefetch_c = -1;
     int team = -1;  // 1: big problems run as one team sharing packed blocks, with barriers
     int phases = 0;  // 1: time the phases of every call (gemm_phase_seconds)
+    int pack_b = -1;  // 1: always pack B; 0: read row-contiguous B in place when it can
+    int uarch = -1;   // the plan's micro-architecture rules: 0 generic, 1 Intel AVX-512
 };
 void set_gemm_override(const GemmOverride& o);
 
