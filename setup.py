@@ -102,7 +102,10 @@ CPP_FAMILIES = {
            "csrc/cpu/sum_squares.cpp", "csrc/bindings/bind_nn.cpp"],
     "conv": ["csrc/cpu/conv.cpp", "csrc/cpu/gemm.cpp",   # conv calls the GEMM: its own copy
              "csrc/bindings/bind_conv.cpp"],
+    # the array buffer cache, installed as numpy's memory handler (needs numpy's headers)
+    "memory": ["csrc/common/array_pool.cpp", "csrc/bindings/bind_memory.cpp"],
 }
+NUMPY_HEADER_FAMILIES = {"memory"}
 HEADERS = sorted(glob.glob("csrc/*/*.h") + glob.glob("csrc/*/*.inc"))  # kernels live in .inc too
 CYTHON_FAMILIES = {
     "optim_kernels": ["nnlite/ops/_optim_kernels.pyx"],
@@ -523,7 +526,7 @@ class BuildExt(build_ext):
             ext.extra_compile_args = list(ext.extra_compile_args or []) + \
                 (cfg["cxx_args"] if cpp else cfg["c_args"])
             ext.extra_link_args = list(ext.extra_link_args or []) + cfg["link_args"]
-            if not cpp:
+            if not cpp or ext.name.rsplit("._", 1)[-1] in NUMPY_HEADER_FAMILIES:
                 ext.include_dirs = list(ext.include_dirs or []) + [np.get_include()]
             if cfg["openmp"]:
                 ext.define_macros = list(ext.define_macros or []) + [("NNLITE_OPENMP", "1")]

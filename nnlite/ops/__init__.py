@@ -310,7 +310,9 @@ if _env_simd and _extensions():
 
 # last: it uses num_threads (the FMA peak behind the benchmarks' "% of peak")
 from .peak import measure_peak
+from .memory import array_pool, empty_cache, pool_info, set_pool_limit  # noqa: E402
 
 __all__ = list(OPS) + ["reference", "compiled_kernels", "array_module", "add_backend",
                        "simd_path", "simd_paths", "set_simd_path", "force_simd", "num_threads",
-                       "set_num_threads", "has_openmp", "profile", "measure_peak", "BACKEND"]
+                       "set_num_threads", "has_openmp", "profile", "measure_peak", "BACKEND",
+                       "array_pool", "empty_cache", "pool_info", "set_pool_limit"]

@@ -254,18 +254,20 @@ class Trainer:
 
     def _train_batch(self, xb, yb, pairs, wb=None):
         """The step itself; returns ``(loss, output)``. Raises before the update if the loss or
-        the gradient is not finite, so the weights stay usable."""
-        self.zero_grad()
-        out = self.forward(xb, training=True)
-        loss = self._loss(out, yb, wb)
-        if not math.isfinite(loss):
-            raise _NonFinite(loss)
-        self.backward(self.loss.backward())
-        try:
-            self.optimizer.step(pairs)      # checks the grad norm, clips when clipnorm is set
-        except _optim.NonFiniteGradient as e:
-            raise _NonFinite(loss, e.norm) from None
-        return loss, out
+        the gradient is not finite, so the weights stay usable. Its arrays come from the
+        buffer cache (ops.array_pool): the same sizes every step, without page faults."""
+        with ops.array_pool():
+            self.zero_grad()
+            out = self.forward(xb, training=True)
+            loss = self._loss(out, yb, wb)
+            if not math.isfinite(loss):
+                raise _NonFinite(loss)
+            self.backward(self.loss.backward())
+            try:
+                self.optimizer.step(pairs)  # checks the grad norm, clips when clipnorm is set
+            except _optim.NonFiniteGradient as e:
+                raise _NonFinite(loss, e.norm) from None
+            return loss, out
 
     def _nonfinite_message(self, e, where):
         if e.grad_norm is None:
@@ -489,10 +491,11 @@ class Trainer:
 
         for xb, yb, *wb in batches:
             xb, yb, wb = self._on_device(xb, yb, wb[0] if wb else None)
-            out = self.forward(xb, training=False)
-            sums[0] += self._loss(out, yb, wb) * len(xb)
-            for j, (_, fn) in enumerate(self._metrics, 1):
-                sums[j] += fn(out, yb) * len(xb)
+            with ops.array_pool():
+                out = self.forward(xb, training=False)
+                sums[0] += self._loss(out, yb, wb) * len(xb)
+                for j, (_, fn) in enumerate(self._metrics, 1):
+                    sums[j] += fn(out, yb) * len(xb)
             n, done = n + len(xb), done + 1
             if bar is not None:
                 bar.update(done, logs())
@@ -571,7 +574,8 @@ class Trainer:
         n, batches = data_adapter.predict_batches(x, self._input_dtype(), batch_size, steps)
         bar, outs = Progbar(n, verbose=verbose), []
         for step, xb in enumerate(batches):
-            outs.append(self.forward(*self._on_device(xb), training=False))
+            with ops.array_pool():
+                outs.append(self.forward(*self._on_device(xb), training=False))
             bar.update(step + 1)
         if not outs:
             if data_adapter.is_batch_iterable(x):
