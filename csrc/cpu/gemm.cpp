@@ -509,6 +509,26 @@ static inline void team_barrier(int team) {
 // The loop nest (see the top of the file) over the tiles of one cell of the thread grid, run
 // by `member` of its `team` of threads: they split the packing and the tiles, with barriers;
 // a team of one just runs it all. Ap, Bp: this cell's packing buffers (MC x KC, NC x KC).
+// All B panels jp in pb of the block B[pc:pc+kc, (jc+jp)·NR ...] when B's rows are contiguous
+// (b.cs == 1): row by row, each row's NR-wide pieces to their panels. Panel by panel instead,
+// each panel reads kc rows a whole row of B apart: in a convolution's im2col matrix (rows of
+// 7 KiB) every one is a new page the hardware prefetcher does not follow, and the packing
+// stalled on each line; in row order the reads are one stream per row.
+template <typename T>
+static void pack_b_rows(const Mat<const T>& b, int64_t pc, int64_t kc, int64_t jc, Range pb,
+                        int NR, int64_t N, T* Bp) {
+    for (int64_t k = 0; k < kc; k++) {
+        const T* row = b.at(pc + k, 0);
+        for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
+            const int64_t j0 = (jc + jp) * NR;
+            const int n = (int)std::min<int64_t>(NR, N - j0);
+            T* d = Bp + jp * NR * kc + k * NR;
+            std::memcpy(d, row + j0, sizeof(T) * n);
+            for (int j = n; j < NR; j++) d[j] = T(0);
+        }
+    }
+}
+
 template <typename T>
 static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmPlan& plan,
                       int cell, int member, int team, T* Ap, T* Bp) {
@@ -525,12 +545,16 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
             const Range pb = share(jn, member, team);
             {
                 PhaseTimer timer(kPackB);
-                for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
-                    const int64_t j0 = (jc + jp) * NR;
-                    if (plan.b_in_place && j0 + NR <= g.N) continue;  // read in place by ukr
-                    pack_panel<T>(g.b.block(pc, j0).t(), (int)std::min<int64_t>(NR, g.N - j0),
-                                  NR, kc, Bp + jp * NR * kc, kr.avx2_transpose);
-                }
+                if (g.b.cs == 1 && !plan.b_in_place && pb.hi > pb.lo)
+                    pack_b_rows<T>(g.b, pc, kc, jc, pb, NR, g.N, Bp);
+                else
+                    for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
+                        const int64_t j0 = (jc + jp) * NR;
+                        if (plan.b_in_place && j0 + NR <= g.N) continue;  // read in place
+                        pack_panel<T>(g.b.block(pc, j0).t(),
+                                      (int)std::min<int64_t>(NR, g.N - j0), NR, kc,
+                                      Bp + jp * NR * kc, kr.avx2_transpose);
+                    }
             }
             team_barrier(team);
             for (int64_t ic = ir.lo; ic < ir.hi; ic += mcp) {
