@@ -11,9 +11,9 @@ CPU time, i.e. GFLOP per CPU-second: what spinning at barriers or waiting for a 
 team-mate costs).
 
 Settings are ``key=value`` lists for nnlite.ops._gemm._set_tuning (gemm.h, GemmOverride):
-kc, mc, nc (block sizes; 0 automatic), pack_a (0/1), pack_b (0/1), uarch (0 generic, 1 Intel
-AVX-512 plan), prefetch_c (0 never, 1 before
-accumulating, 2 always), team (1: one team shares the packed blocks, with barriers).
+kc, mc, nc (block sizes; 0 automatic), pack_a (0/1), pack_b (0/1), prefetch_c (0 never, 1
+before accumulating, 2 always), team (1: one team shares the packed blocks, with barriers),
+uarch (the plan's per-core rules: 0 generic, 1 Intel AVX-512).
 "auto" is the shipped plan. ``--phases`` splits each setting's time into packing B, packing A,
 the micro-kernels and waiting (barriers, and threads done before the slowest), timed inside
 the GEMM.
@@ -52,6 +52,9 @@ def parse():
     return p.parse_args()
 
 
+KEYS = ("kc", "mc", "nc", "pack_a", "pack_b", "prefetch_c", "team", "uarch")
+
+
 def setting(text):
     """``"kc=384 mc=96"`` -> ``{"kc": 384, "mc": 96}``; ``"auto"`` -> ``{}``."""
     if text.strip() == "auto":
@@ -59,9 +62,9 @@ def setting(text):
     out = {}
     for item in text.replace(",", " ").split():
         key, _, value = item.partition("=")
-        if key not in ("kc", "mc", "nc", "pack_a", "pack_b", "prefetch_c", "team", "uarch") or not value:
-            sys.exit(f"tune_gemm.py: bad setting {item!r} (key=value with key kc, mc, nc, "
-                     f"pack_a, prefetch_c or team)")
+        if key not in KEYS or not value:
+            sys.exit(f"tune_gemm.py: bad setting {item!r} (key=value with key "
+                     f"{', '.join(KEYS)})")
         out[key] = int(value)
     return out
 
