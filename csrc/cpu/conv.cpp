@@ -212,10 +212,30 @@ void col2im(T* cols, int64_t ld, T* dx, const ConvGeom& g, int64_t c) {
         }
 }
 
+// Σ r[0:n] in a fixed order: 16 running sums (lane k takes r[k], r[k + 16], ...), added
+// pairwise at the end, then the tail. One running sum would be a chain of dependent adds, 4
+// cycles each: the bias gradient of the MNIST CNN's first conv (32 x 100,352 entries) took
+// 3 ms that way, more than its weight gradient. The 16 sums vectorise (no -ffast-math needed:
+// the order is written out), and the result is the same on any machine and thread count.
+template <typename T>
+T plane_sum(const T* r, int64_t n) {
+    T acc[16] = {};
+    int64_t l = 0;
+    for (; l + 16 <= n; l += 16)
+        for (int k = 0; k < 16; k++) acc[k] += r[l + k];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+    T t = acc[0];
+    for (; l < n; l++) t += r[l];
+    return t;
+}
+
 // Images per chunk: a chunk's cols (C·KH·KW × B·L) and output rows (O × B·L) each stay under
-// kChunkElems (2 MB of float32, within L2/L3), and one GEMM per chunk and group then has B·L
-// columns instead of L.
-constexpr int64_t kChunkElems = int64_t(1) << 19;
+// kChunkElems (1 MiB of float32: built, then read back by the GEMM's packing while still in a
+// 2 MiB L2), and one GEMM per chunk and group then has B·L columns instead of L. Measured on
+// the Xeon, 1 thread, the MNIST CNN's middle conv: 2 MiB chunks 9.0 ms forward, 19.1 ms
+// backward; 1 MiB 8.5 and 17.1 (512 KiB: the same as 1 MiB, with twice the GEMM calls).
+constexpr int64_t kChunkElems = int64_t(1) << 18;
 
 inline int64_t chunk_images(const ConvGeom& g) {
     const int64_t per_image = std::max(g.C * g.KH * g.KW, g.O) * g.Ho * g.Wo;
@@ -332,12 +352,7 @@ void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, const ConvGeom&
         parallel_range(g.O, g.N * L, [&](int64_t o0, int64_t o1) {
             for (int64_t o = o0; o < o1; o++) {
                 double s = 0;                     // image by image, in order
-                for (int64_t n = 0; n < g.N; n++) {
-                    const T* r = dout + (n * g.O + o) * L;
-                    T t = 0;
-                    for (int64_t l = 0; l < L; l++) t += r[l];
-                    s += t;
-                }
+                for (int64_t n = 0; n < g.N; n++) s += plane_sum(dout + (n * g.O + o) * L, L);
                 db[o] = T(s);
             }
         });
