@@ -129,6 +129,39 @@ def test_non_contiguous_inputs(attn, dtype, rng):
         assert_close(a, w, dtype, name)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_destinations_are_written(attn, dtype, rng):
+    """out=, dq=, dk=, dv= as transposed views (the layer's merged (B, T, H, D) output and
+    (B, T, 3, H, D) gradient) hold the results and are returned; bad ones are the twin's
+    errors."""
+    dev, k = attn
+    xp = dev.xp
+    B, T, H, D = 2, 19, 3, 8
+    host = qkvg((B, H, T, D), dtype, rng)
+    q, kk, v, g = (to_dev(dev, x) for x in host)
+    a = xp.zeros((B, T, H, D), dtype)
+    o = a.transpose(0, 2, 1, 3)
+    got, lse = k["attention"](q, kk, v, return_lse=True, out=o)
+    assert got is o
+    want = ref.attention(*f64(*host[:3]))
+    assert_close(o, want, dtype, "out")
+    dqkv = xp.zeros((B, T, 3, H, D), dtype)
+    dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)
+    got = k["attention_backward"](q, kk, v, o, g, lse=lse, dq=dq, dk=dk, dv=dv)
+    assert all(x is y for x, y in zip(got, (dq, dk, dv)))
+    for name, x, w in zip(("dq", "dk", "dv"), got,
+                          ref.attention_backward(*f64(*host[:3], want, host[3]))):
+        assert_close(x, w, dtype, name)
+    for shape, step in (((B, H, T, D + 1), 1), ((B, H, T, 2 * D), 2)):   # shape, stride along D
+        bad = np.zeros(shape, dtype)[..., ::step]
+        bad_dev = to_dev(dev, np.zeros(shape, dtype))[..., ::step]
+        want_err = _errors(ref.attention, *host[:3], out=bad)
+        assert want_err is not None and want_err[0] is ValueError
+        assert _errors(k["attention"], q, kk, v, out=bad_dev) == want_err
+        want_err = _errors(ref.attention_backward, *host[:3], host[0], host[3], dk=bad)
+        assert _errors(k["attention_backward"], q, kk, v, q, g, dk=bad_dev) == want_err
+
 def test_large_scores_do_not_overflow(attn, rng):
     """Scores of ±1000: the running max keeps every exp() argument <= 0."""
     dev, k = attn

@@ -125,6 +125,61 @@ def test_attention_matches_numpy(rng, causal):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+
+def _attention_with_copies(layer, x, g):
+    """(y, dx, grads) computed as the layer did before its heads became views: q, k, v, the
+    kernel's output and its gradients copied between (B, nh, T, hs) and (B, T, nh, hs)."""
+    ops, p = nl.ops, layer.params
+    Bx, Tx, Cx = x.shape
+    nh, hs = layer.n_head, Cx // layer.n_head
+    x2 = x.reshape(Bx * Tx, Cx)
+    qkv = ops.gemm(x2, p["W_qkv"])
+    ops.bias_act(qkv, p["b_qkv"], out=qkv)
+    q, k, v = np.ascontiguousarray(qkv.reshape(Bx, Tx, 3, nh, hs).transpose(2, 0, 3, 1, 4))
+    out, lse = ops.attention(q, k, v, causal=layer.causal, return_lse=True)
+    a2 = out.transpose(0, 2, 1, 3).reshape(Bx * Tx, Cx)
+    y = ops.gemm(a2, p["W_o"])
+    ops.bias_act(y, p["b_o"], out=y)
+    g2 = g.reshape(Bx * Tx, Cx)
+    da = ops.gemm_nt(g2, p["W_o"])
+    dout = np.ascontiguousarray(da.reshape(Bx, Tx, nh, hs).transpose(0, 2, 1, 3))
+    dq, dk, dv = ops.attention_backward(q, k, v, out, dout, lse=lse, causal=layer.causal)
+    dqkv = np.stack([d.transpose(0, 2, 1, 3) for d in (dq, dk, dv)], 2).reshape(Bx * Tx, 3 * Cx)
+    grads = {"W_qkv": ops.gemm_tn(x2, dqkv), "b_qkv": ops.bias_grad(dqkv),
+             "W_o": ops.gemm_tn(a2, g2), "b_o": ops.bias_grad(g2)}
+    return y.reshape(x.shape), ops.gemm_nt(dqkv, p["W_qkv"]).reshape(x.shape), grads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_views_give_the_results_of_copies(rng, causal, dtype):
+    """The heads are views (the kernel reads q, k, v out of the projection and writes its output
+    and dq, dk, dv straight into their merged layouts): the numbers are those of contiguous
+    copies, bit for bit with the compiled kernels (numpy's matmul, under the twins, may sum in
+    another order for another layout)."""
+    layer = nl.MultiHeadAttention(16, 4, causal=causal, rng=2, dtype=dtype)
+    for k in ("b_qkv", "b_o"):
+        layer.params[k][:] = rng.standard_normal(layer.params[k].shape)
+    x = _x(rng, 3, 67, 16).astype(dtype)
+    g = _x(rng, 3, 67, 16).astype(dtype)
+    y = layer.forward(x)
+    assert np.shares_memory(layer._out, layer._a2)                  # written in place
+    dx = layer.backward(g)
+    want_y, want_dx, want_grads = _attention_with_copies(layer, x, g)
+    if nl.ops.compiled_kernels()["attention"] == "compiled":
+        check = np.testing.assert_array_equal
+    else:
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        def check(a, b):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    check(y, want_y)
+    check(dx, want_dx)
+    for name, w in want_grads.items():
+        check(layer.grads[name], w)
+    y_eval = layer.forward(x, training=False)
+    check(y_eval, want_y)
+    assert layer._qkv is None and layer._out is None and layer._a2 is None  # no cache
+
 def test_attention_is_causal(rng):
     layer = nl.MultiHeadAttention(C, H, rng=0)
     x = _x(rng, 1, 6, C)

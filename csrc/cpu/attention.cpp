@@ -2,9 +2,19 @@
 Attention: flash-style scaled dot-product attention, forward and backward, on the CPU.
 Ladder: dev/attention/ — this file is the last steps (vectorised, threaded, backward from the saved log-sum-exp)
 
-Shapes (B batch, H heads, T sequence length, D head size; B·H merged into BH, C-contiguous):
-    q, k, v, out, dout, dq, dk, dv   (BH, T, D)
-    lse                              (BH, T)
+Shapes (B batch, H heads, T sequence length, D head size):
+    q, k, v, out, dout, dq, dk, dv   (B, H, T, D), each with its own strides along B, H, T
+                                     (attention.h: Heads); rows of D are contiguous
+    lse                              (B, H, T), C-contiguous
+Strided operands: a transformer's QKV projection is (B, T, 3, H, D) in memory and its output
+projection wants (B, T, H, D), so contiguous (B, H, T, D) operands cost a transposing copy of
+q, k, v and of out (and of dout, dq, dk, dv in the backward) per layer and step. Every tile
+routine already takes a row stride (lda, ldb, ldc), so reading the views in place only changes
+where a head starts (b·sb + h·sh) and the row stride (st instead of D): the arithmetic and its
+order are the same as for contiguous operands, and so are the results, bit for bit. In such
+views the rows of different heads interleave (out as (B, T, H, D): head h's row t lies between
+those of heads h-1 and h+1, written by other threads meanwhile); every store stays inside its
+row's D elements (storen writes only the lanes below D), so none reaches a neighbour's row.
 
 Forward, for each (b, h):
     S = Q Kᵀ · scale          (T, T)   scale = 1/√D by default
@@ -144,14 +154,15 @@ static TileOps<T> pick_ops() {
             NNLITE_PICK(exp_rows<T>), NNLITE_PICK(ds_rows<T>)};
 }
 
-// Kᵀ of rows [0, n) of one head: Kt[d*ldt + j] = K[j*D + d], zero in columns [n, np), where
-// np = pad(n) (see Layout).
+// Kᵀ of rows [0, n) of one head (row stride ldk): Kt[d*ldt + j] = K[j*ldk + d], zero in
+// columns [n, np), where np = pad(n) (see Layout).
 template <typename T>
-static void transpose_rows(const T* K, int64_t n, int64_t D, T* Kt, int64_t ldt, bool pad16) {
+static void transpose_rows(const T* K, int64_t ldk, int64_t n, int64_t D, T* Kt, int64_t ldt,
+                           bool pad16) {
     const int64_t np = pad16 ? round16(n) : n;
     for (int64_t d = 0; d < D; d++) {
         T* kt = Kt + d * ldt;
-        for (int64_t j = 0; j < n; j++) kt[j] = K[j * D + d];
+        for (int64_t j = 0; j < n; j++) kt[j] = K[j * ldk + d];
         for (int64_t j = n; j < np; j++) kt[j] = T(0);
     }
 }
@@ -212,24 +223,27 @@ static inline int worker_id() {
 
 // ------------------------------------------------------------------------------- forward
 
-// One task: query tile [i0, i0 + rows) of one head. out == nullptr: only m, l (for lse).
+// One task: query tile [i0, i0 + rows) of one head; q, k, v, out point at the head's row 0,
+// lq, lk, lv, lo are their row strides. out == nullptr: only m, l (for lse).
 template <typename T>
-static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q, const T* k,
-                         const T* v, T* out, T* lse, int64_t T_, int64_t D, int64_t i0,
-                         bool causal, T scale, T* S, T* Kt, T* m, T* mnew, T* l, T* rowsum) {
+static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q, int64_t lq,
+                         const T* k, int64_t lk, const T* v, int64_t lv, T* out, int64_t lo,
+                         T* lse, int64_t T_, int64_t D, int64_t i0, bool causal, T scale, T* S,
+                         T* Kt, T* m, T* mnew, T* l, T* rowsum) {
     const int64_t ldt = lay.ldt;
     const int64_t rows = std::min(BR, T_ - i0);
     const int64_t kend = causal ? i0 + rows : T_;  // keys any row of this tile can see
-    transpose_rows(k, kend, D, Kt, ldt, lay.pad16);
+    transpose_rows(k, lk, kend, D, Kt, ldt, lay.pad16);
     for (int64_t r = 0; r < rows; r++) {
         m[r] = -std::numeric_limits<T>::infinity();
         l[r] = T(0);
     }
-    if (out) std::fill(out + i0 * D, out + (i0 + rows) * D, T(0));
+    if (out)  // row by row: out's rows need not be adjacent (lo > D)
+        for (int64_t r = 0; r < rows; r++) std::fill_n(out + (i0 + r) * lo, D, T(0));
     for (int64_t j0 = 0; j0 < kend; j0 += BC) {
         const int64_t cols = std::min(BC, kend - j0);
         const int64_t off = (causal && j0 + cols > i0) ? i0 - j0 : kNoMask;  // diagonal tile
-        lay.scores(q + i0 * D, D, Kt + j0, ldt, S, BC, rows, lay.ncp(cols), D, scale);
+        lay.scores(q + i0 * lq, lq, Kt + j0, ldt, S, BC, rows, lay.ncp(cols), D, scale);
         std::copy(m, m + rows, mnew);
         ops.row_max(S, BC, rows, cols, off, mnew);
         ops.exp_rows(S, BC, rows, cols, off, mnew, rowsum);
@@ -238,26 +252,28 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
             l[r] = l[r] * alpha + rowsum[r];
             m[r] = mnew[r];
             if (out && alpha != T(1)) {
-                T* o = out + (i0 + r) * D;
+                T* o = out + (i0 + r) * lo;
                 for (int64_t d = 0; d < D; d++) o[d] *= alpha;
             }
         }
-        if (out) ops.accum(S, BC, 1, v + j0 * D, D, out + i0 * D, D, rows, cols, D);
+        if (out) ops.accum(S, BC, 1, v + j0 * lv, lv, out + i0 * lo, lo, rows, cols, D);
     }
     for (int64_t r = 0; r < rows; r++) {
         lse[i0 + r] = m[r] + std::log(l[r]);
         if (out) {
             const T inv = T(1) / l[r];
-            T* o = out + (i0 + r) * D;
+            T* o = out + (i0 + r) * lo;
             for (int64_t d = 0; d < D; d++) o[d] *= inv;
         }
     }
 }
 
 template <typename T>
-void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64_t BH,
-                       int64_t T_, int64_t D, bool causal, T scale) {
+void attention_forward(Heads<const T> q, Heads<const T> k, Heads<const T> v, Heads<T> out,
+                       T* lse, int64_t B, int64_t H, int64_t T_, int64_t D, bool causal,
+                       T scale) {
     FtzScope ftz;
+    const int64_t BH = B * H;
     const TileOps<T> ops = pick_ops<T>();
     const Layout<T> lay = layout_for(ops, T_, D);
     const int64_t nq = (T_ + BR - 1) / BR, ntask = BH * nq;
@@ -267,10 +283,11 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64
     auto task = [&](int64_t t, T* w) {
         // causal: the last query tiles are the most work, so hand them out first
         const int64_t bh = t / nq, qt = causal ? nq - 1 - t % nq : t % nq;
-        const int64_t o = bh * T_ * D;
+        const int64_t b = bh / H, h = bh % H;
         T *S = w, *Kt = S + BR * BC, *m = Kt + D * lay.ldt;
-        forward_tile(ops, lay, q + o, k + o, v + o, out ? out + o : nullptr, lse + bh * T_, T_,
-                     D, qt * BR, causal, scale, S, Kt, m, m + BR, m + 2 * BR, m + 3 * BR);
+        forward_tile(ops, lay, q.head(b, h), q.st, k.head(b, h), k.st, v.head(b, h), v.st,
+                     out.p ? out.head(b, h) : nullptr, out.st, lse + bh * T_, T_, D, qt * BR,
+                     causal, scale, S, Kt, m, m + BR, m + 2 * BR, m + 3 * BR);
     };
 #ifdef NNLITE_OPENMP
     if (workers > 1) {
@@ -292,55 +309,67 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse, int64
 
 // ------------------------------------------------------------------------------- backward
 
-// One head: dq, dk, dv (T, D) are written (zeroed first, then accumulated) by this thread only.
+// One head (b, h); lse points at its T row statistics. Its rows of dq, dk, dv are written
+// (zeroed first, then accumulated) by this thread only.
 template <typename T>
-static void backward_head(const TileOps<T>& ops, const T* q, const T* k, const T* v,
-                          const T* out, const T* dout, const T* lse, T* dq, T* dk, T* dv,
+static void backward_head(const TileOps<T>& ops, Heads<const T> Q, Heads<const T> K,
+                          Heads<const T> V, Heads<const T> O, Heads<const T> dO, const T* lse,
+                          Heads<T> dQ, Heads<T> dK, Heads<T> dV, int64_t b, int64_t h,
                           int64_t T_, int64_t D, bool causal, T scale, const Layout<T>& lay,
                           T* S, T* dP, T* Kt, T* Vt, T* delta) {
     const int64_t ldt = lay.ldt;
-    std::fill(dq, dq + T_ * D, T(0));
-    std::fill(dk, dk + T_ * D, T(0));
-    std::fill(dv, dv + T_ * D, T(0));
+    // the head's rows and their strides (l.. = row stride of ..)
+    const T *q = Q.head(b, h), *k = K.head(b, h), *v = V.head(b, h);
+    const T *out = O.head(b, h), *dout = dO.head(b, h);
+    T *dq = dQ.head(b, h), *dk = dK.head(b, h), *dv = dV.head(b, h);
+    const int64_t lq = Q.st, lk = K.st, lv = V.st, lo = O.st, ld = dO.st;
+    const int64_t lgq = dQ.st, lgk = dK.st, lgv = dV.st;
+    for (int64_t i = 0; i < T_; i++) {
+        std::fill_n(dq + i * lgq, D, T(0));
+        std::fill_n(dk + i * lgk, D, T(0));
+        std::fill_n(dv + i * lgv, D, T(0));
+    }
     for (int64_t i = 0; i < T_; i++) {  // Δ_i = Σ_d dO[i, d] O[i, d]
         T s = T(0);
-        for (int64_t d = 0; d < D; d++) s += dout[i * D + d] * out[i * D + d];
+        for (int64_t d = 0; d < D; d++) s += dout[i * ld + d] * out[i * lo + d];
         delta[i] = s;
     }
-    transpose_rows(k, T_, D, Kt, ldt, lay.pad16);
-    transpose_rows(v, T_, D, Vt, ldt, lay.pad16);
+    transpose_rows(k, lk, T_, D, Kt, ldt, lay.pad16);
+    transpose_rows(v, lv, T_, D, Vt, ldt, lay.pad16);
     for (int64_t j0 = 0; j0 < T_; j0 += BC) {
         const int64_t cols = std::min(BC, T_ - j0), ncp = lay.ncp(cols);
         for (int64_t i0 = causal ? j0 : 0; i0 < T_; i0 += BR) {
             const int64_t rows = std::min(BR, T_ - i0);
             const int64_t off = (causal && i0 < j0 + cols) ? i0 - j0 : kNoMask;
-            lay.scores(q + i0 * D, D, Kt + j0, ldt, S, BC, rows, ncp, D, scale);
-            ops.exp_rows(S, BC, rows, cols, off, lse + i0, nullptr);        // P
-            ops.accum(S, 1, BC, dout + i0 * D, D, dv + j0 * D, D, cols, rows, D);  // dV += Pᵀ dO
-            lay.scores(dout + i0 * D, D, Vt + j0, ldt, dP, BC, rows, ncp, D, T(1));  // dP = dO Vᵀ
-            ops.ds_rows(S, dP, BC, rows, cols, off, delta + i0, scale);     // dS·scale
-            ops.accum(dP, BC, 1, k + j0 * D, D, dq + i0 * D, D, rows, cols, D);   // dQ += dS K
-            ops.accum(dP, 1, BC, q + i0 * D, D, dk + j0 * D, D, cols, rows, D);   // dK += dSᵀ Q
+            const T *qi = q + i0 * lq, *doi = dout + i0 * ld;
+            lay.scores(qi, lq, Kt + j0, ldt, S, BC, rows, ncp, D, scale);
+            ops.exp_rows(S, BC, rows, cols, off, lse + i0, nullptr);              // P
+            ops.accum(S, 1, BC, doi, ld, dv + j0 * lgv, lgv, cols, rows, D);       // dV += Pᵀ dO
+            lay.scores(doi, ld, Vt + j0, ldt, dP, BC, rows, ncp, D, T(1));         // dP = dO Vᵀ
+            ops.ds_rows(S, dP, BC, rows, cols, off, delta + i0, scale);           // dS·scale
+            ops.accum(dP, BC, 1, k + j0 * lk, lk, dq + i0 * lgq, lgq, rows, cols, D);  // dQ += dS K
+            ops.accum(dP, 1, BC, qi, lq, dk + j0 * lgk, lgk, cols, rows, D);       // dK += dSᵀ Q
         }
     }
 }
 
 template <typename T>
-void attention_backward(const T* q, const T* k, const T* v, const T* out, const T* dout,
-                        const T* lse, T* dq, T* dk, T* dv, int64_t BH, int64_t T_, int64_t D,
+void attention_backward(Heads<const T> q, Heads<const T> k, Heads<const T> v,
+                        Heads<const T> out, Heads<const T> dout, const T* lse, Heads<T> dq,
+                        Heads<T> dk, Heads<T> dv, int64_t B, int64_t H, int64_t T_, int64_t D,
                         bool causal, T scale) {
     FtzScope ftz;
+    const int64_t BH = B * H;
     const TileOps<T> ops = pick_ops<T>();
     const Layout<T> lay = layout_for(ops, T_, D);
     const int workers = workers_for(BH, BH, T_, D);
     // per worker: S, dP (BR x BC each), Kᵀ, Vᵀ (D x ldt each), delta (T)
     Workspace<T> ws(workers, 2 * BR * BC + 2 * D * lay.ldt + T_, 2 * BR * BC);
     auto head = [&](int64_t bh, T* w) {
-        const int64_t o = bh * T_ * D;
+        const int64_t b = bh / H, h = bh % H;
         T *S = w, *dP = S + BR * BC, *Kt = dP + BR * BC, *Vt = Kt + D * lay.ldt;
-        backward_head(ops, q + o, k + o, v + o, out + o, dout + o, lse + bh * T_, dq + o,
-                      dk + o, dv + o, T_, D, causal, scale, lay, S, dP, Kt, Vt,
-                      Vt + D * lay.ldt);
+        backward_head(ops, q, k, v, out, dout, lse + bh * T_, dq, dk, dv, b, h, T_, D, causal,
+                      scale, lay, S, dP, Kt, Vt, Vt + D * lay.ldt);
     };
 #ifdef NNLITE_OPENMP
     if (workers > 1) {
@@ -360,15 +389,16 @@ void attention_backward(const T* q, const T* k, const T* v, const T* out, const 
     for (int64_t bh = 0; bh < BH; bh++) head(bh, ws.of(0));
 }
 
-template void attention_forward<float>(const float*, const float*, const float*, float*, float*,
-                                       int64_t, int64_t, int64_t, bool, float);
-template void attention_forward<double>(const double*, const double*, const double*, double*,
-                                        double*, int64_t, int64_t, int64_t, bool, double);
-template void attention_backward<float>(const float*, const float*, const float*, const float*,
-                                        const float*, const float*, float*, float*, float*,
-                                        int64_t, int64_t, int64_t, bool, float);
-template void attention_backward<double>(const double*, const double*, const double*,
-                                         const double*, const double*, const double*, double*,
-                                         double*, double*, int64_t, int64_t, int64_t, bool, double);
+#define NNLITE_ATTENTION_INSTANTIATE(T)                                                      \
+    template void attention_forward<T>(Heads<const T>, Heads<const T>, Heads<const T>,       \
+                                       Heads<T>, T*, int64_t, int64_t, int64_t, int64_t, bool, \
+                                       T);                                                    \
+    template void attention_backward<T>(Heads<const T>, Heads<const T>, Heads<const T>,      \
+                                        Heads<const T>, Heads<const T>, const T*, Heads<T>,   \
+                                        Heads<T>, Heads<T>, int64_t, int64_t, int64_t, int64_t, \
+                                        bool, T);
+NNLITE_ATTENTION_INSTANTIATE(float)
+NNLITE_ATTENTION_INSTANTIATE(double)
+#undef NNLITE_ATTENTION_INSTANTIATE
 
 }  // namespace nnlite

@@ -27,7 +27,12 @@ class MultiHeadAttention(Layer):
     where :math:`M_{ts} = -\infty` for :math:`s > t` when ``causal`` (position t sees
     0..t), else 0. The attention itself is ``ops.attention`` (a flash-attention kernel: the
     (T, T) probabilities are never stored; it returns the row log-sum-exp, which
-    ``ops.attention_backward`` reuses). The projections' gradients are plain GEMMs:
+    ``ops.attention_backward`` reuses). The heads are views, never transposed by a copy here:
+    the CPU kernel reads Q, K, V straight out of the (B, T, 3, n_h, d) projection through
+    their strides, writes A straight into (B, T, n_h, d) = (B·T, C), and in the backward
+    writes dQ, dK, dV straight into their columns of the projection's gradient (the CUDA
+    wrapper copies between layouts on the device instead).
+    The projections' gradients are plain GEMMs:
     :math:`\partial W_o = A^\top g`, :math:`\partial A = g W_o^\top`,
     :math:`\partial W_{qkv} = x^\top \partial[Q\,K\,V]`,
     :math:`\partial x = \partial[Q\,K\,V]\, W_{qkv}^\top`.
@@ -82,8 +87,8 @@ class MultiHeadAttention(Layer):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         # caches for backward
         self._x2 = None         # input as (B*T, C), for dW_qkv
-        self._qkv = None        # (3, B, nh, T, hs): q, k, v are its contiguous slices
-        self._out = None        # (B, nh, T, hs) attention output, and its
+        self._qkv = None        # (q, k, v): (B, nh, T, hs) views of the (B*T, 3C) projection
+        self._out = None        # (B, nh, T, hs) attention output, a view of _a2, and its
         self._lse = None        # (B, nh, T) row log-sum-exp
         self._a2 = None         # the output, heads merged: (B*T, C)
         self._mask = None       # residual dropout: scaled mask m/(1-p), or None
@@ -101,21 +106,23 @@ class MultiHeadAttention(Layer):
         x2 = xp.ascontiguousarray(x).reshape(B * T, C)              # (B*T, C)
         qkv = ops.gemm(x2, p["W_qkv"])                              # (B*T, 3C)
         ops.bias_act(qkv, p["b_qkv"], out=qkv)                      # += b_qkv, in place
-        qkv = xp.ascontiguousarray(
-            qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4))  # (3, B, nh, T, hs)
-        q, k, v = qkv[0], qkv[1], qkv[2]                            # each (B, nh, T, hs)
+        # the heads are views (strided along B, nh, T; the kernel reads them in place)
+        q, k, v = qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
+        a = xp.empty((B, T, nh, hs), dtype=qkv.dtype)               # heads merged: (B*T, C)
+        out = a.transpose(0, 2, 1, 3)                               # (B, nh, T, hs) view of a
         if training:
-            out, lse = ops.attention(q, k, v, causal=self.causal, return_lse=True)
+            _, lse = ops.attention(q, k, v, causal=self.causal, return_lse=True, out=out)
         else:                                                       # inference: no lse
-            out, lse = ops.attention(q, k, v, causal=self.causal), None
-        a2 = out.transpose(0, 2, 1, 3).reshape(B * T, C)            # (B, T, nh, hs) -> (B*T, C)
+            ops.attention(q, k, v, causal=self.causal, out=out)
+            lse = None
+        a2 = a.reshape(B * T, C)                                    # a view: no copy
         y = ops.gemm(a2, p["W_o"])                                  # (B*T, C)
         ops.bias_act(y, p["b_o"], out=y)                            # += b_o, in place
         y = y.reshape(B, T, C)
         # inference (training=False) keeps no cache: evaluate/predict hold no activations
-        # (a2 too: the copy the heads were merged into, which dW_o needs again)
+        # (the views q, k, v, out would keep the projection and a2 alive)
         self._x2, self._qkv, self._out, self._lse, self._a2 = \
-            (x2, qkv, out, lse, a2) if training else (None,) * 5
+            (x2, (q, k, v), out, lse, a2) if training else (None,) * 5
         self._mask = None
         if training and self.training and self.dropout > 0.0:       # residual dropout
             self._mask = dropout_mask(y, self.dropout, self._rng)
@@ -136,16 +143,14 @@ class MultiHeadAttention(Layer):
         ops.gemm_tn(self._a2, g2, out=gr["W_o"], accumulate=True)         # dW_o += a2ᵀ g
         ops.bias_grad(g2, out=gr["b_o"], accumulate=True)           # db_o += Σ_n g_n
         da = ops.gemm_nt(g2, p["W_o"])                              # (B*T, C) = g W_oᵀ
-        dout = xp.ascontiguousarray(
-            da.reshape(B, T, nh, hs).transpose(0, 2, 1, 3))         # (B, nh, T, hs)
+        dout = da.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)       # (B, nh, T, hs), a view
         q, k, v = self._qkv
-        dq, dk, dv = ops.attention_backward(q, k, v, self._out, dout, lse=self._lse,
-                                            causal=self.causal)
-        # in the forward pass this was qkv = x2 W_qkv + b_qkv, then split into heads: each of
-        # dq, dk, dv is copied once, straight into its columns of dqkv
-        dqkv = xp.empty((B, T, 3, nh, hs), dtype=dq.dtype)          # (B, T, 3, nh, hs)
-        for i, d in enumerate((dq, dk, dv)):
-            dqkv[:, :, i] = d.transpose(0, 2, 1, 3)                 # (B, T, nh, hs)
+        # in the forward pass this was qkv = x2 W_qkv + b_qkv, then split into heads (views):
+        # the kernel writes dq, dk, dv straight into their columns of dqkv, through views
+        dqkv = xp.empty((B, T, 3, nh, hs), dtype=da.dtype)          # (B, T, 3, nh, hs)
+        dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)                  # each (B, nh, T, hs)
+        ops.attention_backward(q, k, v, self._out, dout, lse=self._lse, causal=self.causal,
+                               dq=dq, dk=dk, dv=dv)
         dqkv = dqkv.reshape(B * T, 3 * C)                           # (B*T, 3C), a view
         ops.gemm_tn(self._x2, dqkv, out=gr["W_qkv"], accumulate=True)  # dW_qkv += xᵀ dqkv
         ops.bias_grad(dqkv, out=gr["b_qkv"], accumulate=True)       # db_qkv += Σ_n dqkv_n

@@ -335,6 +335,26 @@ def attention_backward_args(q, k, v, out, grad_out):
     return q, k, v, out, grad_out
 
 
+def attention_targets(op, q, **targets):
+    """Check the destinations of an attention op (``out=`` of attention, ``dq=``, ``dk=``,
+    ``dv=`` of attention_backward), each None or an array of q's shape (B, H, T, D) and dtype
+    with unit stride along D and any strides along B, H and T (a transposed view of a bigger
+    buffer: the layer's (B, T, H, D) output or (B, T, 3, H, D) gradient), writable."""
+    for name, a in targets.items():
+        if a is None:
+            continue
+        if not is_array(a) or a.shape != q.shape or a.dtype != q.dtype:
+            got = (f"shape {a.shape} and dtype {a.dtype}" if is_array(a)
+                   else type(a).__name__)
+            raise ValueError(f"{op}: {name} must be an array of shape {q.shape} (B, H, T, D) "
+                             f"and dtype {q.dtype} like q, got {got}")
+        if a.shape[3] > 1 and a.strides[3] != a.itemsize:
+            raise ValueError(f"{op}: {name} must have unit stride along D (the last axis; any "
+                             f"strides along B, H, T), got strides {a.strides} bytes for shape "
+                             f"{a.shape} and itemsize {a.itemsize}")
+        check_writable(op, **{name: a})
+
+
 def layernorm_args(x, gamma, beta):
     """Validated (x, gamma, beta) for LayerNorm over the last axis of x."""
     op = "layernorm"

@@ -7,7 +7,10 @@ The checks are the twin's (``qkv_args`` and ``attention_backward_args`` in
 shim); inputs are made C-contiguous (a (B, T, H, D) array viewed as (B, H, T, D) is copied
 once), outputs allocated with ``dev.xp.empty``, and the kernels never build a (T, T) array.
 ``lse`` in the backward is checked like the CPU kernel's wrapper (nnlite/ops/native_attention.py)
-checks it. One difference from the twin: head sizes D over
+checks it. The destinations ``out=``, ``dq=``, ``dk=``, ``dv=`` are checked as the twin's
+(``attention_targets``; they must also be ``dev.xp`` arrays); the kernels write contiguous
+results, which are then copied into them (a strided copy on the device). One difference from
+the twin: head sizes D over
 ``dev.ext.attention_max_head_size`` (256) are a ValueError (the kernels keep a row slice of D in
 registers).
 """
@@ -56,6 +59,23 @@ def _contiguous(dev, a, dtype=None):
     return a if getattr(a.flags, "aligned", True) else a.copy()
 
 
+def _targets(dev, op, q, **targets):
+    """The twin's ``checks.attention_targets``, and each destination on ``dev``."""
+    checks.attention_targets(op, q, **targets)
+    for name, a in targets.items():
+        if a is not None and not isinstance(a, dev.xp.ndarray):
+            raise ValueError(f"{op}: {name} must be a {dev.xp.__name__} array like q, got "
+                             f"{type(a).__name__}")
+
+
+def _into(result, target):
+    """``result``, or ``target`` holding it (copied on the device, through its strides)."""
+    if target is None:
+        return result
+    target[...] = result
+    return target
+
+
 def _scale(q, scale):
     return 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
 
@@ -79,25 +99,32 @@ def kernels(dev):
             bool(causal), scale, dev.stream())
         return out, lse
 
-    def attention(q, k, v, causal=True, scale=None, return_lse=False):
+    def attention(q, k, v, causal=True, scale=None, return_lse=False, out=None):
         """Scaled dot-product attention over (B, H, T, D) arrays.
 
         out = softmax(Q Kᵀ / √D + mask) V, where the causal mask is -inf above the diagonal
         (query t sees keys 0..t). ``scale`` defaults to 1/√D. With ``return_lse`` also returns
         the row log-sum-exp L (B, H, T) of the scaled, masked scores, which the backward reuses.
+        ``out``: an array of q's shape and dtype with unit stride along D (any strides along B,
+        H, T) to copy the result into, and return; by default a new C-contiguous one.
         """
         q, k, v = _qkv(dev, "attention", q, k, v)
+        _targets(dev, "attention", q, out=out)
         q, k, v = (_contiguous(dev, a) for a in (q, k, v))
-        out, lse = forward(q, k, v, causal, _scale(q, scale), True)
-        return (out, lse) if return_lse else out
+        res, lse = forward(q, k, v, causal, _scale(q, scale), True)
+        res = _into(res, out)
+        return (res, lse) if return_lse else res
 
-    def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None):
+    def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None, dq=None,
+                           dk=None, dv=None):
         """Gradients (dq, dk, dv) of attention for the upstream gradient dO.
 
         With P = softmax(S), S = Q Kᵀ · scale (+ mask):
         dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP - rowsum(dO ⊙ O)),  dQ = dS K · scale,
         dK = dSᵀ Q · scale. ``lse`` (B, H, T) from ``attention(..., return_lse=True)`` saves a
         pass over Q Kᵀ; without it the row statistics are recomputed first (no P·V).
+        ``dq``, ``dk``, ``dv``: arrays to copy the gradients into and return, as ``out`` of
+        ``attention``; by default new C-contiguous ones.
         """
         op = "attention_backward"
         q, k, v = _qkv(dev, op, q, k, v)
@@ -107,6 +134,8 @@ def kernels(dev):
         if out.shape != q.shape or grad_out.shape != q.shape:
             raise ValueError(f"{op}: out {out.shape} and grad_out {grad_out.shape} must have the "
                              f"shape of q {q.shape}")
+        targets = (dq, dk, dv)
+        _targets(dev, op, q, dq=dq, dk=dk, dv=dv)
         s = _scale(q, scale)
         q, k, v, out, grad_out = (_contiguous(dev, a) for a in (q, k, v, out, grad_out))
         if lse is None:
@@ -119,10 +148,10 @@ def kernels(dev):
             lse = _contiguous(dev, lse, q.dtype)
         B, H, T, D = q.shape
         delta = xp.empty((B, H, T), q.dtype)       # scratch: rowsum(dO ⊙ O)
-        dq, dk, dv = (xp.empty(q.shape, q.dtype) for _ in range(3))
+        gq, gk, gv = (xp.empty(q.shape, q.dtype) for _ in range(3))
         getattr(ext, f"attention_backward_{_suffix(q.dtype)}")(
-            ptr(q), ptr(k), ptr(v), ptr(out), ptr(grad_out), ptr(lse), ptr(delta), ptr(dq),
-            ptr(dk), ptr(dv), B * H, T, D, bool(causal), s, dev.stream())
-        return dq, dk, dv
+            ptr(q), ptr(k), ptr(v), ptr(out), ptr(grad_out), ptr(lse), ptr(delta), ptr(gq),
+            ptr(gk), ptr(gv), B * H, T, D, bool(causal), s, dev.stream())
+        return tuple(_into(g, t) for g, t in zip((gq, gk, gv), targets))
 
     return {"attention": attention, "attention_backward": attention_backward}

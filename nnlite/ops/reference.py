@@ -254,40 +254,54 @@ def _causal_mask(T):
     return np.tril(np.ones((T, T), dtype=bool))
 
 
-def attention(q, k, v, causal=True, scale=None, return_lse=False):
+def _into(result, target):
+    """``result``, or ``target`` (a destination of an attention op) holding it."""
+    if target is None:
+        return result
+    target[...] = result
+    return target
+
+
+def attention(q, k, v, causal=True, scale=None, return_lse=False, out=None):
     """Scaled dot-product attention over (B, H, T, D) arrays.
 
     out = softmax(Q Kᵀ / √D + mask) V, where the causal mask is -inf above the diagonal
     (query t sees keys 0..t). ``scale`` defaults to 1/√D. With ``return_lse`` also returns
     the row log-sum-exp L (B, H, T) of the scaled, masked scores, which the backward reuses.
+    ``out``: an array of q's shape and dtype with unit stride along D (any strides along B, H,
+    T, e.g. ``a.transpose(0, 2, 1, 3)`` of a (B, T, H, D) array) to write the result into, and
+    return; by default a new one.
     """
     q, k, v = checks.qkv_args("attention", q, k, v)
+    checks.attention_targets("attention", q, out=out)
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
     p, lse = _attention_probs(q, k, causal, scale)
-    out = (p @ v).astype(q.dtype, copy=False)
-    return (out, lse.astype(q.dtype, copy=False)) if return_lse else out
+    res = _into((p @ v).astype(q.dtype, copy=False), out)
+    return (res, lse.astype(q.dtype, copy=False)) if return_lse else res
 
 
-def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None):
+def attention_backward(q, k, v, out, grad_out, lse=None, causal=True, scale=None, dq=None,
+                       dk=None, dv=None):
     """Gradients (dq, dk, dv) of attention for the upstream gradient dO.
 
     With P = softmax(S), S = Q Kᵀ · scale (+ mask):
     dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP - rowsum(dO ⊙ O)),  dQ = dS K · scale,
     dK = dSᵀ Q · scale. ``lse`` (from the forward) may be given; the twin recomputes P anyway.
+    ``dq``, ``dk``, ``dv``: arrays to write the gradients into and return, as ``out`` of
+    :func:`attention` (e.g. transposed views of one (B, T, 3, H, D) array); by default new ones.
     """
     q, k, v, out, grad_out = checks.attention_backward_args(q, k, v, out, grad_out)
+    checks.attention_targets("attention_backward", q, dq=dq, dk=dk, dv=dv)
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
     p, _ = _attention_probs(q, k, causal, scale)
-    dv = np.swapaxes(p, -1, -2) @ grad_out
+    grad_v = np.swapaxes(p, -1, -2) @ grad_out       # (not dv: that is the destination)
     dp = grad_out @ np.swapaxes(v, -1, -2)
     delta = (grad_out * out).sum(axis=-1, keepdims=True)
     ds = p * (dp - delta)
     if causal:      # a masked score contributes nothing (not 0 · NaN when a row's delta is NaN)
         ds = np.where(_causal_mask(q.shape[2]), ds, 0)
-    dq = (ds @ k) * scale
-    dk = (np.swapaxes(ds, -1, -2) @ q) * scale
-    t = q.dtype
-    return dq.astype(t, copy=False), dk.astype(t, copy=False), dv.astype(t, copy=False)
+    grads = ((ds @ k) * scale, (np.swapaxes(ds, -1, -2) @ q) * scale, grad_v)
+    return tuple(_into(g.astype(q.dtype, copy=False), t) for g, t in zip(grads, (dq, dk, dv)))
 
 
 def layernorm(x, gamma, beta, eps=1e-5):
