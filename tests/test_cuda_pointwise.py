@@ -1,7 +1,8 @@
 """The CUDA pointwise family (csrc/cuda/pointwise_kernels.cuh, nnlite/ops/cuda_pointwise.py)
 against the numpy twins (nnlite/ops/reference.py): bias + activation forward and backward (every
-activation), the bias gradient, softmax forward and backward, softmax cross-entropy; float32 and
-float64, awkward shapes, non-contiguous inputs, out= and accumulate=, and the twins' errors.
+activation), the bias gradient (alone and after the activation backward), softmax forward and
+backward, softmax cross-entropy; float32 and float64, awkward shapes, non-contiguous inputs, out=
+and accumulate=, and the twins' errors.
 
 Each test runs through the shim on CPU threads (and under ThreadSanitizer in CI) and, marked
 ``cuda``, on a GPU (the ``cuda_dev`` fixture). Shapes stay small: under the shim every CUDA thread
@@ -256,6 +257,72 @@ def test_bias_grad_errors_match_twin(cuda_dev):
     same_error(cuda_dev, "bias_grad", g, out=np.zeros(4, np.float32))
     same_error(cuda_dev, "bias_grad", g, out=np.zeros(3, np.float64))
     same_error(cuda_dev, "bias_grad", g.astype(complex))
+
+
+# ----------------------------------------------------------------------------- act backward + bias grad
+# on the GPU the composition of the two kernels above: act_backward, then bias_grad of its result
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 63), (65, 65), (257, 7), (3, 5, 33), (0, 7)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_act_backward_bias_grad(cuda_dev, rng, shape, dtype, act):
+    k = cp.kernels(cuda_dev)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    y = twin(ref.act_forward, x, act, 0.2)
+    dg, dxx, dy = (to_dev(cuda_dev, a) for a in (g, x, y))
+    rows = max(1, g.size // shape[-1])
+    kw = {"rtol": 1e-5, "atol": 1e-5 * np.sqrt(rows)} if dtype == np.float32 else {}
+    want_dx, want_db = twin(ref.act_backward_bias_grad, g, x, y, act, 0.2)
+    dx, db = k["act_backward_bias_grad"](dg, dxx, dy, act, 0.2)
+    close(dx, want_dx, dtype)
+    close(db, want_db, dtype, **kw)
+    start = rng.standard_normal(shape[-1]).astype(dtype)
+    acc = to_dev(cuda_dev, start)
+    out = cuda_dev.xp.empty(shape, dtype)
+    dx2, db2 = k["act_backward_bias_grad"](dg, dxx, dy, act, 0.2, db=acc, accumulate=True,
+                                           out=out)
+    assert dx2 is out and db2 is acc
+    close(out, want_dx, dtype)
+    close(acc, want_db + start, dtype, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_act_backward_bias_grad_non_contiguous(cuda_dev, rng, dtype):
+    k = cp.kernels(cuda_dev)
+    base = rng.standard_normal((2, 66, 140)).astype(dtype)
+    g, x = base[0, ::2, 3::2], base[1, ::2, 3::2]              # (33, 69) strided
+    y = twin(ref.act_forward, x, "gelu")
+    dbase = to_dev(cuda_dev, base)
+    big = rng.standard_normal(138).astype(dtype)
+    dbig = to_dev(cuda_dev, big)
+    dx, db = k["act_backward_bias_grad"](dbase[0, ::2, 3::2], dbase[1, ::2, 3::2],
+                                         to_dev(cuda_dev, y), "gelu", db=dbig[::2],
+                                         accumulate=True)
+    want_dx, want_db = twin(ref.act_backward_bias_grad, g, x, y, "gelu")
+    kw = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {}
+    close(dx, want_dx, dtype)
+    close(db, want_db + big[::2], dtype, **kw)
+    np.testing.assert_array_equal(to_host(dbig[1::2]), big[1::2])   # untouched between
+
+
+def test_act_backward_bias_grad_errors_match_twin(cuda_dev, rng):
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    op = "act_backward_bias_grad"
+    same_error(cuda_dev, op, x, x, x[:2], "relu")
+    same_error(cuda_dev, op, x, x.astype(np.float64), x, "tanh")
+    same_error(cuda_dev, op, x, x, x, "swish")
+    same_error(cuda_dev, op, x, x, x, "gelu", db=np.zeros(4, np.float32))
+    same_error(cuda_dev, op, x, x, x, "gelu", db=np.zeros(3))
+    same_error(cuda_dev, op, x, x, x, "gelu", db=[0.0, 0.0, 0.0])
+    same_error(cuda_dev, op, x, x, x, "gelu", accumulate=True)
+    same_error(cuda_dev, op, x, x, x, "gelu", out=np.empty((3, 4), np.float32))
+    same_error(cuda_dev, op, x[0, 0], x[0, 0], x[0, 0], "relu")
+    if cuda_dev.kind == "shim":                            # CuPy arrays have no read-only flag
+        ro = np.zeros(3, np.float32)
+        ro.flags.writeable = False
+        same_error(cuda_dev, op, x, x, x, "relu", db=ro)
 
 
 # ----------------------------------------------------------------------------- softmax

@@ -12,7 +12,7 @@ from _scripts import load_script
 
 import nnlite as nl
 from nnlite.models.gpt import GPTConfig
-from nnlite.models.gpt_blocks import Block
+from nnlite.models.gpt_blocks import MLP, Block
 from nnlite.testing import check_layer_gradients
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,6 +162,47 @@ def test_block_gradients():
     with pytest.raises(ValueError, match=r"Block\(n_embd=8, n_head=2\): backward\(\) got a "
                                          r"gradient of shape \(2, 5, 7\)"):
         block.backward(np.zeros((2, 5, 7)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mlp_fc_computes_the_gelu(dtype):
+    """The MLP's fc computes the GELU with its bias (Linear(act="gelu")), its gelu passes
+    through: the same values and gradients as fc → GELU → proj unfused, the same keys."""
+    rng = np.random.default_rng(0)
+    mlp = MLP(8, rng=1).astype(dtype)
+    assert mlp.fc.act == "gelu" and mlp.gelu.fused
+    assert list(mlp.params) == ["fc.W", "fc.b", "proj.W", "proj.b"]
+    for p in mlp.params.values():
+        if p.ndim == 1:
+            p[...] = rng.standard_normal(p.shape)
+    fc = nl.Linear(8, 32, dtype=dtype)                       # the same layers, unfused
+    proj = nl.Linear(32, 8, dtype=dtype)
+    for layer, part in ((fc, mlp.fc), (proj, mlp.proj)):
+        for k, v in part.params.items():
+            layer.params[k][...] = v
+    gelu = nl.GELU()
+    x = rng.standard_normal((3, 50, 8)).astype(dtype)       # 150 rows: two row chunks
+    g = rng.standard_normal((3, 50, 8)).astype(dtype)
+    y = mlp.forward(x)
+    np.testing.assert_array_equal(y, proj.forward(gelu.forward(fc.forward(x))))
+    np.testing.assert_array_equal(mlp.forward(x, training=False), y)
+    mlp.forward(x)
+    dx = mlp.backward(g)
+    want = fc.backward(gelu.backward(proj.backward(g)))
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_array_equal(dx, want)
+    for k, v in mlp.grads.items():
+        layer, key = (fc, k[3:]) if k.startswith("fc.") else (proj, k[5:])
+        np.testing.assert_allclose(v, layer.grads[key], **tol, err_msg=k)
+
+
+def test_mlp_gradients():
+    rng = np.random.default_rng(0)
+    mlp = MLP(8, rng=1)
+    for p in mlp.params.values():
+        if p.ndim == 1:
+            p[...] += 0.3 * rng.standard_normal(p.shape)
+    check_layer_gradients(mlp, rng.standard_normal((2, 5, 8)), rng=rng)
 
 
 # -- checkpoints written before the modules had names ------------------------------------------

@@ -455,6 +455,10 @@ def _misaligned_cases(rng, dtype):
         ops.bias_grad(gr, out=o, accumulate=True)
         return (o,)
 
+    def act_bias_grad(gg, xx, yy, db, o):
+        dx, _ = ops.act_backward_bias_grad(gg, xx, yy, "gelu", db=db, accumulate=True, out=o)
+        return dx, db
+
     def emb_back(i, gr, dt):
         ops.embedding_backward(i, gr, dt)
         return (dt,)
@@ -473,6 +477,7 @@ def _misaligned_cases(rng, dtype):
             lambda z, t: (np.array(ops.softmax_cross_entropy(z, t)[0]),
                           ops.softmax_cross_entropy(z, t)[1]),
             [x, rng.integers(0, 20, 33).astype(np.int64)]),
+        "act_bias_grad": (act_bias_grad, [g, x, x, gamma, r(33, 20)]),
         "bias_grad": (lambda gg: (ops.bias_grad(gg),), [g]),
         "bias_grad_out": (bias_grad_out, [g, gamma]),
         "sgd_update": (sgd, [x, g, pos]),
@@ -493,8 +498,8 @@ def _misaligned_cases(rng, dtype):
     }
 
 
-CASE_NAMES = ("gemm", "gemm_out", "bias_act", "bias_act_inplace", "act", "softmax",
-              "softmax_cross_entropy", "bias_grad", "bias_grad_out", "sgd_update",
+CASE_NAMES = ("gemm", "gemm_out", "bias_act", "bias_act_inplace", "act", "act_bias_grad",
+              "softmax", "softmax_cross_entropy", "bias_grad", "bias_grad_out", "sgd_update",
               "rmsprop_update", "adam_update", "adam_update_many", "attention",
               "attention_backward_lse", "layernorm", "layernorm_backward", "embedding",
               "embedding_backward")

@@ -241,6 +241,28 @@ def test_dense_is_linear_then_its_activation():
         assert nl.Dense(2, activation=act).activation is None
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "softmax"])
+def test_dense_fuses_the_activations_ops_knows(act, dtype):
+    """Dense(activation=...) computes relu, leaky_relu, tanh, sigmoid and gelu with its bias
+    (Linear(act=...)); softmax stays a layer after it. Same values and gradients either way."""
+    rng = np.random.default_rng(2)
+    d = nl.Dense(9, activation=act, rng=0, dtype=dtype)
+    lin = nl.Linear(3, 9, init="glorot_uniform", rng=0, dtype=dtype)
+    f = nl.Activation(act)
+    x = rng.standard_normal((140, 3)).astype(dtype)
+    d.build(x.shape)
+    d.params["b"][:] = lin.params["b"][:] = rng.standard_normal(9)
+    assert (d.act, d._act is None) == ((None, False) if act == "softmax" else (act, True))
+    np.testing.assert_array_equal(d(x), f.forward(lin.forward(x)))
+    g = rng.standard_normal((140, 9)).astype(dtype)
+    np.testing.assert_array_equal(d.backward(g), lin.backward(f.backward(g)))
+    np.testing.assert_array_equal(d.grads["W"], lin.grads["W"])
+    np.testing.assert_allclose(d.grads["b"], lin.grads["b"],
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    assert d.get_config()["activation"] == act and "act" not in d.get_config()
+
+
 def test_dense_build_summary_and_errors(tmp_path, capsys):
     m = nl.Sequential([nl.Dense(8, "relu"), nl.Dense(2, "softmax")], input_shape=(5,))
     assert m.built and m.count_params() == 5 * 8 + 8 + 8 * 2 + 2   # input_shape: built at once

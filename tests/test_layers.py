@@ -56,6 +56,84 @@ def test_backward_does_not_write_into_grad(rng):
         np.testing.assert_array_equal(g, g0)
 
 
+# ----------------------------------------------------------------------------- fused activation
+# Linear(act=...): y = act(xW + b), the activation computed with the bias (ops.bias_act) and its
+# gradient with the bias gradient (ops.act_backward_bias_grad); the same as Linear → activation
+
+FUSED = [("relu", 0.01, nl.ReLU), ("leaky_relu", 0.2, lambda: nl.LeakyReLU(0.2)),
+         ("leaky_relu", -0.5, lambda: nl.LeakyReLU(-0.5)), ("tanh", 0.01, nl.Tanh),
+         ("sigmoid", 0.01, nl.Sigmoid), ("gelu", 0.01, nl.GELU)]
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (7, 5), (2, 3, 4)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("act,alpha,_", FUSED)
+def test_linear_fused_act_gradients(rng, shape, bias, act, alpha, _):
+    layer = nl.Linear(shape[-1], 6, bias=bias, rng=1, act=act, alpha=alpha)
+    layer.params.get("b", np.zeros(1))[:] = rng.standard_normal(6 if bias else 1)
+    check_layer_gradients(layer, _x(rng, *shape), rng=rng)
+    assert layer.dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("act,alpha,make", FUSED)
+def test_linear_fused_act_is_linear_then_activation(rng, dtype, bias, act, alpha, make):
+    fused = nl.Linear(5, 70, bias=bias, rng=3, dtype=dtype, act=act, alpha=alpha)
+    plain = nl.Linear(5, 70, bias=bias, rng=3, dtype=dtype)
+    if bias:
+        fused.params["b"][:] = plain.params["b"][:] = rng.standard_normal(70)
+    f = make()
+    x = rng.standard_normal((2, 130, 5)).astype(dtype)      # 260 rows: several row chunks
+    g = rng.standard_normal((2, 130, 70)).astype(dtype)
+    y = fused.forward(x)
+    want = f.forward(plain.forward(x))
+    np.testing.assert_array_equal(y, want)                  # the same kernels, the same bits
+    np.testing.assert_array_equal(fused.forward(x, training=False), want)    # inference: one pass
+    fused.forward(x)
+    dx = fused.backward(g)
+    want_dx = plain.backward(f.backward(g))
+    # dz is the same (same kernel), so are dx and dW; db is summed in another order
+    np.testing.assert_array_equal(dx, want_dx)
+    np.testing.assert_array_equal(fused.grads["W"], plain.grads["W"])
+    if bias:
+        np.testing.assert_allclose(fused.grads["b"], plain.grads["b"],
+                                   rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-4 if dtype == np.float32 else 1e-12)
+    fused.backward(g)                                       # gradients accumulate
+    np.testing.assert_allclose(fused.grads["W"], 2 * plain.grads["W"], rtol=1e-6)
+
+
+def test_linear_fused_act_inference_keeps_no_cache_and_config_round_trips(rng):
+    layer = nl.Linear(4, 3, act="gelu", rng=0)
+    layer.forward(rng.standard_normal((2, 4)), training=False)
+    assert layer._a is None and layer._x2 is None
+    with pytest.raises(RuntimeError, match="backward"):
+        layer.backward(np.ones((2, 3), np.float32))
+    cfg = json.loads(json.dumps(layer.get_config()))
+    assert cfg["act"] == "gelu" and "alpha" not in cfg
+    clone = Layer.registry["Linear"].from_config(cfg)
+    assert clone.act == "gelu" and repr(clone) == repr(layer)
+    leaky = nl.Linear(4, 3, act="leaky_relu", alpha=0.3)
+    assert Layer.registry["Linear"].from_config(leaky.get_config()).alpha == 0.3
+    assert "act" not in nl.Linear(4, 3).get_config()            # the plain layer: as before
+    assert nl.Linear(4, 3, act="none").act is None
+    with pytest.raises(ValueError, match=r"Linear\(4 → 3\): unknown activation 'swish'"):
+        nl.Linear(4, 3, act="swish")
+
+
+def test_activation_fused_into_linear_passes_through(rng):
+    fc, gelu = nl.Linear(4, 6, rng=0), nl.GELU()
+    ref_y = gelu.forward(fc.forward(x := rng.standard_normal((3, 4))))
+    assert gelu.fuse_into(fc) is gelu and gelu.fused and fc.act == "gelu"
+    y = gelu.forward(fc.forward(x))
+    np.testing.assert_array_equal(y, ref_y)
+    g = rng.standard_normal((3, 6)).astype(np.float32)
+    assert gelu.backward(g) is g
+    with pytest.raises(RuntimeError, match="backward"):
+        nl.GELU().fuse_into(nl.Linear(4, 6)).backward(g)
+
+
 # ----------------------------------------------------------------------------- forward values
 
 def test_linear_forward_matches_numpy(rng):

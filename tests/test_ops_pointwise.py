@@ -1,4 +1,5 @@
-"""Compiled activations / softmax / cross-entropy vs their numpy twins, on every SIMD path."""
+"""Compiled activations (and the fused activation backward + bias gradient) / softmax /
+cross-entropy vs their numpy twins, on every SIMD path."""
 import numpy as np
 import pytest
 
@@ -11,8 +12,8 @@ DTYPES = (np.float32, np.float64)
 # (rows, features): every size in {1, 7, 63, 65, 257, 1000} appears on both axes; 63/65 straddle
 # the 16-lane tails, (257, 1000) is big enough for the OpenMP path
 SHAPES = [(1, 1), (1, 1000), (7, 63), (63, 7), (65, 65), (1000, 7), (257, 1000)]
-OPS = ("bias_act", "act_forward", "act_backward", "softmax", "softmax_backward",
-       "softmax_cross_entropy")
+OPS = ("bias_act", "act_forward", "act_backward", "act_backward_bias_grad", "softmax",
+       "softmax_backward", "softmax_cross_entropy")
 
 
 def twin(fn, *args, **kwargs):
@@ -156,6 +157,165 @@ def test_act_int_and_empty_inputs():
     e = np.zeros((0, 5), np.float32)
     assert ops.bias_act(e, np.zeros(5, np.float32), "gelu").shape == (0, 5)
     assert ops.act_forward(np.float32(2.0), "tanh") == ref.act_forward(np.float32(2.0), "tanh")
+
+
+# ----------------------------------------------------------------------------- act backward + bias grad
+# dx = g · act'(x) and db = Σ_rows dx in one pass (a Linear layer's fused backward)
+
+AWKWARD = (1, 7, 63, 65, 257)
+
+
+def fused_inputs(rng, shape, dtype, act):
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    return g, x, twin(ref.act_forward, x, act, 0.2)
+
+
+def assert_db_close(got, want, dx, dtype):
+    """db against the twin's: each of its terms may differ by dx's tolerance, and the kernel
+    adds them in another order (row chunks) than numpy's sum."""
+    t = tol(dtype)
+    a = np.abs(dx.astype(np.float64)).reshape(-1, dx.shape[-1])
+    rows = a.shape[0]
+    bound = (t["rtol"] + 4 * rows * np.finfo(dtype).eps) * a.sum(axis=0) + rows * t["atol"]
+    err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    assert np.all(err <= bound + t["rtol"] * np.abs(want)), (err - bound).max()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_act_backward_bias_grad(simd, rng, dtype, act):
+    for rows in AWKWARD:
+        for c in AWKWARD:
+            g, x, y = fused_inputs(rng, (rows, c), dtype, act)
+            want_dx, want_db = twin(ref.act_backward_bias_grad, g, x, y, act, 0.2)
+            dx, db = ops.act_backward_bias_grad(g, x, y, act, 0.2)
+            assert dx.dtype == dtype and db.dtype == dtype and db.shape == (c,)
+            np.testing.assert_allclose(dx, want_dx, **tol(dtype))
+            assert_db_close(db, want_db, want_dx, dtype)
+            start = rng.standard_normal(c).astype(dtype)            # accumulate
+            acc = start.copy()
+            dx2, db2 = ops.act_backward_bias_grad(g, x, y, act, 0.2, db=acc, accumulate=True)
+            assert db2 is acc
+            np.testing.assert_array_equal(dx2, dx)
+            assert_db_close(acc, want_db + start, want_dx, dtype)
+            _, db3 = ops.act_backward_bias_grad(g, x, y, act, 0.2, db=acc)   # overwritten
+            assert db3 is acc
+            np.testing.assert_array_equal(acc, db)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ("relu", "tanh", "gelu"))
+def test_act_backward_bias_grad_big_and_nd(simd, rng, dtype, act):
+    """Many rows (16 row chunks, run by several threads) and columns (two column slabs), and
+    leading axes summed together."""
+    for shape in ((1030, 1100), (3, 5, 65), (2, 129, 7)):
+        g, x, y = fused_inputs(rng, shape, dtype, act)
+        want_dx, want_db = twin(ref.act_backward_bias_grad, g, x, y, act, 0.2)
+        dx, db = ops.act_backward_bias_grad(g, x, y, act, 0.2)
+        assert dx.shape == shape and db.shape == shape[-1:]
+        np.testing.assert_allclose(dx, want_dx, **tol(dtype))
+        assert_db_close(db, want_db, want_dx, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_act_backward_bias_grad_same_bits_any_thread_count(rng, dtype):
+    g, x, y = fused_inputs(rng, (2000, 300), dtype, "gelu")
+    old = ops.num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, 4):
+            ops.set_num_threads(n)
+            results.append(ops.act_backward_bias_grad(g, x, y, "gelu"))
+    finally:
+        ops.set_num_threads(old)
+    for dx, db in results[1:]:
+        np.testing.assert_array_equal(dx, results[0][0])
+        np.testing.assert_array_equal(db, results[0][1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ACTS)
+def test_act_backward_bias_grad_non_contiguous(simd, rng, dtype, act):
+    base = (rng.standard_normal((3, 130, 68)) * 2).astype(dtype)
+    for g, x in ((base[0, ::2, 1:-1], base[1, ::2, 2:]),           # (65, 66) strided
+                 (base[0, :63].T, base[1, 1:64].T)):               # transposed (68, 63)
+        y = twin(ref.act_forward, x, act)
+        want_dx, want_db = twin(ref.act_backward_bias_grad, g, x, y, act)
+        start = rng.standard_normal(2 * g.shape[1]).astype(dtype)
+        db = start.copy()[::2]                                     # a strided db
+        dx, got = ops.act_backward_bias_grad(g, x, y, act, db=db, accumulate=True)
+        assert got is db
+        np.testing.assert_allclose(dx, want_dx, **tol(dtype))
+        assert_db_close(db, want_db + start[::2], want_dx, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ("relu", "gelu"))
+def test_act_backward_bias_grad_out(simd, rng, dtype, act):
+    g, x, y = fused_inputs(rng, (65, 63), dtype, act)
+    want_dx, want_db = twin(ref.act_backward_bias_grad, g, x, y, act)
+    out = np.empty_like(g)
+    dx, db = ops.act_backward_bias_grad(g, x, y, act, out=out)
+    assert dx is out
+    np.testing.assert_allclose(out, want_dx, **tol(dtype))
+    assert_db_close(db, want_db, want_dx, dtype)
+    gi = g.copy()                                                   # in place: out=grad_out
+    dx, db2 = ops.act_backward_bias_grad(gi, x, y, act, out=gi)
+    assert dx is gi
+    np.testing.assert_array_equal(gi, out)
+    np.testing.assert_array_equal(db2, db)
+    big = np.zeros((65, 126), dtype)                                # a non-contiguous out
+    outs = big[:, ::2]
+    assert ops.act_backward_bias_grad(g, x, y, act, out=outs)[0] is outs
+    np.testing.assert_array_equal(outs, out)
+
+
+def test_act_backward_bias_grad_empty_and_int():
+    for shape in ((0, 5), (4, 0), (2, 0, 3)):
+        e = np.zeros(shape, np.float32)
+        dx, db = ops.act_backward_bias_grad(e, e, e, "gelu")
+        assert dx.shape == shape and db.shape == shape[-1:]
+        np.testing.assert_array_equal(db, np.zeros(shape[-1:], np.float32))
+        acc = np.ones(shape[-1:], np.float32)
+        ops.act_backward_bias_grad(e, e, e, "relu", db=acc, accumulate=True)
+        np.testing.assert_array_equal(acc, 1)
+    gi = np.arange(-3, 4).reshape(1, 7)                             # ints: float64, as the twin
+    dx, db = ops.act_backward_bias_grad(gi, gi, gi, "relu")
+    assert dx.dtype == db.dtype == np.float64
+    np.testing.assert_array_equal(db, ref.act_backward_bias_grad(gi, gi, gi, "relu")[1])
+
+
+def test_act_backward_bias_grad_errors_match_twin(rng):
+    op = ops.act_backward_bias_grad
+    f = (op, ref.act_backward_bias_grad)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    db = np.zeros(3, np.float32)
+    bad = [((x, x, x[:2], "relu"), {}),                             # shape mismatch
+           ((x, x.T, x, "relu"), {}),
+           ((x, x, x, "gelu"), {"db": np.zeros(4, np.float32)}),   # wrong db shape
+           ((x, x, x, "gelu"), {"db": np.zeros((1, 3), np.float32)}),
+           ((x, x, x, "gelu"), {"db": np.zeros(3)}),               # wrong db dtype
+           ((x, x, x, "gelu"), {"db": [0.0, 0.0, 0.0]}),           # not an array
+           ((x, x, x, "gelu"), {"accumulate": True}),              # nothing to add into
+           ((x, x, x, "gelu"), {"db": db, "out": np.empty((3, 4), np.float32)}),
+           ((x, x, x, "gelu"), {"out": np.empty((4, 3))}),         # wrong out dtype
+           ((x[0, 0], x[0, 0], x[0, 0], "relu"), {})]               # 0-d
+    for args, kwargs in bad:
+        same_error(*f, *args, **kwargs)
+        with pytest.raises(ValueError, match="^act_backward_bias_grad: "):
+            op(*args, **kwargs)
+    same_error(*f, x, x.astype(np.float64), x, "tanh")              # mixed dtypes: TypeError
+    same_error(*f, x, x, x, "swish")                                # unknown activation
+    same_error(*f, x.astype(complex), x, x, "relu")
+    ro = db.copy()
+    ro.flags.writeable = False
+    same_error(*f, x, x, x, "relu", db=ro)
+    with pytest.raises(ValueError, match="db is read-only"):
+        op(x, x, x, "relu", db=ro)
+    with pytest.raises(ValueError, match=r"db must be an ndarray of shape \(3,\) and dtype "
+                                         r"float32 to match grad_out \(4, 3\), got \(\(4,\)"):
+        op(x, x, x, "relu", db=np.zeros(4, np.float32))
 
 
 # ----------------------------------------------------------------------------- softmax

@@ -71,6 +71,32 @@ void act_backward(py::array dout, py::array x, py::array y, py::array out, int a
                                      mp<double>(out), n, act, alpha);
 }
 
+// out = grad · act'(x) and db (+)= Σ_rows out, for (rows, C) arrays of one dtype, C = len(db).
+// rows·C == 0 is fine (db = 0, or left as it is when accumulating).
+void act_backward_bias_grad(py::array dout, py::array x, py::array y, py::array out,
+                            py::array db, int act_code, double alpha, bool accumulate) {
+    const char* op = "act_backward_bias_grad";
+    const Act act = to_act(act_code);
+    const bool f32 = is_float32(op, {&dout, &x, &y, &out, &db});
+    const int64_t n = dout.size(), C = db.size();
+    if (x.size() != n || y.size() != n)
+        throw py::value_error("act_backward_bias_grad: internal: sizes differ");
+    check_out(op, out, n);
+    if (!db.writeable()) throw py::value_error("act_backward_bias_grad: db is read-only");
+    if (C == 0 ? n != 0 : n % C != 0)
+        throw py::value_error("act_backward_bias_grad: internal: size is not a multiple of len(db)");
+    const int64_t rows = C ? n / C : 0;
+    py::gil_scoped_release nogil;
+    if (f32)
+        nnlite::act_backward_bias_grad<float>(cp<float>(dout), cp<float>(x), cp<float>(y),
+                                              mp<float>(out), mp<float>(db), rows, C, act,
+                                              float(alpha), accumulate);
+    else
+        nnlite::act_backward_bias_grad<double>(cp<double>(dout), cp<double>(x), cp<double>(y),
+                                               mp<double>(out), mp<double>(db), rows, C, act,
+                                               alpha, accumulate);
+}
+
 // rows × C view of an array whose last axis is C
 std::pair<int64_t, int64_t> rows_cols(const py::array& x) {
     const int64_t C = x.ndim() ? x.shape(x.ndim() - 1) : 1;
@@ -123,6 +149,9 @@ PYBIND11_MODULE(_pointwise, m) {
           py::arg("alpha"), "out = act(x + b) (b None: act(x)); C-contiguous, one dtype");
     m.def("act_backward", &act_backward, py::arg("grad"), py::arg("x"), py::arg("y"), py::arg("out"),
           py::arg("act"), py::arg("alpha"), "out = grad · act'(x)");
+    m.def("act_backward_bias_grad", &act_backward_bias_grad, py::arg("grad"), py::arg("x"),
+          py::arg("y"), py::arg("out"), py::arg("db"), py::arg("act"), py::arg("alpha"),
+          py::arg("accumulate"), "out = grad · act'(x); db = Σ_rows out (accumulate: db +=)");
     m.def("softmax", &softmax, py::arg("x"), py::arg("out"), "out = softmax(x) over the last axis");
     m.def("softmax_backward", &softmax_backward, py::arg("grad"), py::arg("y"), py::arg("out"),
           "out = y ⊙ (grad - Σ grad·y) over the last axis");

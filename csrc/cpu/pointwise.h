@@ -7,6 +7,8 @@
 //
 //   bias_act         y = act(x + b)            x, y (rows, F), b (F,) or nullptr (act_forward)
 //   act_backward     dx = dout · act'(x)       dout, x, y, dx (n,)
+//   act_backward_bias_grad                     dout, x, y, dx (rows, C), db (C,)
+//                    dx = dout · act'(x),  db (+)= Σ_rows dx   in one pass over the data
 //   softmax_forward  y = softmax(x) per row    x, y (rows, C)
 //   softmax_backward dx = y ⊙ (dout - Σ dout·y)   dout, y, dx (rows, C)
 //   softmax_xent     Σ_n -log softmax(z_n)[t_n] / N, dz = (softmax(z) - onehot(t)) / N
@@ -36,6 +38,9 @@ template <typename T>
 void bias_act(const T* x, const T* b, T* y, int64_t rows, int64_t F, Act act, T alpha);
 template <typename T>
 void act_backward(const T* dout, const T* x, const T* y, T* dx, int64_t n, Act act, T alpha);
+template <typename T>
+void act_backward_bias_grad(const T* dout, const T* x, const T* y, T* dx, T* db, int64_t rows,
+                            int64_t C, Act act, T alpha, bool accumulate);
 template <typename T>
 void softmax_forward(const T* x, T* y, int64_t rows, int64_t C);
 template <typename T>

@@ -11,7 +11,8 @@ nnlite layer        PyTorch module: keys                   values
 ==================  =====================================  ==================================
 Linear              ``nn.Linear``: ``weight``, ``bias``    ``W.T`` (out, in), ``b``
 Dense with an       ``nn.Sequential(nn.Linear, <act>)``:   as Linear
-activation          ``0.weight``, ``0.bias``
+activation (or      ``0.weight``, ``0.bias``
+Linear(act=...))
 LayerNorm           ``nn.LayerNorm``: ``weight``, ``bias``  ``gamma``, ``beta``
 Embedding           ``nn.Embedding``: ``weight``           ``W`` (V, C)
 MultiHeadAttention  ``nn.MultiheadAttention``:             ``W_qkv.T`` (3C, C), ``b_qkv``,
@@ -137,8 +138,8 @@ def _keys(layer, prefix, nn_prefix):
             raise ValueError(f"{describe(layer)}{_at(nn_prefix)} is not built yet (its input "
                              f"size is found at the first call): call model.build(input_shape) "
                              f"first")
-        if getattr(layer, "activation", None):     # Dense(units, activation=...)
-            # no single torch module: nn.Sequential(nn.Linear, <activation>) in its place
+        if getattr(layer, "activation", None) or layer.act:   # Dense(units, activation=...),
+            # Linear(act=...): no single torch module: nn.Sequential(nn.Linear, <activation>)
             return _linear(prefix + "0.", nn_prefix, layer)
         return _linear(prefix, nn_prefix, layer)
     if isinstance(layer, LayerNorm):

@@ -19,17 +19,33 @@ from .softmax import Softmax
 
 
 class _Elementwise(Layer):
-    """y = f(x) elementwise; backward dx = g · f'(x) from the cached x and y."""
+    """y = f(x) elementwise; backward dx = g · f'(x) from the cached x and y.
+
+    :meth:`fuse_into` hands f to the Linear layer before it (``Linear(act=...)``, which
+    computes it with its bias, in fewer passes); this layer then passes its input through,
+    and stays in place for its name (a GPT MLP's ``gelu``), the summary and the profile.
+    """
 
     act = None          # the ops activation name
     alpha = 0.01        # LeakyReLU slope (ignored by the others)
+    fused = False       # True once fuse_into gave f to the Linear layer before this one
 
     def __init__(self, name=None):
         super().__init__(name=name)
         self._x = None  # caches: the kernel's backward picks whichever of x, y it needs
         self._y = None
 
+    def fuse_into(self, linear):
+        """Let ``linear`` (the Linear layer whose output this layer takes) compute f; from now
+        on this layer passes x and the gradient through unchanged. Returns this layer."""
+        linear.fuse_activation(self.act, self.alpha)
+        self.fused = True
+        return self
+
     def forward(self, x, training=True):
+        if self.fused:                      # f was computed by the Linear layer before
+            self._x = x if training else None
+            return x
         x = checks.as_input(self, x)
         y = ops.act_forward(x, self.act, self.alpha)
         self._x, self._y = (x, y) if training else (None, None)    # inference: no cache
@@ -37,6 +53,8 @@ class _Elementwise(Layer):
 
     def backward(self, grad_out):
         checks.check_forward_called(self, self._x)
+        if self.fused:                      # (the Linear layer's backward applies f')
+            return grad_out
         g = checks.as_grad(self, grad_out, self._x.shape, self._x.dtype)
         return ops.act_backward(g, self._x, self._y, self.act, self.alpha)   # a new array
 

@@ -1,11 +1,13 @@
-"""Linear (fully connected) layer: y = xW + b; Dense, Keras' y = f(xW + b), input size inferred."""
+"""Linear (fully connected) layer: y = xW + b (or act(xW + b), the activation fused); Dense,
+Keras' y = f(xW + b), input size inferred."""
 import numpy as np
 
 from .. import init as _init
 from .. import ops
+from ..ops._checks import ACTIVATIONS as _OPS_ACTIVATIONS
 from ..random import get_rng
 from . import _checks as checks
-from .activations import Activation
+from .activations import Activation, _Elementwise
 from .base import Layer, shape_str
 
 
@@ -22,6 +24,12 @@ class Linear(Layer):
     where :math:`g = \partial L / \partial y`; leading axes (batch, time, ...) are merged
     into one, so an input (B, T, in_features) works as (B·T, in_features).
 
+    With ``act``, the layer is :math:`y = f(z)`, :math:`z = xW + b`, the activation computed
+    in the same passes over the output as the bias (``ops.bias_act``), and the backward's
+    :math:`\partial z = g \cdot f'(z)` and :math:`\partial b = \sum_n \partial z_n` in one
+    (``ops.act_backward_bias_grad``): what ``Linear`` followed by the activation layer computes,
+    with fewer passes over the activations (a GPT MLP's ``fc`` + GELU, :class:`Dense`).
+
     Parameters
     ----------
     in_features, out_features : int
@@ -35,6 +43,11 @@ class Linear(Layer):
     dtype : numpy dtype, default float32
         Parameter dtype. Inputs are cast to it (int → float32, float64 → float32).
     name : str, optional
+    act : str or None, default None (keyword only)
+        A fused activation: one of "relu", "leaky_relu", "tanh", "sigmoid", "gelu" (the
+        ``ops`` activations); None or "none" for the plain layer.
+    alpha : float, default 0.01 (keyword only)
+        The negative slope of "leaky_relu".
 
     Attributes
     ----------
@@ -42,8 +55,13 @@ class Linear(Layer):
     grads : same keys and shapes, accumulated by ``backward``
     """
 
+    act = None              # the fused activation (fuse_activation), None for none
+    alpha = 0.01
+    _needs_z = False
+    _a = None
+
     def __init__(self, in_features, out_features, bias=True, init="he_uniform", rng=None,
-                 dtype=np.float32, name=None):
+                 dtype=np.float32, name=None, *, act=None, alpha=0.01):
         super().__init__(name=name)
         self.in_features, self.out_features = checks.sizes(
             "Linear", in_features=in_features, out_features=out_features)
@@ -53,6 +71,23 @@ class Linear(Layer):
         self._make_params(init, rng, dtype)
         self._x2 = None                     # cache: input as (rows, in_features), for dW
         self._in_shape = None               # cache: input shape, to shape dx
+        self.fuse_activation(act, alpha)
+
+    def fuse_activation(self, act, alpha=0.01):
+        """Compute ``act`` (an ``ops`` activation name, or None for none) as part of this layer
+        from now on: y = act(xW + b). Returns the layer."""
+        if act is not None and act not in _OPS_ACTIVATIONS:
+            raise ValueError(f"{checks.describe(self)}: unknown activation {act!r}; expected "
+                             f"one of {_OPS_ACTIVATIONS} or None")
+        self.act = None if act in (None, "none") else act
+        self.alpha = float(alpha)
+        # act_backward reads act'(z) from z (the pre-activation) or from y = act(z); a cache of
+        # y alone serves where y decides act' (relu, leaky_relu with α ≥ 0: y > 0 exactly where
+        # z > 0; tanh, sigmoid: from y), and the bias and activation then go in one pass in
+        # place. gelu (and leaky_relu with α < 0) need z itself: it is kept, act(z) is a new array
+        self._needs_z = self.act == "gelu" or (self.act == "leaky_relu" and self.alpha < 0)
+        self._a = None                      # cache: what act_backward reads as x and as y
+        return self
 
     def _make_params(self, init, rng, dtype):
         """W drawn by ``init``, b zero, and their zero gradients."""
@@ -73,8 +108,21 @@ class Linear(Layer):
         checks.check_last_dim(self, x, self.in_features)
         x2 = x.reshape(-1, self.in_features)                # (N, in): N = product of leading axes
         y = ops.gemm(x2, W)                                 # (N, out), a new array
-        if self.bias:
-            ops.bias_act(y, self.params["b"], out=y)        # y += b in place: no second buffer
+        act = self.act
+        if act is None:
+            if self.bias:
+                ops.bias_act(y, self.params["b"], out=y)    # y += b in place: no second buffer
+        elif self._needs_z and training:                    # z = xW + b kept for backward
+            if self.bias:
+                ops.bias_act(y, self.params["b"], out=y)
+            self._a = y
+            y = ops.act_forward(y, act, self.alpha)         # act(z), a new array
+        else:                                               # y = act(xW + b), one pass
+            if self.bias:
+                ops.bias_act(y, self.params["b"], act, self.alpha, out=y)
+            else:
+                y = ops.act_forward(y, act, self.alpha)
+            self._a = y if training else None
         # inference (training=False) keeps no cache: evaluate/predict hold no activations
         self._x2, self._in_shape = (x2, x.shape) if training else (None, None)
         return y.reshape(*x.shape[:-1], self.out_features)
@@ -84,9 +132,16 @@ class Linear(Layer):
         W = self.params["W"]
         g = checks.as_grad(self, grad_out, (*self._in_shape[:-1], self.out_features), W.dtype)
         g2 = g.reshape(-1, self.out_features)               # (N, out)
-        ops.gemm_tn(self._x2, g2, out=self.grads["W"], accumulate=True)   # dW += xᵀg
-        if self.bias:
+        if self.act is not None:                            # g ← g · act'(z), a new array
+            a = self._a
+            if self.bias:                                   # and db += Σ_n g_n, one pass
+                g2, _ = ops.act_backward_bias_grad(g2, a, a, self.act, self.alpha,
+                                                   db=self.grads["b"], accumulate=True)
+            else:
+                g2 = ops.act_backward(g2, a, a, self.act, self.alpha)
+        elif self.bias:
             ops.bias_grad(g2, out=self.grads["b"], accumulate=True)        # db += Σ_n g_n
+        ops.gemm_tn(self._x2, g2, out=self.grads["W"], accumulate=True)   # dW += xᵀg
         if not self.needs_input_grad:                       # first layer: dx is never used
             return None
         return ops.gemm_nt(g2, W).reshape(self._in_shape)   # dx = g Wᵀ
@@ -103,6 +158,10 @@ class Linear(Layer):
     def get_config(self):
         cfg = {"in_features": self.in_features, "out_features": self.out_features,
                "bias": self.bias, "init": self.init, "dtype": checks.dtype_name(self.dtype)}
+        if self.act is not None:                # (absent for the plain layer: its config as before)
+            cfg["act"] = self.act
+            if self.act == "leaky_relu":
+                cfg["alpha"] = self.alpha
         cfg.update(super().get_config())
         return cfg
 
@@ -114,7 +173,8 @@ class Dense(Linear):
     r"""Keras' fully connected layer: :math:`y = f(xW + b)`, its input size inferred.
 
     A :class:`Linear` (same math, same ``params`` ``W`` and ``b``) followed by an optional
-    activation :math:`f`. Unless ``input_dim`` is given, ``W`` is made at the first call, or
+    activation :math:`f` (relu, leaky_relu, tanh, sigmoid and gelu are fused into the Linear
+    part: ``Linear(act=...)``; softmax runs as a layer after it). Unless ``input_dim`` is given, ``W`` is made at the first call, or
     by ``build(input_shape)`` (``model.build((784,))``, which ``fit`` does), from the input's
     last dimension: until then ``in_features`` is None, ``built`` False and ``params`` empty.
 
@@ -144,6 +204,11 @@ class Dense(Linear):
         self.out_features, = checks.sizes("Dense", units=units)
         self.in_features, self.bias, self.built = None, bool(use_bias), False
         self.activation, self._act = _activation(activation)
+        if isinstance(self._act, _Elementwise):     # one ops knows: computed with the bias
+            self.fuse_activation(self._act.act, self._act.alpha)
+            self._act = None
+        else:                                       # none, or softmax: a layer after Linear's
+            self.fuse_activation(None)
         self._init = kernel_initializer     # kept as given: a callable is called when built
         self.init = kernel_initializer if kernel_initializer is None or isinstance(
             kernel_initializer, str) else getattr(kernel_initializer, "__name__", "custom")

@@ -4,7 +4,7 @@ Legend: B batch, T time, C = n_embd channels.
 
     Block:  x ─┬─ ln_1 ─ attn ─(+)─┬─ ln_2 ─ mlp ─(+)─ y          # pre-norm, two residual adds
                └────────────────┘  └───────────────┘
-    MLP:    fc (C → 4C) ─ gelu ─ proj (4C → C) ─ drop
+    MLP:    fc (C → 4C) ─ gelu ─ proj (4C → C) ─ drop        # fc computes the GELU (fused)
 
 Parameter keys are module paths, ``"<module>.<param>"``: a Block's read ``ln_1.gamma``,
 ``attn.qkv.W``, ``attn.proj.b``, ``mlp.fc.W``, ``mlp.proj.W``, ... MultiHeadAttention stores
@@ -99,6 +99,9 @@ class MLP(_Modules):
     Attributes
     ----------
     fc, gelu, proj, drop : Layer
+        ``fc`` computes the GELU with its bias (``Linear(act="gelu")``: one pass for both,
+        and one for their gradients); ``gelu`` stays, passing its input through, for its name
+        in the summary and the profile (:meth:`~nnlite.layers.GELU.fuse_into`).
     params, grads : dict
         ``fc.W``, ``fc.b``, ``proj.W``, ``proj.b``.
     """
@@ -111,7 +114,7 @@ class MLP(_Modules):
         C = self.n_embd
         rng = None if rng is None else get_rng(rng)     # an int seed becomes one Generator
         self.fc = Linear(C, 4 * C, init=init, rng=rng, name=self._path("fc"))  # (B, T, 4C)
-        self.gelu = GELU(name=self._path("gelu"))
+        self.gelu = GELU(name=self._path("gelu")).fuse_into(self.fc)   # fc: GELU(xW + b)
         self.proj = Linear(4 * C, C, init=init, rng=rng, name=self._path("proj"))  # (B, T, C)
         self.drop = Dropout(self.dropout, rng=rng, name=self._path("drop"))
 

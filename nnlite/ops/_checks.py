@@ -164,6 +164,47 @@ def act_backward_args(grad_out, x, y, act):
     return grad_out, x, y
 
 
+def act_backward_bias_grad_shapes(grad_out, x, y, db, accumulate, out, is_arr=is_array):
+    """The shape and dtype checks of act_backward_bias_grad on float arrays of any module
+    (``is_arr``: what counts as an array for ``db`` and ``out``, e.g. device arrays only)."""
+    op = "act_backward_bias_grad"
+    same_dtype(op, grad_out=grad_out, x=x, y=y)
+    if not (grad_out.shape == x.shape == y.shape):
+        raise ValueError(f"{op}: grad_out {grad_out.shape}, x {x.shape} and y {y.shape} must "
+                         f"have one shape")
+    if grad_out.ndim < 1:
+        raise ValueError(f"{op}: grad_out must have at least 1 dimension (..., C), got shape "
+                         f"{grad_out.shape}")
+    C, dt = grad_out.shape[-1], grad_out.dtype
+    if db is not None and (not is_arr(db) or db.shape != (C,) or db.dtype != dt):
+        got = (db.shape, db.dtype) if is_arr(db) else type(db).__name__
+        raise ValueError(f"{op}: db must be an ndarray of shape ({C},) and dtype {dt} to match "
+                         f"grad_out {grad_out.shape}, got {got}")
+    if accumulate and db is None:
+        raise ValueError(f"{op}: accumulate=True needs a db array to add into")
+    if out is not None and (not is_arr(out) or out.shape != grad_out.shape or out.dtype != dt):
+        got = (out.shape, out.dtype) if is_arr(out) else type(out).__name__
+        raise ValueError(f"{op}: out must be an ndarray of shape {grad_out.shape} and dtype "
+                         f"{dt} to match grad_out, got {got}")
+
+
+def act_backward_bias_grad_args(grad_out, x, y, act, db, accumulate, out):
+    """Validated (grad_out, x, y) for act_backward_bias_grad: a known act; grad_out, x, y of
+    one dtype and one shape (..., C), at least 1-D; db (C,) of that dtype (needed when
+    accumulating) and out of grad_out's shape and dtype, both writable."""
+    op = "act_backward_bias_grad"
+    check_act(op, act)
+    grad_out = as_float_array(op, "grad_out", grad_out)
+    x = as_float_array(op, "x", x)
+    y = as_float_array(op, "y", y)
+    act_backward_bias_grad_shapes(grad_out, x, y, db, accumulate, out)
+    if db is not None:
+        check_writable(op, db=db)
+    if out is not None:
+        check_writable(op, out=out)
+    return grad_out, x, y
+
+
 def bias_grad_args(grad_out, out, accumulate):
     """Validated grad_out (..., C) for the bias gradient Σ_n grad_out[n, :] into ``out`` (C,)."""
     op = "bias_grad"

@@ -1,6 +1,6 @@
-"""Activations, the bias gradient, softmax and softmax cross-entropy on a GPU
-(csrc/cuda/pointwise_kernels.cuh), with the signatures, results and errors of their numpy twins
-in :mod:`nnlite.ops.reference`.
+"""Activations, the bias gradient (also after an activation's backward, as one op), softmax and
+softmax cross-entropy on a GPU (csrc/cuda/pointwise_kernels.cuh), with the signatures, results
+and errors of their numpy twins in :mod:`nnlite.ops.reference`.
 
 ``kernels(dev)`` returns ``{op name: function}`` for a :class:`nnlite.ops.cuda_device.Device`:
 arrays live on the device (CuPy arrays on a GPU, numpy arrays under the test shim); inputs that
@@ -19,8 +19,8 @@ from . import _checks as checks
 
 __all__ = ["kernels", "OPS"]
 
-OPS = ("bias_act", "act_forward", "act_backward", "bias_grad", "softmax", "softmax_backward",
-       "softmax_cross_entropy")
+OPS = ("bias_act", "act_forward", "act_backward", "act_backward_bias_grad", "bias_grad", "softmax",
+       "softmax_backward", "softmax_cross_entropy")
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
@@ -37,6 +37,10 @@ def kernels(dev):
     def act_backward_(grad_out, x, y, act, alpha=0.01):
         return act_backward(dev, grad_out, x, y, act, alpha)
 
+    def act_backward_bias_grad_(grad_out, x, y, act, alpha=0.01, db=None, accumulate=False,
+                                out=None):
+        return act_backward_bias_grad(dev, grad_out, x, y, act, alpha, db, accumulate, out)
+
     def bias_grad_(grad_out, out=None, accumulate=False):
         return bias_grad(dev, grad_out, out, accumulate)
 
@@ -50,7 +54,7 @@ def kernels(dev):
         return softmax_cross_entropy(dev, logits, labels)
 
     fns = dict(bias_act=bias_act_, act_forward=act_forward_, act_backward=act_backward_,
-               bias_grad=bias_grad_, softmax=softmax_, softmax_backward=softmax_backward_,
+               act_backward_bias_grad=act_backward_bias_grad_, bias_grad=bias_grad_, softmax=softmax_, softmax_backward=softmax_backward_,
                softmax_cross_entropy=softmax_cross_entropy_)
     for name, f in fns.items():
         f.__name__ = f.__qualname__ = name
@@ -89,10 +93,10 @@ def _check_out(dev, op, out, shape, dtype):
                          f"got {got}")
 
 
-def _check_writable(op, out):
+def _check_writable(op, out, name="out"):
     """checks.check_writable (CuPy arrays are always writable: no such flag)."""
     if not getattr(out.flags, "writeable", True):
-        raise ValueError(f"{op}: out is read-only; it is updated in place")
+        raise ValueError(f"{op}: {name} is read-only; it is updated in place")
 
 
 def _labels(dev, op, labels, n_rows, n_classes):
@@ -253,6 +257,37 @@ def bias_grad(dev, grad_out, out=None, accumulate=False):
     _fn(dev, "bias_grad", g.dtype)(dev.ptr(gc), dev.ptr(target), rows, C, bool(accumulate),
                                    dev.stream())
     return _finish(out, target)
+
+
+def act_backward_bias_grad(dev, grad_out, x, y, act, alpha=0.01, db=None, accumulate=False,
+                           out=None):
+    """dx = grad_out · act'(x) and db = Σ_n dx[n, :] (over every leading axis; ``accumulate``:
+    db += ...); dx to ``out`` or a new array, db to ``db`` or a new (C,) array; returns
+    ``(dx, db)``. On the GPU: the act_backward kernel, then the bias_grad kernel on its result
+    (two passes; the CPU kernel makes one)."""
+    op = "act_backward_bias_grad"
+    checks.check_act(op, act)
+    g = _float(dev, op, "grad_out", grad_out)
+    x = _float(dev, op, "x", x)
+    y = _float(dev, op, "y", y)
+    checks.act_backward_bias_grad_shapes(g, x, y, db, accumulate, out,
+                                         is_arr=lambda a: _is_dev(dev, a))
+    if db is not None:
+        _check_writable(op, db, "db")
+    if out is not None:
+        _check_writable(op, out)
+    gc, xc, yc = _c(dev, g), _c(dev, x), _c(dev, y)
+    dx = _writable_target(dev, out, gc, xc, yc)
+    if dx is None or (db is not None and dev.xp.may_share_memory(db, dx)):
+        dx = dev.xp.empty(g.shape, g.dtype)     # (out overlapping db: written last)
+    if g.size:
+        _fn(dev, "act_backward", g.dtype)(dev.ptr(gc), dev.ptr(xc), dev.ptr(yc), dev.ptr(dx),
+                                          g.size, _act_code(dev, act), float(alpha),
+                                          dev.stream())
+    if db is None:
+        db = dev.xp.zeros(g.shape[-1:], g.dtype)
+    db = bias_grad(dev, dx, db, accumulate)
+    return _finish(out, dx), db
 
 
 # ----------------------------------------------------------------------------- softmax

@@ -94,6 +94,43 @@ def act_backward(grad_out, x, y, act, alpha=0.01):
     return dx
 
 
+def act_backward_bias_grad(grad_out, x, y, act, alpha=0.01, db=None, accumulate=False,
+                           out=None):
+    """dx = grad_out · act'(x) and db = Σ_n dx[n, :] (over every leading axis; ``accumulate``:
+    db += ...) in one pass over the data. dx goes to ``out`` or a new array, db to ``db`` or
+    a new (C,) array; returns ``(dx, db)``. See act_backward and bias_grad."""
+    # Fast path (a Linear layer's fused backward, every step): every check passes and the
+    # kernel reads the inputs and writes a new dx and db itself (C-contiguous and aligned).
+    # The kernel writes db only after it has read every input, so db may overlap them.
+    if type(grad_out) is _ndarray and type(x) is _ndarray and type(y) is _ndarray \
+            and type(db) is _ndarray and out is None and type(act) is str and act in _ACT:
+        dt = grad_out.dtype
+        if (dt == _F32 or dt == _F64) and x.dtype == dt and y.dtype == dt and db.dtype == dt \
+                and grad_out.ndim and grad_out.shape == x.shape == y.shape \
+                and db.shape == grad_out.shape[-1:] and db.flags.carray:
+            gf, xf, yf = grad_out.flags, x.flags, y.flags
+            if gf.c_contiguous and gf.aligned and xf.c_contiguous and xf.aligned \
+                    and yf.c_contiguous and yf.aligned:
+                dx = np.empty(grad_out.shape, dt)
+                _pw.act_backward_bias_grad(grad_out, x, y, dx, db, _ACT[act], float(alpha),
+                                           bool(accumulate))
+                return dx, db
+    g, x, y = checks.act_backward_bias_grad_args(grad_out, x, y, act, db, accumulate, out)
+    gc, xc, yc = _c(g), _c(x), _c(y)
+    dx = _writable_target(out, gc, xc, yc)
+    if dx is None or (db is not None and np.may_share_memory(db, dx)):
+        dx = np.empty(g.shape, g.dtype)     # (out overlapping db: written last, as the twin)
+    target = db
+    if db is None or not db.flags.carray:
+        target = np.zeros(g.shape[-1:], g.dtype) if db is None else np.array(db, order="C")
+    _pw.act_backward_bias_grad(gc, xc, yc, dx, target, _ACT[act], float(alpha), bool(accumulate))
+    if db is None:
+        db = target
+    elif target is not db:
+        db[...] = target
+    return _finish(out, dx), db
+
+
 def softmax(x):
     """Row-wise softmax over the last axis: y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)."""
     x = checks.softmax_args(x)

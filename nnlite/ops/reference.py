@@ -140,6 +140,26 @@ def bias_grad(grad_out, out=None, accumulate=False):
     return out
 
 
+def act_backward_bias_grad(grad_out, x, y, act, alpha=0.01, db=None, accumulate=False,
+                           out=None):
+    """The backward of y = act(z), z = xW + b, for grad_out (..., C): act_backward, then the
+    bias gradient of its result, in one op (the compiled kernel makes one pass over the data)::
+
+        dx = grad_out · act'(x)        (x = z; y = act(z) where act' is cheaper from y)
+        db = Σ_n dx[n, :]              summed over every leading axis, shape (C,)
+
+    dx goes to ``out`` (or a new array), db to ``db`` (or a new array; ``accumulate``:
+    db += Σ_n dx[n, :]). Returns ``(dx, db)``.
+    """
+    g, x, y = checks.act_backward_bias_grad_args(grad_out, x, y, act, db, accumulate, out)
+    dx = act_backward(g, x, y, act, alpha)
+    db = bias_grad(dx, out=db, accumulate=accumulate)
+    if out is None:
+        return dx, db
+    out[...] = dx
+    return out, db
+
+
 # ----------------------------------------------------------------------------- softmax
 
 

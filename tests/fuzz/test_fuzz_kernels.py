@@ -247,6 +247,67 @@ test_act, test_act_long = fuzz_tests(
     ("act_forward", "act_backward"))
 
 
+# dx = g · act'(x) and db (+)= Σ_rows dx in one op (a Linear layer's fused backward): dx as
+# act_backward's, db summed in row chunks (not numpy's order), so bounded as a sum of |dx|.
+
+@st.composite
+def act_bias_grad_cases(draw, op):
+    dt = draw(dtypes())
+    shape = draw(shapes(0, 3))
+    act, alpha = draw(act_names()), draw(st.sampled_from(ALPHAS))
+    g, x, y = (draw(spec(shape, draw(arg_dtype(dt)))) for _ in range(3))
+    if draw(st.integers(0, 9)) == 0:          # a shape mismatch
+        y = draw(spec(shape + (2,), dt))
+    kwargs, inplace = [], []
+    mode = draw(st.sampled_from(["new", "db", "accumulate", "accumulate without db"]))
+    if mode == "accumulate without db":
+        kwargs.append(("accumulate", True))
+    elif mode != "new":
+        c_shape = shape[-1:] if draw(st.integers(0, 9)) else (shape[-1:] or (1,)) + (1,)
+        db = draw(spec(c_shape, draw(arg_dtype(dt)), A.WRITABLE + ("readonly",)))
+        kwargs += [("db", db), ("accumulate", mode == "accumulate")]
+        inplace.append("db")
+    out_mode = draw(st.sampled_from(["none", "out", "out is grad_out"]))
+    if out_mode == "out":
+        kwargs.append(("out", draw(spec(shape, draw(arg_dtype(dt)), A.WRITABLE + ("readonly",)))))
+        inplace.append("out")
+    elif out_mode == "out is grad_out":
+        kwargs.append(("out", Same(0)))
+        inplace.append("out")
+    return Case((g, x, y, act, alpha), tuple(kwargs), tuple(inplace))
+
+
+def act_bias_grad_run(op, case):
+    dx_tol = act_tol("act_backward")
+
+    def tol(args, kwargs, wants):
+        rtol, (dx_atol, _) = dx_tol(args, kwargs, wants[:2])
+        dt = wants[0].dtype
+        c = wants[0].shape[-1]
+        rows = math.prod(wants[0].shape[:-1])
+        with np.errstate(all="ignore"):
+            dx = np.abs(f64(wants[0])).reshape(rows, c)
+            bound = (dx * rtol + np.broadcast_to(dx_atol, wants[0].shape).reshape(rows, c))
+            bound = bound.sum(axis=0) + 2 * (rows + 2) * eps(dt) * dx.sum(axis=0)
+            if kwargs.get("accumulate"):
+                bound = bound + 2 * eps(dt) * np.abs(f64(kwargs["db"]))
+            db_atol = np.where(A.overflows(dx.sum(axis=0), dt), np.inf, bound + 4 * rows * tiny(dt))
+        return rtol, [dx_atol, db_atol] + [db_atol if k == "db" else dx_atol
+                                           for k in case.inplace]
+
+    def returns_targets(result, args, kwargs):
+        assert isinstance(result, tuple) and len(result) == 2
+        for i, k in enumerate(("out", "db")):
+            if kwargs.get(k) is not None:
+                assert result[i] is kwargs[k], f"{op} did not return {k}"
+
+    check(op, case, tol, extra=returns_targets, loose_nonfinite=True)
+
+
+test_act_bias_grad, test_act_bias_grad_long = fuzz_tests(
+    act_bias_grad_cases, act_bias_grad_run, ("act_backward_bias_grad",))
+
+
 # ----------------------------------------------------------------------------- bias gradient
 
 @st.composite
@@ -942,7 +1003,8 @@ test_bn, test_bn_long = fuzz_tests(bn_cases, bn_run, BN_OPS)
 
 def test_every_compiled_op_is_fuzzed():
     """A new row of ops._TABLE needs its fuzz test here."""
-    fuzzed = set(GEMM) | {"bias_act", "act_forward", "act_backward", "bias_grad", "softmax",
+    fuzzed = set(GEMM) | {"bias_act", "act_forward", "act_backward", "act_backward_bias_grad",
+                          "bias_grad", "softmax",
                           "softmax_backward", "softmax_cross_entropy", "sgd_update",
                           "rmsprop_update", "adam_update", "adam_update_many", "attention",
                           "attention_backward", "layernorm", "layernorm_backward",
