@@ -119,7 +119,28 @@ def _cases(rng):
         ops.embedding_backward(ids, ge, dt)
         return (dt,)
 
+    # 64 images of 4 x 16 x 16 make 3 chunks of im2col columns (conv.cpp): threads take
+    # whole chunks, and the weight gradient is summed in per-chunk-run parts
+    xc, wc = r(64, 4, 16, 16), r(8, 4, 3, 3)
+    gc = r(64, 8, 16, 16)
+
+    def conv():
+        return (ops.conv2d(xc, wc, None, padding=1),
+                *ops.conv2d_backward(gc, xc, wc, padding=1))
+
+    qkv = r(2, 96, 3, 4, 32)
+
+    def attention_strided():   # q, k, v and dq, dk, dv as heads of (B, T, 3, H, D) arrays
+        dqkv = np.empty((2, 96, 3, 4, 32), f32)
+        q5, d5 = qkv.transpose(2, 0, 3, 1, 4), dqkv.transpose(2, 0, 3, 1, 4)
+        out = np.empty((2, 96, 4, 32), f32).transpose(0, 2, 1, 3)
+        _, lse = ops.attention(*q5, return_lse=True, out=out)
+        ops.attention_backward(*q5, out, go[:, :, :96], lse=lse, dq=d5[0], dk=d5[1], dv=d5[2])
+        return out, lse, dqkv
+
     return {
+        "conv": conv,
+        "attention_strided": attention_strided,
         "layernorm": lambda: ops.layernorm(x, gamma, beta),
         "layernorm_backward": layernorm_backward,
         "gemm": lambda: (ops.gemm(a, b), ops.gemm_nt(a, a), ops.gemm_tn(b, b)),
@@ -135,7 +156,7 @@ def _cases(rng):
     }
 
 
-THREAD_CASES = ("layernorm", "layernorm_backward", "gemm", "softmax_cross_entropy", "softmax",
+THREAD_CASES = ("conv", "attention_strided", "layernorm", "layernorm_backward", "gemm", "softmax_cross_entropy", "softmax",
                 "bias_act", "attention", "embedding_backward", "adam_update_many", "sgd_rmsprop")
 
 

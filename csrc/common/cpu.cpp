@@ -189,7 +189,12 @@ static bool busy_watch_on() {
     return on;
 }
 
+static thread_local int tl_solo = 0;  // SoloScopes alive on this thread
+SoloScope::SoloScope() { tl_solo++; }
+SoloScope::~SoloScope() { tl_solo--; }
+
 int threads_now() {
+    if (tl_solo) return 1;
     const int n = num_threads();
     if (n > 1 && now_ns() < g_solo_until.load(std::memory_order_relaxed)) return 1;
     return n;

@@ -69,6 +69,15 @@ int num_threads();
 void set_num_threads(int n);
 bool has_openmp();
 int threads_now();
+// While one is alive on a thread, threads_now() says 1 there: a kernel that runs whole pieces
+// of work on each of its threads (a chunk of images in conv.cpp) calls the single-threaded
+// GEMM and parallel_range inside its own parallel region this way.
+struct SoloScope {
+    SoloScope();
+    ~SoloScope();
+    SoloScope(const SoloScope&) = delete;
+    SoloScope& operator=(const SoloScope&) = delete;
+};
 // a team's worst start delay, the spread of its finish times and its whole time, in ns
 // (TeamWatch reports them)
 void report_team(int64_t start_delay_ns, int64_t finish_spread_ns, int64_t total_ns);
