@@ -26,7 +26,8 @@ def _scale(q, scale):
 def _heads(a):
     """``a`` (B, H, T, D) as the kernel reads it: in place when aligned with unit stride along D
     (any strides along B, H, T), else a C-contiguous copy."""
-    if (a.shape[3] == 1 or a.strides[3] == a.itemsize) and a.flags.aligned:
+    if ((a.shape[3] == 1 or a.strides[3] == a.itemsize) and a.flags.aligned
+            and all(st % a.itemsize == 0 for st in a.strides[:3])):
         return a
     return _c(a)
 
