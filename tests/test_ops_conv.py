@@ -24,7 +24,13 @@ CONVS = [
     (2, 4, 6, 6, 8, 1, 2, 0, 1, 2),          # 1×1 with stride 2, groups
     (1, 3, 16, 15, 4, 7, 2, 3, 1, 1),        # 7×7
     (2, 5, 9, 9, 7, (3, 1), 1, (1, 0), (1, 3), 1),   # rectangular kernel
-    # stride 1 with Wo == W: im2col/col2im's shifted-planes path (one run per kernel tap)
+    # planes too big for the padded-plane copy (conv.cpp, kPadPlane): stride 1 with Wo == W
+    # takes the shifted-planes path (one run per kernel tap), others the general loops
+    (1, 2, 70, 66, 3, 3, 1, 1, 1, 1),        # shifted planes, "same" 3 x 3
+    (1, 2, 67, 70, 2, 3, 1, 2, 2, 1),        # shifted planes, dilated "same"
+    (1, 2, 67, 65, 3, 3, 2, 1, 1, 1),        # general, stride 2
+    (1, 2, 66, 66, 3, (1, 5), 1, (0, 1), 1, 1),   # general, Wo != W at stride 1
+    # small planes (the padded-plane path), stride 1 with Wo == W:
     (2, 3, 8, 6, 4, 3, 1, 2, 2, 1),          # dilated "same", windows past every edge
     (1, 2, 4, 4, 3, 5, 1, (1, 2), 1, 1),     # the window wider than the plane, Ho < H
     (2, 2, 1, 7, 3, (3, 3), 1, 1, 1, 1),     # one row: most taps meet only padding
