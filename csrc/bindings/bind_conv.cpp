@@ -134,9 +134,12 @@ void max_pool2d_backward(py::array dout, py::array argmax, py::array dx, int64_t
     check(op, argmax, planes * L, false, "argmax");
     check(op, dx, planes * HW, true, "dx");
     const int64_t* a = static_cast<const int64_t*>(argmax.data());
-    for (int64_t i = 0; i < argmax.size(); i++)   // a bad index would write out of bounds
-        if (a[i] < 0 || a[i] >= HW)
-            throw py::value_error(std::string(op) + ": internal: argmax out of range");
+    // a bad index would write out of bounds. One flag over all, not a test per index that
+    // throws: that loop did not vectorise, and took 0.4 ms of the CNN's first pooling
+    bool bad = false;
+    const int64_t n = argmax.size();
+    for (int64_t i = 0; i < n; i++) bad |= uint64_t(a[i]) >= uint64_t(HW);
+    if (bad) throw py::value_error(std::string(op) + ": internal: argmax out of range");
     ConvGeom g{};
     g.C = planes, g.H = HW, g.W = 1, g.Ho = L, g.Wo = 1;
     run_nogil(f32, [&](auto t) {
