@@ -313,6 +313,20 @@ inline int64_t chunk_images(const ConvGeom& g) {
                                std::max<int64_t>(g.N, 1));
 }
 
+// The sizes the three convolution kernels share: L output pixels an image, a group's Og
+// outputs and Kg = C/G·KH·KW columns rows, NB images a chunk, and a chunk's buffers: its
+// columns (C·KH·KW x NB·L) and its output-channel rows (O x NB·L).
+struct ConvChunks {
+    int64_t L, Og, Kg, NB, chunks;
+    size_t ncols, nrows;
+};
+
+inline ConvChunks conv_chunks(const ConvGeom& g) {
+    const int64_t L = g.Ho * g.Wo, NB = chunk_images(g);
+    return {L, g.O / g.G, g.C / g.G * g.KH * g.KW, NB, (g.N + NB - 1) / NB,
+            size_t(g.C * g.KH * g.KW * NB * L), size_t(g.O * NB * L)};
+}
+
 // A buffer of n T's that lives across calls and only grows (slot 0 or 1), one set per calling
 // thread: a fresh multi-megabyte allocation per call is returned to the OS on free and
 // page-faults in again on every call (measured: 30 ms of a 35 ms convolution).
@@ -405,10 +419,11 @@ void for_chunks(int64_t n, int teams, Fn&& fn) {
 template <typename T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
     FtzScope ftz;
-    const int64_t L = g.Ho * g.Wo, Og = g.O / g.G, Kg = g.C / g.G * g.KH * g.KW;
-    const int64_t NB = chunk_images(g), chunks = (g.N + NB - 1) / NB;
+    // plain names rather than a structured binding, which C++17 lambdas may not capture
+    const ConvChunks cc = conv_chunks(g);
+    const int64_t L = cc.L, Og = cc.Og, Kg = cc.Kg, NB = cc.NB, chunks = cc.chunks;
+    const size_t ncols = cc.ncols, nout = cc.nrows;
     const int teams = chunk_teams(chunks);
-    const size_t ncols = size_t(g.C * g.KH * g.KW * NB * L), nout = size_t(g.O * NB * L);
     T* const cols0 = scratch<T>(0, ncols * teams);
     T* const out0 = scratch<T>(1, nout * teams);
     for_chunks(chunks, teams, [&](int64_t ci, int worker) {
@@ -433,10 +448,11 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g)
 template <typename T>
 void conv2d_input_grad(const T* dout, const T* w, T* dx, const ConvGeom& g) {
     FtzScope ftz;
-    const int64_t L = g.Ho * g.Wo, Og = g.O / g.G, Kg = g.C / g.G * g.KH * g.KW;
-    const int64_t plane = g.C * g.H * g.W, NB = chunk_images(g), chunks = (g.N + NB - 1) / NB;
+    const ConvChunks cc = conv_chunks(g);
+    const int64_t L = cc.L, Og = cc.Og, Kg = cc.Kg, NB = cc.NB, chunks = cc.chunks;
+    const size_t ncols = cc.ncols, nrows = cc.nrows;
+    const int64_t plane = g.C * g.H * g.W;
     const int teams = chunk_teams(chunks);
-    const size_t ncols = size_t(g.C * g.KH * g.KW * NB * L), nrows = size_t(g.O * NB * L);
     T* const dcols0 = scratch<T>(0, ncols * teams);
     T* const rows0 = scratch<T>(1, nrows * teams);
     for_chunks(chunks, teams, [&](int64_t ci, int worker) {
@@ -473,13 +489,14 @@ constexpr int64_t kPartialBytes = int64_t(4) << 20;
 template <typename T>
 void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, const ConvGeom& g) {
     FtzScope ftz;
-    const int64_t L = g.Ho * g.Wo, Og = g.O / g.G, Kg = g.C / g.G * g.KH * g.KW;
-    const int64_t NB = chunk_images(g), chunks = (g.N + NB - 1) / NB, nw = g.O * Kg;
+    const ConvChunks cc = conv_chunks(g);
+    const int64_t L = cc.L, Og = cc.Og, Kg = cc.Kg, NB = cc.NB, chunks = cc.chunks;
+    const size_t ncols = cc.ncols, nrows = cc.nrows;
+    const int64_t nw = g.O * Kg;
     const int64_t parts = chunks < 2 ? 1 : std::clamp<int64_t>(
         kPartialBytes / std::max<int64_t>(nw * int64_t(sizeof(T)), 1), 1,
         std::min(kMaxParts, chunks));
     const int teams = parts > 1 ? chunk_teams(parts) : 1;
-    const size_t ncols = size_t(g.C * g.KH * g.KW * NB * L), nrows = size_t(g.O * NB * L);
     T* const cols0 = scratch<T>(0, ncols * teams);
     T* const rows0 = scratch<T>(1, nrows * teams);
     // parts > 1: part p's sum in partial + p·nw (the caller's dw is part 0's)
