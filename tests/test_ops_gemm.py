@@ -239,9 +239,10 @@ def test_subnormals_flush_to_zero(dtype, path, rng):
 def test_thread_count_does_not_change_results(dtype, rng):
     old = ops.num_threads()
     try:
-        # (64, 300, 400): A read in place, barrier-free driver; (150, 1100, 300): packed A
+        # (64, 300, 400): A read in place, barrier-free driver; (150, 1100, 300): packed A;
+        # (150, 1100, 100): A packed on one thread, read in place by 2 (cells of 2 B panels)
         for op in OPS:
-            for m, k, n in [(64, 300, 400), (150, 1100, 300), (20, 100, 9)]:
+            for m, k, n in [(64, 300, 400), (150, 1100, 300), (150, 1100, 100), (20, 100, 9)]:
                 a, b = operands(op, m, k, n, dtype, rng)
                 ops.set_num_threads(2)
                 r2 = getattr(ops, op)(a, b)

@@ -473,6 +473,14 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
         const int64_t w = ceil_div(npb, d) * ceil_div(npa, nt / d);
         if (w < best || (w == best && d > p.grid_n)) best = w, p.grid_n = d, p.grid_m = nt / d;
     }
+    // The reuse that repays packing A is a cell's, not the whole product's: split along N, a
+    // cell with at most two B panels packs all of A (each thread a copy) for two uses of each
+    // panel. The MLP weight gradient of the GPT (gemm_tn 512x768x128: A = X.T, its MR-row
+    // strips contiguous, cells of 2 panels) went from 891 to 516 us on 2 threads of a Zen 4
+    // (packing A was 29% of the time), and from 1092 to 1015 us on one. Not on Intel, whose
+    // rule above packs a strided A for the cache lines, and not when a sweep forces it.
+    if (p.pack_a && !intel && g_override.pack_a < 0 && ceil_div(npb, p.grid_n) <= 2)
+        p.pack_a = false;
     const int64_t cell_rows = ceil_div(npa, p.grid_m) * MR;
     // A in place: no L2 block to bound, one pass over the cell's rows
     p.MC = p.pack_a ? balanced_block(cell_rows, g_override.mc > 0 ? g_override.mc : t.MC, MR)
