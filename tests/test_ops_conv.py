@@ -35,6 +35,12 @@ CONVS = [
     (1, 2, 4, 4, 3, 5, 1, (1, 2), 1, 1),     # the window wider than the plane, Ho < H
     (2, 2, 1, 7, 3, (3, 3), 1, 1, 1, 1),     # one row: most taps meet only padding
     (2, 4, 6, 5, 6, 3, 1, 1, 1, 2),          # groups
+    # 3 x 3, stride 1, >= 16 channels each way: Winograd F(2x2, 3x3) in float32 (conv.cpp)
+    (2, 16, 7, 7, 16, 3, 1, 1, 1, 1),        # "same", odd size: ragged last tiles
+    (3, 16, 6, 9, 17, 3, 1, 0, 1, 1),        # no padding, odd channels
+    (1, 17, 5, 4, 16, 3, 1, 2, 1, 1),        # padding 2 (the input grad's padding 0)
+    (2, 16, 2, 3, 16, 3, 1, (1, 2), 1, 1),   # tiny planes, uneven padding
+    (41, 16, 9, 8, 16, 3, 1, 1, 1, 1),       # 1640 tiles: several chunks of images
 ]
 
 
@@ -275,3 +281,49 @@ def test_batchnorm_matches_torch(rng):
 ])
 def test_batchnorm_errors_match_the_twin(args):
     same_error(ops.batchnorm, ref.batchnorm, **args)
+
+
+WINOGRAD = [c for c in CONVS if c[1] >= 16]
+
+
+@needs_compiled
+@pytest.mark.parametrize("case", WINOGRAD)
+def test_winograd_agrees_with_im2col(simd, rng, case):
+    """float32 3 x 3 stride-1 convolutions take Winograd F(2x2, 3x3); switched off, im2col +
+    GEMM. Both within rounding of each other, and float64 never takes Winograd (the same bits
+    either way)."""
+    from nnlite.ops import _conv
+    (N, C, H, W, O, _), geo = geometry(case)
+    x, w, b, geo = conv_inputs(rng, case, np.float32)
+    g = rng.standard_normal((N, O) + ref.conv2d(x, w, None, **geo).shape[2:]).astype(np.float32)
+    try:
+        outs = {}
+        for on in (True, False):
+            _conv._set_winograd(on)
+            outs[on] = (ops.conv2d(x, w, b, **geo), ops.conv2d_input_grad(g, w, (H, W), **geo),
+                        ops.conv2d(up(x), up(w), up(b), **geo))
+    finally:
+        _conv._set_winograd(True)
+    for a, c in zip(outs[True][:2], outs[False][:2]):
+        np.testing.assert_allclose(a, c, **tol(np.float32, C * 9))
+    np.testing.assert_array_equal(outs[True][2], outs[False][2])
+
+
+@needs_compiled
+@pytest.mark.skipif(not ops.has_openmp(), reason="built without OpenMP")
+def test_winograd_same_bits_on_any_thread_count(rng):
+    """Chunks of images are sized by the problem alone and each chunk is computed the same
+    whatever thread runs it: 1 and 2 threads give the same bits."""
+    x, w, b, geo = conv_inputs(rng, WINOGRAD[-1], np.float32)
+    g = rng.standard_normal(ops.conv2d(x, w, b, **geo).shape).astype(np.float32)
+    old = ops.num_threads()
+    try:
+        res = []
+        for t in (1, 2):
+            ops.set_num_threads(t)
+            res.append((ops.conv2d(x, w, b, **geo), ops.conv2d_input_grad(g, w, x.shape[2:],
+                                                                           **geo)))
+    finally:
+        ops.set_num_threads(old)
+    for a, c in zip(*res):
+        np.testing.assert_array_equal(a, c)

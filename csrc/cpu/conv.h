@@ -24,6 +24,10 @@ void conv2d_input_grad(const T* dout, const T* w, T* dx, const ConvGeom& g);
 template <typename T>
 void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, const ConvGeom& g);
 
+// Winograd F(2x2, 3x3) for the 3 x 3 stride-1 forward and input gradient (float32; see
+// conv.cpp): on unless NNLITE_WINOGRAD=0; this switch overrides the variable.
+void set_winograd(bool on);
+
 // pooling over planes = N·C; g.C holds the plane count, N = 1
 template <typename T>
 void max_pool2d_forward(const T* x, T* y, int64_t* argmax, const ConvGeom& g);
