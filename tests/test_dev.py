@@ -31,7 +31,9 @@ pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc, gcc or cl
 GEMM_SIZES = [(1, 1, 1), (7, 33, 65), (65, 7, 33), (64, 784, 256), (300, 600, 70)]  # M K N
 ATTENTION_SIZES = [(1, 1, 1, 8), (2, 1, 63, 32), (1, 3, 65, 20), (1, 2, 130, 64), (1, 1, 70, 3)]
 CONV_SIZES = [(1, 1, 1, 1, 1, 1, 1, 0), (2, 3, 7, 9, 5, 3, 2, 1), (1, 4, 13, 11, 6, 5, 1, 2),
-              (3, 2, 5, 5, 2, 7, 1, 3)]   # N C H W O K S P
+              (3, 2, 5, 5, 2, 7, 1, 3),
+              (2, 3, 7, 9, 5, 3, 1, 1), (1, 2, 6, 5, 3, 3, 1, 0), (2, 2, 3, 4, 3, 3, 1, 2)]
+# N C H W O K S P; the last three are 3 x 3 at stride 1 (conv/03_winograd.c's own path)
 
 # Scalar stand-ins for the AVX-512 intrinsics the steps use (names rewritten _mm512_ -> emu512_).
 EMU512 = r"""
@@ -169,6 +171,7 @@ def test_the_check_catches_a_wrong_answer(build, tmp_path):
          "for (int k = 1; k < K; k++) {"),
         (DEV / "attention" / "01_online.c", "o[d] = a * o[d] + p", "o[d] = o[d] + p"),
         (DEV / "conv" / "01_im2col_gemm.c", "ih < 0 || ih >= H", "ih < 0 || ih > H"),
+        (DEV / "conv" / "03_winograd.c", "s[1][j] = m1 - m2 - m3;", "s[1][j] = m1 - m2 + m3;"),
     ]
     for src, good, bad in cases:
         text = src.read_text()
