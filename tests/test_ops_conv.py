@@ -289,9 +289,9 @@ WINOGRAD = [c for c in CONVS if c[1] >= 16]
 @needs_compiled
 @pytest.mark.parametrize("case", WINOGRAD)
 def test_winograd_agrees_with_im2col(simd, rng, case):
-    """float32 3 x 3 stride-1 convolutions take Winograd F(2x2, 3x3); switched off, im2col +
-    GEMM. Both within rounding of each other, and float64 never takes Winograd (the same bits
-    either way)."""
+    """float32 3 x 3 stride-1 convolutions take Winograd (F(2x2, 3x3) forward and input
+    gradient, F(3x3, 2x2) weight gradient); switched off, im2col + GEMM. Both within rounding
+    of each other, and float64 never takes Winograd (the same bits either way)."""
     from nnlite.ops import _conv
     (N, C, H, W, O, _), geo = geometry(case)
     x, w, b, geo = conv_inputs(rng, case, np.float32)
@@ -301,12 +301,14 @@ def test_winograd_agrees_with_im2col(simd, rng, case):
         for on in (True, False):
             _conv._set_winograd(on)
             outs[on] = (ops.conv2d(x, w, b, **geo), ops.conv2d_input_grad(g, w, (H, W), **geo),
+                        *ops.conv2d_backward(g, x, w, **geo)[1:],
                         ops.conv2d(up(x), up(w), up(b), **geo))
     finally:
         _conv._set_winograd(True)
-    for a, c in zip(outs[True][:2], outs[False][:2]):
-        np.testing.assert_allclose(a, c, **tol(np.float32, C * 9))
-    np.testing.assert_array_equal(outs[True][2], outs[False][2])
+    L = g[0, 0].size
+    for a, c, n in zip(outs[True][:4], outs[False][:4], (C * 9, O * 9, N * L, N * L)):
+        np.testing.assert_allclose(a, c, **tol(np.float32, n))
+    np.testing.assert_array_equal(outs[True][4], outs[False][4])
 
 
 @needs_compiled
@@ -321,8 +323,7 @@ def test_winograd_same_bits_on_any_thread_count(rng):
         res = []
         for t in (1, 2):
             ops.set_num_threads(t)
-            res.append((ops.conv2d(x, w, b, **geo), ops.conv2d_input_grad(g, w, x.shape[2:],
-                                                                           **geo)))
+            res.append((ops.conv2d(x, w, b, **geo), *ops.conv2d_backward(g, x, w, **geo)))
     finally:
         ops.set_num_threads(old)
     for a, c in zip(*res):
