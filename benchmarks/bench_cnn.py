@@ -58,8 +58,8 @@ def median_time(fn, repeats):
 
 def nnlite_model():
     def block(c_in, c_out):
-        return [nl.Conv2D(c_in, c_out, 3, padding=1, bias=False), nl.BatchNorm2d(c_out),
-                nl.ReLU(), nl.MaxPool2D(2)]
+        return [nl.Conv2D(c_in, c_out, 3, padding=1, bias=False),   # ReLU fused: the same math
+                nl.BatchNorm2d(c_out, activation="relu"), nl.MaxPool2D(2)]
     return nl.Sequential([*block(1, 32), *block(32, 64), *block(64, 64), nl.Flatten(),
                           nl.Linear(576, 128), nl.ReLU(), nl.Dropout(0.3), nl.Linear(128, 10)])
 

@@ -93,9 +93,11 @@ def load(args):
 
 
 def conv_block(c_in, c_out):
-    """3×3 conv (no bias: BatchNorm's β is one) → BatchNorm → ReLU → 2×2 max pooling."""
-    return [nl.Conv2D(c_in, c_out, 3, padding="same", bias=False), nl.BatchNorm2d(c_out),
-            nl.ReLU(), nl.MaxPool2D(2)]
+    """3×3 conv (no bias: BatchNorm's β is one) → BatchNorm → ReLU → 2×2 max pooling. The ReLU
+    is fused into the BatchNorm layer (``activation="relu"``): the same values as a ReLU layer
+    after it, one pass over the activations fewer each way."""
+    return [nl.Conv2D(c_in, c_out, 3, padding="same", bias=False),
+            nl.BatchNorm2d(c_out, activation="relu"), nl.MaxPool2D(2)]
 
 
 def build_model():

@@ -440,6 +440,54 @@ def test_batchnorm_backward_and_inference_errors_match_the_twin(cuda_dev, k):
                [to_dev(cuda_dev, a) for a in args], args)
 
 
+@pytest.mark.parametrize("shape", [(5, 3, 1), (1, 2, 7), (3, 1, 63), (2, 4, 65), (300, 2),
+                                   (1, 3, 7, 9), (2, 3, 14, 14)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_relu(cuda_dev, k, rng, shape, dtype):
+    """act="relu": y = max(0, ·) in the forward's last pass, the backward's gradient masked by
+    the forward's y > 0 in both of its passes; as the twin, and as BatchNorm then ReLU."""
+    x, gamma, beta = bn_inputs(rng, shape, dtype)
+    M = x.size // shape[1]
+    d = lambda a: to_dev(cuda_dev, a)
+    y, mean, rstd = k["batchnorm"](strided(cuda_dev, x), d(gamma), d(beta), act="relu")
+    y2, mean2, _ = ref.batchnorm(up(x), up(gamma), up(beta), act="relu")
+    yh = to_host(y)
+    assert yh.dtype == dtype and (yh >= 0).all()
+    np.testing.assert_allclose(yh, y2, **tol(dtype, M))
+    z = to_host(k["batchnorm"](d(x), d(gamma), d(beta))[0])
+    np.testing.assert_array_equal(yh, np.maximum(z, 0))     # the unfused kernel, then ReLU
+    g = rng.standard_normal(shape).astype(dtype)
+    got = k["batchnorm_backward"](strided(cuda_dev, g), d(x), d(gamma), mean, rstd, act="relu",
+                                  y=strided(cuda_dev, yh))
+    want = ref.batchnorm_backward(up(g), up(x), up(gamma), up(to_host(mean)), up(to_host(rstd)),
+                                  act="relu", y=up(yh))
+    for a, b in zip(got, want):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(to_host(a), b, **tol(dtype, M))
+    masked = k["batchnorm_backward"](d(g * (yh > 0)), d(x), d(gamma), mean, rstd)
+    for a, b in zip(got, masked):
+        np.testing.assert_array_equal(to_host(a), to_host(b))
+    rm, rv = mean2 + 0.1, np.full(shape[1], 0.7)
+    yi = k["batchnorm_inference"](d(x), d(gamma), d(beta), d(rm.astype(dtype)),
+                                  d(rv.astype(dtype)), eps=1e-3, act="relu")
+    np.testing.assert_allclose(to_host(yi), ref.batchnorm_inference(
+        up(x), up(gamma), up(beta), rm, rv, 1e-3, act="relu"), **tol(dtype, 4))
+
+
+def test_batchnorm_relu_errors_match_the_twin(cuda_dev, k):
+    x, gamma, beta = np.linspace(-1, 1, 24).reshape(2, 3, 4), np.ones(3), np.zeros(3)
+    dev = lambda *a: [to_dev(cuda_dev, v) for v in a]
+    same_error(k["batchnorm"], ref.batchnorm, dev(x, gamma, beta), [x, gamma, beta], act="gelu")
+    stats = [np.zeros(3), np.ones(3)]
+    same_error(k["batchnorm_inference"], ref.batchnorm_inference, dev(x, gamma, beta, *stats),
+               [x, gamma, beta, *stats], act="Relu")
+    args = [x, x, gamma, np.zeros(3), np.ones(3)]
+    for kw in ({"act": "relu"}, {"y": x}, {"act": "relu", "y": x[:, :, :3]}, {"act": "tanh"}):
+        dkw = {n: to_dev(cuda_dev, v) if isinstance(v, np.ndarray) else v for n, v in kw.items()}
+        same_error(lambda *a, dkw=dkw, **_: k["batchnorm_backward"](*a, **dkw),
+                   ref.batchnorm_backward, dev(*args), args, **kw)
+
+
 def test_kernels_cover_the_family(k):
     """Every op of the family, each a row of the dispatch table (ops.add_backend takes them)."""
     from nnlite import ops

@@ -160,7 +160,8 @@ def test_summary_shapes_and_counts():
                                    nl.ConvTranspose2D(2, 4, 3, output_padding=0, groups=2),
                                    nl.MaxPool2D(3, 2, 1), nl.AvgPool2D(2), nl.GlobalAvgPool2D(),
                                    nl.BatchNorm1d(4, momentum=0.2), nl.BatchNorm2d(3, eps=1e-3),
-                                   nl.Reshape((1, 28, 28)), nl.Upsample((2, 3))])
+                                   nl.BatchNorm2d(3, activation="relu"),
+                                   nl.BatchNorm1d(2, activation="relu"), nl.Reshape((1, 28, 28)), nl.Upsample((2, 3))])
 def test_config_round_trip(layer):
     again = type(layer).from_config(layer.get_config())
     assert again.get_config() == layer.get_config()
@@ -230,3 +231,122 @@ def test_torch_interop_round_trip(rng):
     nl.io.import_torch(fresh, tmodel)        # num_batches_tracked is ignored
     fresh.eval()
     np.testing.assert_array_equal(fresh(x), model(x))
+
+
+# ----------------------------------------------------------------------------- fused ReLU
+
+def _away_from_the_kink(bn, x, margin=1e-4):
+    """x, after checking that no pre-activation γx̂ + β of ``bn`` is within ``margin`` of 0 (the
+    central differences of the gradient check, steps of 1e-6, would straddle ReLU's kink
+    there)."""
+    axes = (0, *range(2, x.ndim))
+    z = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True) + bn.eps)
+    assert np.abs(z).min() > margin          # γ = 1, β = 0 at the start
+    return x
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nl.BatchNorm2d(3, activation="relu"), (4, 3, 3, 5)),
+    (lambda: nl.BatchNorm1d(5, activation="relu"), (6, 5)),
+    (lambda: nl.BatchNorm1d(2, activation="relu"), (3, 2, 7)),
+])
+def test_fused_relu_gradients(rng, make, shape):
+    bn = make()
+    check_layer_gradients(bn, _away_from_the_kink(bn, _x(rng, *shape)), rng=rng)
+
+
+def test_fused_relu_gradients_in_eval_mode(rng):
+    bn = nl.BatchNorm2d(3, activation="relu")
+    bn._buffers["running_mean"][:] = [0.1, -0.2, 0.3]
+    bn._buffers["running_var"][:] = [0.5, 2.0, 1.5]
+    x = _x(rng, 2, 3, 4, 4)
+    z = (x - bn._buffers["running_mean"].reshape(1, -1, 1, 1)) / np.sqrt(
+        bn._buffers["running_var"].reshape(1, -1, 1, 1) + bn.eps)
+    assert np.abs(z).min() > 1e-3
+    check_layer_gradients(bn, x, rng=rng, training=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind, shape", [(nl.BatchNorm2d, (4, 3, 7, 9)),
+                                         (nl.BatchNorm1d, (9, 5))])
+def test_fused_relu_is_batchnorm_then_relu_exactly(rng, dtype, kind, shape):
+    """activation="relu" computes what BatchNorm then ReLU computes, bit for bit: outputs, input
+    gradients, parameter gradients and running statistics, in training and in eval mode."""
+    C = shape[1]
+    fused, bn, relu = kind(C, activation="relu", dtype=dtype), kind(C, dtype=dtype), nl.ReLU()
+    for layer in (fused, bn):
+        layer.params["gamma"][:] = 1 + 0.3 * rng.standard_normal(C)
+        layer.params["beta"][:] = 0.3 * rng.standard_normal(C)
+        layer.params["gamma"][:] = fused.params["gamma"]    # the same values in both
+        layer.params["beta"][:] = fused.params["beta"]
+    for training in (True, False):
+        x = rng.standard_normal(shape).astype(dtype)
+        g = rng.standard_normal(shape).astype(dtype)
+        y = fused.forward(x, training=training)
+        np.testing.assert_array_equal(y, relu.forward(bn.forward(x, training=training)))
+        np.testing.assert_array_equal(fused.backward(g), bn.backward(relu.backward(g)))
+        for k in ("gamma", "beta"):
+            np.testing.assert_array_equal(fused.grads[k], bn.grads[k])
+        for k in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(fused.buffers[k], bn.buffers[k])
+
+
+def test_fused_relu_config_summary_and_repr():
+    bn = nl.BatchNorm2d(4, eps=1e-3, activation="relu")
+    assert bn.get_config()["activation"] == "relu"
+    assert "activation" not in nl.BatchNorm2d(4).get_config()      # the plain layer as before
+    again = nl.BatchNorm2d.from_config(bn.get_config())
+    assert again.activation == "relu" and again.get_config() == bn.get_config()
+    assert bn._describe() == "BatchNorm2d(4, relu)"
+    model = nl.Sequential([nl.Conv2D(1, 4, 3, rng=0), bn, nl.MaxPool2D(2)],
+                          input_shape=(1, 8, 8))
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any("batch_norm2d (BatchNorm2d+relu)" in line and "(None, 4, 6, 6)" in line
+               for line in lines), "\n".join(lines)
+
+
+def test_fused_relu_save_load_round_trip(tmp_path, rng):
+    def cnn():
+        return nl.Sequential([nl.Reshape((1, 8, 8)), nl.Conv2D(1, 4, 3, rng=0),
+                              nl.BatchNorm2d(4, activation="relu"), nl.MaxPool2D(2),
+                              nl.Flatten(), nl.Linear(36, 3, rng=1)], input_shape=(64,))
+    model = cnn()
+    model.compile(optimizer="adam", loss="cross_entropy")
+    x = rng.random((20, 64)).astype(np.float32)
+    model.fit(x, rng.integers(0, 3, 20), epochs=1, batch_size=10, verbose=0)
+    model.save(tmp_path / "cnn.nnl")
+    loaded = nl.load_model(tmp_path / "cnn.nnl")
+    assert loaded.layers[2].activation == "relu"
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    model.save_weights(tmp_path / "w.safetensors")
+    fresh = cnn()
+    fresh.load_weights(tmp_path / "w.safetensors")
+    np.testing.assert_array_equal(fresh.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("activation", ["gelu", "ReLU", "linear"])
+def test_fused_relu_bad_activation(activation):
+    with pytest.raises(ValueError, match=r"BatchNorm2d: activation must be None or 'relu' \(a "
+                                         r"fused ReLU\), got '"):
+        nl.BatchNorm2d(3, activation=activation)
+
+
+def test_fused_relu_torch_keys(rng):
+    """BatchNorm2d(activation="relu") is nn.Sequential(nn.BatchNorm2d, nn.ReLU) in torch: its
+    keys under "0."; the state loads there and the outputs agree."""
+    torch = pytest.importorskip("torch")
+    model = nl.Sequential([nl.Conv2D(2, 4, 3, padding=1, rng=0),
+                           nl.BatchNorm2d(4, activation="relu")])
+    x = rng.standard_normal((5, 2, 6, 6)).astype(np.float32)
+    model.forward(x)
+    tmodel = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1),
+                                 torch.nn.Sequential(torch.nn.BatchNorm2d(4), torch.nn.ReLU()))
+    state = {k: torch.from_numpy(v) for k, v in nl.io.torch_state_dict(model).items()}
+    assert "1.0.running_var" in state
+    missing, unexpected = tmodel.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
+    tmodel.eval()
+    model.eval()
+    np.testing.assert_allclose(model(x), tmodel(torch.from_numpy(x)).detach(), rtol=1e-4,
+                               atol=1e-5)

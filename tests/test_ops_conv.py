@@ -1,6 +1,8 @@
 """Compiled convolution / pooling / BatchNorm kernels vs their numpy twins, on every SIMD path,
 on awkward shapes: odd sizes, stride 2, padding, dilation, 1×1 and 7×7 kernels, groups and
 depthwise, batch 1, one channel; float32 and float64; non-contiguous inputs."""
+import re
+
 import numpy as np
 import pytest
 from _kernels import needs_compiled, same_error
@@ -328,3 +330,105 @@ def test_winograd_same_bits_on_any_thread_count(rng):
         ops.set_num_threads(old)
     for a, c in zip(*res):
         np.testing.assert_array_equal(a, c)
+
+
+# act="relu" (BatchNorm → ReLU fused): one and many rows per channel, M = 1, 7, 63, 65, 257
+# (below, around and past the SIMD widths and a two-block reduction), batch 1, one channel, 4-D
+BN_RELU_SHAPES = [(5, 3, 1), (1, 2, 7), (3, 1, 63), (2, 4, 65), (1, 1, 257), (3, 5, 7, 9),
+                  (2, 3, 14, 14)]
+
+
+@pytest.mark.parametrize("shape", BN_RELU_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_relu(simd, rng, shape, dtype):
+    x, gamma, beta = bn_inputs(rng, shape, dtype)
+    M = x.size // shape[1]
+    y, mean, rstd = ops.batchnorm(np.asfortranarray(x), gamma, beta, act="relu")
+    y2, mean2, rstd2 = ref.batchnorm(up(x), up(gamma), up(beta), act="relu")
+    assert y.dtype == dtype and (y >= 0).all() and 0 < (y > 0).mean() < 1
+    for a, b in ((y, y2), (mean, mean2), (rstd, rstd2)):
+        np.testing.assert_allclose(a, b, **tol(dtype, M))
+    g = rng.standard_normal(shape).astype(dtype)
+    # the twin masks with the kernel's y: a float32 y near 0 may round either way
+    dx, dgamma, dbeta = ops.batchnorm_backward(g, x, gamma, mean, rstd, act="relu", y=y)
+    dx2, dgamma2, dbeta2 = ref.batchnorm_backward(up(g), up(x), up(gamma), up(mean), up(rstd),
+                                                  act="relu", y=up(y))
+    for a, b in ((dx, dx2), (dgamma, dgamma2), (dbeta, dbeta2)):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, **tol(dtype, M))
+    rm, rv = mean2 + 0.1, 1 / rstd2 ** 2
+    yi = ops.batchnorm_inference(x, gamma, beta, rm.astype(dtype), rv.astype(dtype), act="relu")
+    np.testing.assert_allclose(yi, ref.batchnorm_inference(up(x), up(gamma), up(beta), rm, rv,
+                                                           act="relu"), **tol(dtype, 4))
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 65), (3, 5, 7, 9), (1, 1, 257)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_relu_is_batchnorm_then_relu_exactly(simd, rng, shape, dtype):
+    """The fused op gives the bits of batchnorm, then act_forward/act_backward's relu: the same
+    row kernels, the mask applied as the rows are read (so seeded runs stay valid)."""
+    x, gamma, beta = bn_inputs(rng, shape, dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    g.reshape(-1)[:3] = [np.inf, -np.inf, np.nan]   # channel 0: dout·0 is NaN where relu' = 0
+    z, mean, rstd = ops.batchnorm(x, gamma, beta)
+    y = ops.act_forward(z, "relu")
+    y_f, mean_f, rstd_f = ops.batchnorm(x, gamma, beta, act="relu")
+    for a, b in ((y_f, y), (mean_f, mean), (rstd_f, rstd)):
+        np.testing.assert_array_equal(a, b)
+    want = ops.batchnorm_backward(ops.act_backward(g, z, y, "relu"), x, gamma, mean, rstd)
+    got = ops.batchnorm_backward(g, x, gamma, mean, rstd, act="relu", y=y_f)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    rm, rv = mean + 0.1, 1 / rstd ** 2 + 0.5
+    np.testing.assert_array_equal(
+        ops.batchnorm_inference(x, gamma, beta, rm, rv, act="relu"),
+        ops.act_forward(ops.batchnorm_inference(x, gamma, beta, rm, rv), "relu"))
+
+
+def test_batchnorm_relu_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x, gamma, beta = bn_inputs(rng, (4, 3, 5, 6), np.float64)
+    xt = torch.tensor(x, requires_grad=True)
+    gt, bt = torch.tensor(gamma, requires_grad=True), torch.tensor(beta, requires_grad=True)
+    want = torch.relu(torch.nn.functional.batch_norm(xt, None, None, gt, bt, training=True))
+    g = rng.standard_normal(x.shape)
+    want.backward(torch.tensor(g))
+    y, mean, rstd = ops.batchnorm(x, gamma, beta, act="relu")
+    np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    got = ops.batchnorm_backward(g, x, gamma, mean, rstd, act="relu", y=y)
+    for a, b in zip(got, (xt.grad, gt.grad, bt.grad)):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def _bn_backward_args(dtype=np.float64):
+    x = np.linspace(-1, 1, 24).reshape(2, 3, 4).astype(dtype)
+    return x, x, np.ones(3, dtype), np.zeros(3, dtype), np.ones(3, dtype)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"act": "gelu", "y": np.zeros((2, 3, 4))},
+     "batchnorm_backward: act must be None or 'relu', got 'gelu'"),
+    ({"act": "relu"}, "act='relu' needs y"),
+    ({"y": np.zeros((2, 3, 4))}, "only used with act='relu'"),
+    ({"act": "relu", "y": np.zeros((2, 3, 5))},
+     "y (2, 3, 5) (the forward's output) must have x's shape (2, 3, 4)"),
+    ({"act": "relu", "y": np.zeros((2, 3, 4), np.float32)},
+     "batchnorm_backward: all inputs must have the same dtype"),
+])
+def test_batchnorm_backward_relu_errors_match_the_twin(kwargs, message):
+    same_error(ops.batchnorm_backward, ref.batchnorm_backward, *_bn_backward_args(), **kwargs)
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        ops.batchnorm_backward(*_bn_backward_args(), **kwargs)
+
+
+@pytest.mark.parametrize("act", ["gelu", "ReLU", "none", 1])
+def test_batchnorm_bad_act_matches_the_twin(act):
+    x, gamma, beta = np.ones((2, 3)), np.ones(3), np.zeros(3)
+    same_error(ops.batchnorm, ref.batchnorm, x, gamma, beta, act=act)
+    with pytest.raises(ValueError, match=r"batchnorm: act must be None or 'relu', got "):
+        ops.batchnorm(x, gamma, beta, act=act)
+    stats = (np.zeros(3), np.ones(3))
+    same_error(ops.batchnorm_inference, ref.batchnorm_inference, x, gamma, beta, *stats,
+               act=act)
+    with pytest.raises(ValueError, match=r"batchnorm_inference: act must be None or 'relu'"):
+        ops.batchnorm_inference(x, gamma, beta, *stats, act=act)

@@ -173,8 +173,9 @@ void avg_pool2d_backward(py::array dout, py::array dx, const std::vector<int64_t
 }
 
 // x viewed as (N, C, M)
+// relu: y = max(0, ·), a fused ReLU
 void batchnorm(py::array x, py::array gamma, py::array beta, double eps, py::array y,
-               py::array mean, py::array rstd, int64_t N, int64_t M) {
+               py::array mean, py::array rstd, int64_t N, int64_t M, bool relu) {
     const char* op = "batchnorm";
     const bool f32 = is_float32(op, {&x, &gamma, &beta, &y, &mean, &rstd});
     const int64_t C = gamma.size();
@@ -186,13 +187,14 @@ void batchnorm(py::array x, py::array gamma, py::array beta, double eps, py::arr
     run_nogil(f32, [&](auto t) {
         using T = decltype(t);
         nnlite::batchnorm_forward<T>(cp<T>(x), cp<T>(gamma), cp<T>(beta), mp<T>(y), mp<T>(mean),
-                                     mp<T>(rstd), N, C, M, eps);
+                                     mp<T>(rstd), N, C, M, eps, relu);
     });
 }
 
+// y: the output of a forward with a fused ReLU (its y > 0 masks dout), or None
 void batchnorm_backward(py::array dout, py::array x, py::array gamma, py::array mean,
-                        py::array rstd, py::array dx, py::array dgamma, py::array dbeta,
-                        int64_t N, int64_t M) {
+                        py::array rstd, py::object y, py::array dx, py::array dgamma,
+                        py::array dbeta, int64_t N, int64_t M) {
     const char* op = "batchnorm_backward";
     const bool f32 = is_float32(op, {&dout, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta});
     const int64_t C = gamma.size();
@@ -203,16 +205,22 @@ void batchnorm_backward(py::array dout, py::array x, py::array gamma, py::array 
     check(op, dx, N * C * M, true, "dx");
     check(op, dgamma, C, true, "dgamma");
     check(op, dbeta, C, true, "dbeta");
+    if (!y.is_none()) {
+        py::array ya = y.cast<py::array>();
+        is_float32(op, {&dout, &ya});
+        check(op, ya, N * C * M, false, "y");
+    }
     run_nogil(f32, [&](auto t) {
         using T = decltype(t);
         nnlite::batchnorm_backward<T>(cp<T>(dout), cp<T>(x), cp<T>(gamma), cp<T>(mean),
-                                      cp<T>(rstd), mp<T>(dx), mp<T>(dgamma), mp<T>(dbeta), N, C,
-                                      M);
+                                      cp<T>(rstd), cp_or_null<T>(y), mp<T>(dx), mp<T>(dgamma),
+                                      mp<T>(dbeta), N, C, M);
     });
 }
 
 void batchnorm_inference(py::array x, py::array gamma, py::array beta, py::array rmean,
-                         py::array rvar, double eps, py::array y, int64_t N, int64_t M) {
+                         py::array rvar, double eps, py::array y, int64_t N, int64_t M,
+                         bool relu) {
     const char* op = "batchnorm_inference";
     const bool f32 = is_float32(op, {&x, &gamma, &beta, &rmean, &rvar, &y});
     const int64_t C = gamma.size();
@@ -224,7 +232,7 @@ void batchnorm_inference(py::array x, py::array gamma, py::array beta, py::array
     run_nogil(f32, [&](auto t) {
         using T = decltype(t);
         nnlite::batchnorm_inference<T>(cp<T>(x), cp<T>(gamma), cp<T>(beta), cp<T>(rmean),
-                                       cp<T>(rvar), mp<T>(y), N, C, M, eps);
+                                       cp<T>(rvar), mp<T>(y), N, C, M, eps, relu);
     });
 }
 
@@ -252,11 +260,15 @@ PYBIND11_MODULE(_conv, m) {
           py::arg("geom"), "dx of average pooling");
     m.def("batchnorm", &batchnorm, py::arg("x"), py::arg("gamma"), py::arg("beta"),
           py::arg("eps"), py::arg("y"), py::arg("mean"), py::arg("rstd"), py::arg("N"),
-          py::arg("M"), "y, mean, rstd of BatchNorm (training) over x (N, C, M)");
+          py::arg("M"), py::arg("relu") = false,
+          "y, mean, rstd of BatchNorm (training) over x (N, C, M); relu: y = max(0, ·)");
     m.def("batchnorm_backward", &batchnorm_backward, py::arg("grad"), py::arg("x"),
-          py::arg("gamma"), py::arg("mean"), py::arg("rstd"), py::arg("dx"), py::arg("dgamma"),
-          py::arg("dbeta"), py::arg("N"), py::arg("M"), "dx, dgamma, dbeta of BatchNorm");
+          py::arg("gamma"), py::arg("mean"), py::arg("rstd"), py::arg("y"), py::arg("dx"),
+          py::arg("dgamma"), py::arg("dbeta"), py::arg("N"), py::arg("M"),
+          "dx, dgamma, dbeta of BatchNorm; y (or None): the output of a forward with relu, "
+          "whose y > 0 masks grad");
     m.def("batchnorm_inference", &batchnorm_inference, py::arg("x"), py::arg("gamma"),
           py::arg("beta"), py::arg("running_mean"), py::arg("running_var"), py::arg("eps"),
-          py::arg("y"), py::arg("N"), py::arg("M"), "y of BatchNorm with running statistics");
+          py::arg("y"), py::arg("N"), py::arg("M"), py::arg("relu") = false,
+          "y of BatchNorm with running statistics; relu: y = max(0, ·)");
 }

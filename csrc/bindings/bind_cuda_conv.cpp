@@ -41,11 +41,11 @@ struct Launchers {
     void (*avg_pool2d_forward)(const T*, T*, const ConvShape&, Stream);
     void (*avg_pool2d_backward)(const T*, T*, const ConvShape&, Stream);
     void (*batchnorm_forward)(const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t, int64_t,
-                              double, Stream);
-    void (*batchnorm_backward)(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,
-                               int64_t, int64_t, int64_t, Stream);
+                              double, bool, Stream);
+    void (*batchnorm_backward)(const T*, const T*, const T*, const T*, const T*, const T*, T*, T*,
+                               T*, int64_t, int64_t, int64_t, Stream);
     void (*batchnorm_inference)(const T*, const T*, const T*, const T*, const T*, T*, int64_t,
-                                int64_t, int64_t, double, Stream);
+                                int64_t, int64_t, double, bool, Stream);
 };
 
 template <typename T>
@@ -131,44 +131,44 @@ void bind_dtype(py::module_& m, const std::string& sfx, const Launchers<T> f) {
     m.def(("conv_batchnorm_forward_" + sfx).c_str(), [f](uintptr_t x, uintptr_t gamma, uintptr_t beta,
                                                     uintptr_t y, uintptr_t mean, uintptr_t rstd,
                                                     int64_t N, int64_t C, int64_t M, double eps,
-                                                    uintptr_t stream) {
+                                                    bool relu, uintptr_t stream) {
         py::gil_scoped_release nogil;
         f.batchnorm_forward(dev_ptr<const T>(x), dev_ptr<const T>(gamma), dev_ptr<const T>(beta),
                             dev_ptr<T>(y), dev_ptr<T>(mean), dev_ptr<T>(rstd), N, C, M, eps,
-                            stream_of(stream));
+                            relu, stream_of(stream));
         nnl::cuda::check("batchnorm");
     }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("y"), py::arg("mean"),
        py::arg("rstd"), py::arg("N"), py::arg("C"), py::arg("M"), py::arg("eps"),
-       py::arg("stream") = 0);
+       py::arg("relu") = false, py::arg("stream") = 0);
     m.def(("conv_batchnorm_backward_" + sfx).c_str(), [f](uintptr_t dout, uintptr_t x,
                                                      uintptr_t gamma, uintptr_t mean,
-                                                     uintptr_t rstd, uintptr_t dx,
-                                                     uintptr_t dgamma, uintptr_t dbeta,
-                                                     int64_t N, int64_t C, int64_t M,
-                                                     uintptr_t stream) {
+                                                     uintptr_t rstd, uintptr_t yrelu,
+                                                     uintptr_t dx, uintptr_t dgamma,
+                                                     uintptr_t dbeta, int64_t N, int64_t C,
+                                                     int64_t M, uintptr_t stream) {
         py::gil_scoped_release nogil;
         f.batchnorm_backward(dev_ptr<const T>(dout), dev_ptr<const T>(x),
                              dev_ptr<const T>(gamma), dev_ptr<const T>(mean),
-                             dev_ptr<const T>(rstd), dev_ptr<T>(dx), dev_ptr<T>(dgamma),
-                             dev_ptr<T>(dbeta), N, C, M, stream_of(stream));
+                             dev_ptr<const T>(rstd), dev_ptr<const T>(yrelu), dev_ptr<T>(dx),
+                             dev_ptr<T>(dgamma), dev_ptr<T>(dbeta), N, C, M, stream_of(stream));
         nnl::cuda::check("batchnorm_backward");
     }, py::arg("dout"), py::arg("x"), py::arg("gamma"), py::arg("mean"), py::arg("rstd"),
-       py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"), py::arg("N"), py::arg("C"),
-       py::arg("M"), py::arg("stream") = 0);
+       py::arg("yrelu"), py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"), py::arg("N"),
+       py::arg("C"), py::arg("M"), py::arg("stream") = 0);
     m.def(("conv_batchnorm_inference_" + sfx).c_str(), [f](uintptr_t x, uintptr_t gamma,
                                                       uintptr_t beta, uintptr_t rmean,
                                                       uintptr_t rvar, uintptr_t y, int64_t N,
                                                       int64_t C, int64_t M, double eps,
-                                                      uintptr_t stream) {
+                                                      bool relu, uintptr_t stream) {
         py::gil_scoped_release nogil;
         f.batchnorm_inference(dev_ptr<const T>(x), dev_ptr<const T>(gamma),
                               dev_ptr<const T>(beta), dev_ptr<const T>(rmean),
-                              dev_ptr<const T>(rvar), dev_ptr<T>(y), N, C, M, eps,
+                              dev_ptr<const T>(rvar), dev_ptr<T>(y), N, C, M, eps, relu,
                               stream_of(stream));
         nnl::cuda::check("batchnorm_inference");
     }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("running_mean"),
        py::arg("running_var"), py::arg("y"), py::arg("N"), py::arg("C"), py::arg("M"),
-       py::arg("eps"), py::arg("stream") = 0);
+       py::arg("eps"), py::arg("relu") = false, py::arg("stream") = 0);
 }
 
 void bind(py::module_& m) {

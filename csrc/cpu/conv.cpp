@@ -37,8 +37,13 @@
 // in conv.inc over simd::Vec, compiled per ISA. Row sums are added in double in row order.
 //   forward   μ = Σx/NM, σ² = Σ(x - μ)²/NM (two passes), rstd = 1/√(σ² + ε), y = a·x + b
 //             with a = rstd·γ, b = β - μ·a
-//   backward  dγ = Σ dout·x̂, dβ = Σ dout, dx = rstd·γ·(dout - dβ/NM - x̂·dγ/NM), written as
-//             dx = A·dout + B·x + K  (A = rstd·γ, B = -A·rstd·dγ/NM, K = -A·dβ/NM - B·μ)
+//   backward  dγ = Σ g·x̂, dβ = Σ g, dx = rstd·γ·(g - dβ/NM - x̂·dγ/NM), written as
+//             dx = A·g + B·x + K  (A = rstd·γ, B = -A·rstd·dγ/NM, K = -A·dβ/NM - B·μ)
+//             with g = dout
+// A fused ReLU (relu = true; the MNIST CNN's BatchNorm → ReLU): the forward writes
+// y = max(0, a·x + b) in the same pass, and the backward, given that y, uses g = dout·[y > 0] in
+// both passes: one pass over the activations fewer each way than BatchNorm then ReLU, with the
+// same values (the same row kernels, the mask applied as each row is read).
 //
 // numpy twins: nnlite/ops/reference.py (im2col, col2im, conv2d, conv2d_input_grad,
 // conv2d_backward, max_pool2d(_backward), avg_pool2d(_backward), batchnorm(_backward,
@@ -991,13 +996,13 @@ void avg_pool2d_backward(const T* dout, T* dx, const ConvGeom& g) {
 }
 
 // -- BatchNorm: channel c's rows are x + (n·C + c)·M, n in [0, N)
-template <typename T>
-void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
+template <typename T, bool Relu>
+static void bn_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
                        int64_t N, int64_t C, int64_t M, double eps) {
     FtzScope ftz;
     const auto sum = NNLITE_PICK(bn_row_sum<T>);
     const auto sqdev = NNLITE_PICK(bn_row_sqdev<T>);
-    const auto affine = NNLITE_PICK(bn_row_affine<T>);
+    const auto affine = NNLITE_PICK(bn_row_affine<T, Relu>);
     const double count = double(N) * double(M);
     parallel_range(C, 3 * N * M, [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; c++) {
@@ -1017,27 +1022,38 @@ void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean,
 }
 
 template <typename T>
-void batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean, const T* rstd,
-                        T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t M) {
+void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
+                       int64_t N, int64_t C, int64_t M, double eps, bool relu) {
+    (relu ? bn_forward<T, true> : bn_forward<T, false>)(x, gamma, beta, y, mean, rstd, N, C, M,
+                                                        eps);
+}
+
+// Relu: g = dout·[y > 0] in place of dout in both passes (bn_grad in conv.inc), read as the
+// rows go: no masked copy of the gradient is written
+template <typename T, bool Relu>
+static void bn_backward(const T* dout, const T* x, const T* gamma, const T* mean, const T* rstd,
+                        const T* y, T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t M) {
     FtzScope ftz;
-    const auto sum = NNLITE_PICK(bn_row_sum<T>);
-    const auto dot_dev = NNLITE_PICK(bn_row_dot_dev<T>);
-    const auto affine2 = NNLITE_PICK(bn_row_affine2<T>);
+    const auto sum = NNLITE_PICK(bn_row_grad_sum<T, Relu>);
+    const auto dot_dev = NNLITE_PICK(bn_row_dot_dev<T, Relu>);
+    const auto affine2 = NNLITE_PICK(bn_row_affine2<T, Relu>);
     const double count = double(N) * double(M);
-    parallel_range(C, 3 * N * M, [&](int64_t c0, int64_t c1) {
+    parallel_range(C, (Relu ? 5 : 3) * N * M, [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; c++) {
             const T m = mean[c], r = rstd[c];
-            double sg = 0, sgx = 0;                // Σ dout, Σ dout·(x - μ)
+            double sg = 0, sgx = 0;                // Σ g, Σ g·(x - μ)
             for (int64_t n = 0; n < N; n++) {
-                sg += sum(dout + (n * C + c) * M, M);
-                sgx += dot_dev(dout + (n * C + c) * M, x + (n * C + c) * M, m, M);
+                const int64_t o = (n * C + c) * M;
+                sg += sum(dout + o, Relu ? y + o : nullptr, M);
+                sgx += dot_dev(dout + o, Relu ? y + o : nullptr, x + o, m, M);
             }
             const double dg = sgx * r, A = double(r) * gamma[c];
             const double B = -A * r * dg / count, K = -A * sg / count - B * m;
             if (dx)
-                for (int64_t n = 0; n < N; n++)
-                    affine2(dout + (n * C + c) * M, x + (n * C + c) * M, T(A), T(B), T(K),
-                            dx + (n * C + c) * M, M);
+                for (int64_t n = 0; n < N; n++) {
+                    const int64_t o = (n * C + c) * M;
+                    affine2(dout + o, Relu ? y + o : nullptr, x + o, T(A), T(B), T(K), dx + o, M);
+                }
             dgamma[c] = T(dg);
             dbeta[c] = T(sg);
         }
@@ -1045,10 +1061,17 @@ void batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean
 }
 
 template <typename T>
-void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
+void batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean, const T* rstd,
+                        const T* y, T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t M) {
+    (y ? bn_backward<T, true> : bn_backward<T, false>)(dout, x, gamma, mean, rstd, y, dx, dgamma,
+                                                       dbeta, N, C, M);
+}
+
+template <typename T, bool Relu>
+static void bn_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
                          const T* rvar, T* y, int64_t N, int64_t C, int64_t M, double eps) {
     FtzScope ftz;
-    const auto affine = NNLITE_PICK(bn_row_affine<T>);
+    const auto affine = NNLITE_PICK(bn_row_affine<T, Relu>);
     parallel_range(C, N * M, [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; c++) {
             const T a = T(gamma[c] / std::sqrt(double(rvar[c]) + eps)), b = beta[c] - rmean[c] * a;
@@ -1056,6 +1079,14 @@ void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rme
                 affine(x + (n * C + c) * M, a, b, y + (n * C + c) * M, M);
         }
     });
+}
+
+template <typename T>
+void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
+                         const T* rvar, T* y, int64_t N, int64_t C, int64_t M, double eps,
+                         bool relu) {
+    (relu ? bn_inference<T, true> : bn_inference<T, false>)(x, gamma, beta, rmean, rvar, y, N, C,
+                                                            M, eps);
 }
 
 #define NNLITE_CONV_INSTANTIATE(T)                                                              \
@@ -1067,11 +1098,11 @@ void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rme
     template void avg_pool2d_forward<T>(const T*, T*, const ConvGeom&);                        \
     template void avg_pool2d_backward<T>(const T*, T*, const ConvGeom&);                       \
     template void batchnorm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t,      \
-                                       int64_t, int64_t, double);                              \
-    template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*,  \
-                                        T*, T*, int64_t, int64_t, int64_t);                    \
+                                       int64_t, int64_t, double, bool);                        \
+    template void batchnorm_backward<T>(const T*, const T*, const T*, const T*, const T*,      \
+                                        const T*, T*, T*, T*, int64_t, int64_t, int64_t);      \
     template void batchnorm_inference<T>(const T*, const T*, const T*, const T*, const T*, T*, \
-                                         int64_t, int64_t, int64_t, double);
+                                         int64_t, int64_t, int64_t, double, bool);
 NNLITE_CONV_INSTANTIATE(float)
 NNLITE_CONV_INSTANTIATE(double)
 

@@ -38,15 +38,18 @@ void avg_pool2d_forward(const T* x, T* y, const ConvGeom& g);
 template <typename T>
 void avg_pool2d_backward(const T* dout, T* dx, const ConvGeom& g);
 
-// BatchNorm over x (N, C, M): per channel, statistics over its N·M values
+// BatchNorm over x (N, C, M): per channel, statistics over its N·M values. relu: y = max(0, ·)
+// (a fused ReLU); the backward's y: that forward's output, whose y > 0 masks dout (nullptr: no
+// ReLU was fused)
 template <typename T>
 void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
-                       int64_t N, int64_t C, int64_t M, double eps);
+                       int64_t N, int64_t C, int64_t M, double eps, bool relu);
 template <typename T>
 void batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean, const T* rstd,
-                        T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t M);
+                        const T* y, T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t M);
 template <typename T>
 void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
-                         const T* rvar, T* y, int64_t N, int64_t C, int64_t M, double eps);
+                         const T* rvar, T* y, int64_t N, int64_t C, int64_t M, double eps,
+                         bool relu);
 
 }  // namespace nnlite

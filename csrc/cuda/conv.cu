@@ -156,28 +156,29 @@ void avg_pool2d_backward(const T* dout, T* dx, const ConvShape& s, Stream st) {
 // one block per channel
 template <typename T>
 void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd,
-                       int64_t N, int64_t C, int64_t M, double eps, Stream st) {
+                       int64_t N, int64_t C, int64_t M, double eps, bool relu, Stream st) {
     if (N * M <= 0 || C <= 0) throw std::invalid_argument("batchnorm: x is empty");
     NNL_LAUNCH(unsigned(C), kThreads, 0, st, kernels::conv_batchnorm_forward<T>)(
-        x, gamma, beta, y, mean, rstd, N, C, M, eps);
+        x, gamma, beta, y, mean, rstd, N, C, M, eps, relu);
 }
 
 template <typename T>
 void batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean, const T* rstd,
-                        T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, int64_t M, Stream st) {
+                        const T* yrelu, T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C,
+                        int64_t M, Stream st) {
     if (N * M <= 0 || C <= 0) throw std::invalid_argument("batchnorm_backward: x is empty");
     NNL_LAUNCH(unsigned(C), kThreads, 0, st, kernels::conv_batchnorm_backward<T>)(
-        dout, x, gamma, mean, rstd, dx, dgamma, dbeta, N, C, M);
+        dout, x, gamma, mean, rstd, yrelu, dx, dgamma, dbeta, N, C, M);
 }
 
 template <typename T>
 void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
                          const T* rvar, T* y, int64_t N, int64_t C, int64_t M, double eps,
-                         Stream st) {
+                         bool relu, Stream st) {
     const int64_t n = N * C * M;
     if (n <= 0) return;
     NNL_LAUNCH(elementwise_blocks(n), kThreads, 0, st, kernels::conv_batchnorm_inference<T>)(
-        x, gamma, beta, rmean, rvar, y, n, C, M, eps);
+        x, gamma, beta, rmean, rvar, y, n, C, M, eps, relu);
 }
 
 }  // namespace
@@ -218,18 +219,19 @@ void batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rme
         avg_pool2d_backward<T>(dout, dx, s, st);                                                    \
     }                                                                                               \
     void batchnorm_forward_##sfx(const T* x, const T* gamma, const T* beta, T* y, T* mean,         \
-                                 T* rstd, int64_t N, int64_t C, int64_t M, double eps, Stream st) { \
-        batchnorm_forward<T>(x, gamma, beta, y, mean, rstd, N, C, M, eps, st);                      \
+                                 T* rstd, int64_t N, int64_t C, int64_t M, double eps, bool relu,  \
+                                 Stream st) {                                                       \
+        batchnorm_forward<T>(x, gamma, beta, y, mean, rstd, N, C, M, eps, relu, st);                \
     }                                                                                               \
     void batchnorm_backward_##sfx(const T* dout, const T* x, const T* gamma, const T* mean,        \
-                                  const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t N, int64_t C, \
-                                  int64_t M, Stream st) {                                           \
-        batchnorm_backward<T>(dout, x, gamma, mean, rstd, dx, dgamma, dbeta, N, C, M, st);          \
+                                  const T* rstd, const T* yrelu, T* dx, T* dgamma, T* dbeta,        \
+                                  int64_t N, int64_t C, int64_t M, Stream st) {                     \
+        batchnorm_backward<T>(dout, x, gamma, mean, rstd, yrelu, dx, dgamma, dbeta, N, C, M, st);   \
     }                                                                                               \
     void batchnorm_inference_##sfx(const T* x, const T* gamma, const T* beta, const T* rmean,      \
                                    const T* rvar, T* y, int64_t N, int64_t C, int64_t M,            \
-                                   double eps, Stream st) {                                         \
-        batchnorm_inference<T>(x, gamma, beta, rmean, rvar, y, N, C, M, eps, st);                   \
+                                   double eps, bool relu, Stream st) {                              \
+        batchnorm_inference<T>(x, gamma, beta, rmean, rvar, y, N, C, M, eps, relu, st);             \
     }
 
 NNL_CONV_LAUNCHERS(float, f32)

@@ -64,23 +64,29 @@ void avg_pool2d_backward_f32(const float* dout, float* dx, const ConvShape& s, S
 void avg_pool2d_backward_f64(const double* dout, double* dx, const ConvShape& s, Stream stream);
 
 // BatchNorm over x (N, C, M) (M: the product of the axes after C; 1 for (N, C)); N·M >= 1.
+// relu: y = max(0, ·), a fused ReLU; the backward's yrelu: that forward's output, whose y > 0
+// masks dout (null: no ReLU was fused).
 void batchnorm_forward_f32(const float* x, const float* gamma, const float* beta, float* y,
                            float* mean, float* rstd, int64_t N, int64_t C, int64_t M, double eps,
-                           Stream stream);
+                           bool relu, Stream stream);
 void batchnorm_forward_f64(const double* x, const double* gamma, const double* beta, double* y,
                            double* mean, double* rstd, int64_t N, int64_t C, int64_t M,
-                           double eps, Stream stream);
+                           double eps, bool relu, Stream stream);
 void batchnorm_backward_f32(const float* dout, const float* x, const float* gamma,
-                            const float* mean, const float* rstd, float* dx, float* dgamma,
-                            float* dbeta, int64_t N, int64_t C, int64_t M, Stream stream);
+                            const float* mean, const float* rstd, const float* yrelu, float* dx,
+                            float* dgamma, float* dbeta, int64_t N, int64_t C, int64_t M,
+                            Stream stream);
 void batchnorm_backward_f64(const double* dout, const double* x, const double* gamma,
-                            const double* mean, const double* rstd, double* dx, double* dgamma,
-                            double* dbeta, int64_t N, int64_t C, int64_t M, Stream stream);
+                            const double* mean, const double* rstd, const double* yrelu,
+                            double* dx, double* dgamma, double* dbeta, int64_t N, int64_t C,
+                            int64_t M, Stream stream);
 void batchnorm_inference_f32(const float* x, const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, float* y,
-                             int64_t N, int64_t C, int64_t M, double eps, Stream stream);
+                             int64_t N, int64_t C, int64_t M, double eps, bool relu,
+                             Stream stream);
 void batchnorm_inference_f64(const double* x, const double* gamma, const double* beta,
                              const double* running_mean, const double* running_var, double* y,
-                             int64_t N, int64_t C, int64_t M, double eps, Stream stream);
+                             int64_t N, int64_t C, int64_t M, double eps, bool relu,
+                             Stream stream);
 
 }  // namespace nnl::cuda

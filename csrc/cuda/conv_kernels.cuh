@@ -253,9 +253,11 @@ __device__ __forceinline__ int64_t conv_bn_at(int64_t e, int64_t c, int64_t C, i
 // no cancellation; x is read three times in all, the third to write y):
 //   μ = Σx / count,  σ² = Σ(x - μ)² / count (biased),  rstd = 1/√(σ² + ε),
 //   y = (x - μ)·rstd·γ + β  (as a·x + b with a = rstd·γ, b = β - μ·a)
+// relu: y = max(0, ·), a fused ReLU (v < 0 ? 0 : v, the pointwise relu: NaN stays NaN)
 template <typename T>
 __global__ void conv_batchnorm_forward(const T* x, const T* gamma, const T* beta, T* y,
-                                       T* mean, T* rstd, int64_t N, int64_t C, int64_t M, double eps) {
+                                       T* mean, T* rstd, int64_t N, int64_t C, int64_t M, double eps,
+                                       bool relu) {
     __shared__ T partial[32];
     const int64_t c = blockIdx.x, count = N * M;
     T s = 0;
@@ -271,7 +273,8 @@ __global__ void conv_batchnorm_forward(const T* x, const T* gamma, const T* beta
     const T a = r * gamma[c], b = beta[c] - mu * a;
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
         const int64_t i = conv_bn_at(e, c, C, M);
-        y[i] = a * x[i] + b;
+        const T v = a * x[i] + b;
+        y[i] = relu && v < T(0) ? T(0) : v;
     }
     if (threadIdx.x == 0) {
         mean[c] = mu;
@@ -284,25 +287,33 @@ __global__ void conv_batchnorm_forward(const T* x, const T* gamma, const T* beta
 //   dβ = Σ g,  dγ = Σ g·x̂ = rstd·Σ g·(x - μ),
 //   dx = rstd·γ·(g - dβ/count - x̂·dγ/count)
 // (the twin's rstd·(dx̂ - mean(dx̂) - x̂·mean(dx̂·x̂)) with dx̂ = g·γ).
+// yrelu: the output of a forward with relu, or null: g = dout·[y > 0] (dout·0, not 0: NaN stays,
+// as the pointwise relu'), read in both passes, no masked copy written.
+template <typename T>
+__device__ inline T conv_bn_grad(const T* dout, const T* yrelu, int64_t i) {
+    return yrelu ? dout[i] * (yrelu[i] > T(0) ? T(1) : T(0)) : dout[i];
+}
+
 template <typename T>
 __global__ void conv_batchnorm_backward(const T* dout, const T* x, const T* gamma, const T* mean,
-                                   const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t N,
-                                   int64_t C, int64_t M) {
+                                   const T* rstd, const T* yrelu, T* dx, T* dgamma, T* dbeta,
+                                   int64_t N, int64_t C, int64_t M) {
     __shared__ T partial[32];
     const int64_t c = blockIdx.x, count = N * M;
     const T mu = mean[c], r = rstd[c];
     T sg = 0, sgx = 0;
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
         const int64_t i = conv_bn_at(e, c, C, M);
-        sg += dout[i];
-        sgx += dout[i] * (x[i] - mu);
+        const T g = conv_bn_grad(dout, yrelu, i);
+        sg += g;
+        sgx += g * (x[i] - mu);
     }
     const T db = conv_block_sum(sg, partial);
     const T dg = conv_block_sum(sgx, partial) * r;
     const T A = r * gamma[c], mean_g = db / T(count), mean_gx = dg / T(count);
     for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
         const int64_t i = conv_bn_at(e, c, C, M);
-        dx[i] = A * (dout[i] - mean_g - (x[i] - mu) * r * mean_gx);
+        dx[i] = A * (conv_bn_grad(dout, yrelu, i) - mean_g - (x[i] - mu) * r * mean_gx);
     }
     if (threadIdx.x == 0) {
         dgamma[c] = dg;
@@ -311,16 +322,17 @@ __global__ void conv_batchnorm_backward(const T* dout, const T* x, const T* gamm
 }
 
 // Inference mode, one thread per element (channel c = (e / M) mod C):
-//   y = (x - μ_run) · γ/√(σ²_run + ε) + β
+//   y = (x - μ_run) · γ/√(σ²_run + ε) + β, or max(0, ·) with relu
 template <typename T>
 __global__ void conv_batchnorm_inference(const T* x, const T* gamma, const T* beta, const T* rmean,
                                     const T* rvar, T* y, int64_t total, int64_t C, int64_t M,
-                                    double eps) {
+                                    double eps, bool relu) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
          e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t c = (e / M) % C;
         const T scale = gamma[c] / sqrt(rvar[c] + T(eps));
-        y[e] = (x[e] - rmean[c]) * scale + beta[c];
+        const T v = (x[e] - rmean[c]) * scale + beta[c];
+        y[e] = relu && v < T(0) ? T(0) : v;
     }
 }
 

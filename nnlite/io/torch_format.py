@@ -24,7 +24,10 @@ BatchNorm1d/2d      ``nn.BatchNorm1d/2d``: ``weight``,     ``gamma``, ``beta``, 
                     ``bias``, ``running_mean``,            buffers ``running_mean``,
                     ``running_var`` (``num_batches_        ``running_var``
                     tracked`` is not kept: ignored on
-                    import, absent on export)
+                    import, absent on export);
+                    ``activation="relu"``:
+                    ``nn.Sequential(nn.BatchNorm2d,
+                    nn.ReLU)``, keys under ``0.``
 no parameters       ``nn.Flatten``, ``nn.ReLU``, ...: none  (the layer keeps its index)
 ==================  =====================================  ==================================
 
@@ -151,6 +154,8 @@ def _keys(layer, prefix, nn_prefix):
         return [TorchKey(prefix + "weight", nn_prefix + "W", False),
                 *([TorchKey(prefix + "bias", nn_prefix + "b", False)] if layer.bias else [])]
     if isinstance(layer, _BatchNorm):
+        if layer.activation:                # BatchNorm2d(..., activation="relu"): no single
+            prefix += "0."                  # torch module: nn.Sequential(nn.BatchNorm2d, nn.ReLU)
         return [TorchKey(prefix + k, nn_prefix + n, False) for k, n in
                 (("weight", "gamma"), ("bias", "beta"), ("running_mean", "running_mean"),
                  ("running_var", "running_var"))]

@@ -104,6 +104,12 @@ class _BatchNorm(Layer):
         \text{inference:}\quad y = \gamma\,(x - \mu_{run})/\sqrt{\sigma^2_{run} + \epsilon}
                           + \beta
 
+    With ``activation="relu"`` the layer is BatchNorm then ReLU in one op, :math:`y =
+    \max(0, \gamma \hat x + \beta)` (a CNN's Conv → BatchNorm → ReLU): the backward masks
+    :math:`g` by :math:`[y > 0]` (from the cached output) as it reads it, so each direction makes
+    one pass over the activations fewer than ``BatchNorm2d`` followed by ``ReLU``, with the same
+    values, bit for bit.
+
     In training each call updates the running statistics, as PyTorch does:
     :math:`\mu_{run} \leftarrow (1 - m)\mu_{run} + m\mu`, :math:`\sigma^2_{run} \leftarrow
     (1 - m)\sigma^2_{run} + m\,\sigma^2 \frac{M}{M - 1}` (the unbiased variance of the M values
@@ -119,6 +125,8 @@ class _BatchNorm(Layer):
         m above (PyTorch's convention; Keras' momentum is 1 - m).
     dtype : numpy dtype, default float32
     name : str, optional
+    activation : {None, "relu"}, default None (keyword only)
+        A ReLU fused after the affine map; None for the plain layer.
 
     Attributes
     ----------
@@ -128,7 +136,8 @@ class _BatchNorm(Layer):
 
     ndims = ()                               # the input ranks the subclass takes
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32, name=None):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32, name=None, *,
+                 activation=None):
         super().__init__(name=name)
         kind = type(self).__name__
         (self.num_features,) = checks.sizes(kind, num_features=num_features)
@@ -137,6 +146,10 @@ class _BatchNorm(Layer):
             raise ValueError(f"{kind}: eps must be > 0, got {eps}")
         if not 0 <= self.momentum <= 1:
             raise ValueError(f"{kind}: momentum must be in [0, 1], got {momentum}")
+        if activation not in (None, "relu"):
+            raise ValueError(f"{kind}: activation must be None or 'relu' (a fused ReLU), got "
+                             f"{activation!r}; for another, put its layer after this one")
+        self.activation = activation
         C = self.num_features
         self.params["gamma"] = np.ones(C, dtype=dtype)
         self.params["beta"] = np.zeros(C, dtype=dtype)
@@ -146,9 +159,11 @@ class _BatchNorm(Layer):
         self._x = None                       # caches: x, per-channel mean and rstd (training)
         self._mean = self._rstd = None
         self._scale = None                   # inference: γ/√(σ²_run + ε), for dx
+        self._y = None                       # with activation: the output, whose y > 0 masks g
 
     def _describe(self):
-        return f"{type(self).__name__}({self.num_features})"
+        act = f", {self.activation}" if self.activation else ""
+        return f"{type(self).__name__}({self.num_features}{act})"
 
     def _check(self, shape):
         if len(shape) not in self.ndims or shape[1] not in (None, self.num_features):
@@ -162,16 +177,19 @@ class _BatchNorm(Layer):
         self._check(x.shape)
         run_mean, run_var = self._buffers["running_mean"], self._buffers["running_var"]
         xp = ops.array_module(x)
+        act = self.activation
         if not training:
             self._x, self._mean = x, None
             self._scale = gamma / xp.sqrt(run_var + self.eps)
-            return ops.batchnorm_inference(x, gamma, beta, run_mean, run_var, self.eps)
+            y = ops.batchnorm_inference(x, gamma, beta, run_mean, run_var, self.eps, act=act)
+            self._y = y if act else None
+            return y
         M = x.size // self.num_features
         if M < 2:
             raise ValueError(f"{checks.describe(self)}: training needs more than one value per "
                              f"channel to estimate a variance, got input of shape "
                              f"{shape_str(x.shape)} (use a batch of 2 or more, or eval())")
-        y, self._mean, self._rstd = ops.batchnorm(x, gamma, beta, self.eps)
+        y, self._mean, self._rstd = ops.batchnorm(x, gamma, beta, self.eps, act=act)
         var = 1 / self._rstd.astype(xp.float64) ** 2 - self.eps       # the biased variance
         m = self.momentum
         run_mean *= 1 - m
@@ -179,6 +197,7 @@ class _BatchNorm(Layer):
         run_var *= 1 - m
         run_var += (m * M / (M - 1) * var).astype(run_var.dtype)
         self._x = x
+        self._y = y if act else None         # (not copied: no layer writes into its input)
         return y
 
     def backward(self, grad_out):
@@ -186,6 +205,8 @@ class _BatchNorm(Layer):
         gamma = self.params["gamma"]
         g = checks.as_grad(self, grad_out, self._x.shape, gamma.dtype)
         if self._mean is None:               # after an inference forward: an affine map
+            if self.activation:              # (then ReLU's [y > 0])
+                g = g * (self._y > 0)
             shape = (1, -1) + (1,) * (g.ndim - 2)
             run_mean = self._buffers["running_mean"]
             xhat = (self._x - run_mean.reshape(shape)) * (self._scale / gamma).reshape(shape)
@@ -193,7 +214,8 @@ class _BatchNorm(Layer):
             self.grads["gamma"] += (g * xhat).sum(axis=axes)
             self.grads["beta"] += g.sum(axis=axes)
             return g * self._scale.reshape(shape) if self.needs_input_grad else None
-        dx, dgamma, dbeta = ops.batchnorm_backward(g, self._x, gamma, self._mean, self._rstd)
+        dx, dgamma, dbeta = ops.batchnorm_backward(g, self._x, gamma, self._mean, self._rstd,
+                                                   act=self.activation, y=self._y)
         self.grads["gamma"] += dgamma
         self.grads["beta"] += dbeta
         return dx if self.needs_input_grad else None
@@ -210,8 +232,11 @@ class _BatchNorm(Layer):
         return self
 
     def get_config(self):
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "dtype": checks.dtype_name(self.dtype), **super().get_config()}
+        cfg = {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+               "dtype": checks.dtype_name(self.dtype)}
+        if self.activation:                  # (absent for the plain layer: its config as before)
+            cfg["activation"] = self.activation
+        return {**cfg, **super().get_config()}
 
 
 class BatchNorm1d(_BatchNorm):

@@ -657,6 +657,36 @@ def batchnorm_stats(x, mean, var):
     return mean, var
 
 
+BATCHNORM_ACTS = (None, "relu")
+
+
+def batchnorm_act(op, act):
+    """``act`` of the batchnorm ops: None, or "relu" (y = max(0, x̂·γ + β), a fused ReLU)."""
+    if act not in BATCHNORM_ACTS:
+        raise ValueError(f"{op}: act must be None or 'relu', got {act!r}")
+    return act
+
+
+def batchnorm_backward_output(act, y, x):
+    """The forward's output y for batchnorm_backward's mask with act="relu" (validated against
+    x); None without act."""
+    op = "batchnorm_backward"
+    if batchnorm_act(op, act) is None:
+        if y is not None:
+            raise ValueError(f"{op}: y (the forward's output) is only used with act='relu'; got "
+                             f"y {np.shape(y)} with act=None")
+        return None
+    if y is None:
+        raise ValueError(f"{op}: act='relu' needs y, the forward's output (its y > 0 masks "
+                         f"grad_out)")
+    y = as_float_array(op, "y", y)
+    same_dtype(op, x=x, y=y)
+    if y.shape != x.shape:
+        raise ValueError(f"{op}: y {y.shape} (the forward's output) must have x's shape "
+                         f"{x.shape}")
+    return y
+
+
 def batchnorm_backward_args(grad_out, x, gamma, mean, rstd):
     op = "batchnorm_backward"
     g = as_float_array(op, "grad_out", grad_out)

@@ -206,38 +206,42 @@ def kernels(dev):
     def _ncm(shape):
         return shape[0], shape[1], math.prod(shape[2:])
 
-    def batchnorm(x, gamma, beta, eps=1e-5):
+    def batchnorm(x, gamma, beta, eps=1e-5, act=None):
         xm, gam, _ = checks.batchnorm_args("batchnorm", _meta(x), _meta(gamma), _meta(beta))
+        act = checks.batchnorm_act("batchnorm", act)
         t = xm.dtype
         x, gamma, beta = r.on(x, t), r.on(gamma, t), r.on(beta, t)
         y = xp.empty(xm.shape, t)
         mean, rstd = xp.empty(gam.shape, t), xp.empty(gam.shape, t)
         r.call("batchnorm_forward", t, r.ptr(x), r.ptr(gamma), r.ptr(beta), r.ptr(y),
-               r.ptr(mean), r.ptr(rstd), *_ncm(xm.shape), float(eps))
+               r.ptr(mean), r.ptr(rstd), *_ncm(xm.shape), float(eps), act == "relu")
         return y, mean, rstd
 
-    def batchnorm_backward(grad_out, x, gamma, mean, rstd):
-        gm, xm, gam, _mm, _rm = checks.batchnorm_backward_args(
+    def batchnorm_backward(grad_out, x, gamma, mean, rstd, act=None, y=None):
+        _gm, xm, gam, _mm, _rm = checks.batchnorm_backward_args(
             _meta(grad_out), _meta(x), _meta(gamma), _meta(mean), _meta(rstd))
+        ym = checks.batchnorm_backward_output(act, None if y is None else _meta(y), xm)
         t = xm.dtype
         g, x, gamma = r.on(grad_out, t), r.on(x, t), r.on(gamma, t)
         mean, rstd = r.on(mean, t), r.on(rstd, t)
+        y = None if ym is None else r.on(y, t)   # masks g by y > 0 as the kernel reads it
         dx = xp.empty(xm.shape, t)
         dgamma, dbeta = xp.empty(gam.shape, t), xp.empty(gam.shape, t)
         r.call("batchnorm_backward", t, r.ptr(g), r.ptr(x), r.ptr(gamma), r.ptr(mean),
-               r.ptr(rstd), r.ptr(dx), r.ptr(dgamma), r.ptr(dbeta), *_ncm(xm.shape))
+               r.ptr(rstd), r.ptr(y), r.ptr(dx), r.ptr(dgamma), r.ptr(dbeta), *_ncm(xm.shape))
         return dx, dgamma, dbeta
 
-    def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
+    def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5, act=None):
         xm, _g, _b = checks.batchnorm_args("batchnorm_inference", _meta(x), _meta(gamma),
                                            _meta(beta))
         checks.batchnorm_stats(xm, _meta(running_mean), _meta(running_var))
+        act = checks.batchnorm_act("batchnorm_inference", act)
         t = xm.dtype
         x, gamma, beta = r.on(x, t), r.on(gamma, t), r.on(beta, t)
         rm, rv = r.on(running_mean, t), r.on(running_var, t)
         y = xp.empty(xm.shape, t)
         r.call("batchnorm_inference", t, r.ptr(x), r.ptr(gamma), r.ptr(beta), r.ptr(rm),
-               r.ptr(rv), r.ptr(y), *_ncm(xm.shape), float(eps))
+               r.ptr(rv), r.ptr(y), *_ncm(xm.shape), float(eps), act == "relu")
         return y
 
     return {"conv2d": conv2d, "conv2d_input_grad": conv2d_input_grad,

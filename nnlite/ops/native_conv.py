@@ -126,32 +126,39 @@ def _ncm(x):
     return x.shape[0], math.prod(x.shape[2:])
 
 
-def batchnorm(x, gamma, beta, eps=1e-5):
-    """(y, mean, rstd) of BatchNorm in training mode; statistics per channel (axis 1)."""
+def batchnorm(x, gamma, beta, eps=1e-5, act=None):
+    """(y, mean, rstd) of BatchNorm in training mode; statistics per channel (axis 1);
+    act="relu": y = max(0, ·) in the same pass."""
     x, gamma, beta = checks.batchnorm_args("batchnorm", x, gamma, beta)
+    act = checks.batchnorm_act("batchnorm", act)
     t = x.dtype
     y = np.empty(x.shape, t)
     mean, rstd = np.empty(gamma.shape, t), np.empty(gamma.shape, t)
-    _conv.batchnorm(_c(x), _c(gamma), _c(beta), float(eps), y, mean, rstd, *_ncm(x))
+    _conv.batchnorm(_c(x), _c(gamma), _c(beta), float(eps), y, mean, rstd, *_ncm(x),
+                    act == "relu")
     return y, mean, rstd
 
 
-def batchnorm_backward(grad_out, x, gamma, mean, rstd):
-    """(dx, dgamma, dbeta) of BatchNorm in training mode."""
+def batchnorm_backward(grad_out, x, gamma, mean, rstd, act=None, y=None):
+    """(dx, dgamma, dbeta) of BatchNorm in training mode; act="relu" with the forward's output
+    y: grad_out masked by y > 0 as the kernel reads it."""
     g, x, gamma, mean, rstd = checks.batchnorm_backward_args(grad_out, x, gamma, mean, rstd)
+    y = checks.batchnorm_backward_output(act, y, x)
     t = x.dtype
     dx = np.empty(x.shape, t)
     dgamma, dbeta = np.empty(gamma.shape, t), np.empty(gamma.shape, t)
-    _conv.batchnorm_backward(_c(g), _c(x), _c(gamma), _c(mean), _c(rstd), dx, dgamma, dbeta,
-                             *_ncm(x))
+    _conv.batchnorm_backward(_c(g), _c(x), _c(gamma), _c(mean), _c(rstd),
+                             None if y is None else _c(y), dx, dgamma, dbeta, *_ncm(x))
     return dx, dgamma, dbeta
 
 
-def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
-    """BatchNorm with the running statistics: y = (x - μ_run)/√(σ²_run + ε)·γ + β."""
+def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5, act=None):
+    """BatchNorm with the running statistics: y = (x - μ_run)/√(σ²_run + ε)·γ + β;
+    act="relu": y = max(0, ·)."""
     x, gamma, beta = checks.batchnorm_args("batchnorm_inference", x, gamma, beta)
     running_mean, running_var = checks.batchnorm_stats(x, running_mean, running_var)
+    act = checks.batchnorm_act("batchnorm_inference", act)
     y = np.empty(x.shape, x.dtype)
     _conv.batchnorm_inference(_c(x), _c(gamma), _c(beta), _c(running_mean), _c(running_var),
-                              float(eps), y, *_ncm(x))
+                              float(eps), y, *_ncm(x), act == "relu")
     return y

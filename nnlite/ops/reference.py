@@ -571,32 +571,42 @@ def avg_pool2d_backward(grad_out, size, kernel, stride=None, padding=0):
 # ----------------------------------------------------------------------------- BatchNorm
 
 
-def batchnorm(x, gamma, beta, eps=1e-5):
+def batchnorm(x, gamma, beta, eps=1e-5, act=None):
     """BatchNorm in training mode, x (N, C, ...): statistics per channel over N and every
     axis after C (M values each):
 
     μ_c = mean x,  σ²_c = mean (x - μ)² (biased),  rstd = 1/√(σ² + ε),  y = (x - μ)·rstd·γ + β
 
+    act="relu": y = max(0, (x - μ)·rstd·γ + β), BatchNorm then ReLU in one op.
     Returns (y, mean, rstd), mean and rstd (C,).
     """
     x, gamma, beta = checks.batchnorm_args("batchnorm", x, gamma, beta)
+    act = checks.batchnorm_act("batchnorm", act)
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
     mean = x.mean(axis=axes)
     var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)
     rstd = 1 / np.sqrt(var + eps)
     y = (x - mean.reshape(shape)) * (rstd * gamma).reshape(shape) + beta.reshape(shape)
+    if act == "relu":
+        y = np.maximum(y, 0)                # NaN stays NaN
     t = x.dtype
     return y.astype(t, copy=False), mean.astype(t, copy=False), rstd.astype(t, copy=False)
 
 
-def batchnorm_backward(grad_out, x, gamma, mean, rstd):
+def batchnorm_backward(grad_out, x, gamma, mean, rstd, act=None, y=None):
     """(dx, dgamma, dbeta) of :func:`batchnorm`, with x̂ = (x - μ)·rstd, dx̂ = g·γ (means over
     the M values of each channel):
 
     dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)),  dγ = Σ g ⊙ x̂,  dβ = Σ g
+
+    where g = grad_out, or with act="relu" g = grad_out ⊙ [y > 0], y the forward's output
+    (ReLU's backward; y > 0 exactly where the pre-activation is, so it is not recomputed).
     """
     g, x, gamma, mean, rstd = checks.batchnorm_backward_args(grad_out, x, gamma, mean, rstd)
+    y = checks.batchnorm_backward_output(act, y, x)
+    if y is not None:
+        g = g * (y > 0)                     # g·0, not 0: inf/NaN gradients stay visible
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
     xhat = (x - mean.reshape(shape)) * rstd.reshape(shape)
@@ -608,11 +618,15 @@ def batchnorm_backward(grad_out, x, gamma, mean, rstd):
             g.sum(axis=axes).astype(t, copy=False))
 
 
-def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
-    """BatchNorm in inference mode: y = (x - μ_run) / √(σ²_run + ε) · γ + β, per channel."""
+def batchnorm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5, act=None):
+    """BatchNorm in inference mode: y = (x - μ_run) / √(σ²_run + ε) · γ + β, per channel;
+    act="relu": y = max(0, ·)."""
     x, gamma, beta = checks.batchnorm_args("batchnorm_inference", x, gamma, beta)
     running_mean, running_var = checks.batchnorm_stats(x, running_mean, running_var)
+    act = checks.batchnorm_act("batchnorm_inference", act)
     shape = (1, -1) + (1,) * (x.ndim - 2)
     scale = gamma / np.sqrt(running_var + eps)
     y = (x - running_mean.reshape(shape)) * scale.reshape(shape) + beta.reshape(shape)
+    if act == "relu":
+        y = np.maximum(y, 0)
     return y.astype(x.dtype, copy=False)

@@ -18,6 +18,7 @@ import re
 
 from ..layers.base import shape_str
 from ..layers.flatten import Flatten
+from ..layers.normalization import _BatchNorm
 
 
 def snake_case(obj):
@@ -70,7 +71,10 @@ def print_summary(model, print_fn=print):
                 shape = None
         elif isinstance(layer, Flatten) and getattr(after, "in_features", None):
             shape = (None, after.in_features)
-        rows.append((f"{name} ({type(layer).__name__})",
+        kind = type(layer).__name__
+        if isinstance(layer, _BatchNorm) and layer.activation:   # the fused ReLU: no row of its own
+            kind += f"+{layer.activation}"
+        rows.append((f"{name} ({kind})",
                      shape_str(shape) if shape is not None else "?",
                      f"{layer.num_params():,}"))
     head = ("Layer (type)", "Output Shape", "Param #")
