@@ -157,7 +157,9 @@ def test_conv2d_error_names_the_shapes():
 # ----------------------------------------------------------------------------- pooling
 # (N, C, H, W, kernel, stride, padding)
 POOLS = [(1, 1, 1, 1, 1, None, 0), (2, 3, 7, 9, 2, None, 0), (1, 1, 28, 28, 3, 2, 1),
-         (3, 2, 13, 11, (3, 2), (2, 1), (1, 0)), (2, 4, 8, 8, 7, 1, 3), (2, 5, 6, 6, 2, 1, 1)]
+         (3, 2, 13, 11, (3, 2), (2, 1), (1, 0)), (2, 4, 8, 8, 7, 1, 3), (2, 5, 6, 6, 2, 1, 1),
+         # 2 x 2 rows of 12+ windows take the per-ISA row kernel (conv.inc: pool2x2_row)
+         (2, 3, 9, 27, 2, None, 0), (1, 2, 28, 28, 2, None, 0), (1, 1, 4, 67, 2, None, 0)]
 
 
 @pytest.mark.parametrize("case", POOLS)
@@ -182,10 +184,11 @@ def test_max_pool2d_ties_pick_the_first(rng):
 
 
 @pytest.mark.parametrize("kernel, stride", [(2, None), (3, 2)])   # the 2x2 path, the general
-def test_max_pool2d_nan_and_ties_like_the_twin(rng, kernel, stride):
+@pytest.mark.parametrize("width", [11, 41])   # 2x2: short rows, and rows of the per-ISA kernel
+def test_max_pool2d_nan_and_ties_like_the_twin(simd, rng, kernel, stride, width):
     """Each window's first element starts, a strictly greater one replaces it: a NaN wins only
     where it comes first, and ties keep the first (the kernel uses masks, not branches)."""
-    x = rng.integers(0, 3, (3, 2, 9, 11)).astype(np.float32)
+    x = rng.integers(0, 3, (3, 2, 9, width)).astype(np.float32)
     x[rng.random(x.shape) < 0.1] = np.nan
     y, idx = ops.max_pool2d(x, kernel, stride)
     y2, idx2 = ref.max_pool2d(x, kernel, stride)
