@@ -440,7 +440,12 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
     // panel serves too few tiles to repay the copy. Only a ragged last panel is packed (zero
     // padding). Measured: -8% time at (64,784)@(784,256), but +10% at 1024^3, where each B
     // panel is reused 128 times and contiguity pays.
-    p.b_in_place = g.b.cs == 1 && M <= 16 * MR;
+    // But not a B past 2 MiB (a weight gradient over many tokens, K = 8192 in the course's
+    // GPT): its rows, a whole row of B apart, stream from L3 and share a few L1 sets; packed,
+    // each block is one run in L2. gemm_tn 128x8192x384 / 128x8192x512, 1 thread: 73-80 ->
+    // 87-93 GFLOP/s (three runs each); 2 threads: the same within the noise.
+    p.b_in_place = g.b.cs == 1 && M <= 16 * MR &&
+                   double(K) * double(N) * sizeof(T) <= 2.0 * 1024 * 1024;
     int64_t kc_max = t.KC;
 
     // Intel's AVX-512 cores (measured on a Xeon with AVX-512 FP16: 48 KiB L1, 2 MiB L2) want
