@@ -807,15 +807,15 @@ void winograd_weight_grad(const T* dout, const T* x, T* dw, const ConvGeom& g) {
 template <typename T>
 void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, const ConvGeom& g) {
     FtzScope ftz;
-    const ConvChunks cc = conv_chunks(g);
-    const int64_t L = cc.L, Og = cc.Og, Kg = cc.Kg, NB = cc.NB, chunks = cc.chunks;
-    const size_t ncols = cc.ncols, nrows = cc.nrows;
-    const int64_t nw = g.O * Kg;
     if (winograd_fits<T>(g)) {
         winograd_weight_grad(dout, x, dw, g);
         if (db) bias_grad(dout, db, g);
         return;
     }
+    const ConvChunks cc = conv_chunks(g);
+    const int64_t L = cc.L, Og = cc.Og, Kg = cc.Kg, NB = cc.NB, chunks = cc.chunks;
+    const size_t ncols = cc.ncols, nrows = cc.nrows;
+    const int64_t nw = g.O * Kg;
     const int64_t parts = chunks < 2 ? 1 : std::clamp<int64_t>(
         kPartialBytes / std::max<int64_t>(nw * int64_t(sizeof(T)), 1), 1,
         std::min(kMaxParts, chunks));
