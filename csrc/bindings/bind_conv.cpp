@@ -247,9 +247,11 @@ PYBIND11_MODULE(_conv, m) {
           py::arg("geom"), "dx of conv2d (the transposed convolution), written into dx");
     m.def("conv2d_weight_grad", &conv2d_weight_grad, py::arg("grad"), py::arg("x"),
           py::arg("dw"), py::arg("db"), py::arg("geom"), "dw, db of conv2d, written into them");
-    m.def("_set_winograd", &nnlite::set_winograd, py::arg("on"),
-          "Winograd F(2x2, 3x3) for 3x3 stride-1 float32 convolutions on (default) or off "
-          "(im2col + GEMM for every convolution); for tests and comparisons");
+    m.def("_set_winograd", [](int mode) { nnlite::set_winograd(mode == 1 ? 4 : mode); },
+          py::arg("mode"),
+          "Winograd for 3x3 stride-1 float32 convolutions: 4 or True (default): F(4x4, 3x3) "
+          "where it pays, else F(2x2, 3x3); 2: F(2x2, 3x3) only; 0 or False: off (im2col + "
+          "GEMM for every convolution); for tests and comparisons");
     m.def("max_pool2d", &max_pool2d, py::arg("x"), py::arg("y"), py::arg("argmax"),
           py::arg("geom"), "y, argmax of max pooling over the planes of x");
     m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad"), py::arg("argmax"),

@@ -1,7 +1,8 @@
 // 2-D convolution (forward, input and weight gradients), max/avg pooling and BatchNorm, NCHW.
 //
 // Convolution: 3 x 3 windows at stride 1 in float32 (with 16+ channels in and out) take
-// Winograd's minimal filtering, 16 GEMMs over 2 x 2 output tiles (see winograd_conv below);
+// Winograd's minimal filtering, 16 GEMMs over 2 x 2 output tiles or, for 7 x 7 planes and
+// multiples of 4, 36 over 4 x 4 tiles in the forward and input gradient (winograd_conv below);
 // every other convolution is im2col + the packed GEMM (cpu/gemm.h), a chunk of B images at a
 // time:
 //
@@ -57,6 +58,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -451,28 +453,37 @@ void for_chunks(int64_t n, int teams, Fn&& fn) {
 // 180° (channels swapped) and padding 2 - p, so it is the same routine with other weights.
 // Rounding differs from the direct sum (float32 results agree to ~1e-6 relative; the twins'
 // tests bound it); float64 always takes im2col, and NNLITE_WINOGRAD=0 (or
-// _conv._set_winograd(False)) switches it off. The weight gradient is F(3x3, 2x2) (see
-// winograd_weight_grad). Measured on a 2-core Zen 4, 1 thread, CPU time, the MNIST CNN's
+// _conv._set_winograd(False)) switches it off; NNLITE_WINOGRAD=2 (_set_winograd(2)) keeps
+// F(2x2, 3x3) where F(4x4, 3x3) would pay (winograd4_pays). The weight gradient is
+// F(3x3, 2x2) (see winograd_weight_grad). Measured on a 2-core Zen 4, 1 thread, CPU time, the MNIST CNN's
 // convolutions forward + input grad + weight grad: 128x32x14x14 -> 64 40.7-46.4 -> 28.3-30.2
 // ms, 128x64x7x7 -> 64 24.0-24.4 -> 18.0-18.5 ms.
 //
 // Chunks of NB images (about kWinoTiles tiles) go to the threads whole, as the im2col path's
 // do: a chunk's V (16 x C x T) and M (16 x O x T) are written and read by one core.
 constexpr int64_t kWinoTiles = 512;
+constexpr int64_t kWino4Tiles = 256;   // F(4x4, 3x3): 36 planes a tile instead of 16
 
-static std::atomic<int> g_winograd{-1};   // -1: not read yet; then 0 or 1
+// 0: off; 2: F(2x2, 3x3) only; 4: F(4x4, 3x3) where it pays (winograd4_pays), else F(2x2)
+static std::atomic<int> g_winograd{-1};   // -1: not read yet (NNLITE_WINOGRAD=0 / 2 / 4)
 
-static bool winograd_on() {
-    int on = g_winograd.load(std::memory_order_relaxed);
-    if (on < 0) {
+static int winograd_mode() {
+    int mode = g_winograd.load(std::memory_order_relaxed);
+    if (mode < 0) {
         const char* env = std::getenv("NNLITE_WINOGRAD");
-        on = !(env && env[0] == '0');
-        g_winograd.store(on, std::memory_order_relaxed);
+        mode = env && env[0] == '0' ? 0 : env && env[0] == '2' ? 2 : 4;
+        g_winograd.store(mode, std::memory_order_relaxed);
     }
-    return on == 1;
+    return mode;
 }
 
-void set_winograd(bool on) { g_winograd.store(on ? 1 : 0, std::memory_order_relaxed); }
+static bool winograd_on() { return winograd_mode() != 0; }
+
+void set_winograd(int mode) {
+    if (mode != 0 && mode != 2 && mode != 4)
+        throw std::invalid_argument("Winograd mode must be 0 (off), 2 (F(2x2, 3x3) only) or 4");
+    g_winograd.store(mode, std::memory_order_relaxed);
+}
 
 // Does the forward (input_grad = false) or the input gradient of g take Winograd? Channels
 // below 16 leave the GEMMs too little depth (the first conv of a CNN, C = 1, stays im2col).
@@ -553,9 +564,10 @@ struct WinoChunks {
     int64_t TH, TW, P, NB, chunks, Tc;
 };
 
-inline WinoChunks wino_chunks(int64_t N, int64_t Ho, int64_t Wo) {
-    const int64_t TH = (Ho + 1) / 2, TW = (Wo + 1) / 2, P = TH * TW;
-    const int64_t want = std::max<int64_t>(1, (N * P + kWinoTiles - 1) / kWinoTiles);
+inline WinoChunks wino_chunks(int64_t N, int64_t Ho, int64_t Wo, int R = 2) {
+    const int64_t TH = (Ho + R - 1) / R, TW = (Wo + R - 1) / R, P = TH * TW;
+    const int64_t tiles = R == 2 ? kWinoTiles : kWino4Tiles;
+    const int64_t want = std::max<int64_t>(1, (N * P + tiles - 1) / tiles);
     const int64_t NB = (N + want - 1) / want;
     return {TH, TW, P, NB, (N + NB - 1) / NB, NB * P};
 }
@@ -586,39 +598,160 @@ void wino_input(const T* x, int64_t n0, int64_t B, int64_t Ic, int64_t H, int64_
     });
 }
 
-// y (N, Oc, Ho, Wo) = conv(x (N, Ic, H, W), U) + b, 3 x 3, stride 1, padding (ph, pw) <= 2
+// -- F(4x4, 3x3): the same scheme with 6 x 6 input tiles 4 apart and 4 x 4 outputs (conv.inc:
+// wino4_in_row, wino4_out_row), 36 GEMMs a chunk: 2.25 products an output pixel instead of 4.
+// Why: with F(2x2, 3x3) the MNIST CNN's 7 x 7 convolution (C = O = 64) still spent half its
+// time in the GEMMs at ~90% of the FMA peak and ran at 0.90-0.97x PyTorch's speed. Rounding:
+// Bᵀ and Aᵀ hold 2, 4, 5 and 8, so float32 results agree with the direct sum to ~1e-5 of the
+// output's scale (F(2x2): ~1e-6); the twins' tolerances hold it.
+//
+// One image's plane staged in four phases (RP x LP each, s_p = s + p·RP·LP·B, lane b): padded
+// column J = j + pw of padded row R = r + ph goes to s_{J mod 4}[R][(J/4)·B].
 template <typename T>
+NNLITE_PLAIN_LOOPS __attribute__((noinline)) void wino4_stage_plane(
+        const T* xp, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t RP, int64_t LP,
+        int64_t B, T* s) {
+    const int64_t n = std::min(W, 4 * LP - pw);    // columns that land in the staged rows
+    const int64_t rows = std::min(H, RP - ph);
+    const int64_t phase = RP * LP * B;
+    int64_t at[64];   // where column j goes in a staged row (a plane this wide: W <= 64)
+    const bool table = n <= 64;
+    if (table)
+        for (int64_t j = 0; j < n; j++) at[j] = ((j + pw) & 3) * phase + ((j + pw) >> 2) * B;
+    for (int64_t r = 0; r < rows; r++) {
+        const T* src = xp + r * W;
+        T* row = s + (r + ph) * LP * B;
+        if (table) {
+            for (int64_t j = 0; j < n; j++) row[at[j]] = src[j];
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++) row[((j + pw) & 3) * phase + ((j + pw) >> 2) * B] = src[j];
+    }
+}
+
+// Output row of B images (ys apart) from the tile outputs: yr[b·ys + 4k + c] = q[c·n + k·B + b]
+template <typename T>
+NNLITE_PLAIN_LOOPS __attribute__((noinline)) void wino4_scatter_row(
+        const T* q, int64_t n, int64_t B, int64_t Wo, T* yr, int64_t ys) {
+    const int64_t full = Wo / 4;
+    const T *q0 = q, *q1 = q + n, *q2 = q + 2 * n, *q3 = q + 3 * n;
+    for (int64_t b = 0; b < B; b++) {
+        T* d = yr + b * ys;
+        for (int64_t k = 0; k < full; k++) {
+            const int64_t i = k * B + b;
+            d[4 * k] = q0[i], d[4 * k + 1] = q1[i], d[4 * k + 2] = q2[i], d[4 * k + 3] = q3[i];
+        }
+        for (int64_t j = 4 * full; j < Wo; j++) d[j] = q[(j & 3) * n + full * B + b];
+    }
+}
+
+// U (36, Oc, Ic), as winograd_weights with the 6 x 3 filter transform of F(4x4, 3x3):
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+template <typename T>
+void winograd4_weights(const T* w, int64_t O, int64_t C, bool flip, T* U) {
+    const int64_t Oc = flip ? C : O, Ic = flip ? O : C;
+    const auto G = [](const double g[3], double u[6]) {   // u = G g (products: a division
+        constexpr double s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24;   // per term cost 10%)
+        const double a = g[0] + g[2], c = g[0] * s24 + g[2] * s6;
+        u[0] = g[0] * 0.25;
+        u[1] = -(a + g[1]) * s6;
+        u[2] = -(a - g[1]) * s6;
+        u[3] = c + g[1] * s12;
+        u[4] = c - g[1] * s12;
+        u[5] = g[2];
+    };
+    parallel_range(Oc, Ic * 256, [&](int64_t lo, int64_t hi) {
+        // one output's 36 x Ic values, then 36 runs of U: stored straight into U's 36 planes
+        // filter by filter, this took as long as the 7 x 7 convolution's input transform
+        thread_local std::vector<T> row;
+        row.resize(size_t(36 * Ic));
+        for (int64_t oc = lo; oc < hi; oc++) {
+            for (int64_t ic = 0; ic < Ic; ic++) {
+                const T* f = flip ? w + (ic * C + oc) * 9 : w + (oc * C + ic) * 9;
+                double gg[6][3];   // G g, column by column
+                for (int j = 0; j < 3; j++) {
+                    double col[3], u[6];
+                    for (int i = 0; i < 3; i++)
+                        col[i] = flip ? f[(2 - i) * 3 + 2 - j] : f[i * 3 + j];
+                    G(col, u);
+                    for (int i = 0; i < 6; i++) gg[i][j] = u[i];
+                }
+                for (int i = 0; i < 6; i++) {   // (G g) Gᵀ, row by row
+                    double u[6];
+                    G(gg[i], u);
+                    for (int j = 0; j < 6; j++) row[size_t((6 * i + j) * Ic + ic)] = T(u[j]);
+                }
+            }
+            for (int xi = 0; xi < 36; xi++)
+                std::memcpy(U + (xi * Oc + oc) * Ic, row.data() + xi * Ic, sizeof(T) * Ic);
+        }
+    });
+}
+
+// V (36, Ic, Tc) of images [n0, n0 + B), as wino_input
+template <typename T>
+void wino4_input(const T* x, int64_t n0, int64_t B, int64_t Ic, int64_t H, int64_t W,
+                 int64_t ph, int64_t pw, int64_t TH, int64_t TW, int64_t Tc, T* vb) {
+    const int64_t RP = 4 * TH + 2, LP = TW + 1;   // each phase of the padded plane: RP x LP
+    const int64_t Tu = B * TH * TW, n = TW * B, phase = RP * LP * B;
+    const auto in_row = NNLITE_PICK(wino4_in_row<T>);
+    parallel_range(Ic, 36 * Tu, [&](int64_t lo, int64_t hi) {   // V, channel by channel
+        thread_local std::vector<T> st;
+        st.resize(size_t(4 * phase));
+        T* s = st.data();
+        for (int64_t c = lo; c < hi; c++) {
+            std::fill(s, s + 4 * phase, T(0));
+            for (int64_t b = 0; b < B; b++)
+                wino4_stage_plane(x + ((n0 + b) * Ic + c) * H * W, H, W, ph, pw, RP, LP, B,
+                                  s + b);
+            for (int64_t ty = 0; ty < TH; ty++) {
+                const T* r = s + 4 * ty * LP * B;
+                in_row(r, r + phase, r + 2 * phase, r + 3 * phase, LP * B, B, n,
+                       vb + c * Tc + ty * n, Ic * Tc);
+            }
+        }
+    });
+}
+
+// y (N, Oc, Ho, Wo) = conv(x (N, Ic, H, W), U) + b, 3 x 3, stride 1, padding (ph, pw) <= 2,
+// by F(R x R, 3 x 3): R = 2 (U from winograd_weights) or 4 (winograd4_weights)
+template <typename T, int R>
 void winograd_conv(const T* x, const T* U, const T* b, T* y, int64_t N, int64_t Ic, int64_t H,
                    int64_t W, int64_t Oc, int64_t ph, int64_t pw) {
+    constexpr int64_t NX = (R + 2) * (R + 2);     // planes of the transformed domain
     const int64_t Ho = H + 2 * ph - 2, Wo = W + 2 * pw - 2;
-    const WinoChunks wc = wino_chunks(N, Ho, Wo);
+    const WinoChunks wc = wino_chunks(N, Ho, Wo, R);
     const int64_t TH = wc.TH, TW = wc.TW, P = wc.P, NB = wc.NB, chunks = wc.chunks, Tc = wc.Tc;
-    const size_t nv = size_t(16 * Ic * Tc), nm = size_t(16 * Oc * Tc);
+    const size_t nv = size_t(NX * Ic * Tc), nm = size_t(NX * Oc * Tc);
     const int teams = chunk_teams(chunks);
     T* const v0 = scratch<T>(0, nv * teams);
     T* const m0 = scratch<T>(1, nm * teams);
-    const auto out_row = NNLITE_PICK(wino_out_row<T>);
+    const auto out_row = R == 2 ? NNLITE_PICK(wino_out_row<T>) : NNLITE_PICK(wino4_out_row<T>);
     for_chunks(chunks, teams, [&](int64_t ci, int worker) {
         T *vb = v0 + worker * nv, *mb = m0 + worker * nm;
         const int64_t n0 = ci * NB, B = std::min(NB, N - n0), Tu = B * P, n = TW * B;
         // tile (ty, tx) of image b is column t = (ty·TW + tx)·B + b of V and M
-        wino_input<T>(x, n0, B, Ic, H, W, ph, pw, TH, TW, Tc, vb);
-        for (int xi = 0; xi < 16; xi++)   // M_ξ (Oc, Tu) = U_ξ (Oc, Ic) @ V_ξ (Ic, Tu)
+        if (R == 2) wino_input<T>(x, n0, B, Ic, H, W, ph, pw, TH, TW, Tc, vb);
+        else wino4_input<T>(x, n0, B, Ic, H, W, ph, pw, TH, TW, Tc, vb);
+        for (int xi = 0; xi < NX; xi++)   // M_ξ (Oc, Tu) = U_ξ (Oc, Ic) @ V_ξ (Ic, Tu)
             gemm_strided<T>(Oc, Tu, Ic, {U + xi * Oc * Ic, Ic, 1}, {vb + xi * Ic * Tc, Tc, 1},
                             {mb + xi * Oc * Tc, Tc, 1}, false);
-        parallel_range(Oc, 8 * Tu, [&](int64_t lo, int64_t hi) {   // y, channel by channel
+        parallel_range(Oc, (R == 2 ? 8 : 18) * Tu, [&](int64_t lo, int64_t hi) {   // y, by channel
             thread_local std::vector<T> rows;
-            rows.resize(size_t(4 * n));
+            rows.resize(size_t(R * R * n));
             T* q = rows.data();
+            const int64_t ys = Oc * Ho * Wo;   // from one image to the next
             for (int64_t oc = lo; oc < hi; oc++) {
                 const T bias = b ? b[oc] : T(0);
                 for (int64_t ty = 0; ty < TH; ty++) {
                     out_row(mb + oc * Tc + ty * n, Oc * Tc, n, bias, q);
-                    // output pixel (2ty + a, 2k + c) of image b is q[2a + c][k·B + b]
-                    const int64_t ys = Oc * Ho * Wo;   // from one image to the next
-                    for (int64_t a = 0; a < 2 && 2 * ty + a < Ho; a++) {
-                        T* yr = y + (n0 * Oc + oc) * Ho * Wo + (2 * ty + a) * Wo;
-                        wino_scatter_row(q + 2 * a * n, q + (2 * a + 1) * n, B, Wo, yr, ys);
+                    // output pixel (R·ty + a, R·k + c) of image b is q[R·a + c][k·B + b]
+                    for (int64_t a = 0; a < R && R * ty + a < Ho; a++) {
+                        T* yr = y + (n0 * Oc + oc) * Ho * Wo + (R * ty + a) * Wo;
+                        if (R == 2)
+                            wino_scatter_row(q + 2 * a * n, q + (2 * a + 1) * n, B, Wo, yr, ys);
+                        else
+                            wino4_scatter_row(q + 4 * a * n, n, B, Wo, yr, ys);
                     }
                 }
             }
@@ -626,20 +759,44 @@ void winograd_conv(const T* x, const T* U, const T* b, T* y, int64_t N, int64_t 
     });
 }
 
+// F(4x4, 3x3) or F(2x2, 3x3) for an Ho x Wo output? The GEMMs' work is 36 products per 4 x 4
+// tile against 16 per 2 x 2 tile, ragged tiles counted whole; F(4x4) must save 40% of it to
+// repay its dearer transforms and their padding. Measured (1 thread, CPU time, forward and
+// input gradient each): 128x64x7x7 -> 64 (4 tiles of 4 x 4 against 16 of 2 x 2: 144 vs 256
+// products, -44%) 4.4-4.7 -> 3.0-3.1 ms; 128x32x14x14 -> 64 (576 vs 784, -27%) 7.3-7.7 ->
+// 8.1-8.3 ms, so that one keeps F(2x2), as do 5 x 5, 6 x 6, 9 x 9 and small planes; sizes
+// that are multiples of 4 (-44%) and 7 x 7 take F(4x4).
+inline bool winograd4_pays(int64_t Ho, int64_t Wo) {
+    if (winograd_mode() != 4) return false;
+    const int64_t t2 = ((Ho + 1) / 2) * ((Wo + 1) / 2), t4 = ((Ho + 3) / 4) * ((Wo + 3) / 4);
+    return 5 * 36 * t4 <= 3 * 16 * t2;
+}
+
 template <typename T>
 void winograd_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
+    if (winograd4_pays(g.Ho, g.Wo)) {
+        std::vector<T> U(size_t(36 * g.O * g.C));
+        winograd4_weights(w, g.O, g.C, false, U.data());
+        return winograd_conv<T, 4>(x, U.data(), b, y, g.N, g.C, g.H, g.W, g.O, g.ph, g.pw);
+    }
     std::vector<T> U(size_t(16 * g.O * g.C));
     winograd_weights(w, g.O, g.C, false, U.data());
-    winograd_conv(x, U.data(), b, y, g.N, g.C, g.H, g.W, g.O, g.ph, g.pw);
+    winograd_conv<T, 2>(x, U.data(), b, y, g.N, g.C, g.H, g.W, g.O, g.ph, g.pw);
 }
 
 // dx = conv(dout, w turned by 180°, channels swapped, padding 2 - p): (N, C, H, W) from Ho, Wo
 template <typename T>
 void winograd_input_grad(const T* dout, const T* w, T* dx, const ConvGeom& g) {
+    if (winograd4_pays(g.H, g.W)) {
+        std::vector<T> U(size_t(36 * g.O * g.C));
+        winograd4_weights(w, g.O, g.C, true, U.data());
+        return winograd_conv<T, 4>(dout, U.data(), nullptr, dx, g.N, g.O, g.Ho, g.Wo, g.C,
+                                   2 - g.ph, 2 - g.pw);
+    }
     std::vector<T> U(size_t(16 * g.O * g.C));
     winograd_weights(w, g.O, g.C, true, U.data());
-    winograd_conv<T>(dout, U.data(), nullptr, dx, g.N, g.O, g.Ho, g.Wo, g.C, 2 - g.ph,
-                     2 - g.pw);
+    winograd_conv<T, 2>(dout, U.data(), nullptr, dx, g.N, g.O, g.Ho, g.Wo, g.C, 2 - g.ph,
+                        2 - g.pw);
 }
 
 template <typename T>

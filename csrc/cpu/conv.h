@@ -26,7 +26,7 @@ void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, const ConvGeom&
 
 // Winograd F(2x2, 3x3) for the 3 x 3 stride-1 forward and input gradient (float32; see
 // conv.cpp): on unless NNLITE_WINOGRAD=0; this switch overrides the variable.
-void set_winograd(bool on);
+void set_winograd(int mode);   // 0 off, 2 F(2x2, 3x3) only, 4 F(4x4, 3x3) where it pays
 
 // pooling over planes = N·C; g.C holds the plane count, N = 1
 template <typename T>
