@@ -72,10 +72,13 @@ def winograd4(case):
     if not (C >= 16 and O >= 16 and (kh, kw) == (3, 3) and geo["stride"] == 1
             and geo["dilation"] == 1 and geo["groups"] == 1 and max(ph, pw) <= 2):
         return False
+    return winograd4_pays(H + 2 * ph - 2, W + 2 * pw - 2) or winograd4_pays(H, W)
 
-    def pays(a, b):
-        return 5 * 36 * ((a + 3) // 4) * ((b + 3) // 4) <= 3 * 16 * ((a + 1) // 2) * ((b + 1) // 2)
-    return pays(H + 2 * ph - 2, W + 2 * pw - 2) or pays(H, W)
+
+def winograd4_pays(a, b):
+    """F(4x4, 3x3) for an a x b output (the forward and weight gradient: the output's plane;
+    the input gradient: the input's)? conv.cpp: winograd4_pays."""
+    return 5 * 36 * ((a + 3) // 4) * ((b + 3) // 4) <= 3 * 16 * ((a + 1) // 2) * ((b + 1) // 2)
 
 
 def geometry(case):
@@ -124,7 +127,7 @@ def test_conv2d_backward(simd, rng, case, dtype):
     L = g[0, 0].size
     assert dx.dtype == dw.dtype == db.dtype == dtype
     np.testing.assert_allclose(dx, dx2, **tol(dtype, w.shape[0] * w[0, 0].size, case))
-    np.testing.assert_allclose(dw, dw2, **tol(dtype, g.shape[0] * L))
+    np.testing.assert_allclose(dw, dw2, **tol(dtype, g.shape[0] * L, case))
     np.testing.assert_allclose(db, db2, **tol(dtype, g.shape[0] * L))
     none, dw3, _ = ops.conv2d_backward(g, x, w, **geo, input_grad=False)
     assert none is None
@@ -341,8 +344,9 @@ def test_winograd_agrees_with_im2col(simd, rng, case):
 @pytest.mark.parametrize("case", [c for c in WINOGRAD if winograd4(c)])
 def test_winograd4_agrees_with_winograd2(simd, rng, case):
     """Where F(4x4, 3x3) pays (7 x 7, multiples of 4) it runs the forward and the input
-    gradient, within its rounding of F(2x2, 3x3)'s results (mode 2 forces F(2x2)), and not
-    bit for bit the same: the other path really ran."""
+    gradient, and F(3x3, 4x4) the weight gradient, within their rounding of F(2x2, 3x3)'s and
+    F(3x3, 2x2)'s results (mode 2 forces those), and not bit for bit the same: the other
+    paths really ran. The bias gradient is the same bits either way."""
     from nnlite.ops import _conv
     (N, C, H, W, O, _), geo = geometry(case)
     x, w, b, geo = conv_inputs(rng, case, np.float32)
@@ -351,12 +355,17 @@ def test_winograd4_agrees_with_winograd2(simd, rng, case):
         outs = {}
         for mode in (4, 2):
             _conv._set_winograd(mode)
-            outs[mode] = (ops.conv2d(x, w, b, **geo), ops.conv2d_input_grad(g, w, (H, W), **geo))
+            outs[mode] = (ops.conv2d(x, w, b, **geo), ops.conv2d_input_grad(g, w, (H, W), **geo),
+                          *ops.conv2d_backward(g, x, w, **geo)[1:])
     finally:
         _conv._set_winograd(True)
-    for a, c, n in zip(outs[4], outs[2], (C * 9, O * 9)):
+    L = g[0, 0].size
+    for a, c, n in zip(outs[4], outs[2], (C * 9, O * 9, N * L, N * L)):
         np.testing.assert_allclose(a, c, **tol(np.float32, n, case))
-    assert any(not np.array_equal(a, c) for a, c in zip(outs[4], outs[2]))
+    f4 = winograd4_pays(*g.shape[2:]), winograd4_pays(H, W), winograd4_pays(*g.shape[2:])
+    for a, c, other in zip(outs[4][:3], outs[2][:3], f4):   # y, dx, dw
+        assert np.array_equal(a, c) != other
+    np.testing.assert_array_equal(outs[4][3], outs[2][3])
     with pytest.raises(ValueError, match="Winograd mode"):
         _conv._set_winograd(3)
 
