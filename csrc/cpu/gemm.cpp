@@ -489,14 +489,22 @@ static GemmPlan plan_gemm(const GemmArgs<T>& g, const GemmKernel<T>& kr, int max
     // matters twice over: a barrier costs about a microsecond when all is well, and on a busy
     // machine, where a spinning team-mate may be descheduled, a single one can cost a whole
     // scheduler time slice (milliseconds; measured 100x slowdowns of a 25 us GEMM with the
-    // barrier-based driver while another job ran). The grid has the least work on the busiest thread; ties go to
-    // splitting N, where no B panel is packed twice.
+    // barrier-based driver while another job ran). The grid has the least work on the busiest
+    // thread. Ties split the longer of M and N: each thread reads all of the operand along the
+    // other one, so the bigger operand is the one to share out (and the other is the one a
+    // thread may pack again). In a training step the operands come cold from the last layer:
+    // the GPT's MLP weight gradient (gemm_tn 512x768x128, A = X.T of 1.5 MB) took 0.99-1.07
+    // ms split along N and 0.61-0.68 split along M (2 threads, timed inside the step), the
+    // baby GPT's GEMMs 22.3-23.9 -> 20.8-21.6 ms a step and the MNIST MLP's step 807-832 ->
+    // 641-719 us; warm, in a loop of one shape, the two splits tie (517 vs 527 us).
     p.grid_n = p.grid_m = 1;
     int64_t best = INT64_MAX;
+    const bool split_m = M > N;
     for (int d = 1; d <= nt; d++) {
         if (nt % d) continue;
         const int64_t w = ceil_div(npb, d) * ceil_div(npa, nt / d);
-        if (w < best || (w == best && d > p.grid_n)) best = w, p.grid_n = d, p.grid_m = nt / d;
+        if (w < best || (w == best && (split_m ? d < p.grid_n : d > p.grid_n)))
+            best = w, p.grid_n = d, p.grid_m = nt / d;
     }
     // The reuse that repays packing A is a cell's, not the whole product's: split along N, a
     // cell with at most two B panels packs all of A (each thread a copy) for two uses of each
