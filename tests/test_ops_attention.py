@@ -33,8 +33,10 @@ def test_compiled_version_is_used(op):
     assert ops.compiled_kernels()[op] == "compiled", ops.compiled_kernels()[op]
 
 
-# T around the 64-row tiles (1, 7, 64, 65, 256 = 4 tiles); D the usual head sizes
-CASES = [(1, 16), (7, 32), (64, 64), (65, 16), (65, 64), (256, 32), (7, 16), (64, 32)]
+# T around the 64-row tiles (1, 7, 64, 65, 256 = 4 tiles) and the diagonal tile's 16-row
+# strips (33: a 1-row strip; 100: a last tile of 36 rows, its last strip 4); D the usual sizes
+CASES = [(1, 16), (7, 32), (64, 64), (65, 16), (65, 64), (256, 32), (7, 16), (64, 32),
+         (33, 16), (100, 32)]
 
 
 @pytest.mark.parametrize("path", PATHS)
