@@ -871,6 +871,55 @@ void conv2d_input_grad(const T* dout, const T* w, T* dx, const ConvGeom& g) {
 constexpr int64_t kMaxParts = 8;
 constexpr int64_t kPartialBytes = int64_t(4) << 20;
 
+// How many parts a weight gradient of `bytes` is summed in, over `chunks` chunks of images
+inline int64_t weight_grad_parts(int64_t chunks, int64_t bytes) {
+    return chunks < 2 ? 1 : std::clamp<int64_t>(kPartialBytes / std::max<int64_t>(bytes, 1), 1,
+                                                 std::min(kMaxParts, chunks));
+}
+
+// A Winograd weight gradient's workspace over nx transformed planes: each worker's V and U of
+// one chunk (scratch), and the parts' sums M, part p at sums + p·nw (kept across calls, as
+// scratch() is: a fresh 1 MiB faults in again)
+template <typename T>
+struct WinoWeightWork {
+    int64_t nw, parts;
+    int teams;
+    size_t nv, nu;
+    T *v0, *u0, *sums;
+    WinoWeightWork(int nx, int64_t O, int64_t C, int64_t chunks, int64_t Tc)
+        : nw(nx * O * C), parts(weight_grad_parts(chunks, nw * int64_t(sizeof(T)))),
+          teams(parts > 1 ? chunk_teams(parts) : 1), nv(size_t(nx * C * Tc)),
+          nu(size_t(nx * O * Tc)), v0(scratch<T>(0, nv * teams)), u0(scratch<T>(1, nu * teams)) {
+        thread_local std::vector<T> buf;
+        buf.resize(size_t(std::max<int64_t>(int64_t(buf.size()), parts * nw)));
+        sums = buf.data();
+    }
+    T* v(int worker) const { return v0 + worker * nv; }
+    T* u(int worker) const { return u0 + worker * nu; }
+};
+
+// M_ξ (O, C) (+)= U_ξ (O, Tu) @ V_ξ (C, Tu)ᵀ for the nx planes ξ of one chunk (U and V hold
+// Tc columns a plane row): a Winograd weight gradient's products, K = the chunk's tiles
+template <typename T>
+void wino_weight_gemms(int nx, int64_t O, int64_t C, int64_t Tu, int64_t Tc, const T* ub,
+                       const T* vb, T* M, bool accumulate) {
+    for (int xi = 0; xi < nx; xi++)
+        gemm_strided<T>(O, C, Tu, {ub + xi * O * Tc, Tc, 1}, {vb + xi * C * Tc, 1, Tc},
+                        {M + xi * O * C, C, 1}, accumulate);
+}
+
+// M = part 0 + part 1 + ..., in order, element by element (part p at M + p·nw)
+template <typename T>
+void add_parts(T* M, int64_t nw, int64_t parts) {
+    if (parts > 1)
+        parallel_range(nw, parts, [&](int64_t lo, int64_t hi) {
+            for (int64_t p = 1; p < parts; p++) {
+                const T* src = M + p * nw;
+                for (int64_t i = lo; i < hi; i++) M[i] += src[i];
+            }
+        });
+}
+
 // The bias gradient, db[o] = Σ_{n, l} dout[n, o, l], is summed while the weight gradient reads
 // dout anyway: each (image, channel) plane's plane_sum lands in sums[n·O + o] (gather_rows,
 // winograd_weight_grad's staging), and db[o] adds them image by image, in order, in double.
@@ -903,21 +952,11 @@ void winograd_weight_grad(const T* dout, const T* x, T* dw, T* plane_sums,
     const int64_t O = g.O, C = g.C, Ho = g.Ho, Wo = g.Wo;
     const WinoChunks wc = wino_chunks(g.N, Ho, Wo);
     const int64_t TH = wc.TH, TW = wc.TW, P = wc.P, NB = wc.NB, chunks = wc.chunks, Tc = wc.Tc;
-    const int64_t nw = 16 * O * C;
-    const int64_t parts = chunks < 2 ? 1 : std::clamp<int64_t>(
-        kPartialBytes / std::max<int64_t>(nw * int64_t(sizeof(T)), 1), 1,
-        std::min(kMaxParts, chunks));
-    const int teams = parts > 1 ? chunk_teams(parts) : 1;
-    const size_t nv = size_t(16 * C * Tc), nu = size_t(16 * O * Tc);
-    T* const v0 = scratch<T>(0, nv * teams);
-    T* const u0 = scratch<T>(1, nu * teams);
-    // part p's M at p·nw; kept across calls, as scratch() is (a fresh 1 MiB faults in again)
-    thread_local std::vector<T> sums_buf;
-    sums_buf.resize(size_t(std::max<int64_t>(sums_buf.size(), parts * nw)));
-    T* const sums = sums_buf.data();
+    const WinoWeightWork<T> ww(16, O, C, chunks, Tc);
+    const int64_t nw = ww.nw, parts = ww.parts;
     const auto dy_row = NNLITE_PICK(wino_dy_row<T>);
-    for_chunks(parts, teams, [&](int64_t p, int worker) {
-        T *vb = v0 + worker * nv, *ub = u0 + worker * nu, *M = sums + p * nw;
+    for_chunks(parts, ww.teams, [&](int64_t p, int worker) {
+        T *vb = ww.v(worker), *ub = ww.u(worker), *M = ww.sums + p * nw;
         const int64_t c0 = chunks * p / parts, c1 = chunks * (p + 1) / parts;
         for (int64_t ci = c0; ci < c1; ci++) {
             const int64_t n0 = ci * NB, B = std::min(NB, g.N - n0), Tu = B * P, n = TW * B;
@@ -940,19 +979,11 @@ void winograd_weight_grad(const T* dout, const T* x, T* dw, T* plane_sums,
                                ub + o * Tc + ty * n, O * Tc);
                 }
             });
-            for (int xi = 0; xi < 16; xi++)   // M_ξ (O, C) (+)= U_ξ (O, Tu) @ V_ξ (C, Tu)ᵀ
-                gemm_strided<T>(O, C, Tu, {ub + xi * O * Tc, Tc, 1}, {vb + xi * C * Tc, 1, Tc},
-                                {M + xi * O * C, C, 1}, ci > c0);
+            wino_weight_gemms(16, O, C, Tu, Tc, ub, vb, M, ci > c0);
         }
     });
-    T* const M = sums;
-    if (parts > 1)   // M = part 0 + part 1 + ..., in order, element by element
-        parallel_range(nw, parts, [&](int64_t lo, int64_t hi) {
-            for (int64_t p = 1; p < parts; p++) {
-                const T* src = M + p * nw;
-                for (int64_t i = lo; i < hi; i++) M[i] += src[i];
-            }
-        });
+    T* const M = ww.sums;   // part 0's, then the sum of all parts
+    add_parts(M, nw, parts);
     parallel_range(O * C, 64, [&](int64_t lo, int64_t hi) {
         for (int64_t oc = lo; oc < hi; oc++) {
             T m[16];
@@ -987,21 +1018,12 @@ void winograd4_weight_grad(const T* dout, const T* x, T* dw, T* plane_sums,
     const int64_t O = g.O, C = g.C, Ho = g.Ho, Wo = g.Wo;
     const WinoChunks wc = wino_chunks(g.N, Ho, Wo, 4);
     const int64_t TH = wc.TH, TW = wc.TW, P = wc.P, NB = wc.NB, chunks = wc.chunks, Tc = wc.Tc;
-    const int64_t nw = 36 * O * C;
-    const int64_t parts = chunks < 2 ? 1 : std::clamp<int64_t>(
-        kPartialBytes / std::max<int64_t>(nw * int64_t(sizeof(T)), 1), 1,
-        std::min(kMaxParts, chunks));
-    const int teams = parts > 1 ? chunk_teams(parts) : 1;
-    const size_t nv = size_t(36 * C * Tc), nu = size_t(36 * O * Tc);
-    T* const v0 = scratch<T>(0, nv * teams);
-    T* const u0 = scratch<T>(1, nu * teams);
-    thread_local std::vector<T> sums_buf;   // part p's M at p·nw, kept across calls
-    sums_buf.resize(size_t(std::max<int64_t>(sums_buf.size(), parts * nw)));
-    T* const sums = sums_buf.data();
+    const WinoWeightWork<T> ww(36, O, C, chunks, Tc);
+    const int64_t nw = ww.nw, parts = ww.parts;
     const auto dy_row = NNLITE_PICK(wino4_dy_row<T>);
     const int64_t phase = 4 * TH * TW * NB;   // a staged dout plane's phases: 4TH x TW x B
-    for_chunks(parts, teams, [&](int64_t p, int worker) {
-        T *vb = v0 + worker * nv, *ub = u0 + worker * nu, *M = sums + p * nw;
+    for_chunks(parts, ww.teams, [&](int64_t p, int worker) {
+        T *vb = ww.v(worker), *ub = ww.u(worker), *M = ww.sums + p * nw;
         const int64_t c0 = chunks * p / parts, c1 = chunks * (p + 1) / parts;
         for (int64_t ci = c0; ci < c1; ci++) {
             const int64_t n0 = ci * NB, B = std::min(NB, g.N - n0), Tu = B * P, n = TW * B;
@@ -1027,19 +1049,11 @@ void winograd4_weight_grad(const T* dout, const T* x, T* dw, T* plane_sums,
                     }
                 }
             });
-            for (int xi = 0; xi < 36; xi++)   // M_ξ (O, C) (+)= U_ξ (O, Tu) @ V_ξ (C, Tu)ᵀ
-                gemm_strided<T>(O, C, Tu, {ub + xi * O * Tc, Tc, 1}, {vb + xi * C * Tc, 1, Tc},
-                                {M + xi * O * C, C, 1}, ci > c0);
+            wino_weight_gemms(36, O, C, Tu, Tc, ub, vb, M, ci > c0);
         }
     });
-    T* const M = sums;
-    if (parts > 1)   // M = part 0 + part 1 + ..., in order, element by element
-        parallel_range(nw, parts, [&](int64_t lo, int64_t hi) {
-            for (int64_t p = 1; p < parts; p++) {
-                const T* src = M + p * nw;
-                for (int64_t i = lo; i < hi; i++) M[i] += src[i];
-            }
-        });
+    T* const M = ww.sums;   // part 0's, then the sum of all parts
+    add_parts(M, nw, parts);
     // dw = A₃ᵀ M A₃ / 576 for runs of 64 (o, c) pairs, the pair innermost: M's planes are
     // contiguous in it, so the loops vectorise (pair by pair, 36 gathered loads each, this
     // was 9% of the 7 x 7 weight gradient)
@@ -1088,9 +1102,7 @@ void conv2d_weight_grad(const T* dout, const T* x, T* dw, T* db, const ConvGeom&
     const int64_t L = cc.L, Og = cc.Og, Kg = cc.Kg, NB = cc.NB, chunks = cc.chunks;
     const size_t ncols = cc.ncols, nrows = cc.nrows;
     const int64_t nw = g.O * Kg;
-    const int64_t parts = chunks < 2 ? 1 : std::clamp<int64_t>(
-        kPartialBytes / std::max<int64_t>(nw * int64_t(sizeof(T)), 1), 1,
-        std::min(kMaxParts, chunks));
+    const int64_t parts = weight_grad_parts(chunks, nw * int64_t(sizeof(T)));
     const int teams = parts > 1 ? chunk_teams(parts) : 1;
     T* const cols0 = scratch<T>(0, ncols * teams);
     T* const rows0 = scratch<T>(1, nrows * teams);
