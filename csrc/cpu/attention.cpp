@@ -255,14 +255,14 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
     for (int64_t j0 = 0; j0 < kend; j0 += BC) {
         const int64_t cols = std::min(BC, kend - j0);
         const int64_t off = (causal && j0 + cols > i0) ? i0 - j0 : kNoMask;  // diagonal tile
-        if (off == 0)   // the diagonal tile (i0 == j0): query strip [r, r + n) sees keys < r + n
-            for (int64_t r = 0; r < rows; r += SB) {
-                const int64_t n = std::min(SB, rows - r);
-                lay.scores(q + (i0 + r) * lq, lq, Kt + j0, ldt, S + r * BC, BC, n,
-                           lay.ncp(std::min(cols, r + n)), D, scale);
-            }
-        else
-            lay.scores(q + i0 * lq, lq, Kt + j0, ldt, S, BC, rows, lay.ncp(cols), D, scale);
+        // the diagonal tile (i0 == j0) in strips: query strip [r, r + n) sees keys < r + n;
+        // any other tile is one strip of all its rows and keys
+        const int64_t strip = off == 0 ? SB : BR;
+        for (int64_t r = 0; r < rows; r += strip) {
+            const int64_t n = std::min(strip, rows - r), seen = off == 0 ? r + n : cols;
+            lay.scores(q + (i0 + r) * lq, lq, Kt + j0, ldt, S + r * BC, BC, n,
+                       lay.ncp(std::min(cols, seen)), D, scale);
+        }
         std::copy(m, m + rows, mnew);
         ops.row_max(S, BC, rows, cols, off, mnew);
         ops.exp_rows(S, BC, rows, cols, off, mnew, rowsum);
@@ -275,12 +275,12 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
                 for (int64_t d = 0; d < D; d++) o[d] *= alpha;
             }
         }
-        if (out && off == 0)
-            for (int64_t r = 0; r < rows; r += SB)
-                ops.accum(S + r * BC, BC, 1, v + j0 * lv, lv, out + (i0 + r) * lo, lo,
-                          std::min(SB, rows - r), std::min(cols, r + SB), D);
-        else if (out)
-            ops.accum(S, BC, 1, v + j0 * lv, lv, out + i0 * lo, lo, rows, cols, D);
+        if (out)
+            for (int64_t r = 0; r < rows; r += strip) {
+                const int64_t n = std::min(strip, rows - r), seen = off == 0 ? r + n : cols;
+                ops.accum(S + r * BC, BC, 1, v + j0 * lv, lv, out + (i0 + r) * lo, lo, n,
+                          std::min(cols, seen), D);
+            }
     }
     for (int64_t r = 0; r < rows; r++) {
         lse[i0 + r] = m[r] + std::log(l[r]);
@@ -380,36 +380,31 @@ static void backward_head(const TileOps<T>& ops, Heads<const T> Q, Heads<const T
             const int64_t rows = std::min(BR, T_ - i0);
             const int64_t off = (causal && i0 < j0 + cols) ? i0 - j0 : kNoMask;
             const T *qi = q + i0 * lq, *doi = dout + i0 * ld;
-            if (off != 0) {   // a whole tile (below the diagonal, or not causal)
-                lay.scores(qi, lq, Kt + j0, ldt, S, BC, rows, ncp, D, scale);
-                ops.exp_rows(S, BC, rows, cols, off, lse + i0, nullptr);              // P
-                ops.accum(S, 1, BC, doi, ld, dv + j0 * lgv, lgv, cols, rows, D);   // dV += Pᵀ dO
-                lay.scores(doi, ld, Vt + j0, ldt, dP, BC, rows, ncp, D, T(1));     // dP = dO Vᵀ
-                ops.ds_rows(S, dP, BC, rows, cols, off, delta + i0, scale);       // dS·scale
-                ops.accum(dP, BC, 1, k + j0 * lk, lk, dq + i0 * lgq, lgq, rows, cols, D);
-                ops.accum(dP, 1, BC, qi, lq, dk + j0 * lgk, lgk, cols, rows, D);   // dK += dSᵀ Q
-                continue;
-            }
-            // the diagonal tile (i0 == j0), strip by strip: query strip [r, r + n) against
-            // keys < r + n; key strip [c, c + n) against queries >= c
-            for (int64_t r = 0; r < rows; r += SB) {
-                const int64_t n = std::min(SB, rows - r), kp = lay.ncp(std::min(cols, r + n));
+            // the diagonal tile (i0 == j0) in strips: query strip [r, r + n) against keys
+            // < r + n, key strip [c, c + n) against queries >= c; any other tile is one strip
+            const bool diag = off == 0;
+            const int64_t strip = diag ? SB : BC;
+            for (int64_t r = 0; r < rows; r += strip) {
+                const int64_t n = std::min(strip, rows - r);
+                const int64_t kp = diag ? lay.ncp(std::min(cols, r + n)) : ncp;
                 lay.scores(qi + r * lq, lq, Kt + j0, ldt, S + r * BC, BC, n, kp, D, scale);
                 lay.scores(doi + r * ld, ld, Vt + j0, ldt, dP + r * BC, BC, n, kp, D, T(1));
             }
             ops.exp_rows(S, BC, rows, cols, off, lse + i0, nullptr);                  // P
             ops.ds_rows(S, dP, BC, rows, cols, off, delta + i0, scale);               // dS·scale
-            for (int64_t c = 0; c < cols; c += SB) {   // dV += Pᵀ dO, dK += dSᵀ Q
-                const int64_t n = std::min(SB, cols - c), inner = rows - c;
-                if (inner <= 0) break;
-                ops.accum(S + c * BC + c, 1, BC, doi + c * ld, ld, dv + (j0 + c) * lgv, lgv, n,
-                          inner, D);
-                ops.accum(dP + c * BC + c, 1, BC, qi + c * lq, lq, dk + (j0 + c) * lgk, lgk, n,
-                          inner, D);
+            for (int64_t c = 0; c < cols; c += strip) {   // dV += Pᵀ dO, dK += dSᵀ Q
+                const int64_t n = std::min(strip, cols - c), q0 = diag ? c : 0;
+                if (q0 >= rows) break;
+                ops.accum(S + q0 * BC + c, 1, BC, doi + q0 * ld, ld, dv + (j0 + c) * lgv, lgv,
+                          n, rows - q0, D);
+                ops.accum(dP + q0 * BC + c, 1, BC, qi + q0 * lq, lq, dk + (j0 + c) * lgk, lgk,
+                          n, rows - q0, D);
             }
-            for (int64_t r = 0; r < rows; r += SB)   // dQ += dS K
-                ops.accum(dP + r * BC, BC, 1, k + j0 * lk, lk, dq + (i0 + r) * lgq, lgq,
-                          std::min(SB, rows - r), std::min(cols, r + SB), D);
+            for (int64_t r = 0; r < rows; r += strip) {   // dQ += dS K
+                const int64_t n = std::min(strip, rows - r), seen = diag ? r + n : cols;
+                ops.accum(dP + r * BC, BC, 1, k + j0 * lk, lk, dq + (i0 + r) * lgq, lgq, n,
+                          std::min(cols, seen), D);
+            }
         }
     }
     const Heads<T>* dest[3] = {&dQ, &dK, &dV};

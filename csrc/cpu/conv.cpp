@@ -2,7 +2,7 @@
 //
 // Convolution: 3 x 3 windows at stride 1 in float32 (with 16+ channels in and out) take
 // Winograd's minimal filtering, 16 GEMMs over 2 x 2 output tiles or, for 7 x 7 planes and
-// multiples of 4, 36 over 4 x 4 tiles in the forward and input gradient (winograd_conv below);
+// multiples of 4, 36 over 4 x 4 tiles (winograd_conv, winograd4_weight_grad below);
 // every other convolution is im2col + the packed GEMM (cpu/gemm.h), a chunk of B images at a
 // time:
 //
@@ -455,8 +455,8 @@ void for_chunks(int64_t n, int teams, Fn&& fn) {
 // tests bound it); float64 always takes im2col, and NNLITE_WINOGRAD=0 (or
 // _conv._set_winograd(False)) switches it off; NNLITE_WINOGRAD=2 (_set_winograd(2)) keeps
 // F(2x2, 3x3) where F(4x4, 3x3) would pay (winograd4_pays). The weight gradient is
-// F(3x3, 2x2) (see winograd_weight_grad). Measured on a 2-core Zen 4, 1 thread, CPU time, the MNIST CNN's
-// convolutions forward + input grad + weight grad: 128x32x14x14 -> 64 40.7-46.4 -> 28.3-30.2
+// F(3x3, 2x2) (see winograd_weight_grad). Measured on a 2-core Zen 4, 1 thread, CPU time,
+// the MNIST CNN's convolutions forward + input grad + weight grad: 128x32x14x14 -> 64 40.7-46.4 -> 28.3-30.2
 // ms, 128x64x7x7 -> 64 24.0-24.4 -> 18.0-18.5 ms.
 //
 // Chunks of NB images (about kWinoTiles tiles) go to the threads whole, as the im2col path's
@@ -606,28 +606,36 @@ void wino_input(const T* x, int64_t n0, int64_t B, int64_t Ic, int64_t H, int64_
 // output's scale (F(2x2): ~1e-6); the twins' tolerances hold it.
 //
 // One image's plane staged in four phases (RP x LP each, s_p = s + p·RP·LP·B, lane b): padded
-// column J = j + pw of padded row R = r + ph goes to s_{J mod 4}[R][(J/4)·B].
+// column J = j + pw of padded row R = r + ph goes to s_{J mod 4}[R][(J/4)·B], the offset
+// at[j] of Wino4Columns (computed once per call: on the fly it cost as much as the copy).
 template <typename T>
 NNLITE_PLAIN_LOOPS __attribute__((noinline)) void wino4_stage_plane(
-        const T* xp, int64_t H, int64_t W, int64_t ph, int64_t pw, int64_t RP, int64_t LP,
-        int64_t B, T* s) {
-    const int64_t n = std::min(W, 4 * LP - pw);    // columns that land in the staged rows
+        const T* xp, int64_t H, int64_t W, int64_t ph, int64_t RP, int64_t LP, int64_t B,
+        const int64_t* at, int64_t n, T* s) {
     const int64_t rows = std::min(H, RP - ph);
-    const int64_t phase = RP * LP * B;
-    int64_t at[64];   // where column j goes in a staged row (a plane this wide: W <= 64)
-    const bool table = n <= 64;
-    if (table)
-        for (int64_t j = 0; j < n; j++) at[j] = ((j + pw) & 3) * phase + ((j + pw) >> 2) * B;
     for (int64_t r = 0; r < rows; r++) {
         const T* src = xp + r * W;
         T* row = s + (r + ph) * LP * B;
-        if (table) {
-            for (int64_t j = 0; j < n; j++) row[at[j]] = src[j];
-            continue;
-        }
-        for (int64_t j = 0; j < n; j++) row[((j + pw) & 3) * phase + ((j + pw) >> 2) * B] = src[j];
+        for (int64_t j = 0; j < n; j++) row[at[j]] = src[j];
     }
 }
+
+// The staging of one call's planes (W wide, padding pw, phases RP x LP x B): at[j] for the
+// first min(W, 4·LP - pw) columns of a plane, those that land in the staged rows
+struct Wino4Columns {
+    std::vector<int64_t> at;
+    int64_t RP, LP, B;
+    Wino4Columns(int64_t W, int64_t pw, int64_t RP_, int64_t LP_, int64_t B_)
+        : at(size_t(std::max<int64_t>(0, std::min(W, 4 * LP_ - pw)))), RP(RP_), LP(LP_), B(B_) {
+        for (size_t j = 0; j < at.size(); j++)
+            at[j] = ((int64_t(j) + pw) & 3) * RP * LP * B + ((int64_t(j) + pw) >> 2) * B;
+    }
+    // image plane xp (H x W, top padding ph) into lane b of the staged phases s
+    template <typename T>
+    void stage(const T* xp, int64_t H, int64_t W, int64_t ph, T* s, int64_t b) const {
+        wino4_stage_plane(xp, H, W, ph, RP, LP, B, at.data(), int64_t(at.size()), s + b);
+    }
+};
 
 // Output row of B images (ys apart) from the tile outputs: yr[b·ys + 4k + c] = q[c·n + k·B + b]
 template <typename T>
@@ -695,6 +703,7 @@ void wino4_input(const T* x, int64_t n0, int64_t B, int64_t Ic, int64_t H, int64
     const int64_t RP = 4 * TH + 2, LP = TW + 1;   // each phase of the padded plane: RP x LP
     const int64_t Tu = B * TH * TW, n = TW * B, phase = RP * LP * B;
     const auto in_row = NNLITE_PICK(wino4_in_row<T>);
+    const Wino4Columns cols(W, pw, RP, LP, B);
     parallel_range(Ic, 36 * Tu, [&](int64_t lo, int64_t hi) {   // V, channel by channel
         thread_local std::vector<T> st;
         st.resize(size_t(4 * phase));
@@ -702,8 +711,7 @@ void wino4_input(const T* x, int64_t n0, int64_t B, int64_t Ic, int64_t H, int64
         for (int64_t c = lo; c < hi; c++) {
             std::fill(s, s + 4 * phase, T(0));
             for (int64_t b = 0; b < B; b++)
-                wino4_stage_plane(x + ((n0 + b) * Ic + c) * H * W, H, W, ph, pw, RP, LP, B,
-                                  s + b);
+                cols.stage(x + ((n0 + b) * Ic + c) * H * W, H, W, ph, s, b);
             for (int64_t ty = 0; ty < TH; ty++) {
                 const T* r = s + 4 * ty * LP * B;
                 in_row(r, r + phase, r + 2 * phase, r + 3 * phase, LP * B, B, n,
@@ -1029,6 +1037,7 @@ void winograd4_weight_grad(const T* dout, const T* x, T* dw, T* plane_sums,
             const int64_t n0 = ci * NB, B = std::min(NB, g.N - n0), Tu = B * P, n = TW * B;
             const int64_t ph = 4 * TH * TW * B;   // this chunk's phase size
             wino4_input<T>(x, n0, B, C, g.H, g.W, g.ph, g.pw, TH, TW, Tc, vb);
+            const Wino4Columns cols(Wo, 0, 4 * TH, TW, B);   // dout, unpadded
             parallel_range(O, 36 * Tu, [&](int64_t lo, int64_t hi) {   // U, channel by channel
                 thread_local std::vector<T> st;
                 st.resize(size_t(4 * phase));
@@ -1037,8 +1046,7 @@ void winograd4_weight_grad(const T* dout, const T* x, T* dw, T* plane_sums,
                     std::fill(s, s + 4 * ph, T(0));   // 0 past dout's edge
                     for (int64_t b = 0; b < B; b++) {
                         const T* plane = dout + ((n0 + b) * O + o) * Ho * Wo;
-                        wino4_stage_plane(plane, Ho, Wo, int64_t(0), int64_t(0), 4 * TH, TW, B,
-                                          s + b);
+                        cols.stage(plane, Ho, Wo, int64_t(0), s, b);
                         if (plane_sums)
                             plane_sums[(n0 + b) * O + o] = plane_sum(plane, Ho * Wo);
                     }
