@@ -122,6 +122,50 @@ def test_out_and_accumulate(op, dtype, path, rng):
             assert_close(out, want + base, k, dtype)
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_and_ragged_widths(dtype, path, rng):
+    """Every output width from 1 to 17 and the ragged last panels of the wide tile (33, 47, 65,
+    80, 97): narrow products with A contiguous down its columns (X.T @ dY) are computed
+    transposed by a short tile, the wide tile's last panel of one vector or less by its
+    one-vector twin, and a last panel of a few columns with A contiguous along K (X @ W) by
+    dot products (B row-major, transposed or strided). Into a fresh, a strided and a
+    Fortran-ordered out, with accumulate."""
+    widths = list(range(1, 18)) + [33, 47, 65, 80, 97]
+    for n in widths:
+        for m, k in [(64, 37), (257, 65), (1000, 7)]:
+            x = rng.standard_normal((k, m)).astype(dtype)
+            dy = rng.standard_normal((k, n)).astype(dtype)
+            want = expected("gemm_tn", x, dy)
+            with simd(path):
+                xr = np.ascontiguousarray(x.T)  # A row-major: the dot-product tail
+                strided = np.zeros((k, 2 * n), dtype)
+                strided[:, ::2] = dy
+                cases = {
+                    "gemm_tn": lambda: ops.gemm_tn(x, dy),
+                    "fortran": lambda: ops.gemm(np.asfortranarray(x.T), dy),
+                    "row-major": lambda: ops.gemm(xr, dy),
+                    "row-major nt": lambda: ops.gemm_nt(xr, np.ascontiguousarray(dy.T)),
+                    "row-major strided": lambda: ops.gemm(xr, strided[:, ::2]),
+                }
+                for name, run in cases.items():
+                    got = run()
+                    try:
+                        assert_close(got, want, k, dtype)
+                    except AssertionError as e:
+                        raise AssertionError(f"{name} m={m} k={k} n={n}: {e}") from None
+                big = np.full((2 * m, 3 * n), 7.0, dtype)
+                out = big[::2, ::3]
+                base = rng.standard_normal((m, n)).astype(dtype)
+                out[...] = base
+                ops.gemm_tn(x, dy, out=out, accumulate=True)
+                assert_close(out, want + base, k, dtype)
+                assert np.all(big[1::2] == 7.0) and np.all(big[::2, 1::3] == 7.0)
+                f = np.full((m, n), np.nan, dtype, order="F")
+                ops.gemm_tn(x, dy, out=f)
+                assert_close(f, want, k, dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_out_non_contiguous_and_aliased(dtype, rng):
     a, b = operands("gemm", 20, 30, 20, dtype, rng)

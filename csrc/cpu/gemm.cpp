@@ -32,8 +32,9 @@ The pieces, in the order of this file:
     plan_gemm    every tuning rule, with its reason: pack A or not, read B in place or not,
                  the block sizes, the thread count and the thread grid
     gemm_cell    the loop nest above, run by each thread on its cell of the thread grid
-    gemm_contiguous_c  pick the kernel, plan, allocate, start the threads
-    gemm_strided the entry point (empty sums, an `out` without unit column stride)
+    gemm_run     plan, allocate, start the threads
+    gemm_strided the entry point: picks the kernel (gemm_kernel, or a short tile for a narrow
+                 product computed transposed); empty sums; an `out` without unit column stride
 
 Packing B makes the micro-kernel's vector loads unit-stride, and zero-pads the last panel so
 the K loop never branches on edges; edge tiles only differ in the final store. A is only
@@ -61,8 +62,18 @@ at 1/cycle with 4-cycle latency, so 16 independent accumulators already saturate
 loads it loses in padding: 64 rows (the MLP batch) are 8 x 8 exactly but 5 x 14 = 70 rows.
 Measured (bench_gemm.py): 8 x 32 ties 14 x 32 and 12 x 32 on the squares, beats both by
 15-35% on the MLP shapes.
-Narrow outputs (the 10 logits of a classifier) use one vector per row instead of two: 2/3 of a
-32-wide tile would be padding.
+Narrow and ragged outputs, where a 32-wide tile would be mostly padding:
+    N <= W (the 10 logits of a classifier)   the one-vector tile, 8 x 16
+    a last panel of <= W columns (N = 65)    the wide tile's one-vector twin on that panel
+    a last panel of <= W/4 columns, A contiguous along K (Y = X @ W)
+                                             ukr_dot: dot products along K, A read in place
+    N <= 12 (f32, AVX-512), or a last panel of <= W/4 columns, A contiguous down its columns
+    (dW = X.T @ dY)                          computed transposed, C.T = B.T @ A.T, by a short
+                                             tile (N rounded up to even rows x 2 vectors), X's
+                                             rows read in place as B panels
+Measured on the Zen 4, 1 thread, median us (numpy's in brackets): the GPT's lm_head 128->65
+forward 172-180 -> 124-134 (139-150), weight gradient 172-180 -> 131-146 (146-155); the MNIST
+MLP's 128->10 weight gradient 6.5 -> 4.8-4.9 (4.8-5.0).
 
 Threads: OpenMP, one parallel region per call; plan_gemm says how many threads and how they
 split the tiles. Each thread owns a cell of a thread grid over the tiles (a range of B panels x
@@ -120,21 +131,28 @@ struct GemmTiles;
 // GFLOP/s; f64 8 x 4 ties 6 x 4 per row (its 16 accumulators spill 4, the 12 of 6 x 4 none)
 // without 6 x 4's padding of 64 rows, and beats 4 x 8 (8 x 2 registers wide, spilling) 1.7x.
 //                                                            MR  NV   KC       MC    NC
+// short_mr: the tallest "short" tile (rows x 2 vectors) for a narrow product computed
+// transposed (see gemm_strided); 0: none. Its accumulators must fit the register file beside
+// two B vectors and a broadcast (12 x 2 = 24 of 32 zmm; 6 x 2 = 12 of 16 ymm), and it is
+// used only where it pads less than the one-vector tile (rows < W).
 template <typename T>
 struct GemmTiles<simd::Scalar, T> {
     static constexpr bool f32 = sizeof(T) == 4;
     static constexpr TileShape wide{f32 ? 4 : 8, f32 ? 8 : 4, 256, 128, 2048}, narrow = wide;
     static constexpr bool avx2_transpose = false;
+    static constexpr int short_mr = 0;
 };
 template <typename T>
 struct GemmTiles<simd::Avx2, T> {
     static constexpr TileShape wide{6, 2, 256, 6 * 24, 4096}, narrow{8, 1, 256, 8 * 24, 4096};
     static constexpr bool avx2_transpose = true;
+    static constexpr int short_mr = sizeof(T) == 4 ? 6 : 2;
 };
 template <typename T>
 struct GemmTiles<simd::Avx512, T> {
     static constexpr TileShape wide{8, 2, 512, 8 * 30, 4096}, narrow{8, 1, 512, 8 * 30, 4096};
     static constexpr bool avx2_transpose = true;
+    static constexpr int short_mr = sizeof(T) == 4 ? 12 : 6;
 };
 
 // One micro-kernel (gemm.inc): C[0:mr, 0:nr] (+)= A[0:MR, 0:kc] @ B[0:kc, 0:NR].
@@ -143,13 +161,22 @@ using Ukr = void (*)(int64_t kc, const Mat<const T>& a, const Mat<const T>& b, c
                      int mr, int nr, bool accumulate);
 
 // What gemm_kernel() gives the driver: the tile, and the micro-kernel for A packed into panels
-// (a = {panel, 1, MR}) or read in place.
+// (a = {panel, 1, MR}) or read in place; and for a last B panel at most tail_nr wide, the
+// same MR rows by fewer vectors (N = 65 on the wide 32-column tile: the third panel holds one
+// column, and a one-vector kernel does half the FMAs of the two-vector one on it).
 template <typename T>
 struct GemmKernel {
     TileShape tile;
     int NR;
     Ukr<T> packed, strided;
     bool avx2_transpose;  // pack_panel may use the AVX2 register transposes
+    int tail_nr;
+    Ukr<T> tail_packed, tail_strided;
+    // A ragged last panel at most dot_nr wide, when A is contiguous along K: ukr_dot, reading
+    // A in place and the panel packed column by column (0: none; W / 4 columns, where kc / W
+    // FMAs and a horizontal sum per column and row still cost less than the tile's one vector)
+    int dot_nr;
+    Ukr<T> dot;
 };
 
 static GemmOverride g_override;  // see gemm.h; all automatic unless a sweep sets it
@@ -562,14 +589,16 @@ static inline void team_barrier(int team) {
 // each panel reads kc rows a whole row of B apart: in a convolution's im2col matrix (rows of
 // 7 KiB) every one is a new page the hardware prefetcher does not follow, and the packing
 // stalled on each line; in row order the reads are one stream per row.
+// A panel no wider than dot_nr is left out (it is packed for ukr_dot, see gemm_cell).
 template <typename T>
 static void pack_b_rows(const Mat<const T>& b, int64_t pc, int64_t kc, int64_t jc, Range pb,
-                        int NR, int64_t N, T* Bp) {
+                        int NR, int64_t N, int dot_nr, T* Bp) {
     for (int64_t k = 0; k < kc; k++) {
         const T* row = b.at(pc + k, 0);
         for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
             const int64_t j0 = (jc + jp) * NR;
             const int n = (int)std::min<int64_t>(NR, N - j0);
+            if (n <= dot_nr) continue;
             T* d = Bp + jp * NR * kc + k * NR;
             std::memcpy(d, row + j0, sizeof(T) * n);
             for (int j = n; j < NR; j++) d[j] = T(0);
@@ -581,7 +610,10 @@ template <typename T>
 static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmPlan& plan,
                       int cell, int member, int team, T* Ap, T* Bp) {
     const int MR = kr.tile.MR, NR = kr.NR;
-    const Ukr<T> ukr = plan.pack_a ? kr.packed : kr.strided;
+    const Ukr<T> ukr_full = plan.pack_a ? kr.packed : kr.strided;
+    const Ukr<T> ukr_tail = plan.pack_a ? kr.tail_packed : kr.tail_strided;
+    const int dot_nr = g.a.cs == 1 ? kr.dot_nr : 0;  // (a rule of the kernel, not the plan:
+                                                     // results never depend on the threads)
     const int64_t mcp = plan.MC / MR, ncp = plan.NC / NR;  // blocks in panels
     const Range jr = share(ceil_div(g.N, NR), cell / plan.grid_m, plan.grid_n);
     const Range ir = share(ceil_div(g.M, MR), cell % plan.grid_m, plan.grid_m);
@@ -594,15 +626,23 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
             {
                 PhaseTimer timer(kPackB);
                 if (g.b.cs == 1 && !plan.b_in_place && pb.hi > pb.lo)
-                    pack_b_rows<T>(g.b, pc, kc, jc, pb, NR, g.N, Bp);
+                    pack_b_rows<T>(g.b, pc, kc, jc, pb, NR, g.N, dot_nr, Bp);
                 else
                     for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
                         const int64_t j0 = (jc + jp) * NR;
-                        if (plan.b_in_place && j0 + NR <= g.N) continue;  // read in place
-                        pack_panel<T>(g.b.block(pc, j0).t(),
-                                      (int)std::min<int64_t>(NR, g.N - j0), NR, kc,
-                                      Bp + jp * NR * kc, kr.avx2_transpose);
+                        const int n = (int)std::min<int64_t>(NR, g.N - j0);
+                        if ((plan.b_in_place && n == NR) || n <= dot_nr) continue;
+                        pack_panel<T>(g.b.block(pc, j0).t(), n, NR, kc, Bp + jp * NR * kc,
+                                      kr.avx2_transpose);
                     }
+                // ukr_dot's panel: column j of B as row j, contiguous in k (Bt, {kc, 1})
+                for (int64_t jp = pb.lo; jp < pb.hi; jp++) {
+                    const int64_t j0 = (jc + jp) * NR;
+                    const int n = (int)std::min<int64_t>(NR, g.N - j0);
+                    if (n <= dot_nr)
+                        pack_panel<T>(g.b.block(pc, j0), (int)kc, (int)kc, n, Bp + jp * NR * kc,
+                                      kr.avx2_transpose);
+                }
             }
             team_barrier(team);
             for (int64_t ic = ir.lo; ic < ir.hi; ic += mcp) {
@@ -625,16 +665,20 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
                 for (int64_t t = tiles.lo; t < tiles.hi; jp++, ip = 0) {  // a B panel a pass
                     const int64_t j0 = (jc + jp) * NR;
                     const int nr = (int)std::min<int64_t>(NR, g.N - j0);
-                    const Mat<const T> b = plan.b_in_place && nr == NR
+                    const bool dot = nr <= dot_nr;  // ukr_dot, A in place
+                    const Mat<const T> b = dot ? Mat<const T>{Bp + jp * NR * kc, kc, 1}
+                                           : plan.b_in_place && nr == NR
                                                ? g.b.block(pc, j0)
                                                : Mat<const T>{Bp + jp * NR * kc, NR, 1};
                     // The first tile's A panel and C corner; each next tile is MR rows down.
                     const int64_t t_end = std::min(tiles.hi, t - ip + in);
                     int64_t i0 = (ic + ip) * MR;
-                    Mat<const T> a = plan.pack_a ? Mat<const T>{Ap + ip * MR * kc, 1, MR}
-                                                 : g.a.block(i0, pc);
+                    const bool packed_a = plan.pack_a && !dot;
+                    Mat<const T> a = packed_a ? Mat<const T>{Ap + ip * MR * kc, 1, MR}
+                                              : g.a.block(i0, pc);
                     Mat<T> c = g.c.block(i0, j0);
-                    const int64_t a_step = plan.pack_a ? MR * kc : MR * g.a.rs;
+                    const int64_t a_step = packed_a ? MR * kc : MR * g.a.rs;
+                    const Ukr<T> ukr = dot ? kr.dot : nr <= kr.tail_nr ? ukr_tail : ukr_full;
                     for (; t < t_end; t++, i0 += MR, a.p += a_step, c.p += MR * c.rs)
                         ukr(kc, a, b, c, (int)std::min<int64_t>(MR, g.M - i0), nr, acc);
                 }
@@ -644,10 +688,11 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
     }
 }
 
-// C has unit column stride here (the micro-kernels store whole rows of a tile).
+// One product with its kernel: plan, allocate, start the threads. C has unit column stride
+// (the micro-kernels store whole rows of a tile), except the transposed narrow products,
+// which only a short tile computes (its stores go through the stack tile).
 template <typename T>
-static void gemm_contiguous_c(const GemmArgs<T>& g) {
-    const GemmKernel<T> kr = NNLITE_PICK(gemm_kernel<T>)(g.N);
+static void gemm_run(const GemmArgs<T>& g, const GemmKernel<T>& kr) {
     const GemmPlan plan = plan_gemm<T>(g, kr, threads_now());
     const int cells = plan.grid_n * plan.grid_m;
     const int64_t b_elems = plan.NC * plan.KC;  // one cell's B block
@@ -702,14 +747,37 @@ void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const 
                 for (int64_t j = 0; j < N; j++) *c.at(i, j) = T(0);
         return;
     }
+    // A narrow product whose A is contiguous down its columns (a weight gradient X.T @ dY
+    // with 10 outputs): computed as C.T = B.T @ A.T, N rows of a short tile by M columns, with
+    // X's rows as the B panels, read in place. The one-vector tile would pad 10 columns to 16
+    // (5/8 of its FMAs useful); the 10 x 32 tile pads nothing.
+    // The same for the last few columns of a wide product (dW = X.T @ dY of a 65-token
+    // vocabulary: 64 columns on the wide tile, the 65th here, where the wide tile's last panel
+    // would spend 16 lanes on it), when the last panel has at most W / 4 columns.
+    int64_t n_main = N;  // the columns left for the tile kernels, from 0
+    if (a.rs == 1 && M >= 64) {
+        const GemmKernel<T> wide = NNLITE_PICK(gemm_kernel<T>)(N);
+        const int64_t tail = N > wide.NR ? N % wide.NR : N;  // the last panel's columns
+        const int64_t W = wide.NR / wide.tile.NV;
+        const GemmKernel<T> kr = NNLITE_PICK(gemm_kernel_short<T>)(tail);
+        if (tail > 0 && kr.tile.MR > 0 && (tail == N || 4 * tail <= W)) {
+            n_main = N - tail;
+            gemm_run<T>({tail, M, K, b.block(0, n_main).t(), a.t(), c.block(0, n_main).t(),
+                         accumulate},
+                        kr);
+            if (n_main == 0) return;
+        }
+    }
+    N = n_main;
     if (c.cs == 1 || N == 1) {  // (one column: its stride is never used)
-        gemm_contiguous_c<T>({M, N, K, a, b, {c.p, c.rs, 1}, accumulate});
+        gemm_run<T>({M, N, K, a, b, {c.p, c.rs, 1}, accumulate},
+                    NNLITE_PICK(gemm_kernel<T>)(N));
         return;
     }
     // Rare: an `out` whose rows are not unit-stride. Compute into a dense temporary, then
     // scatter; the micro-kernels keep their simple unit-stride stores.
     std::unique_ptr<T[]> tmp(new T[M * N]);
-    gemm_contiguous_c<T>({M, N, K, a, b, {tmp.get(), N, 1}, false});
+    gemm_run<T>({M, N, K, a, b, {tmp.get(), N, 1}, false}, NNLITE_PICK(gemm_kernel<T>)(N));
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
             T& dst = *c.at(i, j);
