@@ -89,9 +89,11 @@ Peak RSS growth of one forward at (4,8,T,32), the same before and after the move
 4.2 MiB (= the output) vs the numpy twin's 385 MiB (3 (B,H,T,T) temporaries); T=256: 1.1 MiB
 vs 24 MiB.
 
-Threads: OpenMP. Forward over (b, h, query tile), backward over (b, h), both with a dynamic
-schedule: causal query tiles near the end of the sequence visit more key tiles (they are handed
-out first), and on a shared 2-core machine a stalled thread should not hold up the other.
+Threads: OpenMP. Forward over (b, h, query tile), head by head, backward over (b, h), both
+with a dynamic schedule: causal query tiles near the end of the sequence visit more key tiles
+(each head's are handed out first; a worker keeps the Kᵀ of its last head, so its next tile of
+the same head transposes nothing), and on a shared 2-core machine a stalled thread should not
+hold up the other.
 MXCSR is per thread, so every parallel region opens its own FtzScope. Each (b, h, tile) or
 (b, h) is computed by one thread in a fixed order, so results do not depend on the thread count.
 Tasks are handed out with the batch index fastest, so the two threads work on different
@@ -113,6 +115,7 @@ into a contiguous out).
 #include <vector>
 
 #include "common/cpu.h"
+#include "common/transpose.h"
 
 namespace nnlite {
 
@@ -167,14 +170,26 @@ static TileOps<T> pick_ops() {
 }
 
 // Kᵀ of rows [0, n) of one head (row stride ldk): Kt[d*ldt + j] = K[j*ldk + d], zero in
-// columns [n, np), where np = pad(n) (see Layout).
+// columns [n, np), where np = pad(n) (see Layout). With `avx2`, whole 8 x 8 (f32) / 4 x 4 (f64)
+// blocks go through registers (common/transpose.h) and only the edges element by element: the
+// scalar loop (a load and a store per element, reading K a row stride apart) was 60% of
+// forward_tile's own time in a (32, 8, 256, 16) forward on one Zen 4 core.
 template <typename T>
 static void transpose_rows(const T* K, int64_t ldk, int64_t n, int64_t D, T* Kt, int64_t ldt,
-                           bool pad16) {
+                           bool pad16, bool avx2) {
     const int64_t np = pad16 ? round16(n) : n;
+    int64_t jb = 0, db = 0;  // [0, jb) x [0, db): whole blocks
+#if NNLITE_X86
+    if (avx2) {
+        constexpr int64_t B = 32 / sizeof(T);
+        jb = n / B * B, db = D / B * B;
+        transpose_blocks(K, ldk, jb, db, Kt, ldt);
+    }
+#endif
+    (void)avx2;
     for (int64_t d = 0; d < D; d++) {
         T* kt = Kt + d * ldt;
-        for (int64_t j = 0; j < n; j++) kt[j] = K[j * ldk + d];
+        for (int64_t j = d < db ? jb : 0; j < n; j++) kt[j] = K[j * ldk + d];
         for (int64_t j = n; j < np; j++) kt[j] = T(0);
     }
 }
@@ -197,6 +212,7 @@ constexpr int64_t kMaxPadBytes = int64_t(1) << 20;
 template <typename T>
 struct Layout {
     bool pad16;     // keys padded to a multiple of 16
+    bool avx2;      // transpose_rows may use the AVX2 register transposes
     int64_t ldt;    // row stride of Kᵀ: T rounded up (pad16) or T
     void (*scores)(const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t, int64_t, T);
     int64_t ncp(int64_t cols) const { return pad16 ? round16(cols) : cols; }
@@ -204,9 +220,10 @@ struct Layout {
 
 template <typename T>
 static Layout<T> layout_for(const TileOps<T>& ops, int64_t T_, int64_t D) {
+    const bool avx2 = NNLITE_X86 && simd_path() != Simd::Scalar;
     if (T_ < 16 && D * 16 * int64_t(sizeof(T)) > kMaxPadBytes)
-        return {false, T_, &scalar::scores<T>};
-    return {true, round16(T_), ops.scores};
+        return {false, avx2, T_, &scalar::scores<T>};
+    return {true, avx2, round16(T_), ops.scores};
 }
 
 // Per-thread workspace, allocated in one piece before the parallel region: a std::bad_alloc
@@ -236,16 +253,22 @@ static inline int worker_id() {
 // ------------------------------------------------------------------------------- forward
 
 // One task: query tile [i0, i0 + rows) of one head; q, k, v, out point at the head's row 0,
-// lq, lk, lv, lo are their row strides. out == nullptr: only m, l (for lse).
+// lq, lk, lv, lo are their row strides. out == nullptr: only m, l (for lse). Kt already holds
+// the head's keys [0, have) (this worker's last task was the same head), and is extended to
+// the keys the tile sees.
 template <typename T>
 static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q, int64_t lq,
                          const T* k, int64_t lk, const T* v, int64_t lv, T* out, int64_t lo,
                          T* lse, int64_t T_, int64_t D, int64_t i0, bool causal, T scale, T* S,
-                         T* Kt, T* m, T* mnew, T* l, T* rowsum) {
+                         T* Kt, int64_t& have, T* m, T* mnew, T* l, T* rowsum) {
     const int64_t ldt = lay.ldt;
     const int64_t rows = std::min(BR, T_ - i0);
     const int64_t kend = causal ? i0 + rows : T_;  // keys any row of this tile can see
-    transpose_rows(k, lk, kend, D, Kt, ldt, lay.pad16);
+    // (have is 0 or a whole number of tiles, a multiple of 16: the padding lines up)
+    if (kend > have) {
+        transpose_rows(k + have * lk, lk, kend - have, D, Kt + have, ldt, lay.pad16, lay.avx2);
+        have = kend;
+    }
     for (int64_t r = 0; r < rows; r++) {
         m[r] = -std::numeric_limits<T>::infinity();
         l[r] = T(0);
@@ -304,16 +327,25 @@ void attention_forward(Heads<const T> q, Heads<const T> k, Heads<const T> v, Hea
     const int workers = workers_for(ntask, BH, T_, D);
     // per worker: S (BR x BC), Kᵀ (D x ldt), m, mnew, l, rowsum (BR each)
     Workspace<T> ws(workers, BR * BC + D * lay.ldt + 4 * BR, BR * BC);
-    auto task = [&](int64_t t, T* w) {
-        // causal: the last query tiles are the most work, so hand them out first. Then head
-        // by head, the batch index fastest: tasks handed out together are different
-        // sequences (see "Threads" above)
-        const int64_t qi = t / BH, b = t % B, h = t / B % H;
+    // per worker: the head whose keys its Kᵀ holds, and how many of them
+    std::vector<std::pair<int64_t, int64_t>> held(size_t(workers), {-1, 0});
+    auto task = [&](int64_t t, int worker) {
+        // Head by head, the batch index fastest: tasks handed out together are different
+        // sequences (see "Threads" above). Within a head, causal: the last query tiles are
+        // the most work, so hand them out first; they also see every key the head's other
+        // tiles see, so a worker that gets another tile of the same head next has its Kᵀ
+        // already. Transposed again for every tile, the keys (read cold from memory) were 18%
+        // of a (32, 8, 256, 16) forward: 14.4-15.2 -> 11.9-12.2 ms on one Zen 4 core (best
+        // of 40, CPU time, three runs each).
+        const int64_t hi = t / nq, qi = t % nq, b = hi % B, h = hi / B;
         const int64_t bh = b * H + h, qt = causal ? nq - 1 - qi : qi;
+        T* w = ws.of(worker);
         T *S = w, *Kt = S + BR * BC, *m = Kt + D * lay.ldt;
+        auto& [head, have] = held[size_t(worker)];
+        if (head != bh) head = bh, have = 0;
         forward_tile(ops, lay, q.head(b, h), q.st, k.head(b, h), k.st, v.head(b, h), v.st,
                      out.p ? out.head(b, h) : nullptr, out.st, lse + bh * T_, T_, D, qt * BR,
-                     causal, scale, S, Kt, m, m + BR, m + 2 * BR, m + 3 * BR);
+                     causal, scale, S, Kt, have, m, m + BR, m + 2 * BR, m + 3 * BR);
     };
 #ifdef NNLITE_OPENMP
     if (workers > 1) {
@@ -322,15 +354,15 @@ void attention_forward(Heads<const T> q, Heads<const T> k, Heads<const T> v, Hea
         {
             watch.started();
             FtzScope ftz_thread;
-            T* w = ws.of(worker_id());
+            const int worker = worker_id();
 #pragma omp for schedule(dynamic, 1) nowait
-            for (int64_t t = 0; t < ntask; t++) task(t, w);
+            for (int64_t t = 0; t < ntask; t++) task(t, worker);
             watch.finished();
         }
         return;
     }
 #endif
-    for (int64_t t = 0; t < ntask; t++) task(t, ws.of(0));
+    for (int64_t t = 0; t < ntask; t++) task(t, 0);
 }
 
 // ------------------------------------------------------------------------------- backward
@@ -372,8 +404,8 @@ static void backward_head(const TileOps<T>& ops, Heads<const T> Q, Heads<const T
         for (int64_t d = 0; d < D; d++) s += dout[i * ld + d] * out[i * lo + d];
         delta[i] = s;
     }
-    transpose_rows(k, lk, T_, D, Kt, ldt, lay.pad16);
-    transpose_rows(v, lv, T_, D, Vt, ldt, lay.pad16);
+    transpose_rows(k, lk, T_, D, Kt, ldt, lay.pad16, lay.avx2);
+    transpose_rows(v, lv, T_, D, Vt, ldt, lay.pad16, lay.avx2);
     for (int64_t j0 = 0; j0 < T_; j0 += BC) {
         const int64_t cols = std::min(BC, T_ - j0), ncp = lay.ncp(cols);
         for (int64_t i0 = causal ? j0 : 0; i0 < T_; i0 += BR) {

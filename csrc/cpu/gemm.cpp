@@ -108,6 +108,7 @@ Test:       python -m pytest tests/test_ops_gemm.py
 
 #include "common/cpu.h"
 #include "common/simd.h"
+#include "common/transpose.h"
 
 namespace nnlite {
 
@@ -227,54 +228,9 @@ static void pack_transposed_scalar(const Mat<const T>& src, int j_begin, int n, 
 }
 
 #if NNLITE_X86
-// The transposes are done 8x8 (f32) / 4x4 (f64) in AVX2 registers because a scalar transpose
-// costs a load and a store per element and showed up in gemm_nt profiles. They stay here, as
-// AVX2 code used by both the AVX2 and the AVX-512 paths, rather than in simd.h: no other
-// kernel transposes, and a register transpose is a shuffle network per width, not a Vec op.
-
-// r[k] := column k of the 8 x 8 block whose rows were r[0..7]: the shuffle network.
-NNLITE_TARGET_AVX2 static inline void transpose8x8(__m256 r[8]) {
-    __m256 t[8];
-    for (int j = 0; j < 8; j += 2) {
-        t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);
-        t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);
-    }
-    __m256 u[8];
-    u[0] = _mm256_shuffle_ps(t[0], t[2], 0x44);
-    u[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
-    u[2] = _mm256_shuffle_ps(t[1], t[3], 0x44);
-    u[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
-    u[4] = _mm256_shuffle_ps(t[4], t[6], 0x44);
-    u[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
-    u[6] = _mm256_shuffle_ps(t[5], t[7], 0x44);
-    u[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
-    for (int k = 0; k < 4; k++) {
-        r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
-        r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
-    }
-}
-
-// dst[k*NW + j] = src[j*vs + k] for an 8 x 8 block: rows j of src become columns.
-NNLITE_TARGET_AVX2 static inline void transpose_block(const float* src, int64_t vs, float* dst,
-                                                      int64_t NW) {
-    __m256 r[8];
-    for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + j * vs);
-    transpose8x8(r);
-    for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + k * NW, r[k]);
-}
-
-// The same for a 4 x 4 block of doubles.
-NNLITE_TARGET_AVX2 static inline void transpose_block(const double* src, int64_t vs, double* dst,
-                                                      int64_t NW) {
-    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + vs);
-    __m256d r2 = _mm256_loadu_pd(src + 2 * vs), r3 = _mm256_loadu_pd(src + 3 * vs);
-    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
-    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
-    _mm256_storeu_pd(dst + NW, _mm256_permute2f128_pd(t1, t3, 0x20));
-    _mm256_storeu_pd(dst + 2 * NW, _mm256_permute2f128_pd(t0, t2, 0x31));
-    _mm256_storeu_pd(dst + 3 * NW, _mm256_permute2f128_pd(t1, t3, 0x31));
-}
+// Row-major sources (A in gemm, B in gemm_nt) are transposed into panels 8x8 (f32) / 4x4 (f64)
+// in AVX2 registers (common/transpose.h): a scalar transpose costs a load and a store per
+// element and showed up in gemm_nt profiles.
 
 // A full 6-row panel of floats (the AVX2 tile's A panel, row-major A): 8 k at a time by the
 // 8 x 8 transpose with rows 6 and 7 repeating row 0. Each k's 8 lanes are stored at its 6-wide
