@@ -156,8 +156,18 @@ def tsan_env(report_dir=None):
     return env
 
 
+def missing():
+    """Why the shim cannot be built here ("" when it can): it needs a C++ compiler on Linux and
+    pybind11's headers (in the [test] extra: pip install ".[test]")."""
+    if not sys.platform.startswith("linux") or shutil.which(compiler()) is None:
+        return f"the CUDA shim needs {compiler()} on Linux"
+    if importlib.util.find_spec("pybind11") is None:
+        return 'the CUDA shim needs pybind11\'s headers: pip install ".[test]"'
+    return ""
+
+
 def have_compiler():
-    return shutil.which(compiler()) is not None and sys.platform.startswith("linux")
+    return not missing()
 
 
 def test_device(kind):

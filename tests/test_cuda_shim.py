@@ -11,7 +11,7 @@ import pytest
 from nnlite.ops import cuda_device
 import _cuda_shim
 
-pytestmark = pytest.mark.skipif(not _cuda_shim.have_compiler(), reason="needs g++ on Linux")
+pytestmark = pytest.mark.skipif(bool(_cuda_shim.missing()), reason=_cuda_shim.missing())
 
 
 @pytest.fixture(scope="module")
