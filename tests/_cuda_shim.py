@@ -166,10 +166,6 @@ def missing():
     return ""
 
 
-def have_compiler():
-    return not missing()
-
-
 def test_device(kind):
     """The device a kernel test runs on: "shim" (always; the ThreadSanitizer build when
     NNLITE_CUDA_SHIM_TSAN=1, as .ci/run's TSan step sets) or "gpu" (raises RuntimeError

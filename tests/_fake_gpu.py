@@ -352,7 +352,7 @@ _column = {"kernels": None, "stand_ins": None, "absent": None}
 
 def _shim_device():
     import _cuda_shim
-    if not _cuda_shim.have_compiler():
+    if _cuda_shim.missing():
         return None
     return _cuda_shim.test_device("shim")
 

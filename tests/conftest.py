@@ -58,8 +58,9 @@ def cuda_dev(request):
     """A CUDA kernel test runs twice: through the shim on CPU threads (always), and on the GPU
     (marked ``cuda``; skipped, saying why, where there is none). See tests/_cuda_shim.py."""
     import _cuda_shim
-    if request.param == "shim" and _cuda_shim.missing():
-        pytest.skip(_cuda_shim.missing())
+    why = _cuda_shim.missing() if request.param == "shim" else ""
+    if why:
+        pytest.skip(why)
     try:
         return _cuda_shim.test_device(request.param)
     except RuntimeError as e:   # "no GPU: <reason>"

@@ -262,12 +262,9 @@ NNLITE_TARGET_AVX2 static void pack_transposed_avx2(const Mat<const T>& src, int
     constexpr int B = 32 / sizeof(T);
     const int64_t kb = kc / B * B;
     const int jb = n / B * B;
-    for (int j0 = 0; j0 < jb; j0 += B) {
-        for (int64_t k0 = 0; k0 < kb; k0 += B)
-            transpose_block(src.at(j0, k0), src.rs, dst + k0 * NW + j0, NW);
-        for (int j = j0; j < j0 + B; j++)
-            for (int64_t k = kb; k < kc; k++) dst[k * NW + j] = *src.at(j, k);
-    }
+    transpose_blocks(src.at(0, 0), src.rs, jb, kb, dst, NW);
+    for (int j = 0; j < jb; j++)
+        for (int64_t k = kb; k < kc; k++) dst[k * NW + j] = *src.at(j, k);
     pack_transposed_scalar<T>(src, jb, n, NW, kc, dst);
 }
 #endif
