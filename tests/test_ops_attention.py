@@ -34,9 +34,12 @@ def test_compiled_version_is_used(op):
 
 
 # T around the 64-row tiles (1, 7, 64, 65, 256 = 4 tiles) and the diagonal tile's 16-row
-# strips (33: a 1-row strip; 100: a last tile of 36 rows, its last strip 4); D the usual sizes
+# strips (33: a 1-row strip; 100: a last tile of 36 rows, its last strip 4); D the usual sizes.
+# The forward takes a query tile's scores against all its keys at once up to 1024 keys in
+# float32 and 512 in float64 (attention.cpp: rows_mode), key tile by key tile (online softmax)
+# beyond: 600 is one of each, 1100 (17 tiles, the last 12 rows) the key tiles in both.
 CASES = [(1, 16), (7, 32), (64, 64), (65, 16), (65, 64), (256, 32), (7, 16), (64, 32),
-         (33, 16), (100, 32)]
+         (33, 16), (100, 32), (600, 16), (1100, 8)]
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -38,6 +38,9 @@ queries go in tiles of BR = 64 rows, keys/values in tiles of BC = 64, and only o
 
 Rescaling by α = exp(m - m') keeps every exp() argument ≤ 0 (no overflow), and the result is
 exactly softmax(S) V: each tile's contribution gets multiplied by exp(m_tile - m_final) in the end.
+Up to 1024 keys (float32; 512 in float64) a query tile's scores against all its keys fit in L2
+(64 KiB per 256 keys), and forward_rows takes them at once instead: one exact softmax, one P V
+(see rows_mode). The backward below is the same for both.
 Backward, one task per (b, h) (each thread owns that head's dq, dk, dv, so nothing races):
 
     Δ = rowsum(dO ⊙ O)
@@ -315,6 +318,66 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
     }
 }
 
+// The whole query tile at once ("rows" mode), when its scores against every key fit in
+// kRowsBytes (BR x T: f32 T <= 1024, f64 T <= 512): S holds the tile's row of scores over all
+// the keys it sees (row stride lds, a multiple of 16), so the softmax is exact in one pass and
+// P V is one product with the keys as its inner dimension:
+//     S = Q_i Kᵀ · scale (masked);  m = rowmax S;  P = exp(S - m);  l = rowsum P
+//     out_i = (P V) / l;  lse_i = m + log l
+// The online softmax of forward_tile pays, per key tile, a scalar exp and a rescale of each
+// out row (α), a copy and a rescan of the running maxima, and a load and store of out's rows
+// around each P V_j: in a (32, 8, 256, 16) forward (4 key tiles) on one Zen 4 core that
+// bookkeeping was ~20% of the time (perf: forward_tile's own loops, memset, expf, logf), and the
+// forward 2.5x its products' time at the peak. Longer sequences keep the tiles: their S would
+// not stay in L2 beside Kᵀ.
+constexpr int64_t kRowsBytes = int64_t(256) << 10;
+
+template <typename T>
+static bool rows_mode(int64_t T_) {
+    return BR * round16(T_) * int64_t(sizeof(T)) <= kRowsBytes;
+}
+
+template <typename T>
+static void forward_rows(const TileOps<T>& ops, const Layout<T>& lay, const T* q, int64_t lq,
+                         const T* k, int64_t lk, const T* v, int64_t lv, T* out, int64_t lo,
+                         T* lse, int64_t T_, int64_t D, int64_t i0, bool causal, T scale, T* S,
+                         int64_t lds, T* Kt, int64_t& have, T* m, T* l) {
+    const int64_t ldt = lay.ldt;
+    const int64_t rows = std::min(BR, T_ - i0);
+    const int64_t kend = causal ? i0 + rows : T_;  // keys any row of this tile can see
+    if (kend > have) {
+        transpose_rows(k + have * lk, lk, kend - have, D, Kt + have, ldt, lay.pad16, lay.avx2);
+        have = kend;
+    }
+    // causal: in strips of SB query rows, strip [r, r + n) seeing keys < i0 + r + n (the
+    // diagonal's upper triangle skipped in SB x SB blocks, as in forward_tile)
+    const int64_t off = causal ? i0 : kNoMask, strip = causal ? SB : BR;
+    auto seen = [&](int64_t r, int64_t n) { return causal ? std::min(kend, i0 + r + n) : kend; };
+    for (int64_t r = 0; r < rows; r += strip) {
+        const int64_t n = std::min(strip, rows - r);
+        lay.scores(q + (i0 + r) * lq, lq, Kt, ldt, S + r * lds, lds, n, lay.ncp(seen(r, n)), D,
+                   scale);
+    }
+    for (int64_t r = 0; r < rows; r++) m[r] = -std::numeric_limits<T>::infinity();
+    ops.row_max(S, lds, rows, kend, off, m);
+    ops.exp_rows(S, lds, rows, kend, off, m, l);
+    if (out) {
+        for (int64_t r = 0; r < rows; r++) std::fill_n(out + (i0 + r) * lo, D, T(0));
+        for (int64_t r = 0; r < rows; r += strip) {
+            const int64_t n = std::min(strip, rows - r);
+            ops.accum(S + r * lds, lds, 1, v, lv, out + (i0 + r) * lo, lo, n, seen(r, n), D);
+        }
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        lse[i0 + r] = m[r] + std::log(l[r]);
+        if (out) {
+            const T inv = T(1) / l[r];
+            T* o = out + (i0 + r) * lo;
+            for (int64_t d = 0; d < D; d++) o[d] *= inv;
+        }
+    }
+}
+
 template <typename T>
 void attention_forward(Heads<const T> q, Heads<const T> k, Heads<const T> v, Heads<T> out,
                        T* lse, int64_t B, int64_t H, int64_t T_, int64_t D, bool causal,
@@ -325,8 +388,11 @@ void attention_forward(Heads<const T> q, Heads<const T> k, Heads<const T> v, Hea
     const Layout<T> lay = layout_for(ops, T_, D);
     const int64_t nq = (T_ + BR - 1) / BR, ntask = BH * nq;
     const int workers = workers_for(ntask, BH, T_, D);
-    // per worker: S (BR x BC), Kᵀ (D x ldt), m, mnew, l, rowsum (BR each)
-    Workspace<T> ws(workers, BR * BC + D * lay.ldt + 4 * BR, BR * BC);
+    // per worker: S (BR x lds: every key in rows mode, one key tile otherwise), Kᵀ
+    // (D x ldt), m, mnew, l, rowsum (BR each)
+    const bool whole = rows_mode<T>(T_);
+    const int64_t lds = whole ? round16(T_) : BC;
+    Workspace<T> ws(workers, BR * lds + D * lay.ldt + 4 * BR, BR * lds);
     // per worker: the head whose keys its Kᵀ holds, and how many of them
     std::vector<std::pair<int64_t, int64_t>> held(size_t(workers), {-1, 0});
     auto task = [&](int64_t t, int worker) {
@@ -340,9 +406,15 @@ void attention_forward(Heads<const T> q, Heads<const T> k, Heads<const T> v, Hea
         const int64_t hi = t / nq, qi = t % nq, b = hi % B, h = hi / B;
         const int64_t bh = b * H + h, qt = causal ? nq - 1 - qi : qi;
         T* w = ws.of(worker);
-        T *S = w, *Kt = S + BR * BC, *m = Kt + D * lay.ldt;
+        T *S = w, *Kt = S + BR * lds, *m = Kt + D * lay.ldt;
         auto& [head, have] = held[size_t(worker)];
         if (head != bh) head = bh, have = 0;
+        if (whole) {
+            forward_rows(ops, lay, q.head(b, h), q.st, k.head(b, h), k.st, v.head(b, h), v.st,
+                         out.p ? out.head(b, h) : nullptr, out.st, lse + bh * T_, T_, D,
+                         qt * BR, causal, scale, S, lds, Kt, have, m, m + BR);
+            return;
+        }
         forward_tile(ops, lay, q.head(b, h), q.st, k.head(b, h), k.st, v.head(b, h), v.st,
                      out.p ? out.head(b, h) : nullptr, out.st, lse + bh * T_, T_, D, qt * BR,
                      causal, scale, S, Kt, have, m, m + BR, m + 2 * BR, m + 3 * BR);
