@@ -153,9 +153,9 @@ struct TileOps {
     // C[r*ldc + c] = scale · Σ_d A[r*lda + d] · Bt[d*ldb + c]   for c < ncp (a multiple of 16)
     void (*scores)(const T* A, int64_t lda, const T* Bt, int64_t ldb, T* C, int64_t ldc,
                    int64_t rows, int64_t ncp, int64_t D, T scale);
-    // C[r*ldc + d] += Σ_c A[r*ars + c*acs] · B[c*ldb + d]   for d < D
+    // C[r*ldc + d] += Σ_c A[r*ars + c*acs] · B[c*ldb + d]   for d < D (zero: C = Σ ...)
     void (*accum)(const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
-                  int64_t ldc, int64_t rows, int64_t inner, int64_t D);
+                  int64_t ldc, int64_t rows, int64_t inner, int64_t D, bool zero);
     // m[r] = max(m[r], max over valid c of S[r*ld + c])
     void (*row_max)(const T* S, int64_t ld, int64_t rows, int64_t cols, int64_t off, T* m);
     // S[r*ld + c] = exp(S - sub[r]) for valid c, 0 for the other c < cols; sum[r] = Σ (if sum)
@@ -164,12 +164,15 @@ struct TileOps {
     // dP[r*ld + c] = P · (dP - delta[r]) · scale for valid c, 0 for the other c < cols
     void (*ds_rows)(const T* P, T* dP, int64_t ld, int64_t rows, int64_t cols, int64_t off,
                     const T* delta, T scale);
+    // out[r] = Σ_d A[r*lda + d] · B[r*ldb + d]
+    void (*row_dots)(const T* A, int64_t lda, const T* B, int64_t ldb, int64_t rows, int64_t D,
+                     T* out);
 };
 
 template <typename T>
 static TileOps<T> pick_ops() {
     return {NNLITE_PICK(scores<T>), NNLITE_PICK(accum<T>), NNLITE_PICK(row_max<T>),
-            NNLITE_PICK(exp_rows<T>), NNLITE_PICK(ds_rows<T>)};
+            NNLITE_PICK(exp_rows<T>), NNLITE_PICK(ds_rows<T>), NNLITE_PICK(row_dots<T>)};
 }
 
 // Kᵀ of rows [0, n) of one head (row stride ldk): Kt[d*ldt + j] = K[j*ldk + d], zero in
@@ -305,7 +308,7 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
             for (int64_t r = 0; r < rows; r += strip) {
                 const int64_t n = std::min(strip, rows - r), seen = off == 0 ? r + n : cols;
                 ops.accum(S + r * BC, BC, 1, v + j0 * lv, lv, out + (i0 + r) * lo, lo, n,
-                          std::min(cols, seen), D);
+                          std::min(cols, seen), D, false);
             }
     }
     for (int64_t r = 0; r < rows; r++) {
@@ -361,13 +364,12 @@ static void forward_rows(const TileOps<T>& ops, const Layout<T>& lay, const T* q
     for (int64_t r = 0; r < rows; r++) m[r] = -std::numeric_limits<T>::infinity();
     ops.row_max(S, lds, rows, kend, off, m);
     ops.exp_rows(S, lds, rows, kend, off, m, l);
-    if (out) {
-        for (int64_t r = 0; r < rows; r++) std::fill_n(out + (i0 + r) * lo, D, T(0));
-        for (int64_t r = 0; r < rows; r += strip) {
+    if (out)
+        for (int64_t r = 0; r < rows; r += strip) {  // out = P V (its old content unread)
             const int64_t n = std::min(strip, rows - r);
-            ops.accum(S + r * lds, lds, 1, v, lv, out + (i0 + r) * lo, lo, n, seen(r, n), D);
+            ops.accum(S + r * lds, lds, 1, v, lv, out + (i0 + r) * lo, lo, n, seen(r, n), D,
+                      true);
         }
-    }
     for (int64_t r = 0; r < rows; r++) {
         lse[i0 + r] = m[r] + std::log(l[r]);
         if (out) {
@@ -466,16 +468,10 @@ static void backward_head(const TileOps<T>& ops, Heads<const T> Q, Heads<const T
         if (lgk != D) dk = stage + T_ * D, lgk = D;
         if (lgv != D) dv = stage + 2 * T_ * D, lgv = D;
     }
-    for (int64_t i = 0; i < T_; i++) {
-        std::fill_n(dq + i * lgq, D, T(0));
-        std::fill_n(dk + i * lgk, D, T(0));
-        std::fill_n(dv + i * lgv, D, T(0));
-    }
-    for (int64_t i = 0; i < T_; i++) {  // Δ_i = Σ_d dO[i, d] O[i, d]
-        T s = T(0);
-        for (int64_t d = 0; d < D; d++) s += dout[i * ld + d] * out[i * lo + d];
-        delta[i] = s;
-    }
+    // No zero-fill of dq, dk, dv: the first product into each row overwrites it (accum's
+    // `zero`): a dq row's is key tile 0's, a dk / dv row's its key tile's first query tile
+    // (the diagonal one when causal, where every key strip has a query)
+    ops.row_dots(dout, ld, out, lo, T_, D, delta);  // Δ_i = Σ_d dO[i, d] O[i, d]
     transpose_rows(k, lk, T_, D, Kt, ldt, lay.pad16, lay.avx2);
     transpose_rows(v, lv, T_, D, Vt, ldt, lay.pad16, lay.avx2);
     for (int64_t j0 = 0; j0 < T_; j0 += BC) {
@@ -496,18 +492,19 @@ static void backward_head(const TileOps<T>& ops, Heads<const T> Q, Heads<const T
             }
             ops.exp_rows(S, BC, rows, cols, off, lse + i0, nullptr);                  // P
             ops.ds_rows(S, dP, BC, rows, cols, off, delta + i0, scale);               // dS·scale
+            const bool first_q = i0 == (causal ? j0 : 0), first_k = j0 == 0;
             for (int64_t c = 0; c < cols; c += strip) {   // dV += Pᵀ dO, dK += dSᵀ Q
                 const int64_t n = std::min(strip, cols - c), q0 = diag ? c : 0;
-                if (q0 >= rows) break;
+                if (q0 >= rows) break;  // (never on the first query tile: see above)
                 ops.accum(S + q0 * BC + c, 1, BC, doi + q0 * ld, ld, dv + (j0 + c) * lgv, lgv,
-                          n, rows - q0, D);
+                          n, rows - q0, D, first_q);
                 ops.accum(dP + q0 * BC + c, 1, BC, qi + q0 * lq, lq, dk + (j0 + c) * lgk, lgk,
-                          n, rows - q0, D);
+                          n, rows - q0, D, first_q);
             }
             for (int64_t r = 0; r < rows; r += strip) {   // dQ += dS K
                 const int64_t n = std::min(strip, rows - r), seen = diag ? r + n : cols;
                 ops.accum(dP + r * BC, BC, 1, k + j0 * lk, lk, dq + (i0 + r) * lgq, lgq, n,
-                          std::min(cols, seen), D);
+                          std::min(cols, seen), D, first_k);
             }
         }
     }
