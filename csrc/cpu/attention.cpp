@@ -258,6 +258,30 @@ static inline int worker_id() {
 
 // ------------------------------------------------------------------------------- forward
 
+// Kᵀ of keys [0, have) extended to [0, kend) (have is 0 or a whole number of tiles, a multiple
+// of 16: the padding lines up).
+template <typename T>
+static void extend_kt(const Layout<T>& lay, const T* k, int64_t lk, int64_t kend, int64_t D,
+                      T* Kt, int64_t& have) {
+    if (kend <= have) return;
+    transpose_rows(k + have * lk, lk, kend - have, D, Kt + have, lay.ldt, lay.pad16, lay.avx2);
+    have = kend;
+}
+
+// The end of a query tile: lse = m + log l, out /= l (rows [i0, i0 + rows)).
+template <typename T>
+static void finish_rows(T* out, int64_t lo, T* lse, int64_t i0, int64_t rows, int64_t D,
+                        const T* m, const T* l) {
+    for (int64_t r = 0; r < rows; r++) {
+        lse[i0 + r] = m[r] + std::log(l[r]);
+        if (out) {
+            const T inv = T(1) / l[r];
+            T* o = out + (i0 + r) * lo;
+            for (int64_t d = 0; d < D; d++) o[d] *= inv;
+        }
+    }
+}
+
 // One task: query tile [i0, i0 + rows) of one head; q, k, v, out point at the head's row 0,
 // lq, lk, lv, lo are their row strides. out == nullptr: only m, l (for lse). Kt already holds
 // the head's keys [0, have) (this worker's last task was the same head), and is extended to
@@ -270,11 +294,7 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
     const int64_t ldt = lay.ldt;
     const int64_t rows = std::min(BR, T_ - i0);
     const int64_t kend = causal ? i0 + rows : T_;  // keys any row of this tile can see
-    // (have is 0 or a whole number of tiles, a multiple of 16: the padding lines up)
-    if (kend > have) {
-        transpose_rows(k + have * lk, lk, kend - have, D, Kt + have, ldt, lay.pad16, lay.avx2);
-        have = kend;
-    }
+    extend_kt(lay, k, lk, kend, D, Kt, have);
     for (int64_t r = 0; r < rows; r++) {
         m[r] = -std::numeric_limits<T>::infinity();
         l[r] = T(0);
@@ -311,14 +331,7 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
                           std::min(cols, seen), D, false);
             }
     }
-    for (int64_t r = 0; r < rows; r++) {
-        lse[i0 + r] = m[r] + std::log(l[r]);
-        if (out) {
-            const T inv = T(1) / l[r];
-            T* o = out + (i0 + r) * lo;
-            for (int64_t d = 0; d < D; d++) o[d] *= inv;
-        }
-    }
+    finish_rows(out, lo, lse, i0, rows, D, m, l);
 }
 
 // The whole query tile at once ("rows" mode), when its scores against every key fit in
@@ -348,10 +361,7 @@ static void forward_rows(const TileOps<T>& ops, const Layout<T>& lay, const T* q
     const int64_t ldt = lay.ldt;
     const int64_t rows = std::min(BR, T_ - i0);
     const int64_t kend = causal ? i0 + rows : T_;  // keys any row of this tile can see
-    if (kend > have) {
-        transpose_rows(k + have * lk, lk, kend - have, D, Kt + have, ldt, lay.pad16, lay.avx2);
-        have = kend;
-    }
+    extend_kt(lay, k, lk, kend, D, Kt, have);
     // causal: in strips of SB query rows, strip [r, r + n) seeing keys < i0 + r + n (the
     // diagonal's upper triangle skipped in SB x SB blocks, as in forward_tile)
     const int64_t off = causal ? i0 : kNoMask, strip = causal ? SB : BR;
@@ -370,14 +380,7 @@ static void forward_rows(const TileOps<T>& ops, const Layout<T>& lay, const T* q
             ops.accum(S + r * lds, lds, 1, v, lv, out + (i0 + r) * lo, lo, n, seen(r, n), D,
                       true);
         }
-    for (int64_t r = 0; r < rows; r++) {
-        lse[i0 + r] = m[r] + std::log(l[r]);
-        if (out) {
-            const T inv = T(1) / l[r];
-            T* o = out + (i0 + r) * lo;
-            for (int64_t d = 0; d < D; d++) o[d] *= inv;
-        }
-    }
+    finish_rows(out, lo, lse, i0, rows, D, m, l);
 }
 
 template <typename T>
