@@ -286,6 +286,17 @@ def test_out_is_written_in_place(fn, dtype, rng):
     assert got is o and lse.shape == (2, 3, 10)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_out_of_the_key_tile_path_is_overwritten(causal, rng):
+    """Beyond rows mode (float64, T > 512) the first key tile's P V overwrites out's rows: a
+    NaN left in out before the call must not reach the result."""
+    q, k, v, _ = qkvg((1, 2, 600, 8), np.float64, rng)
+    o = np.full(q.shape, np.nan)
+    got = ops.attention(q, k, v, causal=causal, out=o)
+    assert got is o and not np.isnan(o).any()
+    np.testing.assert_array_equal(o, ops.attention(q, k, v, causal=causal))
+
+
 @pytest.mark.parametrize("fn", [ops.attention_backward, ref.attention_backward],
                          ids=["ops", "twin"])
 @pytest.mark.parametrize("dtype", DTYPES)

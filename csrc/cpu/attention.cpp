@@ -299,8 +299,6 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
         m[r] = -std::numeric_limits<T>::infinity();
         l[r] = T(0);
     }
-    if (out)  // row by row: out's rows need not be adjacent (lo > D)
-        for (int64_t r = 0; r < rows; r++) std::fill_n(out + (i0 + r) * lo, D, T(0));
     for (int64_t j0 = 0; j0 < kend; j0 += BC) {
         const int64_t cols = std::min(BC, kend - j0);
         const int64_t off = (causal && j0 + cols > i0) ? i0 - j0 : kNoMask;  // diagonal tile
@@ -319,7 +317,7 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
             const T alpha = std::exp(m[r] - mnew[r]);  // 0 on the first tile (m = -inf)
             l[r] = l[r] * alpha + rowsum[r];
             m[r] = mnew[r];
-            if (out && alpha != T(1)) {
+            if (out && j0 > 0 && alpha != T(1)) {  // (key tile 0 writes out afresh below)
                 T* o = out + (i0 + r) * lo;
                 for (int64_t d = 0; d < D; d++) o[d] *= alpha;
             }
@@ -328,7 +326,7 @@ static void forward_tile(const TileOps<T>& ops, const Layout<T>& lay, const T* q
             for (int64_t r = 0; r < rows; r += strip) {
                 const int64_t n = std::min(strip, rows - r), seen = off == 0 ? r + n : cols;
                 ops.accum(S + r * BC, BC, 1, v + j0 * lv, lv, out + (i0 + r) * lo, lo, n,
-                          std::min(cols, seen), D, false);
+                          std::min(cols, seen), D, j0 == 0);
             }
     }
     finish_rows(out, lo, lse, i0, rows, D, m, l);
