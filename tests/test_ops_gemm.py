@@ -130,7 +130,7 @@ def test_narrow_and_ragged_widths(dtype, path, rng):
     transposed by a short tile, the wide tile's last panel of one vector or less by its
     one-vector twin, and a last panel of a few columns with A contiguous along K (X @ W) by
     dot products (B row-major, transposed or strided). Into a fresh, a strided and a
-    Fortran-ordered out, with accumulate."""
+    Fortran-ordered out, and the first n columns of a wider one, with accumulate."""
     widths = list(range(1, 18)) + [33, 47, 65, 80, 97]
     for n in widths:
         for m, k in [(64, 37), (257, 65), (1000, 7)]:
@@ -164,6 +164,15 @@ def test_narrow_and_ragged_widths(dtype, path, rng):
                 f = np.full((m, n), np.nan, dtype, order="F")
                 ops.gemm_tn(x, dy, out=f)
                 assert_close(f, want, k, dtype)
+                # rows of a wider row-major array: the edge tiles' masked stores write
+                # exactly n columns (none of the neighbours beyond, for any width)
+                wide = np.full((m, n + 5), 7.0, dtype)
+                wide[:, :n] = base
+                ops.gemm(xr, dy, out=wide[:, :n], accumulate=True)
+                assert_close(wide[:, :n], want + base, k, dtype)
+                ops.gemm_tn(x, dy, out=wide[:, :n])
+                assert_close(wide[:, :n], want, k, dtype)
+                assert np.all(wide[:, n:] == 7.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
