@@ -176,7 +176,7 @@ class _Flags:
 _OPERATOR_UFUNCS = {np.add, np.subtract, np.multiply, np.true_divide, np.floor_divide,
                     np.remainder, np.power, np.less, np.less_equal, np.greater,
                     np.greater_equal, np.equal, np.not_equal, np.bitwise_and, np.bitwise_or,
-                    np.bitwise_xor}
+                    np.bitwise_xor, np.left_shift, np.right_shift}
 
 
 def _operand(x, what):
@@ -251,7 +251,8 @@ def _binary(op, name):
 for _name, _op in [("add", operator.add), ("sub", operator.sub), ("mul", operator.mul),
                    ("truediv", operator.truediv), ("floordiv", operator.floordiv),
                    ("mod", operator.mod), ("pow", operator.pow), ("matmul", operator.matmul),
-                   ("and", operator.and_), ("or", operator.or_), ("xor", operator.xor)]:
+                   ("and", operator.and_), ("or", operator.or_), ("xor", operator.xor),
+                   ("lshift", operator.lshift), ("rshift", operator.rshift)]:
     _f, _r = _binary(_op, _name)
     setattr(FakeArray, f"__{_name}__", _f)
     setattr(FakeArray, f"__r{_name}__", _r)

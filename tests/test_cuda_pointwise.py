@@ -474,3 +474,17 @@ def test_xent_errors_match_twin(cuda_dev, rng):
     same_error(cuda_dev, op, z[None], np.array([0]))                # 3-D logits
     same_error(cuda_dev, op, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
     same_error(cuda_dev, op, z.astype(complex), np.zeros(5, np.int64))
+
+
+# ----------------------------------------------------------------------------- dropout
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_same_mask_as_the_twin(cuda_dev, rng, dtype):
+    """The device makes the twin's counter-based mask itself: same bits, any layout."""
+    k = cp.kernels(cuda_dev)
+    base = rng.standard_normal((33, 70)).astype(dtype)
+    for x in (base, base[:, ::3], base.T):
+        for seed, rate in [(0, 0.5), (2 ** 64 - 1, 0.1), (77, 0.0)]:
+            y = to_host(k["dropout"](to_dev(cuda_dev, x), rate, seed))
+            np.testing.assert_array_equal(y, ref.dropout(x, rate, seed))
+    with pytest.raises(ValueError, match=r"dropout: rate must be in \[0, 1\)"):
+        k["dropout"](to_dev(cuda_dev, base), 1.0, 0)

@@ -1,5 +1,5 @@
-"""Compiled activations (and the fused activation backward + bias gradient) / softmax /
-cross-entropy vs their numpy twins, on every SIMD path."""
+"""Compiled activations (and the fused activation backward + bias gradient) / dropout /
+softmax / cross-entropy vs their numpy twins, on every SIMD path."""
 import numpy as np
 import pytest
 
@@ -12,7 +12,7 @@ DTYPES = (np.float32, np.float64)
 # (rows, features): every size in {1, 7, 63, 65, 257, 1000} appears on both axes; 63/65 straddle
 # the 16-lane tails, (257, 1000) is big enough for the OpenMP path
 SHAPES = [(1, 1), (1, 1000), (7, 63), (63, 7), (65, 65), (1000, 7), (257, 1000)]
-OPS = ("bias_act", "act_forward", "act_backward", "act_backward_bias_grad", "softmax",
+OPS = ("bias_act", "act_forward", "act_backward", "act_backward_bias_grad", "dropout", "softmax",
        "softmax_backward", "softmax_cross_entropy")
 
 
@@ -415,3 +415,110 @@ def test_caller_float_mode_restored(rng):
     ops.softmax_cross_entropy(x, np.zeros(300, np.int64))
     tiny = np.array([1e-38], np.float32) / np.float32(8)
     assert tiny[0] > 0                                      # still a subnormal, not flushed
+
+
+# ----------------------------------------------------------------------------- dropout
+# The mask is a function of (seed, flat index) only, so the kernel must give the twin's result
+# bit for bit: on every SIMD path, at sizes around the vector widths (4, 8, 16 lanes), for any
+# thread count and any layout of x.
+SEEDS = (0, 1, 12345, 2 ** 63, 2 ** 64 - 1)
+RATES = (0.0, 0.1, 0.5, 0.999)
+
+
+def splitmix64_bits(seed, i):
+    """The top 32 bits of SplitMix64's output for counter i + 1, in plain Python integers
+    (the published algorithm, written independently of the twin's array code)."""
+    m = 2 ** 64 - 1
+    z = (seed + (i + 1) * 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return (z ^ (z >> 31)) >> 32
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dropout_twin_is_splitmix64(seed):
+    for rate in (0.1, 0.5):
+        t = ref.dropout_threshold(rate)
+        keep = ref.dropout_keep(300, rate, seed)
+        assert keep.tolist() == [splitmix64_bits(seed, i) >= t for i in range(300)]
+    assert ref.dropout_threshold(0.0) == 0 and ref.dropout_threshold(1 - 1e-12) == 2 ** 32 - 1
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 257, 1000, 100003])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_same_bits_as_twin(simd, rng, n, dtype):
+    x = rng.standard_normal(n).astype(dtype)
+    for seed in SEEDS:
+        for rate in RATES:
+            y = ops.dropout(x, rate, seed)
+            assert y.dtype == dtype and y.shape == x.shape
+            np.testing.assert_array_equal(y, ref.dropout(x, rate, seed))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_nd_non_contiguous_and_any_thread_count(simd, rng, dtype):
+    base = rng.standard_normal((64, 130)).astype(dtype)
+    for x in (base[:, ::2], base.T, base[1:, 3:][::9, ::3], base.reshape(8, 8, 130)):
+        np.testing.assert_array_equal(ops.dropout(x, 0.3, 7), ref.dropout(x, 0.3, 7))
+    big = rng.standard_normal((300, 1000)).astype(dtype)   # big enough for the OpenMP path
+    old = ops.num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            ops.set_num_threads(n)
+            results.append(ops.dropout(big, 0.2, 99))
+    finally:
+        ops.set_num_threads(old)
+    for y in results:
+        np.testing.assert_array_equal(y, ref.dropout(big, 0.2, 99))
+
+
+def test_dropout_statistics():
+    n, rate = 1 << 20, 0.3
+    x = np.ones(n, np.float32)
+    y = ops.dropout(x, rate, 2024)
+    kept = y != 0
+    sigma = np.sqrt(rate * (1 - rate) / n)
+    assert abs(kept.mean() - (1 - rate)) < 5 * sigma
+    np.testing.assert_array_equal(y[kept], np.float32(1 / (1 - rate)))
+    # neighbouring elements and neighbouring seeds are independent: P(both kept) = (1 - p)²
+    both = (kept[1:] & kept[:-1]).mean()
+    assert abs(both - (1 - rate) ** 2) < 5 * np.sqrt((1 - rate) ** 2 / n)
+    other = ops.dropout(x, rate, 2025) != 0
+    assert abs((kept & other).mean() - (1 - rate) ** 2) < 5 * np.sqrt((1 - rate) ** 2 / n)
+    # E[y] = x: inverted dropout keeps the mean
+    assert abs(y.mean() - 1.0) < 5 * np.sqrt(rate / (1 - rate) / n)
+
+
+def test_dropout_backward_is_the_same_mask(rng):
+    """The layers' backward: the same op, same seed, on the gradient (a linear map: exact)."""
+    x = rng.standard_normal((50, 40))
+    g = rng.standard_normal((50, 40))
+    y = ops.dropout(x, 0.4, 5)
+    mask = ops.dropout(np.ones_like(x), 0.4, 5)
+    np.testing.assert_array_equal(y, x * mask)
+    np.testing.assert_array_equal(ops.dropout(g, 0.4, 5), g * mask)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_nan_inf_zero_rate_and_empty(simd, dtype):
+    x = np.array([np.nan, np.inf, -np.inf, 1.0] * 16, dtype)
+    y = ops.dropout(x, 0.5, 3)
+    np.testing.assert_array_equal(y, ref.dropout(x, 0.5, 3))
+    assert np.isnan(y[0::4]).all()                 # NaN · 0 and NaN · s: NaN stays NaN
+    np.testing.assert_array_equal(ops.dropout(x[3::4], 0.0, 3), x[3::4])   # rate 0: identity
+    e = np.zeros((0, 5), dtype)
+    assert ops.dropout(e, 0.5, 1).shape == (0, 5)
+    y = ops.dropout(np.arange(6).reshape(2, 3), 0.5, 1)     # ints: float64, as the twins
+    assert y.dtype == np.float64
+
+
+def test_dropout_errors_match_twin():
+    x = np.ones((4, 3), np.float32)
+    for rate, seed in [(1.0, 0), (-0.1, 0), (np.nan, 0), ("a", 0), (None, 0), (0.5, -1),
+                       (0.5, 2 ** 64), (0.5, 1.5), (0.5, True), (0.5, None)]:
+        same_error(ops.dropout, ref.dropout, x, rate, seed)
+    same_error(ops.dropout, ref.dropout, x.astype(complex), 0.5, 1)
+    msg = r"dropout: rate must be in \[0, 1\), got 1.0 \(x of shape \(4, 3\)\)"
+    with pytest.raises(ValueError, match=msg):
+        ops.dropout(x, 1.0, 0)

@@ -97,6 +97,16 @@ void act_backward_bias_grad(py::array dout, py::array x, py::array y, py::array 
                                                alpha, accumulate);
 }
 
+// out = x · [u_i >= threshold] · scale (dropout; the mask from (seed, i), see pointwise.h).
+void dropout(py::array x, py::array out, uint64_t seed, uint32_t threshold, double scale) {
+    const bool f32 = is_float32("dropout", {&x, &out});
+    check_out("dropout", out, x.size());
+    const int64_t n = x.size();
+    py::gil_scoped_release nogil;
+    if (f32) nnlite::dropout<float>(cp<float>(x), mp<float>(out), n, seed, threshold, float(scale));
+    else nnlite::dropout<double>(cp<double>(x), mp<double>(out), n, seed, threshold, scale);
+}
+
 // rows × C view of an array whose last axis is C
 std::pair<int64_t, int64_t> rows_cols(const py::array& x) {
     const int64_t C = x.ndim() ? x.shape(x.ndim() - 1) : 1;
@@ -141,7 +151,7 @@ double softmax_cross_entropy(py::array z, py::array labels, py::array out) {
 }  // namespace
 
 PYBIND11_MODULE(_pointwise, m) {
-    m.doc() = "nnlite pointwise kernels: activations, softmax, softmax cross-entropy";
+    m.doc() = "nnlite pointwise kernels: activations, dropout, softmax, softmax cross-entropy";
     nnlite::bind_runtime(m);
     m.attr("ACT_CODES") = py::dict(py::arg("none") = 0, py::arg("relu") = 1, py::arg("leaky_relu") = 2,
                                    py::arg("tanh") = 3, py::arg("sigmoid") = 4, py::arg("gelu") = 5);
@@ -152,6 +162,9 @@ PYBIND11_MODULE(_pointwise, m) {
     m.def("act_backward_bias_grad", &act_backward_bias_grad, py::arg("grad"), py::arg("x"),
           py::arg("y"), py::arg("out"), py::arg("db"), py::arg("act"), py::arg("alpha"),
           py::arg("accumulate"), "out = grad · act'(x); db = Σ_rows out (accumulate: db +=)");
+    m.def("dropout", &dropout, py::arg("x"), py::arg("out"), py::arg("seed"),
+          py::arg("threshold"), py::arg("scale"),
+          "out = x · scale where SplitMix64(seed, i + 1) >> 32 >= threshold, else x · 0");
     m.def("softmax", &softmax, py::arg("x"), py::arg("out"), "out = softmax(x) over the last axis");
     m.def("softmax_backward", &softmax_backward, py::arg("grad"), py::arg("y"), py::arg("out"),
           "out = y ⊙ (grad - Σ grad·y) over the last axis");

@@ -1,5 +1,6 @@
-// Activations: y = act(x + b) forward, dx = dout · act'(x) backward, and the backward of a
-// Linear layer's fused bias + activation, dx = dout · act'(x) with db = Σ_rows dx. See pointwise.h.
+// Activations: y = act(x + b) forward, dx = dout · act'(x) backward, the backward of a
+// Linear layer's fused bias + activation, dx = dout · act'(x) with db = Σ_rows dx, and
+// dropout with a counter-based mask. See pointwise.h.
 //
 // The kernels live in pointwise.inc, written once over simd::Vec and compiled here once per
 // ISA; this file turns the run-time (activation, bias or not, SIMD path) into one compiled
@@ -47,6 +48,13 @@ void act_backward(const T* dout, const T* x, const T* y, T* dx, int64_t n, Act a
     const auto kernel =
         with_act(act, [](auto a) { return NNLITE_PICK(act_backward_flat<T, decltype(a)::value>); });
     kernel(dout, x, y, dx, n, alpha);
+}
+
+template <typename T>
+void dropout(const T* x, T* y, int64_t n, uint64_t seed, uint32_t threshold, T scale) {
+    FtzScope ftz;  // as parallel_range's threads: results independent of the thread count
+    if (n == 0) return;
+    NNLITE_PICK(dropout_flat<T>)(x, y, n, seed, threshold, scale);
 }
 
 // The backward of y = act(z), z = xW + b (a Linear layer with its activation fused), for the
@@ -116,5 +124,7 @@ template void act_backward_bias_grad<float>(const float*, const float*, const fl
 template void act_backward_bias_grad<double>(const double*, const double*, const double*,
                                              double*, double*, int64_t, int64_t, Act, double,
                                              bool);
+template void dropout<float>(const float*, float*, int64_t, uint64_t, uint32_t, float);
+template void dropout<double>(const double*, double*, int64_t, uint64_t, uint32_t, double);
 
 }  // namespace nnlite

@@ -12,6 +12,7 @@
 //   softmax_forward  y = softmax(x) per row    x, y (rows, C)
 //   softmax_backward dx = y ⊙ (dout - Σ dout·y)   dout, y, dx (rows, C)
 //   softmax_xent     Σ_n -log softmax(z_n)[t_n] / N, dz = (softmax(z) - onehot(t)) / N
+//   dropout          y = x · [u_i >= t] · scale, u_i = SplitMix64(seed, i + 1) >> 32   x, y (n,)
 //
 // Legend: dout = the upstream gradient (∂loss/∂y), dx/dz = the gradient these kernels return.
 // The math is written once (pointwise.inc, softmax.inc) over simd::Vec, compiled per ISA, and
@@ -34,6 +35,12 @@ constexpr double kGeluC = 0.044715;
 // load-add-store, so small tanh/gelu calls can still go parallel.
 constexpr int64_t act_cost(Act a) { return a >= Act::Tanh ? 8 : 1; }
 
+// Dropout's counter-based mask (see nnlite/ops/reference.py: dropout): SplitMix64's
+// increment (the golden ratio · 2⁶⁴) and its two mixing multipliers.
+constexpr uint64_t kDropoutGamma = 0x9E3779B97F4A7C15ull;
+constexpr uint64_t kDropoutMix1 = 0xBF58476D1CE4E5B9ull;
+constexpr uint64_t kDropoutMix2 = 0x94D049BB133111EBull;
+
 template <typename T>
 void bias_act(const T* x, const T* b, T* y, int64_t rows, int64_t F, Act act, T alpha);
 template <typename T>
@@ -45,6 +52,8 @@ template <typename T>
 void softmax_forward(const T* x, T* y, int64_t rows, int64_t C);
 template <typename T>
 void softmax_backward(const T* dout, const T* y, T* dx, int64_t rows, int64_t C);
+template <typename T>
+void dropout(const T* x, T* y, int64_t n, uint64_t seed, uint32_t threshold, T scale);
 template <typename T>
 double softmax_xent(const T* z, const int64_t* labels, T* dz, int64_t N, int64_t C);
 

@@ -10,7 +10,7 @@ from ..init import INIT_STD  # noqa: F401  (GPT-2's 0.02, the "normal" default; 
 from ..random import get_rng
 from . import _checks as checks
 from .base import Layer
-from .dropout import dropout_mask
+from .dropout import dropout_seed
 
 
 class MultiHeadAttention(Layer):
@@ -91,7 +91,7 @@ class MultiHeadAttention(Layer):
         self._out = None        # (B, nh, T, hs) attention output, a view of _a2, and its
         self._lse = None        # (B, nh, T) row log-sum-exp
         self._a2 = None         # the output, heads merged: (B*T, C)
-        self._mask = None       # residual dropout: scaled mask m/(1-p), or None
+        self._seed = None       # residual dropout: its mask's seed (ops.dropout), or None
 
     def _describe(self):
         return f"MultiHeadAttention(dim={self.dim}, n_head={self.n_head})"
@@ -123,10 +123,10 @@ class MultiHeadAttention(Layer):
         # (the views q, k, v, out would keep the projection and a2 alive)
         self._x2, self._qkv, self._out, self._lse, self._a2 = \
             (x2, (q, k, v), out, lse, a2) if training else (None,) * 5
-        self._mask = None
+        self._seed = None
         if training and self.training and self.dropout > 0.0:       # residual dropout
-            self._mask = dropout_mask(y, self.dropout, self._rng)
-            y *= self._mask
+            self._seed = dropout_seed(self._rng)
+            y = ops.dropout(y, self.dropout, self._seed)
         return y
 
     def backward(self, grad_out):
@@ -136,8 +136,8 @@ class MultiHeadAttention(Layer):
         C = nh * hs
         g = checks.as_grad(self, grad_out, (B, T, C), p["W_o"].dtype)
         xp = ops.array_module(g)
-        if self._mask is not None:
-            g = g * self._mask                                      # a new array: g untouched
+        if self._seed is not None:                                  # the forward's mask again
+            g = ops.dropout(g, self.dropout, self._seed)            # a new array: g untouched
         g2 = xp.ascontiguousarray(g).reshape(B * T, C)              # (B*T, C)
         # in the forward pass this was y = a2 W_o + b_o
         ops.gemm_tn(self._a2, g2, out=gr["W_o"], accumulate=True)         # dW_o += a2ᵀ g

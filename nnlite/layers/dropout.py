@@ -7,16 +7,20 @@ from . import _checks as checks
 from .base import Layer
 
 
+def dropout_seed(rng=None):
+    """One 64-bit seed for :func:`nnlite.ops.dropout`, drawn from a numpy Generator (``rng``,
+    default the library-wide one): a seed gives the same masks on every backend."""
+    return int(get_rng(rng).integers(0, 2 ** 64, dtype=np.uint64))
+
+
 def dropout_mask(x, rate, rng=None):
     r"""The inverted-dropout mask for ``x``: :math:`m / (1 - p)` with :math:`m_i \sim
-    \text{Bernoulli}(1 - p)`, in x's dtype and array type (``y = x * mask``).
-
-    The draws come from a numpy Generator (``rng``, default the library-wide one) whatever
-    the backend, so a seed gives the same masks everywhere.
+    \text{Bernoulli}(1 - p)`, in x's dtype and array type (``y = x * mask``): the mask
+    :func:`nnlite.ops.dropout` applies for one seed drawn from ``rng``. The layers do not build
+    it: they keep the seed and make the mask again in the backward pass.
     """
-    keep = get_rng(rng).random(x.shape, dtype=np.float32) >= rate
     xp = ops.array_module(x)
-    return xp.asarray(keep).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
+    return ops.dropout(xp.ones(x.shape, x.dtype), rate, dropout_seed(rng))
 
 
 class Dropout(Layer):
@@ -30,6 +34,10 @@ class Dropout(Layer):
 
     "Inverted": survivors are scaled up during training, so E[y] = x and evaluation
     needs no rescaling (``training=False`` returns ``x`` itself).
+
+    The mask is not stored: each forward draws one 64-bit seed and :func:`nnlite.ops.dropout`
+    makes the mask from (seed, element index) with a counter-based generator, so the backward
+    makes the same mask again from the seed (no mask array cached between the passes).
 
     Parameters
     ----------
@@ -47,22 +55,22 @@ class Dropout(Layer):
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
         self._rng = None if rng is None else get_rng(rng)   # an int seed becomes one Generator
-        self._mask = None       # cache: the scaled mask m/(1-p), None when nothing was dropped
+        self._seed = None       # cache: the forward's mask seed, None when nothing was dropped
         self._shape = None
 
     def forward(self, x, training=True):
         x = checks.as_input(self, x)
         self._shape = x.shape
         if not (training and self.training) or self.rate == 0.0:
-            self._mask = None
+            self._seed = None
             return x
-        self._mask = dropout_mask(x, self.rate, self._rng)
-        return x * self._mask
+        self._seed = dropout_seed(self._rng)
+        return ops.dropout(x, self.rate, self._seed)
 
     def backward(self, grad_out):
         checks.check_forward_called(self, self._shape)
         g = checks.as_grad(self, grad_out, self._shape, None)
-        return g if self._mask is None else g * self._mask
+        return g if self._seed is None else ops.dropout(g, self.rate, self._seed)
 
     def get_config(self):
         return {"rate": self.rate, **super().get_config()}

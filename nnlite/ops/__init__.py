@@ -31,7 +31,7 @@ op                     compiled in (+ its .inc)      Python wrapper
 gemm, gemm_nt, gemm_tn csrc/cpu/gemm.cpp             nnlite/ops/native_gemm.py
 bias_act, act_forward, csrc/cpu/pointwise.cpp        nnlite/ops/native_pointwise.py
 act_backward, act_back-
-ward_bias_grad
+ward_bias_grad, dropout
 softmax, softmax_back- csrc/cpu/softmax.cpp          nnlite/ops/native_pointwise.py
 ward, softmax_cross_
 entropy
@@ -101,7 +101,7 @@ _WRAPPERS = {
     "gemm": "native_gemm", "gemm_nt": "native_gemm", "gemm_tn": "native_gemm",
     "bias_act": "native_pointwise", "bias_grad": "native_optim",
     "act_forward": "native_pointwise", "act_backward": "native_pointwise",
-    "act_backward_bias_grad": "native_pointwise",
+    "act_backward_bias_grad": "native_pointwise", "dropout": "native_pointwise",
     "softmax": "native_pointwise", "softmax_backward": "native_pointwise",
     "softmax_cross_entropy": "native_pointwise",
     "sgd_update": "native_optim", "adam_update": "native_nn", "rmsprop_update": "native_optim",

@@ -220,6 +220,26 @@ def bias_grad_args(grad_out, out, accumulate):
     return grad_out
 
 
+def dropout_args(x, rate, seed):
+    """x as a float array; rate in [0, 1); seed an integer in [0, 2**64). Returns (x, rate,
+    seed) as (array, float, int)."""
+    op = "dropout"
+    x = as_float_array(op, "x", x)
+    try:
+        r = float(rate)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: rate must be a number in [0, 1), got {type(rate).__name__}") \
+            from None
+    if not 0.0 <= r < 1.0:
+        raise ValueError(f"{op}: rate must be in [0, 1), got {rate} (x of shape {x.shape})")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{op}: seed must be an integer in [0, 2**64), got "
+                        f"{type(seed).__name__}")
+    if not 0 <= int(seed) < 2 ** 64:
+        raise ValueError(f"{op}: seed must be in [0, 2**64), got {seed}")
+    return x, r, int(seed)
+
+
 def softmax_args(x):
     """Validated x for a softmax over its last axis (at least 1-D)."""
     x = as_float_array("softmax", "x", x)

@@ -1,6 +1,8 @@
 """Activations, the bias gradient (also after an activation's backward, as one op), softmax and
-softmax cross-entropy on a GPU (csrc/cuda/pointwise_kernels.cuh), with the signatures, results
-and errors of their numpy twins in :mod:`nnlite.ops.reference`.
+softmax cross-entropy on a GPU (csrc/cuda/pointwise_kernels.cuh), and dropout (the twin's own
+array code on the device: its counter-based mask is elementwise integer arithmetic, which CuPy
+compiles), with the signatures, results and errors of their numpy twins in
+:mod:`nnlite.ops.reference`.
 
 ``kernels(dev)`` returns ``{op name: function}`` for a :class:`nnlite.ops.cuda_device.Device`:
 arrays live on the device (CuPy arrays on a GPU, numpy arrays under the test shim); inputs that
@@ -19,8 +21,8 @@ from . import _checks as checks
 
 __all__ = ["kernels", "OPS"]
 
-OPS = ("bias_act", "act_forward", "act_backward", "act_backward_bias_grad", "bias_grad", "softmax",
-       "softmax_backward", "softmax_cross_entropy")
+OPS = ("bias_act", "act_forward", "act_backward", "act_backward_bias_grad", "bias_grad", "dropout",
+       "softmax", "softmax_backward", "softmax_cross_entropy")
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
@@ -44,6 +46,9 @@ def kernels(dev):
     def bias_grad_(grad_out, out=None, accumulate=False):
         return bias_grad(dev, grad_out, out, accumulate)
 
+    def dropout_(x, rate, seed):
+        return dropout(dev, x, rate, seed)
+
     def softmax_(x):
         return softmax(dev, x)
 
@@ -54,7 +59,7 @@ def kernels(dev):
         return softmax_cross_entropy(dev, logits, labels)
 
     fns = dict(bias_act=bias_act_, act_forward=act_forward_, act_backward=act_backward_,
-               act_backward_bias_grad=act_backward_bias_grad_, bias_grad=bias_grad_, softmax=softmax_, softmax_backward=softmax_backward_,
+               act_backward_bias_grad=act_backward_bias_grad_, bias_grad=bias_grad_, dropout=dropout_, softmax=softmax_, softmax_backward=softmax_backward_,
                softmax_cross_entropy=softmax_cross_entropy_)
     for name, f in fns.items():
         f.__name__ = f.__qualname__ = name
@@ -348,3 +353,16 @@ def softmax_cross_entropy(dev, logits, labels, row_threads=0):
     _fn(dev, "softmax_xent", z.dtype)(dev.ptr(zc), dev.ptr(tc), dev.ptr(dz), dev.ptr(row_loss),
                                       dev.ptr(loss), n, c, row_threads, dev.stream())
     return _host_scalar(loss), dz
+
+
+def dropout(dev, x, rate, seed):
+    """Inverted dropout, y = x · m / (1 - rate), with the twin's counter-based mask made on the
+    device: :func:`nnlite.ops.reference.dropout_keep` run with the device's array module (its
+    uint64 arithmetic wraps as numpy's), so a seed gives the same mask on every backend."""
+    from . import reference
+    x = _float(dev, "dropout", "x", x)
+    x, rate, seed = checks.dropout_args(x, rate, seed)
+    x = _c(dev, x)
+    keep = reference.dropout_keep(x.size, rate, seed, dev.xp).reshape(x.shape)
+    scale = x.dtype.type(1.0 / (1.0 - rate))
+    return x * dev.xp.where(keep, scale, x.dtype.type(0))

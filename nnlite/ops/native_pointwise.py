@@ -160,3 +160,14 @@ def softmax_cross_entropy(logits, labels):
     d = np.empty(z.shape, z.dtype)
     loss = _pw.softmax_cross_entropy(_c(z), _c(t, np.int64), d)
     return float(loss), d
+
+
+def dropout(x, rate, seed):
+    """Inverted dropout, the mask from (seed, flat index): y = x · m / (1 - rate); see the twin
+    (reference.dropout) for the generator. ``dropout(grad, rate, seed)`` is the backward."""
+    from .reference import dropout_threshold
+    x, rate, seed = checks.dropout_args(x, rate, seed)
+    y = np.empty(x.shape, x.dtype)
+    if x.size:
+        _pw.dropout(_c(x), y, seed, dropout_threshold(rate), 1.0 / (1.0 - rate))
+    return y

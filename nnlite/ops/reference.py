@@ -163,6 +163,54 @@ def act_backward_bias_grad(grad_out, x, y, act, alpha=0.01, db=None, accumulate=
 # ----------------------------------------------------------------------------- softmax
 
 
+# ----------------------------------------------------------------------------- dropout
+# The mask comes from a counter-based generator: element i (flat, C order) of a call with seed
+# s keeps its value iff the top 32 bits of SplitMix64's output for the counter i + 1,
+#     z = s + (i + 1)·γ (mod 2⁶⁴),  γ = 0x9E3779B97F4A7C15 (the golden ratio · 2⁶⁴)
+#     z = (z ⊕ z≫30)·0xBF58476D1CE4E5B9;  z = (z ⊕ z≫27)·0x94D049BB133111EB;  z = z ⊕ z≫31
+# are at least the threshold t = round(rate·2³²) (so P(keep) = 1 - t/2³²). SplitMix64 is that
+# sequence (Steele, Lea, Flood 2014; it passes BigCrush), read at any position without a
+# state: the mask of any element, on any backend and thread, is a function of (seed, i) only.
+# The backward of dropout is the same op with the same seed: the mask is made again, never
+# stored. The arithmetic is written with `xp`, so the CUDA column runs this same code on CuPy.
+DROPOUT_GAMMA = 0x9E3779B97F4A7C15
+DROPOUT_MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+
+
+def dropout_threshold(rate):
+    """t = round(rate · 2³²), at most 2³² - 1: element kept iff its 32 random bits are >= t."""
+    return min(int(round(rate * 2.0 ** 32)), 2 ** 32 - 1)
+
+
+def dropout_keep(n, rate, seed, xp=np):
+    """The keep mask (bool, n elements) of elements 0..n-1 for ``rate`` and ``seed``."""
+    u64 = xp.uint64
+    z = (xp.arange(1, n + 1, dtype=u64) * u64(DROPOUT_GAMMA)) + u64(seed)   # wraps mod 2⁶⁴
+    z = (z ^ (z >> u64(30))) * u64(DROPOUT_MIX[0])
+    z = (z ^ (z >> u64(27))) * u64(DROPOUT_MIX[1])
+    z = z ^ (z >> u64(31))
+    return (z >> u64(32)) >= u64(dropout_threshold(rate))
+
+
+def dropout(x, rate, seed):
+    r"""Inverted dropout with a seeded, counter-based mask: y = x · m / (1 - rate).
+
+    .. math::
+
+        m_i = [u_i \ge t], \qquad u_i = \text{SplitMix64}(\text{seed}, i + 1) \gg 32,
+        \qquad t = \text{round}(\text{rate} \cdot 2^{32})
+
+    over the flat (C-order) index i of x, so ``dropout(g, rate, seed)`` with the forward's seed
+    is the backward (the same mask on the gradient). A dropped element is x · 0 (NaN stays
+    NaN, as in x * mask). Returns a new array of x's shape and dtype.
+    """
+    x, rate, seed = checks.dropout_args(x, rate, seed)
+    keep = dropout_keep(x.size, rate, seed).reshape(x.shape)
+    scale = x.dtype.type(1.0 / (1.0 - rate))
+    with np.errstate(invalid="ignore"):                 # inf · 0 = NaN, as the kernel, quietly
+        return np.asarray(x * np.where(keep, scale, x.dtype.type(0)))
+
+
 def softmax(x):
     """Row-wise softmax over the last axis: y_i = exp(x_i - max x) / Σ_j exp(x_j - max x)."""
     x = checks.softmax_args(x)

@@ -247,6 +247,26 @@ test_act, test_act_long = fuzz_tests(
     ("act_forward", "act_backward"))
 
 
+# dropout: y = x · [bits(seed, i) >= t] / (1 - rate). The mask is integer arithmetic on (seed,
+# index), so the kernel must match the twin exactly (up to subnormals, which it reads as 0).
+@st.composite
+def dropout_cases(draw, op):
+    dt = draw(dtypes())
+    x = draw(spec(draw(shapes(0, 3)), draw(arg_dtype(dt))))
+    rate = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9, 0.999] * 4 + [1.0, -0.5, float("nan")]))
+    seed = draw(st.one_of(st.sampled_from([0, 1, 2 ** 63, 2 ** 64 - 1]),
+                          st.integers(0, 2 ** 64 - 1), st.sampled_from([-1, 2 ** 64, 1.5])))
+    return Case((x, rate, seed))
+
+
+def dropout_tol(args, kwargs, wants):
+    return 0.0, [2 * tiny(w.dtype) for w in wants]
+
+
+test_dropout, test_dropout_long = fuzz_tests(
+    dropout_cases, lambda op, case: check(op, case, dropout_tol), ("dropout",))
+
+
 # dx = g · act'(x) and db (+)= Σ_rows dx in one op (a Linear layer's fused backward): dx as
 # act_backward's, db summed in row chunks (not numpy's order), so bounded as a sum of |dx|.
 
@@ -1004,7 +1024,7 @@ test_bn, test_bn_long = fuzz_tests(bn_cases, bn_run, BN_OPS)
 def test_every_compiled_op_is_fuzzed():
     """A new row of ops._TABLE needs its fuzz test here."""
     fuzzed = set(GEMM) | {"bias_act", "act_forward", "act_backward", "act_backward_bias_grad",
-                          "bias_grad", "softmax",
+                          "bias_grad", "dropout", "softmax",
                           "softmax_backward", "softmax_cross_entropy", "sgd_update",
                           "rmsprop_update", "adam_update", "adam_update_many", "attention",
                           "attention_backward", "layernorm", "layernorm_backward",
