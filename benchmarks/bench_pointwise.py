@@ -1,4 +1,4 @@
-"""Pointwise / softmax / cross-entropy / optimizer kernels: nnlite vs its numpy twin vs PyTorch.
+"""Pointwise / dropout / softmax / loss / optimizer kernels: nnlite vs its numpy twin vs PyTorch.
 
     python benchmarks/bench_pointwise.py                    # float32, 1 and 2 threads
     python benchmarks/bench_pointwise.py --threads 2 --simd avx2
@@ -85,6 +85,8 @@ def cases(rows, cols, rng):
         ("act_backward relu", lambda: ops.act_backward(g, x, y_gelu, "relu"),
          lambda: ref.act_backward(g, x, y_gelu, "relu"),
          torch and (lambda: torch.ops.aten.threshold_backward(tc["g"], tc["x"], 0))),
+        ("dropout 0.2", lambda: ops.dropout(x, 0.2, 7), lambda: ref.dropout(x, 0.2, 7),
+         torch and (lambda: F.dropout(tc["x"], 0.2, training=True))),
         ("softmax", lambda: ops.softmax(x), lambda: ref.softmax(x),
          torch and (lambda: torch.softmax(tc["x"], -1))),
         ("softmax_backward", lambda: ops.softmax_backward(g, y_sm),
