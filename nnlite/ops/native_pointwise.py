@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _checks as checks
 from . import _pointwise as _pw
+from .reference import dropout_threshold
 
 _c = checks.c_aligned      # C-contiguous and aligned to the itemsize (a copy when not)
 
@@ -165,7 +166,6 @@ def softmax_cross_entropy(logits, labels):
 def dropout(x, rate, seed):
     """Inverted dropout, the mask from (seed, flat index): y = x · m / (1 - rate); see the twin
     (reference.dropout) for the generator. ``dropout(grad, rate, seed)`` is the backward."""
-    from .reference import dropout_threshold
     x, rate, seed = checks.dropout_args(x, rate, seed)
     y = np.empty(x.shape, x.dtype)
     if x.size:
