@@ -220,6 +220,12 @@ def bias_grad_args(grad_out, out, accumulate):
     return grad_out
 
 
+def dropout_threshold(rate):
+    """Dropout's t = round(rate · 2³²), at most 2³² - 1: an element is kept iff its 32 random
+    bits are >= t (shared by the twin and the kernels' wrappers)."""
+    return min(int(round(rate * 2.0 ** 32)), 2 ** 32 - 1)
+
+
 def dropout_args(x, rate, seed):
     """x as a float array; rate in [0, 1); seed an integer in [0, 2**64). Returns (x, rate,
     seed) as (array, float, int)."""

@@ -10,7 +10,6 @@ import numpy as np
 
 from . import _checks as checks
 from . import _pointwise as _pw
-from .reference import dropout_threshold
 
 _c = checks.c_aligned      # C-contiguous and aligned to the itemsize (a copy when not)
 
@@ -169,5 +168,5 @@ def dropout(x, rate, seed):
     x, rate, seed = checks.dropout_args(x, rate, seed)
     y = np.empty(x.shape, x.dtype)
     if x.size:
-        _pw.dropout(_c(x), y, seed, dropout_threshold(rate), 1.0 / (1.0 - rate))
+        _pw.dropout(_c(x), y, seed, checks.dropout_threshold(rate), 1.0 / (1.0 - rate))
     return y

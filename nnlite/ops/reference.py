@@ -177,11 +177,6 @@ DROPOUT_GAMMA = 0x9E3779B97F4A7C15
 DROPOUT_MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
 
 
-def dropout_threshold(rate):
-    """t = round(rate · 2³²), at most 2³² - 1: element kept iff its 32 random bits are >= t."""
-    return min(int(round(rate * 2.0 ** 32)), 2 ** 32 - 1)
-
-
 def dropout_keep(n, rate, seed, xp=np):
     """The keep mask (bool, n elements) of elements 0..n-1 for ``rate`` and ``seed``."""
     u64 = xp.uint64
@@ -189,7 +184,7 @@ def dropout_keep(n, rate, seed, xp=np):
     z = (z ^ (z >> u64(30))) * u64(DROPOUT_MIX[0])
     z = (z ^ (z >> u64(27))) * u64(DROPOUT_MIX[1])
     z = z ^ (z >> u64(31))
-    return (z >> u64(32)) >= u64(dropout_threshold(rate))
+    return (z >> u64(32)) >= u64(checks.dropout_threshold(rate))
 
 
 def dropout(x, rate, seed):
