@@ -252,6 +252,22 @@ def test_dropout_eval_is_identity(rng):
     np.testing.assert_array_equal(d(x), x)
 
 
+@pytest.mark.parametrize("make", [lambda: nl.Dropout(0.3),
+                                  lambda: nl.MultiHeadAttention(8, 2, dropout=0.3, rng=0)])
+def test_dropout_finite_difference_gradient(rng, monkeypatch, make):
+    """With the seed held fixed, a forward is a deterministic function of x (the mask is made
+    from the seed), so the layers' backward, which makes the mask again, is checked by finite
+    differences like any other layer's."""
+    from nnlite.layers import attention, dropout
+    for mod in (dropout, attention):
+        monkeypatch.setattr(mod, "dropout_seed", lambda rng=None: 12345)
+    layer = make()
+    x = rng.standard_normal((2, 5, 8))
+    y = layer.forward(x)
+    assert (y == 0).any() and (y != 0).any()            # some dropped, some kept
+    check_layer_gradients(layer, x, rng=rng)
+
+
 def test_dropout_follows_library_seed():
     x = np.ones((10, 10))
     nl.random.seed(3)

@@ -13,16 +13,6 @@ def dropout_seed(rng=None):
     return int(get_rng(rng).integers(0, 2 ** 64, dtype=np.uint64))
 
 
-def dropout_mask(x, rate, rng=None):
-    r"""The inverted-dropout mask for ``x``: :math:`m / (1 - p)` with :math:`m_i \sim
-    \text{Bernoulli}(1 - p)`, in x's dtype and array type (``y = x * mask``): the mask
-    :func:`nnlite.ops.dropout` applies for one seed drawn from ``rng``. The layers do not build
-    it: they keep the seed and make the mask again in the backward pass.
-    """
-    xp = ops.array_module(x)
-    return ops.dropout(xp.ones(x.shape, x.dtype), rate, dropout_seed(rng))
-
-
 class Dropout(Layer):
     r"""Zero each input with probability ``rate`` while training; identity at evaluation.
 

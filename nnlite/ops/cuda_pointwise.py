@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from . import _checks as checks
+from . import reference
 
 __all__ = ["kernels", "OPS"]
 
@@ -59,7 +60,8 @@ def kernels(dev):
         return softmax_cross_entropy(dev, logits, labels)
 
     fns = dict(bias_act=bias_act_, act_forward=act_forward_, act_backward=act_backward_,
-               act_backward_bias_grad=act_backward_bias_grad_, bias_grad=bias_grad_, dropout=dropout_, softmax=softmax_, softmax_backward=softmax_backward_,
+               act_backward_bias_grad=act_backward_bias_grad_, bias_grad=bias_grad_,
+               dropout=dropout_, softmax=softmax_, softmax_backward=softmax_backward_,
                softmax_cross_entropy=softmax_cross_entropy_)
     for name, f in fns.items():
         f.__name__ = f.__qualname__ = name
@@ -357,12 +359,8 @@ def softmax_cross_entropy(dev, logits, labels, row_threads=0):
 
 def dropout(dev, x, rate, seed):
     """Inverted dropout, y = x · m / (1 - rate), with the twin's counter-based mask made on the
-    device: :func:`nnlite.ops.reference.dropout_keep` run with the device's array module (its
+    device: :func:`nnlite.ops.reference.dropout_apply` run with the device's array module (its
     uint64 arithmetic wraps as numpy's), so a seed gives the same mask on every backend."""
-    from . import reference
     x = _float(dev, "dropout", "x", x)
     x, rate, seed = checks.dropout_args(x, rate, seed)
-    x = _c(dev, x)
-    keep = reference.dropout_keep(x.size, rate, seed, dev.xp).reshape(x.shape)
-    scale = x.dtype.type(1.0 / (1.0 - rate))
-    return x * dev.xp.where(keep, scale, x.dtype.type(0))
+    return reference.dropout_apply(x, rate, seed, dev.xp)

@@ -160,9 +160,6 @@ def act_backward_bias_grad(grad_out, x, y, act, alpha=0.01, db=None, accumulate=
     return out, db
 
 
-# ----------------------------------------------------------------------------- softmax
-
-
 # ----------------------------------------------------------------------------- dropout
 # The mask comes from a counter-based generator: element i (flat, C order) of a call with seed
 # s keeps its value iff the top 32 bits of SplitMix64's output for the counter i + 1,
@@ -200,10 +197,19 @@ def dropout(x, rate, seed):
     NaN, as in x * mask). Returns a new array of x's shape and dtype.
     """
     x, rate, seed = checks.dropout_args(x, rate, seed)
-    keep = dropout_keep(x.size, rate, seed).reshape(x.shape)
-    scale = x.dtype.type(1.0 / (1.0 - rate))
     with np.errstate(invalid="ignore"):                 # inf · 0 = NaN, as the kernel, quietly
-        return np.asarray(x * np.where(keep, scale, x.dtype.type(0)))
+        return np.asarray(dropout_apply(x, rate, seed))
+
+
+def dropout_apply(x, rate, seed, xp=np):
+    """x · m / (1 - rate) for checked arguments, with x's array module ``xp`` (the CUDA
+    column's dropout is this on CuPy)."""
+    keep = dropout_keep(x.size, rate, seed, xp).reshape(x.shape)
+    scale = x.dtype.type(1.0 / (1.0 - rate))
+    return x * xp.where(keep, scale, x.dtype.type(0))
+
+
+# ----------------------------------------------------------------------------- softmax
 
 
 def softmax(x):
