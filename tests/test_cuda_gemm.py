@@ -225,6 +225,34 @@ def test_out_aliasing_an_input(dtype, ops, cuda_dev, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_and_residual(dtype, ops, cuda_dev, rng):
+    """gemm(..., bias=, residual=): the product plus both, into a new array, out= (also the
+    residual itself) and accumulate=, as the twin; its errors word for word."""
+    xp = cuda_dev.xp
+    m, k, n = 65, 23, 68
+    a, b = operands("gemm", m, k, n, dtype, rng)
+    bias = rng.standard_normal(n).astype(dtype)
+    res = rng.standard_normal((m, n)).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    da, db, dbias, dres = (to_dev(cuda_dev, x) for x in (a, b, bias, res))
+    add = res + bias
+    assert_close(ops["gemm"](da, db, bias=dbias, residual=dres), a, b, "gemm", add)
+    assert_close(ops["gemm"](da, db, bias=bias), a, b, "gemm", np.broadcast_to(bias, (m, n)))
+    out = to_dev(cuda_dev, c0)
+    assert ops["gemm"](da, db, out=out, accumulate=True, bias=dbias, residual=dres) is out
+    assert_close(out, a, b, "gemm", c0 + add)
+    r = dres.copy()
+    assert ops["gemm"](da, db, out=r, residual=r) is r
+    assert_close(r, a, b, "gemm", res)
+    for kw in ({"bias": xp.ones(4, dtype)}, {"residual": xp.ones((n, m), dtype)}):
+        with pytest.raises(ValueError) as got:
+            ops["gemm"](da, db, **kw)
+        with pytest.raises(ValueError) as want:
+            ref.gemm(a, b, **{key: to_host(v) for key, v in kw.items()})
+        assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_empty_sizes(dtype, ops, cuda_dev):
     xp = cuda_dev.xp
     for op in OPS:

@@ -43,6 +43,11 @@ def test_layernorm_forward_and_backward(k, shape, dtype, rng):
     for a, b, n in zip(got_b, want_b, (C, rows, rows)):
         assert a.dtype == dtype and a.shape == b.shape
         np.testing.assert_allclose(a, b, **tol(dtype, n))
+    r = rng.standard_normal(shape).astype(dtype)     # residual=: added to dx
+    got_r = to_host(kern["layernorm_backward"](*(to_dev(dev, a) for a in
+                                                 (g, x, gamma, want[1], want[2])),
+                                               residual=to_dev(dev, r)))
+    np.testing.assert_allclose(got_r[0], want_b[0] + r, **tol(dtype, C))
 
 
 def test_layernorm_non_contiguous_input(k, rng):

@@ -196,6 +196,56 @@ def test_mlp_fc_computes_the_gelu(dtype):
         np.testing.assert_allclose(v, layer.grads[key], **tol, err_msg=k)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_residual_is_added_by_the_output_projections(dtype, dropout):
+    """MLP.forward(x, residual=r) and MultiHeadAttention.forward(x, residual=r): the GEMM of
+    the output projection adds r as it writes (no dropout), else after the dropout: the bits
+    of forward(x) + r either way, in training and inference; the backward is the same."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 7, 8)).astype(dtype)
+    r = rng.standard_normal((3, 7, 8)).astype(dtype)
+    g = rng.standard_normal((3, 7, 8)).astype(dtype)
+    for make in (lambda: MLP(8, dropout, rng=1), lambda: nl.MultiHeadAttention(8, 2, dropout,
+                                                                               rng=1)):
+        fused, plain = make().astype(dtype), make().astype(dtype)   # the same draws
+        for p in (fused, plain):
+            for k, v in p.params.items():
+                if v.ndim == 1:
+                    v[...] = np.random.default_rng(len(k)).standard_normal(v.shape)
+        for training in (True, False):
+            y = fused.forward(x, training=training, residual=r)
+            want = plain.forward(x, training=training)
+            want += r
+            np.testing.assert_array_equal(y, want)
+        fused.forward(x, residual=r)
+        plain.forward(x)
+        np.testing.assert_array_equal(fused.backward(g), plain.backward(g))
+        for k in fused.grads:
+            np.testing.assert_array_equal(fused.grads[k], plain.grads[k], err_msg=k)
+        with pytest.raises(ValueError, match=r"residual must have the input's shape|"
+                                             r"residual must have the output's shape"):
+            fused.forward(x, residual=r[:, :3])
+
+
+def test_linear_residual():
+    """Linear.forward(x, residual=r) = xW + b + r, added by the GEMM (the bits of y += r);
+    not with a fused activation, and r of the output's shape, or a clear error."""
+    rng = np.random.default_rng(0)
+    layer = nl.Linear(6, 5, rng=0)
+    layer.params["b"][:] = rng.standard_normal(5)
+    x = rng.standard_normal((2, 3, 6)).astype(np.float32)
+    r = rng.standard_normal((2, 3, 5)).astype(np.float32)
+    want = layer.forward(x)
+    want += r
+    np.testing.assert_array_equal(layer.forward(x, residual=r), want)
+    with pytest.raises(ValueError, match=r"Linear\(6 → 5\).*residual must have the output's "
+                                         r"shape \(2, 3, 5\), got \(2, 3, 4\)"):
+        layer.forward(x, residual=r[..., :4])
+    with pytest.raises(ValueError, match=r"residual= needs a layer without an activation"):
+        nl.Linear(6, 5, act="relu").forward(x, residual=r)
+
+
 def test_mlp_gradients():
     rng = np.random.default_rng(0)
     mlp = MLP(8, rng=1)

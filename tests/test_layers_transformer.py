@@ -54,6 +54,23 @@ def test_layernorm_gradients(rng, shape):
     check_layer_gradients(layer, _x(rng, *shape), rng=rng)
 
 
+def test_layernorm_backward_adds_the_residual(rng):
+    """LayerNorm.backward(g, residual=r): dx + r, the kernel adding r as it writes dx (one
+    rounding fewer than dx + r: an FMA); dγ, dβ as without; r of the input's shape."""
+    layer = nl.LayerNorm(C)
+    x, g, r = (_x(rng, B, T, C).astype(np.float32) for _ in range(3))
+    layer.forward(x)
+    dx = layer.backward(g)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    layer.zero_grad()
+    np.testing.assert_allclose(layer.backward(g, residual=r), dx + r, rtol=1e-6, atol=1e-6)
+    for k, v in layer.grads.items():
+        np.testing.assert_array_equal(v, grads[k])
+    with pytest.raises(ValueError, match=r"LayerNorm\(8\): residual must have the input's "
+                                         r"shape \(2, 5, 8\), got \(2, 5, 7\)"):
+        layer.backward(g, residual=r[..., :7])
+
+
 def test_positional_embedding_gradients(rng):
     check_layer_gradients(nl.PositionalEmbedding(7, 4, rng=1), _x(rng, B, T, 4), rng=rng)
 

@@ -429,3 +429,83 @@ def test_phase_timers_split_a_call():
         assert sum(_gemm._phases().values()) == 0    # off: nothing counted
     finally:
         _gemm._set_tuning()
+
+
+# ----------------------------------------------------------------------------- the epilogue
+def epilogue_operands(m, n, dtype, rng):
+    return (rng.standard_normal(n).astype(dtype), rng.standard_normal((m, n)).astype(dtype))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_and_residual_match_the_twin(dtype, path, rng):
+    """gemm(a, b, bias=, residual=): C = A·B + bias + residual, added to each tile as it is
+    finished (gemm.inc: epilogue_tile), by loops for the transposed narrow columns and an empty
+    sum; with out= and accumulate=, on every tile path (wide, one-vector tail, dot tail,
+    transposed narrow, 10 columns), 1 and 2 threads, and blocks that split K (the epilogue
+    belongs to the last K block only)."""
+    from nnlite.ops import _gemm
+    old_threads = ops.num_threads()
+    try:
+        with simd(path):
+            for threads, kc in [(1, 0), (2, 0), (2, 16)]:
+                ops.set_num_threads(threads)
+                _gemm._set_tuning(kc=kc)
+                for m, k, n in SHAPES + [(768, 128, 65), (130, 0, 33), (257, 65, 12)]:
+                    a, b = operands("gemm", m, k, n, dtype, rng)
+                    bias, res = epilogue_operands(m, n, dtype, rng)
+                    prod = expected("gemm", a, b)
+                    for kw, add in [({"bias": bias}, bias), ({"residual": res}, res),
+                                    ({"bias": bias, "residual": res}, bias + res)]:
+                        want = prod + add.astype(np.float64)
+                        assert_close(ops.gemm(a, b, **kw), want, k + 2, dtype)
+                        out = rng.standard_normal((m, n)).astype(dtype)
+                        want_acc = out.astype(np.float64) + want
+                        assert ops.gemm(a, b, out=out, accumulate=True, **kw) is out
+                        assert_close(out, want_acc, k + 3, dtype)
+    finally:
+        _gemm._set_tuning()
+        ops.set_num_threads(old_threads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_epilogue_with_awkward_out_and_operands(dtype, rng):
+    """out= as the residual itself (y = x + x·W in place), a strided out, non-contiguous bias
+    and residual, float lists, and a residual that is a view of a: all as the twin."""
+    m, k, n = 65, 33, 63
+    a, b = operands("gemm", m, k, n, dtype, rng)
+    bias, res = epilogue_operands(m, n, dtype, rng)
+    want = expected("gemm", a, b) + bias + res
+    r = res.copy()
+    assert ops.gemm(a, b, out=r, bias=bias, residual=r) is r
+    assert_close(r, want, k + 2, dtype)
+    big = np.zeros((m, 2 * n), dtype)
+    out = big[:, ::2]
+    ops.gemm(a, b, out=out, bias=bias, residual=res)
+    assert_close(out, want, k + 2, dtype)
+    assert not big[:, 1::2].any()
+    res_f = np.asfortranarray(res)
+    bias_s = np.repeat(bias, 2)[::2]
+    assert_close(ops.gemm(a, b, bias=bias_s, residual=res_f), want, k + 2, dtype)
+    sq = rng.standard_normal((n, n)).astype(dtype)
+    x = rng.standard_normal((m, n)).astype(dtype)
+    assert_close(ops.gemm(x, sq, residual=x), expected("gemm", x, sq) + x, n + 1, dtype)
+    if dtype == np.float64:         # a list of floats becomes float64, as in the twin
+        assert_close(ops.gemm(a, b, bias=bias.tolist()), expected("gemm", a, b) + bias, k + 1,
+                     dtype)
+
+
+def test_epilogue_errors_match_the_twin():
+    f32 = np.ones((3, 4), np.float32)
+    b = np.ones((4, 5), np.float32)
+    cases = [{"bias": np.ones(4, np.float32)}, {"bias": np.ones((1, 5), np.float32)},
+             {"bias": np.ones(5, np.float64)}, {"residual": np.ones((5, 3), np.float32)},
+             {"residual": np.ones((3, 5), np.float64)}, {"bias": np.ones(5, np.complex64)},
+             {"residual": "x"}]
+    for kw in cases:
+        got = _error(ops.gemm, f32, b, **kw)
+        want = _error(ref.gemm, f32, b, **kw)
+        assert got == want, kw
+        assert got[0] in (TypeError, ValueError) and got[1].startswith("gemm:"), got
+    t, msg = _error(ops.gemm, f32, b, bias=np.ones(4, np.float32))
+    assert "(5,)" in msg and "(4,)" in msg

@@ -77,6 +77,28 @@ def test_layernorm_backward(simd, rng, shape, dtype):
     np.testing.assert_allclose(dx, dx2, **tol(dtype, shape[-1]))
     np.testing.assert_allclose(dgamma, dgamma2, **tol(dtype, shape[0]))
     np.testing.assert_allclose(dbeta, dbeta2, **tol(dtype, shape[0]))
+    # residual=: the skip path's gradient, added to dx as it is written; dγ, dβ unchanged
+    r = rng.standard_normal(shape).astype(dtype)
+    dxr, dgr, dbr = ops.layernorm_backward(g, x, gamma, mean, rstd, residual=r)
+    np.testing.assert_allclose(dxr, dx2 + r, **tol(dtype, shape[-1]))
+    np.testing.assert_array_equal(dgr, dgamma)
+    np.testing.assert_array_equal(dbr, dbeta)
+    r_view = np.repeat(r, 2, axis=-1)[..., ::2]                 # not contiguous: copied once
+    np.testing.assert_array_equal(ops.layernorm_backward(g, x, gamma, mean, rstd,
+                                                         residual=r_view)[0], dxr)
+
+
+def test_layernorm_backward_residual_errors_match_the_twin(rng):
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    gamma = np.ones(6, np.float32)
+    _, mean, rstd = ref.layernorm(x, gamma, gamma)
+    for r in (np.ones((4, 5), np.float32), np.ones((4, 6), np.float64), "x"):
+        errors = []
+        for f in (ops.layernorm_backward, ref.layernorm_backward):
+            with pytest.raises((TypeError, ValueError)) as e:
+                f(x, x, gamma, mean, rstd, residual=r)
+            errors.append((type(e.value), str(e.value)))
+        assert errors[0] == errors[1] and errors[0][1].startswith("layernorm_backward:"), errors
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -60,7 +60,7 @@ py::array addressable(const py::array& x) {
 
 template <typename T>
 py::array run(const std::string& op, py::array a, py::array b, bool ta, bool tb,
-              py::object out_obj, bool accumulate) {
+              py::object out_obj, bool accumulate, py::object bias_obj, py::object res_obj) {
     a = addressable<T>(a);
     b = addressable<T>(b);
     const int64_t M = ta ? a.shape(1) : a.shape(0);
@@ -81,9 +81,24 @@ py::array run(const std::string& op, py::array a, py::array b, bool ta, bool tb,
     // out sharing memory with an input (gemm(a, b, out=a)), or not addressable as T (misaligned,
     // odd byte strides): compute into a fresh array first, as the numpy twin does, then copy/add
     // it in.
+    // The epilogue's operands (checked by native_gemm.py: bias (N,), residual (M, N), both
+    // C-contiguous and aligned, of a's dtype). A residual sharing memory with out, as in
+    // gemm(a, b, out=r, residual=r), also goes through the fresh array: the product's first K
+    // block is stored into out before its last one reads the residual.
+    nnlite::Epilogue<T> epi;
+    py::array bias, res;
+    if (!bias_obj.is_none()) {
+        bias = py::reinterpret_borrow<py::array>(bias_obj);
+        epi.bias = static_cast<const T*>(bias.data());
+    }
+    if (!res_obj.is_none()) {
+        res = py::reinterpret_borrow<py::array>(res_obj);
+        epi.r = {static_cast<const T*>(res.data()), res.strides(0) / es, 1};
+    }
     py::array target = out;
     bool via_tmp = !out_obj.is_none() &&
-                   (overlaps(out, a) || overlaps(out, b) || !element_addressable<T>(out));
+                   (overlaps(out, a) || overlaps(out, b) || !element_addressable<T>(out) ||
+                    (epi.r.p && overlaps(out, res)));
     if (via_tmp) target = py::array_t<T>({(py::ssize_t)M, (py::ssize_t)N});
 
     const T* pa = static_cast<const T*>(a.data());
@@ -94,7 +109,7 @@ py::array run(const std::string& op, py::array a, py::array b, bool ta, bool tb,
     {
         py::gil_scoped_release release;
         nnlite::gemm_strided<T>(M, N, K, ta ? va.t() : va, tb ? vb.t() : vb, {pc, rc, cc},
-                                accumulate && !via_tmp);
+                                accumulate && !via_tmp, epi);
     }
     if (via_tmp) {
         if (accumulate)
@@ -110,20 +125,22 @@ py::array run(const std::string& op, py::array a, py::array b, bool ta, bool tb,
 PYBIND11_MODULE(_gemm, m) {
     m.doc() = "nnlite GEMM kernels: C = op(A) @ op(B) (+ C), float32/float64, any strides";
     nnlite::bind_runtime(m);
-    // _gemm(op, a, b, trans_a, trans_b, out, accumulate): inputs already checked by
-    // native_gemm.py (2-D, same float dtype, matching inner size, out shape/dtype).
+    // _gemm(op, a, b, trans_a, trans_b, out, accumulate, bias=None, residual=None): inputs
+    // already checked by native_gemm.py (2-D, same float dtype, matching inner size, out
+    // shape/dtype; bias (N,) and residual (M, N) C-contiguous and aligned).
     m.def(
         "_gemm",
         [](const std::string& op, py::array a, py::array b, bool ta, bool tb, py::object out,
-           bool accumulate) -> py::array {
+           bool accumulate, py::object bias, py::object residual) -> py::array {
             if (a.dtype().equal(py::dtype::of<float>()))
-                return run<float>(op, a, b, ta, tb, out, accumulate);
+                return run<float>(op, a, b, ta, tb, out, accumulate, bias, residual);
             if (a.dtype().equal(py::dtype::of<double>()))
-                return run<double>(op, a, b, ta, tb, out, accumulate);
+                return run<double>(op, a, b, ta, tb, out, accumulate, bias, residual);
             throw py::type_error(op + ": a must be float32 or float64");
         },
         py::arg("op"), py::arg("a"), py::arg("b"), py::arg("trans_a"), py::arg("trans_b"),
-        py::arg("out"), py::arg("accumulate"));
+        py::arg("out"), py::arg("accumulate"), py::arg("bias") = py::none(),
+        py::arg("residual") = py::none());
     // Tuning sweeps only (benchmarks/tune_gemm.py): override plan_gemm's blocks for later calls.
     m.def(
         "_set_tuning",

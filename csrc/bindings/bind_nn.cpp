@@ -75,19 +75,25 @@ void layernorm(py::array x, py::array gamma, py::array beta, double eps, py::arr
 }
 
 // grad: the upstream gradient (dout in the kernels)
+// residual (None: none): added to dx as it is written (the skip connection's gradient)
 void layernorm_backward(py::array grad, py::array x, py::array gamma, py::array mean,
-                        py::array rstd, py::array dx, py::array dgamma, py::array dbeta) {
+                        py::array rstd, py::array dx, py::array dgamma, py::array dbeta,
+                        py::object residual_obj) {
     const char* op = "layernorm_backward";
-    const bool f32 = is_float32(op, {&grad, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta});
+    py::array res = residual_obj.is_none() ? x : py::reinterpret_borrow<py::array>(residual_obj);
+    const bool f32 =
+        is_float32(op, {&grad, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta, &res});
     const int64_t C = gamma.size(), rows = rows_of(op, x, C);
     check_sizes(op, {{"grad", &grad, x.size(), false}, {"mean", &mean, rows, false},
                      {"rstd", &rstd, rows, false}, {"dx", &dx, x.size(), true},
-                     {"dgamma", &dgamma, C, true}, {"dbeta", &dbeta, C, true}});
+                     {"dgamma", &dgamma, C, true}, {"dbeta", &dbeta, C, true},
+                     {"residual", &res, x.size(), false}});
+    const bool has_res = !residual_obj.is_none();
     run_nogil(f32, [&](auto t) {
         using T = decltype(t);
         nnlite::layernorm_backward<T>(cp<T>(grad), cp<T>(x), cp<T>(gamma), cp<T>(mean),
                                       cp<T>(rstd), mp<T>(dx), mp<T>(dgamma), mp<T>(dbeta), rows,
-                                      C);
+                                      C, has_res ? cp<T>(res) : nullptr);
     });
 }
 
@@ -202,7 +208,8 @@ PYBIND11_MODULE(_nn, m) {
           "y, mean, rstd = LayerNorm(x) over the last axis, written into the given arrays");
     m.def("layernorm_backward", &layernorm_backward, py::arg("grad"), py::arg("x"), py::arg("gamma"),
           py::arg("mean"), py::arg("rstd"), py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"),
-          "dx, dgamma, dbeta of LayerNorm, written into the given arrays");
+          py::arg("residual") = py::none(),
+          "dx (+ residual), dgamma, dbeta of LayerNorm, written into the given arrays");
     m.def("embedding", &embedding, py::arg("ids"), py::arg("table"), py::arg("out"),
           "out[r] = table[ids[r]]; ids int64 C-contiguous");
     m.def("embedding_backward", &embedding_backward, py::arg("ids"), py::arg("grad"),

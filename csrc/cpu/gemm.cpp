@@ -36,6 +36,13 @@ The pieces, in the order of this file:
     gemm_strided the entry point: picks the kernel (gemm_kernel, or a short tile for a narrow
                  product computed transposed); empty sums; an `out` without unit column stride
 
+The epilogue (gemm.h: Epilogue): a Linear layer's bias and a transformer's residual, added to
+each C tile right after its last K block, while it is in L1 (gemm.inc: epilogue_tile), instead
+of in passes of their own over C; the transposed narrow columns and an empty sum get them from
+a plain loop (epilogue_columns). In the baby GPT's step that removed 25 passes over outputs of
+768 x 65-512 floats: ops.bias_act after each of the 17 products with a bias, and the two
+residual adds of each of the 4 blocks.
+
 Packing B makes the micro-kernel's vector loads unit-stride, and zero-pads the last panel so
 the K loop never branches on edges; edge tiles only differ in the final store. A is only
 broadcast one scalar at a time, which costs the same from the caller's matrix (with its
@@ -160,6 +167,9 @@ struct GemmTiles<simd::Avx512, T> {
 template <typename T>
 using Ukr = void (*)(int64_t kc, const Mat<const T>& a, const Mat<const T>& b, const Mat<T>& c,
                      int mr, int nr, bool accumulate);
+// The epilogue on one tile the micro-kernel has just stored (gemm.inc: epilogue_tile)
+template <typename T>
+using EpiTile = void (*)(const Mat<T>& c, const T* bias, const Mat<const T>& r, int mr, int nr);
 
 // What gemm_kernel() gives the driver: the tile, and the micro-kernel for A packed into panels
 // (a = {panel, 1, MR}) or read in place; and for a last B panel at most tail_nr wide, the
@@ -178,6 +188,7 @@ struct GemmKernel {
     // FMAs and a horizontal sum per column and row still cost less than the tile's one vector)
     int dot_nr;
     Ukr<T> dot;
+    EpiTile<T> epilogue;  // bias and residual on a finished tile (unit column stride)
 };
 
 static GemmOverride g_override;  // see gemm.h; all automatic unless a sweep sets it
@@ -354,6 +365,7 @@ struct GemmArgs {
     Mat<const T> a, b;
     Mat<T> c;
     bool accumulate;
+    Epilogue<T> epi;  // added on each tile after its last K block; only with c.cs == 1
 };
 
 // How gemm_cell runs a call; made by plan_gemm.
@@ -575,6 +587,7 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
         for (int64_t pc = 0; pc < g.K; pc += plan.KC) {
             const int64_t kc = std::min(plan.KC, g.K - pc);
             const bool acc = g.accumulate || pc > 0;
+            const bool epi = pc + kc == g.K && g.epi.any();  // the tiles are final: bias, r
             const Range pb = share(jn, member, team);
             {
                 PhaseTimer timer(kPackB);
@@ -632,8 +645,13 @@ static void gemm_cell(const GemmArgs<T>& g, const GemmKernel<T>& kr, const GemmP
                     Mat<T> c = g.c.block(i0, j0);
                     const int64_t a_step = packed_a ? MR * kc : MR * g.a.rs;
                     const Ukr<T> ukr = dot ? kr.dot : nr <= kr.tail_nr ? ukr_tail : ukr_full;
-                    for (; t < t_end; t++, i0 += MR, a.p += a_step, c.p += MR * c.rs)
-                        ukr(kc, a, b, c, (int)std::min<int64_t>(MR, g.M - i0), nr, acc);
+                    for (; t < t_end; t++, i0 += MR, a.p += a_step, c.p += MR * c.rs) {
+                        const int mr = (int)std::min<int64_t>(MR, g.M - i0);
+                        ukr(kc, a, b, c, mr, nr, acc);
+                        if (epi)  // while the tile is in L1
+                            kr.epilogue(c, g.epi.bias ? g.epi.bias + j0 : nullptr,
+                                        g.epi.r.p ? g.epi.r.block(i0, j0) : g.epi.r, mr, nr);
+                    }
                 }
                 team_barrier(team);
             }
@@ -689,15 +707,30 @@ static void gemm_run(const GemmArgs<T>& g, const GemmKernel<T>& kr) {
     run(0, 1);
 }
 
+// The epilogue on columns [j0, j1) of C, by plain loops: for the parts of a product that do
+// not go through gemm_cell's tiles (an empty sum, the transposed narrow columns).
+template <typename T>
+static void epilogue_columns(const Mat<T>& c, const Epilogue<T>& epi, int64_t M, int64_t j0,
+                             int64_t j1) {
+    if (!epi.any()) return;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = j0; j < j1; j++) {
+            T& cij = *c.at(i, j);  // in epilogue_tile's order: (C + bias) + r
+            if (epi.bias) cij += epi.bias[j];
+            if (epi.r.p) cij += *epi.r.at(i, j);
+        }
+}
+
 template <typename T>
 void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const Mat<const T>& b,
-                  const Mat<T>& c, bool accumulate) {
+                  const Mat<T>& c, bool accumulate, const Epilogue<T>& epi) {
     FtzScope ftz;
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {  // empty sum: C = 0, or C unchanged when accumulating
+    if (K <= 0) {  // empty sum: C = 0, or C unchanged when accumulating (+ the epilogue)
         if (!accumulate)
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++) *c.at(i, j) = T(0);
+        epilogue_columns(c, epi, M, 0, N);
         return;
     }
     // A narrow product whose A is contiguous down its columns (a weight gradient X.T @ dY
@@ -707,6 +740,8 @@ void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const 
     // The same for the last few columns of a wide product (dW = X.T @ dY of a 65-token
     // vocabulary: 64 columns on the wide tile, the 65th here, where the wide tile's last panel
     // would spend 16 lanes on it), when the last panel has at most W / 4 columns.
+    // Its stores go through a stack tile, transposed: the epilogue of those columns follows
+    // in a loop of its own.
     int64_t n_main = N;  // the columns left for the tile kernels, from 0
     if (a.rs == 1 && M >= 64) {
         const GemmKernel<T> wide = NNLITE_PICK(gemm_kernel<T>)(N);
@@ -718,19 +753,20 @@ void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const 
             gemm_run<T>({tail, M, K, b.block(0, n_main).t(), a.t(), c.block(0, n_main).t(),
                          accumulate},
                         kr);
+            epilogue_columns(c, epi, M, n_main, N);
             if (n_main == 0) return;
         }
     }
     N = n_main;
     if (c.cs == 1 || N == 1) {  // (one column: its stride is never used)
-        gemm_run<T>({M, N, K, a, b, {c.p, c.rs, 1}, accumulate},
+        gemm_run<T>({M, N, K, a, b, {c.p, c.rs, 1}, accumulate, epi},
                     NNLITE_PICK(gemm_kernel<T>)(N));
         return;
     }
-    // Rare: an `out` whose rows are not unit-stride. Compute into a dense temporary, then
-    // scatter; the micro-kernels keep their simple unit-stride stores.
+    // Rare: an `out` whose rows are not unit-stride. Compute into a dense temporary (with the
+    // epilogue), then scatter; the micro-kernels keep their simple unit-stride stores.
     std::unique_ptr<T[]> tmp(new T[M * N]);
-    gemm_run<T>({M, N, K, a, b, {tmp.get(), N, 1}, false}, NNLITE_PICK(gemm_kernel<T>)(N));
+    gemm_run<T>({M, N, K, a, b, {tmp.get(), N, 1}, false, epi}, NNLITE_PICK(gemm_kernel<T>)(N));
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
             T& dst = *c.at(i, j);
@@ -739,8 +775,10 @@ void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const 
 }
 
 template void gemm_strided<float>(int64_t, int64_t, int64_t, const Mat<const float>&,
-                                  const Mat<const float>&, const Mat<float>&, bool);
+                                  const Mat<const float>&, const Mat<float>&, bool,
+                                  const Epilogue<float>&);
 template void gemm_strided<double>(int64_t, int64_t, int64_t, const Mat<const double>&,
-                                   const Mat<const double>&, const Mat<double>&, bool);
+                                   const Mat<const double>&, const Mat<double>&, bool,
+                                   const Epilogue<double>&);
 
 }  // namespace nnlite

@@ -19,13 +19,25 @@ struct Mat {
     Mat t() const { return {p, cs, rs}; }                                  // the transpose
 };
 
-// accumulate=false: C = op(A) @ op(B);  accumulate=true: C += op(A) @ op(B), with
+// A Linear layer's bias and a residual (the x of x + f(x) in a transformer block), added to
+// the product while each tile is still in L1, instead of in passes of their own over C:
+//     P[i][j] = sum_k op(A)[i][k] op(B)[k][j]  +  bias[j]  +  r.at(i, j)
+// bias: N values (nullptr: none); r: an M x N view with unit column stride (r.p == nullptr:
+// none). r must not overlap C: a tile's first K block is stored before its last adds r.
+template <typename T>
+struct Epilogue {
+    const T* bias = nullptr;
+    Mat<const T> r{nullptr, 0, 1};
+    bool any() const { return bias != nullptr || r.p != nullptr; }
+};
+
+// accumulate=false: C = P;  accumulate=true: C += P, with P = op(A) @ op(B) (+ the epilogue)
 //   op(A)[i][k] = a.at(i, k)    op(B)[k][j] = b.at(k, j)    C[i][j] = c.at(i, j).
-// K == 0 gives C = 0 (or leaves C as is when accumulating). Allocates only cached per-thread
-// packing buffers; callable without the GIL.
+// K == 0 gives P = 0 (+ the epilogue). Allocates only cached per-thread packing buffers;
+// callable without the GIL.
 template <typename T>
 void gemm_strided(int64_t M, int64_t N, int64_t K, const Mat<const T>& a, const Mat<const T>& b,
-                  const Mat<T>& c, bool accumulate);
+                  const Mat<T>& c, bool accumulate, const Epilogue<T>& epi = {});
 
 // Tuning sweeps (benchmarks/tune_gemm.py): values > 0 replace plan_gemm's choices for every
 // later call in this process (kc, mc, nc: block sizes; pack_a: 0 or 1); 0 or less: automatic.
@@ -50,8 +62,10 @@ struct GemmPhases {
 GemmPhases gemm_phase_seconds();
 
 extern template void gemm_strided<float>(int64_t, int64_t, int64_t, const Mat<const float>&,
-                                         const Mat<const float>&, const Mat<float>&, bool);
+                                         const Mat<const float>&, const Mat<float>&, bool,
+                                         const Epilogue<float>&);
 extern template void gemm_strided<double>(int64_t, int64_t, int64_t, const Mat<const double>&,
-                                          const Mat<const double>&, const Mat<double>&, bool);
+                                          const Mat<const double>&, const Mat<double>&, bool,
+                                          const Epilogue<double>&);
 
 }  // namespace nnlite

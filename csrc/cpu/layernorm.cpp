@@ -44,7 +44,8 @@ constexpr int64_t kChunks = 16, kChunkMinRows = 64;
 
 template <typename T>
 void layernorm_backward(const T* dout, const T* x, const T* gamma, const T* mean,
-                        const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t C) {
+                        const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t C,
+                        const T* residual) {
     FtzScope ftz;
     const auto row = NNLITE_PICK(layernorm_backward_row<T>);
     const int64_t nchunk = std::max<int64_t>(1, std::min(kChunks, rows / kChunkMinRows));
@@ -55,7 +56,8 @@ void layernorm_backward(const T* dout, const T* x, const T* gamma, const T* mean
         for (int64_t c = c0; c < c1; c++) {
             T* dg = part.data() + size_t(c) * 2 * C;
             for (int64_t i = rows * c / nchunk, hi = rows * (c + 1) / nchunk; i < hi; i++)
-                row(dout + i * C, x + i * C, gamma, mean[i], rstd[i], dx + i * C, dg, dg + C, C);
+                row(dout + i * C, x + i * C, gamma, mean[i], rstd[i], dx + i * C, dg, dg + C, C,
+                    residual ? residual + i * C : nullptr);
         }
     };
     parallel_range(nchunk, rows / nchunk * C * 8, run);
@@ -73,9 +75,10 @@ template void layernorm_forward<float>(const float*, const float*, const float*,
 template void layernorm_forward<double>(const double*, const double*, const double*, double*,
                                         double*, double*, int64_t, int64_t, double);
 template void layernorm_backward<float>(const float*, const float*, const float*, const float*,
-                                        const float*, float*, float*, float*, int64_t, int64_t);
+                                        const float*, float*, float*, float*, int64_t, int64_t,
+                                        const float*);
 template void layernorm_backward<double>(const double*, const double*, const double*,
                                          const double*, const double*, double*, double*, double*,
-                                         int64_t, int64_t);
+                                         int64_t, int64_t, const double*);
 
 }  // namespace nnlite

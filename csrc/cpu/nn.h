@@ -3,7 +3,8 @@
 // upstream gradient of a backward.
 //
 //   layernorm_forward   y = (x - μ)·rstd·γ + β per row; caches mean, rstd (rows,)
-//   layernorm_backward  dx (one pass per row), dγ += Σ dout·x̂, dβ += Σ dout over rows
+//   layernorm_backward  dx (one pass per row; + residual, the skip path's gradient, if given),
+//                       dγ += Σ dout·x̂, dβ += Σ dout over rows
 //                       (per-thread partial sums, reduced in thread order: deterministic)
 //   embedding_forward   out[r, :] = table[ids[r], :]                 (gather, memcpy)
 //   embedding_backward  dtable[ids[r], :] += dout[r, :] in r order    (threads own columns:
@@ -31,7 +32,8 @@ void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean,
                        int64_t rows, int64_t C, double eps);
 template <typename T>
 void layernorm_backward(const T* dout, const T* x, const T* gamma, const T* mean,
-                        const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t C);
+                        const T* rstd, T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t C,
+                        const T* residual = nullptr);
 template <typename T>
 void embedding_forward(const int64_t* ids, const T* table, T* out, int64_t rows, int64_t C);
 template <typename T>

@@ -96,16 +96,23 @@ class MultiHeadAttention(Layer):
     def _describe(self):
         return f"MultiHeadAttention(dim={self.dim}, n_head={self.n_head})"
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, residual=None):
+        """The attention's output, plus ``residual`` (B, T, C) when given: a transformer
+        block's skip connection, added by the output projection's GEMM as it writes y (after
+        the residual dropout, when there is one); its gradient is the caller's (grad_out)."""
         p = self.params
         x = checks.as_input(self, x, p["W_qkv"].dtype)
         checks.check_sequence_shape(self, x.shape, self.dim)
+        if residual is not None:
+            residual = checks.as_input(self, residual, p["W_qkv"].dtype, what="residual")
+            if residual.shape != x.shape:
+                raise ValueError(f"{checks.describe(self)}: residual must have the input's "
+                                 f"shape {x.shape}, got {residual.shape}")
         xp = ops.array_module(x)
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         x2 = xp.ascontiguousarray(x).reshape(B * T, C)              # (B*T, C)
-        qkv = ops.gemm(x2, p["W_qkv"])                              # (B*T, 3C)
-        ops.bias_act(qkv, p["b_qkv"], out=qkv)                      # += b_qkv, in place
+        qkv = ops.gemm(x2, p["W_qkv"], bias=p["b_qkv"])             # (B*T, 3C), + b_qkv
         # the heads are views (strided along B, nh, T; the kernel reads them in place)
         q, k, v = qkv.reshape(B, T, 3, nh, hs).transpose(2, 0, 3, 1, 4)  # each (B, nh, T, hs)
         a = xp.empty((B, T, nh, hs), dtype=qkv.dtype)               # heads merged: (B*T, C)
@@ -116,17 +123,20 @@ class MultiHeadAttention(Layer):
             ops.attention(q, k, v, causal=self.causal, out=out)
             lse = None
         a2 = a.reshape(B * T, C)                                    # a view: no copy
-        y = ops.gemm(a2, p["W_o"])                                  # (B*T, C)
-        ops.bias_act(y, p["b_o"], out=y)                            # += b_o, in place
+        drop = training and self.training and self.dropout > 0.0
+        r2 = None if residual is None or drop else residual.reshape(B * T, C)
+        y = ops.gemm(a2, p["W_o"], bias=p["b_o"], residual=r2)      # (B*T, C), + b_o (+ r)
         y = y.reshape(B, T, C)
         # inference (training=False) keeps no cache: evaluate/predict hold no activations
         # (the views q, k, v, out would keep the projection and a2 alive)
         self._x2, self._qkv, self._out, self._lse, self._a2 = \
             (x2, (q, k, v), out, lse, a2) if training else (None,) * 5
         self._seed = None
-        if training and self.training and self.dropout > 0.0:       # residual dropout
+        if drop:                                                    # residual dropout
             self._seed = dropout_seed(self._rng)
             y = ops.dropout(y, self.dropout, self._seed)
+            if residual is not None:
+                y += residual
         return y
 
     def backward(self, grad_out):

@@ -24,8 +24,11 @@ class Linear(Layer):
     where :math:`g = \partial L / \partial y`; leading axes (batch, time, ...) are merged
     into one, so an input (B, T, in_features) works as (B·T, in_features).
 
+    The bias is added by the GEMM itself, to each tile of y as it is finished (``ops.gemm``'s
+    ``bias=``), and so can a skip connection (``forward(x, residual=r)``: y = xW + b + r).
     With ``act``, the layer is :math:`y = f(z)`, :math:`z = xW + b`, the activation computed
-    in the same passes over the output as the bias (``ops.bias_act``), and the backward's
+    in the same pass over the output as the bias (``ops.bias_act``) or, when the backward
+    needs z (GELU), in one pass after the GEMM has added the bias; and the backward's
     :math:`\partial z = g \cdot f'(z)` and :math:`\partial b = \sum_n \partial z_n` in one
     (``ops.act_backward_bias_grad``): what ``Linear`` followed by the activation layer computes,
     with fewer passes over the activations (a GPT MLP's ``fc`` + GELU, :class:`Dense`).
@@ -100,26 +103,40 @@ class Linear(Layer):
     def _describe(self):
         return f"Linear({self.in_features} → {self.out_features})"
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, residual=None):
+        """y = act(xW + b), or xW + b + residual: ``residual`` (the input's leading axes,
+        out_features), a skip connection added by the GEMM as it writes y (only without
+        ``act``); its gradient is the caller's (it is grad_out itself)."""
         W = self.params["W"]
         x = checks.as_input(self, x, W.dtype)
         checks.check_min_ndim(self, x, 2, f"(batch, ..., {self.in_features})",
                               features=self.in_features)
         checks.check_last_dim(self, x, self.in_features)
         x2 = x.reshape(-1, self.in_features)                # (N, in): N = product of leading axes
-        y = ops.gemm(x2, W)                                 # (N, out), a new array
         act = self.act
+        b = self.params["b"] if self.bias else None
+        if residual is not None:
+            if act is not None:
+                raise ValueError(f"{checks.describe(self)}: residual= needs a layer without an "
+                                 f"activation (it is added after xW + b), this one has "
+                                 f"act={act!r}")
+            residual = checks.as_input(self, residual, W.dtype, what="residual")
+            if residual.shape != (*x.shape[:-1], self.out_features):
+                raise ValueError(f"{checks.describe(self)}: residual must have the output's "
+                                 f"shape {(*x.shape[:-1], self.out_features)}, got "
+                                 f"{residual.shape}")
+            residual = residual.reshape(x2.shape[0], self.out_features)
+        # The bias (and the residual) are added by the GEMM to each tile of y as it is
+        # finished: no pass of their own over y
         if act is None:
-            if self.bias:
-                ops.bias_act(y, self.params["b"], out=y)    # y += b in place: no second buffer
+            y = ops.gemm(x2, W, bias=b, residual=residual)  # (N, out), a new array
         elif self._needs_z and training:                    # z = xW + b kept for backward
-            if self.bias:
-                ops.bias_act(y, self.params["b"], out=y)
-            self._a = y
-            y = ops.act_forward(y, act, self.alpha)         # act(z), a new array
+            self._a = ops.gemm(x2, W, bias=b)
+            y = ops.act_forward(self._a, act, self.alpha)   # act(z), a new array
         else:                                               # y = act(xW + b), one pass
+            y = ops.gemm(x2, W)
             if self.bias:
-                ops.bias_act(y, self.params["b"], act, self.alpha, out=y)
+                ops.bias_act(y, b, act, self.alpha, out=y)
             else:
                 y = ops.act_forward(y, act, self.alpha)
             self._a = y if training else None

@@ -68,11 +68,20 @@ class LayerNorm(Layer):
         self._x, self._mean, self._rstd = (x, mean, rstd) if training else (None, None, None)
         return y
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, residual=None):
+        """dx, and dγ, dβ added into ``grads``; ``residual`` (the input's shape), when given, is
+        added to dx as the kernel writes it: the gradient reaching the same input by a skip
+        connection (a transformer block's x + f(LayerNorm(x)))."""
         checks.check_forward_called(self, self._x)
         gamma = self.params["gamma"]
         g = checks.as_grad(self, grad_out, self._x.shape, gamma.dtype)
-        dx, dgamma, dbeta = ops.layernorm_backward(g, self._x, gamma, self._mean, self._rstd)
+        if residual is not None:
+            residual = checks.as_input(self, residual, gamma.dtype, what="residual")
+            if residual.shape != self._x.shape:
+                raise ValueError(f"{checks.describe(self)}: residual must have the input's "
+                                 f"shape {self._x.shape}, got {residual.shape}")
+        dx, dgamma, dbeta = ops.layernorm_backward(g, self._x, gamma, self._mean, self._rstd,
+                                                   residual=residual)
         self.grads["gamma"] += dgamma
         self.grads["beta"] += dbeta
         return dx if self.needs_input_grad else None

@@ -118,11 +118,23 @@ class MLP(_Modules):
         self.proj = Linear(4 * C, C, init=init, rng=rng, name=self._path("proj"))  # (B, T, C)
         self.drop = Dropout(self.dropout, rng=rng, name=self._path("drop"))
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=True, residual=None):
+        """proj(gelu(fc(x))) after dropout, plus ``residual`` when given (a block's skip
+        connection: added by proj's GEMM as it writes its output when no dropout follows)."""
         training = training and self.training
-        for _, layer in self.modules():
-            x = layer.forward(x, training=training)
-        return x
+        if residual is not None:
+            x = _checks.as_input(self, x, self.fc.dtype)
+            residual = _checks.as_input(self, residual, self.fc.dtype, what="residual")
+            if residual.shape != x.shape:
+                raise ValueError(f"{_checks.describe(self)}: residual must have the input's "
+                                 f"shape {x.shape}, got {residual.shape}")
+        h = self.gelu.forward(self.fc.forward(x, training=training), training=training)
+        fused = residual is not None and not (training and self.drop.rate > 0.0)
+        y = self.proj.forward(h, training=training, residual=residual if fused else None)
+        y = self.drop.forward(y, training=training)     # (the identity when fused)
+        if residual is not None and not fused:
+            y += residual                   # y: dropout's new array
+        return y
 
     def backward(self, grad_out):
         g = grad_out
@@ -196,13 +208,11 @@ class Block(_Modules):
     def forward(self, x, training=True):
         x = _checks.as_input(self, x, self.ln_1.dtype)
         training = training and self.training
-        # The residual adds go into the branch's output, in place: x itself is never written
-        # (ln_1 and ln_2 keep their inputs for backward), while attn's and mlp's outputs are
-        # new arrays that no part caches (each part caches its input, not its output)
-        a = self.attn.forward(self.ln_1.forward(x, training), training)       # (B, T, C)
-        a += x                                                                # x1 = x + attn
-        m = self.mlp.forward(self.ln_2.forward(a, training), training)        # (B, T, C)
-        m += a                                                                # y = x1 + mlp
+        # The residual adds are done by the branches' output projections, as their GEMMs
+        # write each tile (gemm's residual=): no pass of their own. x itself is never written
+        # (ln_1 and ln_2 keep their inputs for backward)
+        a = self.attn.forward(self.ln_1.forward(x, training), training, residual=x)  # x + attn
+        m = self.mlp.forward(self.ln_2.forward(a, training), training, residual=a)   # x1 + mlp
         self._shape = m.shape if training else None     # inference: nothing kept
         return m
 
@@ -210,12 +220,11 @@ class Block(_Modules):
         _checks.check_forward_called(self, self._shape)
         g = _checks.as_grad(self, grad_out, self._shape, None)
         # in the forward pass this was y = x1 + mlp(ln_2(x1)): g reaches x1 by both paths.
-        # The adds go into LayerNorm's input gradient, a new array: g is left as it came
-        dx1 = self.ln_2.backward(self.mlp.backward(g))
-        dx1 += g
+        # The LayerNorm kernel adds the skip path's g as it writes its input gradient, a new
+        # array (no pass of its own): g is left as it came
+        dx1 = self.ln_2.backward(self.mlp.backward(g), residual=g)
         # and before it x1 = x + attn(ln_1(x))
-        dx = self.ln_1.backward(self.attn.backward(dx1))
-        dx += dx1
+        dx = self.ln_1.backward(self.attn.backward(dx1), residual=dx1)
         return dx if self.needs_input_grad else None
 
     def output_shape(self, input_shape):

@@ -98,6 +98,28 @@ def gemm_args(op, a, b, trans_a, trans_b, out, accumulate):
     return a, b
 
 
+def gemm_epilogue_args(op, bias, residual, shape, dtype):
+    """Validated (bias, residual) added to a product of ``shape`` (M, N): bias (N,), residual
+    (M, N), each of the product's dtype or None."""
+    m, n = shape
+    if bias is not None:
+        bias = as_float_array(op, "bias", bias)
+        if bias.shape != (n,):
+            raise ValueError(f"{op}: bias must have shape ({n},) for a product of shape "
+                             f"{(m, n)}, got {bias.shape}")
+        if bias.dtype != dtype:
+            raise TypeError(f"{op}: bias must have the inputs' dtype {dtype}, got {bias.dtype}")
+    if residual is not None:
+        residual = as_float_array(op, "residual", residual)
+        if residual.shape != (m, n):
+            raise ValueError(f"{op}: residual must have the product's shape {(m, n)}, got "
+                             f"{residual.shape}")
+        if residual.dtype != dtype:
+            raise TypeError(f"{op}: residual must have the inputs' dtype {dtype}, got "
+                            f"{residual.dtype}")
+    return bias, residual
+
+
 def check_out(op, out, shape, dtype):
     if out is None:
         return
@@ -458,6 +480,21 @@ def layernorm_backward_args(grad_out, x, gamma, mean, rstd):
                          f"{x.shape}")
     t = x.dtype
     return grad_out, x, gamma, mean.astype(t, copy=False), rstd.astype(t, copy=False)
+
+
+def residual_arg(op, residual, shape, dtype):
+    """``residual`` (None, or an array of ``shape`` and ``dtype``): the gradient a skip
+    connection brings to the same input, added to an op's input gradient."""
+    if residual is None:
+        return None
+    residual = as_float_array(op, "residual", residual)
+    if residual.shape != tuple(shape):
+        raise ValueError(f"{op}: residual must have the shape {tuple(shape)} of the input "
+                         f"gradient, got {residual.shape}")
+    if residual.dtype != dtype:
+        raise TypeError(f"{op}: residual must have the inputs' dtype {dtype}, got "
+                        f"{residual.dtype}")
+    return residual
 
 
 def check_ids(op, ids, vocab):

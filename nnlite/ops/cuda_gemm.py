@@ -124,11 +124,37 @@ def _run(dev, op, a, b, trans_a, trans_b, out, accumulate):
     return out
 
 
+def _epilogue(dev, a, b, out, accumulate, bias, residual):
+    """gemm + bias + residual: the product into a new array, the adds on it, then into ``out``
+    (which may be the residual itself)."""
+    xp = dev.xp
+    a, b, (m, n, _) = _args(xp, "gemm", a, b, False, False, out, accumulate)
+    if bias is not None:
+        bias = _as_float_array(xp, "gemm", "bias", bias)
+    if residual is not None:
+        residual = _as_float_array(xp, "gemm", "residual", residual)
+    bias, residual = checks.gemm_epilogue_args("gemm", bias, residual, (m, n), a.dtype)
+    r = _run(dev, "gemm", a, b, False, False, None, False)
+    if bias is not None:
+        r += bias
+    if residual is not None:
+        r += residual
+    if out is None:
+        return r
+    if accumulate:
+        out += r
+    else:
+        out[...] = r
+    return out
+
+
 def kernels(dev):
     """``{"gemm": f, "gemm_nt": f, "gemm_tn": f}`` on ``dev``, with the twins' signatures."""
 
-    def gemm(a, b, out=None, accumulate=False):
-        return _run(dev, "gemm", a, b, False, False, out, accumulate)
+    def gemm(a, b, out=None, accumulate=False, bias=None, residual=None):
+        if bias is None and residual is None:
+            return _run(dev, "gemm", a, b, False, False, out, accumulate)
+        return _epilogue(dev, a, b, out, accumulate, bias, residual)
 
     def gemm_nt(a, b, out=None, accumulate=False):
         return _run(dev, "gemm_nt", a, b, False, True, out, accumulate)

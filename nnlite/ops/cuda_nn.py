@@ -47,9 +47,12 @@ def kernels(dev):
                                         C, ptr(y), ptr(mean), ptr(rstd), stream())
         return y, mean, rstd
 
-    def layernorm_backward(grad_out, x, gamma, mean, rstd):
+    def layernorm_backward(grad_out, x, gamma, mean, rstd, residual=None):
         """(dx, dgamma, dbeta) of LayerNorm (see reference.layernorm_backward)."""
         g, x, gamma, mean, rstd = checks.layernorm_backward_args(grad_out, x, gamma, mean, rstd)
+        if residual is not None and not isinstance(residual, xp.ndarray):
+            residual = xp.asarray(residual)
+        residual = checks.residual_arg("layernorm_backward", residual, x.shape, x.dtype)
         g, x, gamma, mean, rstd = map(contiguous, (g, x, gamma, mean, rstd))
         t = x.dtype
         C = x.shape[-1]
@@ -60,6 +63,8 @@ def kernels(dev):
         fn("nn_layernorm_backward", t)(ptr(g), ptr(x), ptr(gamma), ptr(mean), ptr(rstd),
                                        x.size // C, C, ptr(dx), ptr(dgamma), ptr(dbeta),
                                        stream())
+        if residual is not None:
+            dx += residual
         return dx, dgamma, dbeta
 
     def embedding(ids, table):

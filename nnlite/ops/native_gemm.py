@@ -40,9 +40,27 @@ def _run(op, a, b, trans_a, trans_b, out, accumulate):
 
 # The three ops repeat reference.py's gemm/gemm_nt/gemm_tn line for line (signature, docstring)
 # on purpose: each is a plain function straight into _run, no generic wrapper on the fast path.
-def gemm(a, b, out=None, accumulate=False):
-    """C = A·B for A (M, K), B (K, N). With ``out``: written there (``accumulate``: out += A·B)."""
-    return _run("gemm", a, b, False, False, out, accumulate)
+def _epilogue(a, b, out, accumulate, bias, residual):
+    """gemm with a bias and/or a residual, added inside the kernel as each tile is finished."""
+    a, b = checks.gemm_args("gemm", a, b, False, False, out, accumulate)
+    bias, residual = checks.gemm_epilogue_args("gemm", bias, residual,
+                                               (a.shape[0], b.shape[1]), a.dtype)
+    if bias is not None:
+        bias = checks.c_aligned(bias)
+    if residual is not None:
+        residual = checks.c_aligned(residual)
+    return _native("gemm", a, b, False, False, out, bool(accumulate), bias, residual)
+
+
+def gemm(a, b, out=None, accumulate=False, bias=None, residual=None):
+    """C = A·B for A (M, K), B (K, N). With ``out``: written there (``accumulate``: out += A·B).
+
+    ``bias`` (N,) and ``residual`` (M, N), when given, are added to the product: C = A·B + bias
+    + residual, a Linear layer's output and a transformer's skip connection in one pass.
+    """
+    if bias is None and residual is None:
+        return _run("gemm", a, b, False, False, out, accumulate)
+    return _epilogue(a, b, out, accumulate, bias, residual)
 
 
 def gemm_nt(a, b, out=None, accumulate=False):

@@ -34,20 +34,23 @@ def layernorm(x, gamma, beta, eps=1e-5):
     return y, mean, rstd
 
 
-def layernorm_backward(grad_out, x, gamma, mean, rstd):
+def layernorm_backward(grad_out, x, gamma, mean, rstd, residual=None):
     """(dx, dgamma, dbeta) of LayerNorm, with g = grad_out, x̂ = (x - μ)·rstd and dx̂ = g ⊙ γ:
 
     dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)),  dγ = Σ g ⊙ x̂,  dβ = Σ g
-    (sums over every axis but the last).
+    (sums over every axis but the last). ``residual`` (x's shape), when given, is added to dx
+    as the kernel writes it: the gradient that reaches x by a skip connection.
     """
     g, x, gamma, mean, rstd = checks.layernorm_backward_args(grad_out, x, gamma, mean, rstd)
+    residual = checks.residual_arg("layernorm_backward", residual, x.shape, x.dtype)
     t = x.dtype
     dx = np.empty(x.shape, t)
     if x.size == 0:                               # no rows: the sums dγ, dβ are 0
         return dx, np.zeros(gamma.shape, t), np.zeros(gamma.shape, t)
     dgamma = np.empty(gamma.shape, t)
     dbeta = np.empty(gamma.shape, t)
-    _nn.layernorm_backward(_c(g), _c(x), _c(gamma), _c(mean), _c(rstd), dx, dgamma, dbeta)
+    _nn.layernorm_backward(_c(g), _c(x), _c(gamma), _c(mean), _c(rstd), dx, dgamma, dbeta,
+                           None if residual is None else _c(residual))
     return dx, dgamma, dbeta
 
 

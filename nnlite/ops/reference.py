@@ -20,9 +20,15 @@ GELU_C = 0.044715
 # ----------------------------------------------------------------------------- GEMM
 
 
-def _gemm(op, a, b, trans_a, trans_b, out, accumulate):
+def _gemm(op, a, b, trans_a, trans_b, out, accumulate, bias=None, residual=None):
     a, b = checks.gemm_args(op, a, b, trans_a, trans_b, out, accumulate)
     r = (a.T if trans_a else a) @ (b.T if trans_b else b)
+    if bias is not None or residual is not None:
+        bias, residual = checks.gemm_epilogue_args(op, bias, residual, r.shape, a.dtype)
+        if bias is not None:
+            r = r + bias
+        if residual is not None:
+            r = r + residual
     if out is None:
         return r.astype(a.dtype, copy=False)
     if accumulate:
@@ -33,9 +39,13 @@ def _gemm(op, a, b, trans_a, trans_b, out, accumulate):
 
 
 # native_gemm.py repeats these three entry points on purpose (see there).
-def gemm(a, b, out=None, accumulate=False):
-    """C = A·B for A (M, K), B (K, N). With ``out``: written there (``accumulate``: out += A·B)."""
-    return _gemm("gemm", a, b, False, False, out, accumulate)
+def gemm(a, b, out=None, accumulate=False, bias=None, residual=None):
+    """C = A·B for A (M, K), B (K, N). With ``out``: written there (``accumulate``: out += A·B).
+
+    ``bias`` (N,) and ``residual`` (M, N), when given, are added to the product: C = A·B + bias
+    + residual, a Linear layer's output and a transformer's skip connection in one pass.
+    """
+    return _gemm("gemm", a, b, False, False, out, accumulate, bias, residual)
 
 
 def gemm_nt(a, b, out=None, accumulate=False):
@@ -388,20 +398,25 @@ def layernorm(x, gamma, beta, eps=1e-5):
     return y.astype(t, copy=False), mean.astype(t, copy=False), rstd.astype(t, copy=False)
 
 
-def layernorm_backward(grad_out, x, gamma, mean, rstd):
+def layernorm_backward(grad_out, x, gamma, mean, rstd, residual=None):
     """(dx, dgamma, dbeta) of LayerNorm, with g = grad_out, x̂ = (x - μ)·rstd and dx̂ = g ⊙ γ:
 
     dx = rstd · (dx̂ - mean(dx̂) - x̂ · mean(dx̂ ⊙ x̂)),  dγ = Σ g ⊙ x̂,  dβ = Σ g
-    (sums over every axis but the last).
+    (sums over every axis but the last). ``residual`` (x's shape), when given, is added to dx:
+    the gradient that reaches x by a skip connection (x + f(LayerNorm(x))).
     """
     g, x, gamma, mean, rstd = checks.layernorm_backward_args(grad_out, x, gamma, mean, rstd)
+    residual = checks.residual_arg("layernorm_backward", residual, x.shape, x.dtype)
     xhat = (x - mean[..., None]) * rstd[..., None]
     dxhat = g * gamma
     dx = rstd[..., None] * (dxhat - dxhat.mean(axis=-1, keepdims=True)
                             - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
     axes = tuple(range(x.ndim - 1))
     t = x.dtype
-    return (dx.astype(t, copy=False), (g * xhat).sum(axis=axes).astype(t, copy=False),
+    dx = dx.astype(t, copy=False)
+    if residual is not None:
+        dx = dx + residual
+    return (dx, (g * xhat).sum(axis=axes).astype(t, copy=False),
             g.sum(axis=axes).astype(t, copy=False))
 
 

@@ -142,6 +142,11 @@ def gemm_cases(draw, op):
     a = draw(spec(a_shape, draw(arg_dtype(dt))))
     b = draw(spec(b_shape, draw(arg_dtype(dt))))
     kwargs, inplace = out_modes(draw, (m, n), dt, 0 if a_shape == (m, n) else None)
+    if op == "gemm":        # the epilogue: a Linear layer's bias, a transformer's residual
+        if draw(st.booleans()):
+            kwargs += (("bias", draw(spec((n,), draw(arg_dtype(dt))))),)
+        if draw(st.booleans()):
+            kwargs += (("residual", draw(spec((m, n), draw(arg_dtype(dt))))),)
     return Case((a, b), kwargs, inplace)
 
 
@@ -155,6 +160,9 @@ def gemm_run(op, case):
             bound = np.abs(a) @ np.abs(b)
             if kwargs.get("accumulate"):
                 bound = bound + np.abs(f64(kwargs["out"]))
+            for name in ("bias", "residual"):
+                if kwargs.get(name) is not None:
+                    bound = bound + np.abs(f64(kwargs[name]))
             k = a.shape[1]
             atol = 4 * (k + 2) * eps(dt) * bound + 8 * (k + 1) * tiny(dt)
             # a product of finite values beyond the dtype's range: inf, -inf or NaN by
@@ -722,7 +730,10 @@ def layernorm_cases(draw, op):
         return Case((g, x, gamma, Derived(mean_fn, (1, 2, 2)), Derived(rstd_fn, (1, 2, 2))))
     mean = draw(spec(shape[:-1], draw(arg_dtype(dt))))
     rstd = draw(spec(shape[:-1], draw(arg_dtype(dt)), positive=True))
-    return Case((g, x, gamma, mean, rstd))
+    kwargs = ()
+    if draw(st.booleans()):      # a skip connection's gradient, added to dx
+        kwargs = (("residual", draw(spec(shape, draw(arg_dtype(dt))))),)
+    return Case((g, x, gamma, mean, rstd), kwargs)
 
 
 def _inf_or_finite(a):
@@ -770,6 +781,8 @@ def layernorm_run(op, case):
             # x̂ off by 1 or more in a row (mean and rstd far from x's): rounding noise
             noise = (4 * (c + 4) * e * rx.max(axis=-1) >= 1)[..., None]
             dx = np.where(noise, np.inf, dx)
+            if kwargs.get("residual") is not None:     # added after: its own rounding
+                dx = dx + 4 * e * np.abs(f64(kwargs["residual"]))
             if noise.any():
                 dgamma = np.full_like(dgamma, np.inf)
             # an infinite rstd (ε = 0 and a constant row) makes x̂ = 0·inf: any value is right
