@@ -60,7 +60,26 @@ def gemm(a, b, out=None, accumulate=False, bias=None, residual=None):
     """
     if bias is None and residual is None:
         return _run("gemm", a, b, False, False, out, accumulate)
+    # Fast path (a Linear layer's forward): new output, the bias C-contiguous and aligned, no
+    # residual or a C-contiguous aligned one, every check of _epilogue passing.
+    if out is None and not accumulate and type(a) is _ndarray and type(b) is _ndarray \
+            and a.ndim == 2 and b.ndim == 2:
+        dt = a.dtype
+        if (dt is b.dtype or dt == b.dtype) and (dt == _F32 or dt == _F64) \
+                and a.shape[1] == b.shape[0]:
+            n = b.shape[1]
+            if (bias is None or (type(bias) is _ndarray and bias.dtype == dt
+                                 and bias.shape == (n,) and _readable(bias))) and \
+                    (residual is None or (type(residual) is _ndarray and residual.dtype == dt
+                                          and residual.shape == (a.shape[0], n)
+                                          and _readable(residual))):
+                return _native("gemm", a, b, False, False, None, False, bias, residual)
     return _epilogue(a, b, out, accumulate, bias, residual)
+
+
+def _readable(x):
+    f = x.flags
+    return f.c_contiguous and f.aligned
 
 
 def gemm_nt(a, b, out=None, accumulate=False):
