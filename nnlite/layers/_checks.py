@@ -107,6 +107,16 @@ def as_grad(layer, grad, shape, dtype):
     return grad
 
 
+def as_residual(layer, residual, shape, dtype, of="input"):
+    """``residual`` (a skip connection's array, or its gradient) as ``layer``'s float dtype, of
+    ``shape`` (the ``of``'s: "input" or "output"), or a ValueError naming both shapes."""
+    residual = as_input(layer, residual, dtype, what="residual")
+    if residual.shape != tuple(shape):
+        raise ValueError(f"{describe(layer)}: residual must have the {of}'s shape "
+                         f"{tuple(shape)}, got {residual.shape}")
+    return residual
+
+
 def dtype_name(dtype):
     """JSON-able name of a dtype, for get_config."""
     return np.dtype(dtype).name

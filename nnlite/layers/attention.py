@@ -104,10 +104,7 @@ class MultiHeadAttention(Layer):
         x = checks.as_input(self, x, p["W_qkv"].dtype)
         checks.check_sequence_shape(self, x.shape, self.dim)
         if residual is not None:
-            residual = checks.as_input(self, residual, p["W_qkv"].dtype, what="residual")
-            if residual.shape != x.shape:
-                raise ValueError(f"{checks.describe(self)}: residual must have the input's "
-                                 f"shape {x.shape}, got {residual.shape}")
+            residual = checks.as_residual(self, residual, x.shape, p["W_qkv"].dtype)
         xp = ops.array_module(x)
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head

@@ -120,11 +120,8 @@ class Linear(Layer):
                 raise ValueError(f"{checks.describe(self)}: residual= needs a layer without an "
                                  f"activation (it is added after xW + b), this one has "
                                  f"act={act!r}")
-            residual = checks.as_input(self, residual, W.dtype, what="residual")
-            if residual.shape != (*x.shape[:-1], self.out_features):
-                raise ValueError(f"{checks.describe(self)}: residual must have the output's "
-                                 f"shape {(*x.shape[:-1], self.out_features)}, got "
-                                 f"{residual.shape}")
+            residual = checks.as_residual(self, residual, (*x.shape[:-1], self.out_features),
+                                          W.dtype, of="output")
             residual = residual.reshape(x2.shape[0], self.out_features)
         # The bias (and the residual) are added by the GEMM to each tile of y as it is
         # finished: no pass of their own over y

@@ -76,10 +76,7 @@ class LayerNorm(Layer):
         gamma = self.params["gamma"]
         g = checks.as_grad(self, grad_out, self._x.shape, gamma.dtype)
         if residual is not None:
-            residual = checks.as_input(self, residual, gamma.dtype, what="residual")
-            if residual.shape != self._x.shape:
-                raise ValueError(f"{checks.describe(self)}: residual must have the input's "
-                                 f"shape {self._x.shape}, got {residual.shape}")
+            residual = checks.as_residual(self, residual, self._x.shape, gamma.dtype)
         dx, dgamma, dbeta = ops.layernorm_backward(g, self._x, gamma, self._mean, self._rstd,
                                                    residual=residual)
         self.grads["gamma"] += dgamma

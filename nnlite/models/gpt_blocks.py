@@ -124,10 +124,7 @@ class MLP(_Modules):
         training = training and self.training
         if residual is not None:
             x = _checks.as_input(self, x, self.fc.dtype)
-            residual = _checks.as_input(self, residual, self.fc.dtype, what="residual")
-            if residual.shape != x.shape:
-                raise ValueError(f"{_checks.describe(self)}: residual must have the input's "
-                                 f"shape {x.shape}, got {residual.shape}")
+            residual = _checks.as_residual(self, residual, x.shape, self.fc.dtype)
         h = self.gelu.forward(self.fc.forward(x, training=training), training=training)
         fused = residual is not None and not (training and self.drop.rate > 0.0)
         y = self.proj.forward(h, training=training, residual=residual if fused else None)

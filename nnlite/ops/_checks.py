@@ -109,15 +109,7 @@ def gemm_epilogue_args(op, bias, residual, shape, dtype):
                              f"{(m, n)}, got {bias.shape}")
         if bias.dtype != dtype:
             raise TypeError(f"{op}: bias must have the inputs' dtype {dtype}, got {bias.dtype}")
-    if residual is not None:
-        residual = as_float_array(op, "residual", residual)
-        if residual.shape != (m, n):
-            raise ValueError(f"{op}: residual must have the product's shape {(m, n)}, got "
-                             f"{residual.shape}")
-        if residual.dtype != dtype:
-            raise TypeError(f"{op}: residual must have the inputs' dtype {dtype}, got "
-                            f"{residual.dtype}")
-    return bias, residual
+    return bias, residual_arg(op, residual, shape, dtype, whose="the product's")
 
 
 def check_out(op, out, shape, dtype):
@@ -482,15 +474,15 @@ def layernorm_backward_args(grad_out, x, gamma, mean, rstd):
     return grad_out, x, gamma, mean.astype(t, copy=False), rstd.astype(t, copy=False)
 
 
-def residual_arg(op, residual, shape, dtype):
-    """``residual`` (None, or an array of ``shape`` and ``dtype``): the gradient a skip
-    connection brings to the same input, added to an op's input gradient."""
+def residual_arg(op, residual, shape, dtype, whose="the input gradient's"):
+    """``residual`` (None, or an array of ``shape`` and ``dtype``): a skip connection's term,
+    added to an op's result (``whose`` shape it must have: a product's, an input gradient's)."""
     if residual is None:
         return None
     residual = as_float_array(op, "residual", residual)
     if residual.shape != tuple(shape):
-        raise ValueError(f"{op}: residual must have the shape {tuple(shape)} of the input "
-                         f"gradient, got {residual.shape}")
+        raise ValueError(f"{op}: residual must have {whose} shape {tuple(shape)}, got "
+                         f"{residual.shape}")
     if residual.dtype != dtype:
         raise TypeError(f"{op}: residual must have the inputs' dtype {dtype}, got "
                         f"{residual.dtype}")
