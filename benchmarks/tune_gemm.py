@@ -12,7 +12,8 @@ team-mate costs).
 
 Settings are ``key=value`` lists for nnlite.ops._gemm._set_tuning (gemm.h, GemmOverride):
 kc, mc, nc (block sizes; 0 automatic), pack_a (0/1), pack_b (0/1), prefetch_c (0 never, 1
-before accumulating, 2 always), team (1: one team shares the packed blocks, with barriers),
+before accumulating, 2 always), prefetch_b (the next block's operands while computing: 0 no,
+1 into L1, 2 into L2), team (1: one team shares the packed blocks, with barriers),
 uarch (the plan's per-core rules: 0 generic, 1 Intel AVX-512).
 "auto" is the shipped plan. ``--phases`` splits each setting's time into packing B, packing A,
 the micro-kernels and waiting (barriers, and threads done before the slowest), timed inside
@@ -52,7 +53,7 @@ def parse():
     return p.parse_args()
 
 
-KEYS = ("kc", "mc", "nc", "pack_a", "pack_b", "prefetch_c", "team", "uarch")
+KEYS = ("kc", "mc", "nc", "pack_a", "pack_b", "prefetch_c", "prefetch_b", "team", "uarch")
 
 
 def setting(text):

@@ -385,6 +385,41 @@ def test_each_micro_architecture_plan_gives_the_same_product(uarch, dtype, path,
 
 
 @needs_compiled
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prefetching_the_next_block_keeps_the_product(dtype, path, rng):
+    """Operands past 2 MiB get hints that fetch the block packed next while the current one
+    computes (gemm.cpp, NextBlockPrefetch), and a weight gradient's K blocks shrink to 256 so
+    that block fits beside the current one. The shapes: A one block and K many blocks (a
+    weight gradient over many tokens, B packed), several blocks of A rows (the forward and
+    input gradient over many tokens), ragged edges. Every hint setting (0 none, 1 into L1,
+    2 into L2) and both thread counts give the twin's product; the shrunken K blocks depend
+    on the shape only, so 1 and 2 threads still agree bit for bit."""
+    from nnlite.ops import _gemm
+    old_threads = ops.num_threads()
+    try:
+        with simd(path):
+            for op, (m, k, n) in [("gemm_tn", (100, 4100, 200)), ("gemm", (1000, 700, 130)),
+                                  ("gemm_nt", (1001, 650, 129)), ("gemm_tn", (300, 2100, 260)),
+                                  ("gemm", (65, 3000, 257))]:
+                a, b = operands(op, m, k, n, dtype, rng)
+                want = expected(op, a, b)
+                auto = {}
+                for threads in (1, 2):
+                    ops.set_num_threads(threads)
+                    for hint in (-1, 0, 1, 2):
+                        _gemm._set_tuning(prefetch_b=hint)
+                        got = getattr(ops, op)(a, b)
+                        assert_close(got, want, k, dtype)
+                        if hint == -1:
+                            auto[threads] = got
+                np.testing.assert_array_equal(auto[1], auto[2])
+    finally:
+        _gemm._set_tuning()
+        ops.set_num_threads(old_threads)
+
+
+@needs_compiled
 def test_tuning_sweep_script_compares_settings(tmp_path):
     """benchmarks/tune_gemm.py: one line per (size, setting), and the plan is automatic after."""
     import shutil

@@ -145,13 +145,13 @@ PYBIND11_MODULE(_gemm, m) {
     m.def(
         "_set_tuning",
         [](int64_t kc, int64_t mc, int64_t nc, int pack_a, int prefetch_c, int team,
-           bool phases, int pack_b, int uarch) {
-            nnlite::set_gemm_override(
-                {kc, mc, nc, pack_a, prefetch_c, team, phases ? 1 : 0, pack_b, uarch});
+           bool phases, int pack_b, int uarch, int prefetch_b) {
+            nnlite::set_gemm_override({kc, mc, nc, pack_a, prefetch_c, team, phases ? 1 : 0,
+                                       pack_b, uarch, prefetch_b});
         },
         py::arg("kc") = 0, py::arg("mc") = 0, py::arg("nc") = 0, py::arg("pack_a") = -1,
         py::arg("prefetch_c") = -1, py::arg("team") = -1, py::arg("phases") = false,
-        py::arg("pack_b") = -1, py::arg("uarch") = -1);
+        py::arg("pack_b") = -1, py::arg("uarch") = -1, py::arg("prefetch_b") = -1);
     // With _set_tuning(phases=True): seconds per phase (summed over threads) since the last
     // call; the counters restart at zero.
     m.def("_phases", []() {

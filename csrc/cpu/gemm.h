@@ -50,6 +50,7 @@ struct GemmOverride {
     int phases = 0;  // 1: time the phases of every call (gemm_phase_seconds)
     int pack_b = -1;  // 1: always pack B; 0: read row-contiguous B in place when it can
     int uarch = -1;   // the plan's micro-architecture rules: 0 generic, 1 Intel AVX-512
+    int prefetch_b = -1;  // the next block's operands while computing: 0 no, 1 into L1, 2 L2
 };
 void set_gemm_override(const GemmOverride& o);
 
